@@ -1,0 +1,125 @@
+// End-to-end inference benchmark: prefill tokens/s (256-token prompt) and batch-1 decode
+// tokens/s for a model file, the machine's streaming read bandwidth, the decode speed that
+// bandwidth allows for the weights actually read per token, and peak RSS. One JSON line per
+// measurement; medians over --repeats runs. bench/run_inference_bench.py runs it beside the
+// PyTorch reference.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench_common.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "model/kv_cache.h"
+#include "model/load.h"
+#include "model/transformer.h"
+
+namespace {
+
+struct Options {
+  std::string model;
+  int prompt_tokens = 256;
+  int decode_tokens = 64;
+  int repeats = 5;
+  int threads = 2;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      MF_CHECK(i + 1 < argc, "missing value after ", a);
+      return argv[++i];
+    };
+    if (a == "-m" || a == "--model") o.model = next();
+    else if (a == "--prompt-tokens") o.prompt_tokens = std::stoi(next());
+    else if (a == "--decode-tokens") o.decode_tokens = std::stoi(next());
+    else if (a == "--repeats") o.repeats = std::stoi(next());
+    else if (a == "--threads") o.threads = std::stoi(next());
+    else if (a == "--help" || a == "-h") {
+      std::puts("usage: bench_inference -m MODEL [--prompt-tokens 256] [--decode-tokens 64] "
+                "[--repeats 5] [--threads 2]");
+      std::exit(0);
+    } else mf::fail("unknown argument ", a);
+  }
+  MF_CHECK(!o.model.empty(), "bench_inference: -m MODEL is required");
+  return o;
+}
+
+// Bytes of weights one decode step streams from memory: every matrix once, except that of
+// MoE experts only top_k of num_experts are touched per token on average.
+double weight_bytes_per_token(const mf::ModelWeights& w) {
+  double bytes = 0;
+  const auto& c = w.config;
+  for (const auto& [name, t] : w.tensors) {
+    if (t.ndim() < 2) continue;
+    if (name == "model.embed_tokens.weight" && !c.tie_word_embeddings) continue;  // one row only
+    double b = double(t.nbytes());
+    if (c.is_moe() && name.find(".experts.") != std::string::npos)
+      b *= double(c.top_k) / double(c.num_experts);
+    bytes += b;
+  }
+  return bytes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Options opt = parse(argc, argv);
+  omp_set_num_threads(opt.threads);
+  const double bandwidth = mf::bench::measure_read_bandwidth_gbs(opt.threads);
+  std::printf("{\"bench\":\"memory_read_bandwidth\",\"threads\":%d,\"gb_per_s\":%.2f}\n",
+              opt.threads, bandwidth);
+
+  mf::ModelWeights weights = mf::load_model_weights(opt.model);
+  const double bytes_per_token = weight_bytes_per_token(weights);
+  mf::Transformer model(std::move(weights));
+  const auto& cfg = model.config();
+
+  mf::Rng rng(1234);
+  std::vector<int32_t> prompt(size_t(opt.prompt_tokens));
+  for (auto& t : prompt) t = int32_t(rng.below(uint64_t(cfg.vocab_size)));
+
+  std::vector<double> prefill_rates, decode_rates;
+  mf::KVCache cache(cfg, opt.prompt_tokens + opt.decode_tokens + 1, 1);
+  for (int r = 0; r < opt.repeats + 1; ++r) {  // the first run warms caches and is dropped
+    cache.reset();
+    mf::Timer t;
+    mf::Tensor logits = model.forward(prompt, 1, cache);
+    const double prefill_s = t.seconds();
+    int32_t next = 0;
+    t.reset();
+    for (int i = 0; i < opt.decode_tokens; ++i) {
+      const float* row = logits.data<float>();
+      next = int32_t(std::max_element(row, row + cfg.vocab_size) - row);
+      logits = model.forward(std::span<const int32_t>(&next, 1), 1, cache);
+    }
+    const double decode_s = t.seconds();
+    if (r == 0) continue;
+    prefill_rates.push_back(opt.prompt_tokens / prefill_s);
+    decode_rates.push_back(opt.decode_tokens / decode_s);
+  }
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  const double decode = mf::bench::median(decode_rates);
+  const double limit = bandwidth * 1e9 / bytes_per_token;
+  std::printf("{\"bench\":\"inference\",\"impl\":\"moeforge\",\"model\":\"%s\",\"threads\":%d,"
+              "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"repeats\":%d,"
+              "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"weight_mb_per_token\":%.1f,"
+              "\"bandwidth_limit_tok_s\":%.2f,\"limit_over_achieved\":%.3f,\"peak_rss_mb\":%.1f}\n",
+              opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
+              mf::bench::median(prefill_rates), decode, bytes_per_token / 1e6, limit,
+              limit / decode, double(usage.ru_maxrss) / 1024.0);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_inference: %s\n", e.what());
+  return 1;
+}

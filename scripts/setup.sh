@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything moeforge needs on Debian 12 (idempotent, non-interactive), fetches the
+# SmolLM2 model into the cache, then configures and builds the release preset.
+#   scripts/setup.sh            # all of it
+#   SKIP_MODEL=1 scripts/setup.sh   # no model download
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates unzip
+  libgtest-dev googletest libbenchmark-dev
+  libopenblas-openmp-dev nlohmann-json3-dev
+  python3 python3-pip python3-numpy python3-torch python3-jinja2
+)
+PIP_PACKAGES=(tokenizers gguf safetensors)
+PYTHON=/usr/bin/python3
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The reference tests run under Debian's interpreter (it has python3-torch); Debian marks it
+# externally managed, so pip needs --break-system-packages for these three pure additions.
+if ! $PYTHON -c "import tokenizers, gguf, safetensors" 2>/dev/null; then
+  echo "[setup] installing PyPI packages: ${PIP_PACKAGES[*]}"
+  $SUDO $PYTHON -m pip install -q --break-system-packages --root-user-action=ignore "${PIP_PACKAGES[@]}"
+fi
+
+if [ "${SKIP_MODEL:-0}" != 1 ]; then
+  scripts/fetch-smollm2.sh || echo "[setup] warning: SmolLM2 could not be fetched; its tests will skip"
+fi
+
+echo "[setup] configuring and building (preset release)"
+cmake --preset release >/dev/null
+cmake --build --preset release
+echo "[setup] done: build/release/moeforge"
