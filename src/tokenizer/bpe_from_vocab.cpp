@@ -1,0 +1,58 @@
+// BpeVocab (GGUF tokenizer.ggml.*) -> BPE tokenizer.
+#include "core/error.h"
+#include "tokenizer/bpe_tokenizer.h"
+
+namespace mf {
+namespace {
+
+constexpr int32_t kTypeControl = 3, kTypeUserDefined = 4;
+
+// tokenizer.ggml.pre names -> the pre-tokenizer HF's tokenizer.json for that family describes.
+void configure_pre(const std::string& pre, BpeConfig& c) {
+  using Kind = PreTokenizeStep::Kind;
+  if (pre == "gpt2" || pre == "default" || pre.empty()) {
+    c.pre.steps = {{Kind::Split, false, SplitPattern::Gpt2}};
+  } else if (pre == "smollm") {
+    c.pre.steps = {{Kind::Digits, true, SplitPattern::Gpt2}, {Kind::Split, false, SplitPattern::Gpt2}};
+  } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
+    c.pre.steps = {{Kind::Split, false, SplitPattern::Llama3}};
+    c.ignore_merges = true;   // Llama-3's tokenizer.json sets model.ignore_merges
+  } else if (pre == "qwen2") {
+    c.pre.steps = {{Kind::Split, false, SplitPattern::Qwen2}};
+    c.nfc = true;             // Qwen2's tokenizer.json has an NFC normalizer
+  } else {
+    fail("GGUF tokenizer.ggml.pre '", pre, "' is not supported (known: gpt2, smollm, llama-bpe, qwen2)");
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab v) {
+  BpeConfig c;
+  c.source = "GGUF vocabulary";
+  configure_pre(v.pre, c);
+  const size_t n = v.tokens.size();
+  MF_CHECK(v.token_types.empty() || v.token_types.size() == n, c.source, ": tokenizer.ggml.token_type has ",
+           v.token_types.size(), " entries but tokenizer.ggml.tokens has ", n);
+  c.merges.reserve(v.merges.size());
+  for (size_t i = 0; i < v.merges.size(); ++i) {
+    const std::string& m = v.merges[i];
+    // A token never starts with ' ' in byte-level form, so the separator is the first space
+    // after the first character.
+    const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
+    MF_CHECK(sp != std::string::npos && sp + 1 < m.size(), c.source, ": tokenizer.ggml.merges[", i, "] '", m,
+             "' is not 'left right'");
+    c.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
+  }
+  for (size_t id = 0; id < v.token_types.size(); ++id) {
+    const int32_t t = v.token_types[id];
+    if (t == kTypeControl || t == kTypeUserDefined)
+      c.added.push_back({v.tokens[id], static_cast<int32_t>(id), t == kTypeControl});
+  }
+  c.tokens = std::move(v.tokens);
+  c.bos_id = v.bos_id, c.eos_id = v.eos_id, c.pad_id = v.pad_id, c.unk_id = v.unk_id;
+  c.add_bos = v.add_bos;
+  return make_bpe_tokenizer(std::move(c));
+}
+
+}  // namespace mf

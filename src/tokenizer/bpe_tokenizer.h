@@ -1,0 +1,36 @@
+// Byte-level BPE tokenizer. Both loaders (tokenizer.json and GGUF BpeVocab) fill a BpeConfig.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tokenizer/pretokenize.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mf {
+
+struct AddedToken {
+  std::string content;
+  int32_t id = -1;
+  bool special = false;      // matched only when parse_special; skipped by skip_special decode
+  bool lstrip = false;       // absorbs whitespace on its left
+  bool rstrip = false;       // absorbs whitespace on its right
+  bool single_word = false;  // matches only when not inside a word
+};
+
+struct BpeConfig {
+  std::vector<std::string> tokens;                              // id -> byte-level string
+  std::vector<std::pair<std::string, std::string>> merges;      // rank order
+  std::vector<AddedToken> added;
+  PreTokenizer pre;
+  bool nfc = false;            // NFC normalizer on text between added tokens
+  bool ignore_merges = false;  // a pre-token that is itself in the vocab is emitted whole
+  std::string source;          // file or "GGUF vocab", for error messages
+  int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1;
+  bool add_bos = false, add_eos = false;
+};
+
+// Validates the configuration (throws mf::Error naming config.source) and builds the tokenizer.
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeConfig config);
+
+}  // namespace mf

@@ -1,0 +1,79 @@
+// Tokenizers: byte-level BPE (from HF tokenizer.json or a GGUF vocabulary) and char-level.
+//
+// Conventions shared by every Tokenizer:
+//  - encode() never adds BOS/EOS by itself; a caller that starts a sequence prepends bos_id
+//    when add_bos is set (see encode_for_model below), exactly what HF's post-processor does.
+//  - decode()/token_bytes() return raw bytes. A multi-byte character may be split across
+//    tokens, so the bytes of one id (or of a prefix of ids) need not be valid UTF-8; use
+//    StreamDecoder to print while generating.
+//  - Invalid UTF-8 in the input to encode() is kept byte-for-byte: each ill-formed byte is one
+//    "other" (punctuation-like) character for pre-tokenization and is encoded through its byte
+//    token, so decode(encode(x)) == x for every byte string x. (HF `tokenizers` cannot receive
+//    invalid UTF-8 at all: Rust &str and Python str both reject it.)
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mf {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // parse_special: text like "<|im_start|>" becomes the special token instead of being split.
+  // (Non-special added tokens, GGUF type USER_DEFINED, are always kept whole, as in HF.)
+  virtual std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const = 0;
+  virtual std::string decode(std::span<const int32_t> ids, bool skip_special = false) const = 0;
+  virtual std::string token_bytes(int32_t id) const = 0;   // raw bytes this token stands for
+  virtual int32_t vocab_size() const = 0;
+  // Looks a token up by its vocabulary string (byte-level form for BPE, e.g. "Ġthe").
+  virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
+  virtual bool is_special(int32_t id) const = 0;
+  int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1; bool add_bos = false;
+  bool add_eos = false;  // from a TemplateProcessing post-processor that appends a token
+  std::string kind;   // "bpe" | "char"
+};
+
+// Encodes one whole model input: bos_id first when add_bos, eos_id last when add_eos.
+std::vector<int32_t> encode_for_model(const Tokenizer& tok, std::string_view text,
+                                      bool parse_special = true);
+
+// Emits only complete UTF-8 characters; holds back a partial multi-byte sequence until done.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tok, bool skip_special = true);
+  std::string push(int32_t id);
+  std::string flush();   // whatever is held back, even if incomplete; resets the decoder
+
+ private:
+  const Tokenizer& tok_;
+  bool skip_special_;
+  std::string pending_;
+};
+
+struct BpeVocab {              // what a GGUF file (tokenizer.ggml.*) carries
+  std::vector<std::string> tokens;       // byte-level strings, index = id
+  std::vector<std::string> merges;       // "left right", best (lowest rank) first
+  std::vector<int32_t> token_types;      // GGUF: 1 normal, 2 unknown, 3 control, 4 user-defined,
+                                         // 5 unused, 6 byte; empty = all normal
+  std::string pre = "gpt2";    // tokenizer.ggml.pre: smollm, gpt2, llama-bpe (llama3), qwen2, ...
+  int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1; bool add_bos = false;
+};
+// Throws mf::Error on an unknown `pre`, out-of-range ids, malformed merges or missing byte tokens.
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);
+// Reads tokenizer.json (and tokenizer_config.json beside it, when present, for bos/eos/pad/unk
+// and add_bos_token). Throws mf::Error naming the file and field for anything unsupported.
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path);
+
+// Char-level tokenizer: ids 0..3 are <pad>, <bos>, <eos>, <unk>, then the distinct characters
+// of `corpus` in code point order. Characters not in the vocabulary encode as <unk>.
+std::unique_ptr<Tokenizer> make_char_tokenizer(std::string_view corpus);
+// JSON: {"type": "char", "specials": [...], "chars": [...]}; save fails unless kind == "char".
+void save_char_tokenizer(const Tokenizer& tok, const std::string& path);
+std::unique_ptr<Tokenizer> load_char_tokenizer(const std::string& path);
+
+}  // namespace mf
