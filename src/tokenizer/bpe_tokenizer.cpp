@@ -34,7 +34,7 @@ class BpeTokenizer final : public Tokenizer {
     add_bos = cfg_.add_bos, add_eos = cfg_.add_eos;
     const auto n = static_cast<int32_t>(cfg_.tokens.size());
     MF_CHECK(n > 0, cfg_.source, ": empty BPE vocabulary");
-    for (int32_t id : {bos_id, eos_id, pad_id, unk_id})
+    for (int32_t id : {bos_id, eos_id, pad_id, unk_id, cfg_.missing_byte_id})
       MF_CHECK(id >= -1 && id < n, cfg_.source, ": special token id ", id, " out of range [0, ", n, ")");
     ids_.reserve(cfg_.tokens.size());
     for (int32_t id = 0; id < n; ++id) ids_.emplace(cfg_.tokens[id], id);  // first wins on duplicates
@@ -231,14 +231,17 @@ class BpeTokenizer final : public Tokenizer {
     };
     std::vector<Symbol> sym;
     sym.reserve(piece.size());
+    bool last_was_missing = false;
     for (size_t i = 0; i < piece.size(); ++i) {
-      const int32_t id = byte_ids_[static_cast<uint8_t>(piece[i])];
-      if (id < 0) {
-        MF_CHECK(unk_id >= 0, cfg_.source, ": byte 0x", std::hex, int(static_cast<uint8_t>(piece[i])),
-                 " has no token and the vocabulary has no unknown token");
+      int32_t id = byte_ids_[static_cast<uint8_t>(piece[i])];
+      const bool missing = id < 0;
+      if (missing) {
+        id = cfg_.missing_byte_id;
+        if (id < 0 || (cfg_.fuse_unk && last_was_missing)) continue;
       }
+      last_was_missing = missing;
       const auto n = static_cast<int32_t>(sym.size());
-      sym.push_back({id < 0 ? unk_id : id, n - 1, n + 1, true});
+      sym.push_back({id, n - 1, n + 1, true});
     }
     if (!sym.empty()) sym.back().next = -1;
 

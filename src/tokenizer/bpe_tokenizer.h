@@ -25,6 +25,11 @@ struct BpeConfig {
   PreTokenizer pre;
   bool nfc = false;            // NFC normalizer on text between added tokens
   bool ignore_merges = false;  // a pre-token that is itself in the vocab is emitted whole
+  // A byte with no token of its own is dropped, as HF's BPE does when model.unk_token is null
+  // (GPT-2 style vocabularies, and what llama.cpp does); with an id it becomes that token,
+  // consecutive ones fused into one when fuse_unk.
+  int32_t missing_byte_id = -1;
+  bool fuse_unk = false;
   std::string source;          // file or "GGUF vocab", for error messages
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1;
   bool add_bos = false, add_eos = false;

@@ -200,8 +200,12 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
         c.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
       }
     }
-    if (model.contains("unk_token") && model["unk_token"].is_string())
-      c.unk_id = id_of(c, model["unk_token"].get<std::string>());
+    if (model.contains("unk_token") && model["unk_token"].is_string()) {
+      const std::string unk = model["unk_token"].get<std::string>();
+      c.unk_id = c.missing_byte_id = id_of(c, unk);
+      MF_CHECK(c.unk_id >= 0, path, ": model.unk_token '", unk, "' is not in the vocabulary");
+      c.fuse_unk = model.value("fuse_unk", false);
+    }
 
     read_normalizer(root.value("normalizer", json()), path + ": normalizer", c);
     bool byte_level = false;
