@@ -47,6 +47,8 @@ def test_texts():
         "It's, I'm, you're, we've, they'll, he'd, don't",
         "IT'S, I'M, YOU'RE, WE'VE, THEY'LL, HE'D, DON'T and x'ſ and 'Ll",
         "'s 'S ' s '' '",
+        "x'ſt I'Sx 'LLama 'REal 'vE",
+        "Done.\r\n\r\nNext!\r\n?\n b;\n\n",
         "Numbers: 0 1 12 123 1234 12345 3.14159 1,000,000 and 2024-01-01",
         "Arabic-Indic ١٢٣٤٥ roman Ⅻ superscript x² fractions ½ ¾",
         "Punctuation!!! ??? ... --- ((())) [[]] {{}} @#$%^&*_+=|\\/<>~`",
@@ -157,7 +159,8 @@ def main():
             tok.encode_special_tokens = False
             decoded = tok.decode(ids, skip_special_tokens=False)
             decoded_skip = tok.decode(ids, skip_special_tokens=True)
-            cases.append({"text": text, "ids": ids, "model_ids": model_ids, "plain_ids": plain_ids,
+            pieces = [piece for piece, _ in tok.pre_tokenizer.pre_tokenize_str(text)]
+            cases.append({"text": text, "ids": ids, "pieces": pieces, "model_ids": model_ids, "plain_ids": plain_ids,
                           "decoded": decoded, "decoded_skip": decoded_skip})
         with open(os.path.join(out_dir, "cases.json"), "w") as f:
             json.dump({"flavour": flavour, "vocab_size": tok.get_vocab_size(), "cases": cases}, f,

@@ -41,7 +41,7 @@ TEST(PreTokenize, Llama3AndQwen2Patterns) {
   using mf::SplitPattern;
   EXPECT_EQ(split("IT'S 12345", SplitPattern::Llama3), (Pieces{"IT", "'S", " ", "123", "45"}));
   EXPECT_EQ(split("IT'S 12345", SplitPattern::Qwen2), (Pieces{"IT", "'S", " ", "1", "2", "3", "4", "5"}));
-  EXPECT_EQ(split("x'\xC5\xBF", SplitPattern::Llama3), (Pieces{"x", "'\xC5\xBF"}));  // long s folds to s
+  EXPECT_EQ(split("x'\xC5\xBFt", SplitPattern::Llama3), (Pieces{"x", "'\xC5\xBF", "t"}));  // long s folds to s
   EXPECT_EQ(split("(hello", SplitPattern::Llama3), (Pieces{"(hello"}));
   EXPECT_EQ(split("a.\n\nb", SplitPattern::Llama3), (Pieces{"a", ".\n\n", "b"}));
   EXPECT_EQ(split("a \n \n b", SplitPattern::Llama3), (Pieces{"a", " \n \n", " b"}));
