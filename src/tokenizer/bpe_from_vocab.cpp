@@ -12,7 +12,7 @@ void configure_pre(const std::string& pre, BpeConfig& c) {
   using Kind = PreTokenizeStep::Kind;
   if (pre == "gpt2" || pre == "default" || pre.empty()) {
     c.pre.steps = {{Kind::Split, false, SplitPattern::Gpt2}};
-  } else if (pre == "smollm") {
+  } else if (pre == "smollm" || pre == "starcoder" || pre == "refact") {
     c.pre.steps = {{Kind::Digits, true, SplitPattern::Gpt2}, {Kind::Split, false, SplitPattern::Gpt2}};
   } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
     c.pre.steps = {{Kind::Split, false, SplitPattern::Llama3}};
@@ -21,7 +21,7 @@ void configure_pre(const std::string& pre, BpeConfig& c) {
     c.pre.steps = {{Kind::Split, false, SplitPattern::Qwen2}};
     c.nfc = true;             // Qwen2's tokenizer.json has an NFC normalizer
   } else {
-    fail("GGUF tokenizer.ggml.pre '", pre, "' is not supported (known: gpt2, smollm, llama-bpe, qwen2)");
+    fail("GGUF tokenizer.ggml.pre '", pre, "' is not supported (known: gpt2, smollm, starcoder, refact, llama-bpe, qwen2)");
   }
 }
 

@@ -29,7 +29,9 @@ inline bool is_number(char32_t cp) { return char_class(cp) == CharClass::Number;
 inline bool is_whitespace(char32_t cp) { return char_class(cp) == CharClass::Whitespace; }
 
 uint8_t combining_class(char32_t cp);
-// Canonical composition (NFC). Invalid UTF-8 bytes pass through unchanged.
+// Canonical composition (NFC). Invalid UTF-8 bytes pass through unchanged. Tables are Unicode
+// 16; HF `tokenizers` normalizes with older data, so the two differ only for combining marks
+// and compositions added in recent Unicode versions (e.g. U+1ABF, U+11938).
 std::string nfc(std::string_view utf8);
 
 const char* unicode_version();

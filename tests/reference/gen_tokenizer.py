@@ -141,6 +141,38 @@ def build(flavour, out_dir):
     return tok
 
 
+def nfc_cases():
+    """Inputs for NFC, with HF's own NFC normalizer output: every canonical decomposition,
+    decomposed, and random base letters followed by combining marks in random order.
+
+    Only characters that Unicode 3.2 already had: `tokenizers` normalizes with an old copy of
+    the Unicode data (it misses e.g. the class of U+1ABF, Unicode 14, and the composition
+    U+11935 U+11930 -> U+11938, Unicode 13) while our tables are Unicode 16, so for marks
+    and compositions newer than that copy the two legitimately differ."""
+    import random
+    import unicodedata
+    from tokenizers import normalizers
+    old = unicodedata.ucd_3_2_0
+
+    def known(cp):
+        return old.category(chr(cp)) != "Cn" and not 0xD800 <= cp < 0xE000
+
+    decomposable = [cp for cp in range(0xA0, 0x30000)
+                    if known(cp) and old.decomposition(chr(cp)) and not old.decomposition(chr(cp)).startswith("<")]
+    texts = []
+    for i in range(0, len(decomposable), 60):
+        texts.append(" ".join(unicodedata.normalize("NFD", chr(cp)) for cp in decomposable[i:i + 60]))
+    texts.append("".join(chr(cp) for cp in range(0xAC00, 0xD7A4, 7)))  # precomposed Hangul
+    marks = [cp for cp in range(0x300, 0x2000) if known(cp) and old.combining(chr(cp))]
+    rng = random.Random(1234)
+    bases = "aeiouAEIOUnNcCsSzZyYwWkKgGhHrR\u0391\u03b1\u0415\u0435\u1100\u1161\u11a8"
+    for _ in range(40):
+        texts.append("".join(rng.choice(bases) + "".join(chr(rng.choice(marks)) for _ in range(rng.randint(0, 4)))
+                             for _ in range(30)))
+    nfc = normalizers.NFC()
+    return [{"text": t, "nfc": nfc.normalize_str(t)} for t in texts]
+
+
 def main():
     root = sys.argv[1]
     for flavour in ["smollm", "gpt2", "llama3", "qwen2"]:
@@ -165,6 +197,8 @@ def main():
         with open(os.path.join(out_dir, "cases.json"), "w") as f:
             json.dump({"flavour": flavour, "vocab_size": tok.get_vocab_size(), "cases": cases}, f,
                       ensure_ascii=False)
+    with open(os.path.join(root, "nfc.json"), "w") as f:
+        json.dump(nfc_cases(), f, ensure_ascii=False)
         print(f"{flavour}: vocab {tok.get_vocab_size()}, {len(cases)} cases")
 
 

@@ -13,6 +13,7 @@
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace {
 
@@ -135,6 +136,20 @@ TEST_P(HfParity, PreTokenizerPiecesMatchHf) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Flavours, HfParity, ::testing::Values("smollm", "gpt2", "llama3", "qwen2"));
+
+TEST(Nfc, MatchesHfNormalizer) {
+  const std::string path = fixture_dir() + "/nfc.json";
+  ASSERT_TRUE(std::filesystem::exists(path)) << "fixtures missing: " << path;
+  const json cases = read_json(path);
+  ASSERT_GT(cases.size(), 40u);
+  int failures = 0;
+  for (const json& c : cases) {
+    const std::string text = c["text"], expected = c["nfc"];
+    EXPECT_TRUE(mf::unicode::nfc(text) == expected) << "NFC differs for [" << text << "]\n  got:      ["
+                                                    << mf::unicode::nfc(text) << "]\n  expected: [" << expected << "]";
+    if (::testing::Test::HasFailure() && ++failures > 5) break;
+  }
+}
 
 TEST(HfTokenizerJson, SpecialIdsFromConfigAndTemplate) {
   const auto smol = mf::load_hf_tokenizer(fixture_dir() + "/smollm/tokenizer.json");
