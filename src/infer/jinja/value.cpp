@@ -1,0 +1,302 @@
+#include "infer/jinja/value.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace mf::jinja {
+
+std::optional<Value> CallArgs::get(size_t i, const std::string& name) const {
+  if (i < positional.size()) return positional[i];
+  for (const auto& [k, v] : keyword)
+    if (k == name) return v;
+  return std::nullopt;
+}
+
+Value Value::from_json(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::null: return Value(None{});
+    case nlohmann::json::value_t::boolean: return Value(j.get<bool>());
+    case nlohmann::json::value_t::number_integer: return Value(j.get<int64_t>());
+    case nlohmann::json::value_t::number_unsigned: return Value(int64_t(j.get<uint64_t>()));
+    case nlohmann::json::value_t::number_float: return Value(j.get<double>());
+    case nlohmann::json::value_t::string: return Value(j.get<std::string>());
+    case nlohmann::json::value_t::array: {
+      List l;
+      for (const auto& e : j) l.push_back(from_json(e));
+      return Value(std::move(l));
+    }
+    case nlohmann::json::value_t::object: {
+      Dict d;
+      for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(it.key(), from_json(it.value()));
+      return Value(std::move(d));
+    }
+    default: fail("jinja: unsupported JSON value in template context");
+  }
+}
+
+int64_t Value::as_int() const {
+  if (is_bool()) return as_bool() ? 1 : 0;
+  if (is_int()) return std::get<int64_t>(v_);
+  if (is_float()) return int64_t(std::get<double>(v_));
+  fail("jinja: expected a number, got ", type_name());
+}
+
+double Value::as_double() const {
+  if (is_float()) return std::get<double>(v_);
+  return double(as_int());
+}
+
+const Value* Value::find(const std::string& key) const {
+  if (!is_dict()) return nullptr;
+  for (const auto& [k, v] : as_dict())
+    if (k == key) return &v;
+  return nullptr;
+}
+
+void Value::set(const std::string& key, Value v) const {
+  auto& d = as_dict();
+  for (auto& [k, old] : d)
+    if (k == key) {
+      old = std::move(v);
+      return;
+    }
+  d.emplace_back(key, std::move(v));
+}
+
+bool Value::truthy() const {
+  if (is_undefined() || is_none()) return false;
+  if (is_bool()) return as_bool();
+  if (is_int()) return as_int() != 0;
+  if (is_float()) return as_double() != 0.0;
+  if (is_string()) return !as_string().empty();
+  if (is_list()) return !as_list().empty();
+  if (is_dict()) return !as_dict().empty();
+  return true;
+}
+
+std::string Value::type_name() const {
+  if (is_undefined()) return "undefined";
+  if (is_none()) return "NoneType";
+  if (is_bool()) return "bool";
+  if (is_int()) return "int";
+  if (is_float()) return "float";
+  if (is_string()) return "str";
+  if (is_list()) return "list";
+  if (is_dict()) return "dict";
+  return "function";
+}
+
+std::string python_float_repr(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+  if (d == 0) return std::signbit(d) ? "-0.0" : "0.0";
+  // Shortest round-trip digits, then laid out the way Python's repr does.
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string s(buf, res.ptr);
+  bool negative = s[0] == '-';
+  if (negative) s.erase(0, 1);
+  size_t e = s.find('e');
+  std::string mant = s.substr(0, e);
+  int exp10 = std::stoi(s.substr(e + 1));
+  std::string digits;
+  for (char c : mant)
+    if (c != '.') digits += c;
+  std::string out;
+  if (exp10 < -4 || exp10 >= 16) {
+    out = digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char eb[16];
+    std::snprintf(eb, sizeof eb, "e%c%02d", exp10 < 0 ? '-' : '+', std::abs(exp10));
+    out += eb;
+  } else if (exp10 < 0) {
+    out = "0." + std::string(size_t(-exp10 - 1), '0') + digits;
+  } else {
+    if (digits.size() <= size_t(exp10) + 1) {
+      out = digits + std::string(size_t(exp10) + 1 - digits.size(), '0') + ".0";
+    } else {
+      out = digits.substr(0, size_t(exp10) + 1) + "." + digits.substr(size_t(exp10) + 1);
+    }
+  }
+  return negative ? "-" + out : out;
+}
+
+static std::string repr_string(const std::string& s) {
+  // Python prefers single quotes unless the text has ' and no ".
+  char q = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
+  std::string out(1, q);
+  for (unsigned char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == q) out += std::string("\\") + char(q);
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + q;
+}
+
+std::string Value::str() const {
+  if (is_undefined()) return "";
+  if (is_string()) return as_string();
+  return repr();
+}
+
+std::string Value::repr() const {
+  if (is_undefined()) return "Undefined";
+  if (is_none()) return "None";
+  if (is_bool()) return as_bool() ? "True" : "False";
+  if (is_int()) return std::to_string(as_int());
+  if (is_float()) return python_float_repr(as_double());
+  if (is_string()) return repr_string(as_string());
+  if (is_list()) {
+    std::string out = "[";
+    const auto& l = as_list();
+    for (size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + l[i].repr();
+    return out + "]";
+  }
+  if (is_dict()) {
+    std::string out = "{";
+    const auto& d = as_dict();
+    for (size_t i = 0; i < d.size(); ++i)
+      out += (i ? ", " : "") + repr_string(d[i].first) + ": " + d[i].second.repr();
+    return out + "}";
+  }
+  return "<function>";
+}
+
+static void json_string(const std::string& s, std::string& out) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          out += b;
+        } else {
+          out += char(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+static void json_dump(const Value& v, int indent, bool sort_keys, int depth, std::string& out) {
+  auto newline = [&](int d) {
+    if (indent < 0) return;
+    out += '\n';
+    out.append(size_t(indent) * size_t(d), ' ');
+  };
+  // json.dumps: ", " and ": " on one line; "," and ": " when indenting.
+  const char* item_sep = indent < 0 ? ", " : ",";
+  if (v.is_undefined()) fail("jinja: tojson of an undefined value '", v.undefined_name(), "'");
+  if (v.is_none()) out += "null";
+  else if (v.is_bool()) out += v.as_bool() ? "true" : "false";
+  else if (v.is_int()) out += std::to_string(v.as_int());
+  else if (v.is_float()) {
+    double d = v.as_double();
+    if (std::isnan(d)) out += "NaN";
+    else if (std::isinf(d)) out += d < 0 ? "-Infinity" : "Infinity";
+    else out += python_float_repr(d);
+  } else if (v.is_string()) json_string(v.as_string(), out);
+  else if (v.is_list()) {
+    const auto& l = v.as_list();
+    if (l.empty()) { out += "[]"; return; }
+    out += '[';
+    for (size_t i = 0; i < l.size(); ++i) {
+      if (i) out += item_sep;
+      newline(depth + 1);
+      json_dump(l[i], indent, sort_keys, depth + 1, out);
+    }
+    newline(depth);
+    out += ']';
+  } else if (v.is_dict()) {
+    Dict d = v.as_dict();
+    if (d.empty()) { out += "{}"; return; }
+    if (sort_keys)
+      std::stable_sort(d.begin(), d.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    out += '{';
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (i) out += item_sep;
+      newline(depth + 1);
+      json_string(d[i].first, out);
+      out += ": ";
+      json_dump(d[i].second, indent, sort_keys, depth + 1, out);
+    }
+    newline(depth);
+    out += '}';
+  } else {
+    fail("jinja: tojson cannot serialise a function");
+  }
+}
+
+std::string Value::to_json(int indent, bool sort_keys) const {
+  std::string out;
+  json_dump(*this, indent, sort_keys, 0, out);
+  return out;
+}
+
+bool values_equal(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.is_float() || b.is_float()) return a.as_double() == b.as_double();
+    return a.as_int() == b.as_int();
+  }
+  if (a.is_string() && b.is_string()) return a.as_string() == b.as_string();
+  if (a.is_none() && b.is_none()) return true;
+  if (a.is_undefined() && b.is_undefined()) return true;
+  if (a.is_list() && b.is_list()) {
+    const auto &x = a.as_list(), &y = b.as_list();
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (!values_equal(x[i], y[i])) return false;
+    return true;
+  }
+  if (a.is_dict() && b.is_dict()) {
+    const auto &x = a.as_dict(), &y = b.as_dict();
+    if (x.size() != y.size()) return false;
+    for (const auto& [k, v] : x) {
+      const Value* other = b.find(k);
+      if (!other || !values_equal(v, *other)) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+bool value_less(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.is_float() || b.is_float()) return a.as_double() < b.as_double();
+    return a.as_int() < b.as_int();
+  }
+  // UTF-8 byte order is code point order, which is Python's string order.
+  if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();
+  if (a.is_list() && b.is_list()) {
+    const auto &x = a.as_list(), &y = b.as_list();
+    for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
+      if (value_less(x[i], y[i])) return true;
+      if (value_less(y[i], x[i])) return false;
+    }
+    return x.size() < y.size();
+  }
+  fail("jinja: '<' not supported between '", a.type_name(), "' and '", b.type_name(), "'");
+}
+
+}  // namespace mf::jinja
