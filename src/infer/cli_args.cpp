@@ -1,0 +1,156 @@
+#include "infer/cli_args.h"
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace mf {
+
+int parse_int_arg(const std::string& option, const std::string& text) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  MF_CHECK(!text.empty() && ec == std::errc() && p == text.data() + text.size(), "option --", option,
+           ": expected an integer, got '", text, "'");
+  return v;
+}
+
+float parse_float_arg(const std::string& option, const std::string& text) {
+  size_t used = 0;
+  float v = 0;
+  try {
+    v = std::stof(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  MF_CHECK(!text.empty() && used == text.size() && std::isfinite(v), "option --", option,
+           ": expected a number, got '", text, "'");
+  return v;
+}
+
+uint64_t parse_u64_arg(const std::string& option, const std::string& text) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  MF_CHECK(!text.empty() && ec == std::errc() && p == text.data() + text.size(), "option --", option,
+           ": expected a non-negative integer, got '", text, "'");
+  return v;
+}
+
+ArgParser::ArgParser(std::string usage, std::string summary) : usage_(std::move(usage)), summary_(std::move(summary)) {}
+
+ArgParser::Spec& ArgParser::add(const std::string& name, char short_name, const std::string& metavar,
+                                const std::string& help) {
+  Spec s;
+  s.name = name;
+  s.short_name = short_name;
+  s.metavar = metavar;
+  s.help = help;
+  specs_.push_back(std::move(s));
+  return specs_.back();
+}
+
+void ArgParser::flag(const std::string& name, const std::string& help, bool* out) {
+  Spec& s = add(name, 0, "", help);
+  s.takes_value = false;
+  s.set = [out](const std::string&) { *out = true; };
+}
+
+void ArgParser::option(const std::string& name, char short_name, const std::string& metavar,
+                       const std::string& help, std::string* out, bool required) {
+  Spec& s = add(name, short_name, metavar, help);
+  s.required = required;
+  s.set = [out](const std::string& v) { *out = v; };
+}
+
+void ArgParser::option(const std::string& name, const std::string& metavar, const std::string& help, int* out) {
+  add(name, 0, metavar, help).set = [out, name](const std::string& v) { *out = parse_int_arg(name, v); };
+}
+
+void ArgParser::option(const std::string& name, const std::string& metavar, const std::string& help, float* out) {
+  add(name, 0, metavar, help).set = [out, name](const std::string& v) { *out = parse_float_arg(name, v); };
+}
+
+void ArgParser::option(const std::string& name, const std::string& metavar, const std::string& help, uint64_t* out) {
+  add(name, 0, metavar, help).set = [out, name](const std::string& v) { *out = parse_u64_arg(name, v); };
+}
+
+void ArgParser::repeated(const std::string& name, const std::string& metavar, const std::string& help,
+                         std::vector<std::string>* out) {
+  add(name, 0, metavar, help + " (repeatable)").set = [out](const std::string& v) { out->push_back(v); };
+}
+
+ArgParser::Spec* ArgParser::find_long(const std::string& name) {
+  for (auto& s : specs_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+ArgParser::Spec* ArgParser::find_short(char c) {
+  for (auto& s : specs_)
+    if (s.short_name == c) return &s;
+  return nullptr;
+}
+
+bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_out) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      help_out << help();
+      return false;
+    }
+    Spec* s = nullptr;
+    std::string value;
+    bool inline_value = false;
+    std::string shown = a;
+    if (a.rfind("--", 0) == 0 && a.size() > 2) {
+      std::string name = a.substr(2);
+      size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        inline_value = true;
+      }
+      s = find_long(name);
+      shown = "--" + name;
+    } else if (a.size() == 2 && a[0] == '-' && a[1] != '-') {
+      s = find_short(a[1]);
+    } else {
+      fail("unexpected argument '", a, "' (see --help)");
+    }
+    MF_CHECK(s, "unknown option '", shown, "' (see --help)");
+    if (!s->takes_value) {
+      MF_CHECK(!inline_value, "option ", shown, " takes no value");
+      s->set("");
+    } else {
+      if (!inline_value) {
+        MF_CHECK(i + 1 < args.size(), "option ", shown, " needs a value (", s->metavar, ")");
+        value = args[++i];
+      }
+      s->set(value);
+    }
+    s->seen = true;
+  }
+  for (const auto& s : specs_)
+    MF_CHECK(!s.required || s.seen, "missing required option ", s.short_name ? std::string("-") + s.short_name + "/" : "",
+             "--", s.name, " (see --help)");
+  return true;
+}
+
+std::string ArgParser::help() const {
+  std::ostringstream out;
+  out << "usage: " << usage_ << "\n\n" << summary_ << "\n\noptions:\n";
+  for (const auto& s : specs_) {
+    std::string left = "  ";
+    left += s.short_name ? std::string("-") + s.short_name + ", " : "    ";
+    left += "--" + s.name;
+    if (s.takes_value) left += " " + s.metavar;
+    if (left.size() < 30) left.resize(30, ' ');
+    else left += "  ";
+    out << left << s.help << (s.required ? " (required)" : "") << "\n";
+  }
+  out << "  -h, --help                  show this help\n";
+  return out.str();
+}
+
+}  // namespace mf

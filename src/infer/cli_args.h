@@ -1,0 +1,53 @@
+// A small command-line parser for the moeforge subcommands: long options (--name VALUE or
+// --name=VALUE), optional short aliases (-m), boolean flags, repeatable options, required
+// options, typed values checked in full ("12x" is not an int), and generated --help text.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace mf {
+
+class ArgParser {
+ public:
+  ArgParser(std::string usage, std::string summary);
+
+  void flag(const std::string& name, const std::string& help, bool* out);
+  void option(const std::string& name, char short_name, const std::string& metavar, const std::string& help,
+              std::string* out, bool required = false);
+  void option(const std::string& name, const std::string& metavar, const std::string& help, int* out);
+  void option(const std::string& name, const std::string& metavar, const std::string& help, float* out);
+  void option(const std::string& name, const std::string& metavar, const std::string& help, uint64_t* out);
+  void repeated(const std::string& name, const std::string& metavar, const std::string& help,
+                std::vector<std::string>* out);
+
+  // Parses `args` (without the program/subcommand name). Returns false when --help/-h was
+  // given, after writing help() to `help_out`. Throws mf::Error for an unknown option, a
+  // missing or malformed value, a stray positional argument or a missing required option.
+  bool parse(const std::vector<std::string>& args, std::ostream& help_out);
+  std::string help() const;
+
+ private:
+  struct Spec {
+    std::string name;
+    char short_name = 0;
+    std::string metavar, help;
+    bool takes_value = true, required = false, seen = false;
+    std::function<void(const std::string&)> set;
+  };
+  Spec& add(const std::string& name, char short_name, const std::string& metavar, const std::string& help);
+  Spec* find_long(const std::string& name);
+  Spec* find_short(char c);
+
+  std::string usage_, summary_;
+  std::vector<Spec> specs_;
+};
+
+// Strict numeric parsing with errors naming the option.
+int parse_int_arg(const std::string& option, const std::string& text);
+float parse_float_arg(const std::string& option, const std::string& text);
+uint64_t parse_u64_arg(const std::string& option, const std::string& text);
+
+}  // namespace mf

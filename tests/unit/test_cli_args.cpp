@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "core/error.h"
+#include "infer/cli_args.h"
+
+namespace {
+
+struct Opts {
+  std::string model;
+  int max_tokens = 16;
+  float temperature = 0.5f;
+  uint64_t seed = 0;
+  bool verbose = false;
+  std::vector<std::string> stop;
+};
+
+mf::ArgParser make(Opts& o) {
+  mf::ArgParser p("moeforge generate -m PATH [options]", "Generates text.");
+  p.option("model", 'm', "PATH", "model directory or .gguf", &o.model, true);
+  p.option("max-tokens", "N", "tokens to generate", &o.max_tokens);
+  p.option("temperature", "T", "0 = greedy", &o.temperature);
+  p.option("seed", "N", "sampling seed", &o.seed);
+  p.flag("verbose", "print speed", &o.verbose);
+  p.repeated("stop", "TEXT", "stop string", &o.stop);
+  return p;
+}
+
+TEST(CliArgs, ParsesAllForms) {
+  Opts o;
+  auto p = make(o);
+  std::ostringstream help;
+  ASSERT_TRUE(p.parse({"-m", "x.gguf", "--max-tokens=5", "--temperature", "0.25", "--seed", "9", "--verbose",
+                       "--stop", "a", "--stop=b"},
+                      help));
+  EXPECT_EQ(o.model, "x.gguf");
+  EXPECT_EQ(o.max_tokens, 5);
+  EXPECT_FLOAT_EQ(o.temperature, 0.25f);
+  EXPECT_EQ(o.seed, 9u);
+  EXPECT_TRUE(o.verbose);
+  EXPECT_EQ(o.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(help.str().empty());
+}
+
+TEST(CliArgs, HelpListsOptions) {
+  Opts o;
+  auto p = make(o);
+  std::ostringstream help;
+  EXPECT_FALSE(p.parse({"--help"}, help));
+  EXPECT_NE(help.str().find("usage: moeforge generate"), std::string::npos);
+  EXPECT_NE(help.str().find("--max-tokens N"), std::string::npos);
+  EXPECT_NE(help.str().find("-m, --model PATH"), std::string::npos);
+}
+
+void expect_error(std::vector<std::string> args, const std::string& needle) {
+  Opts o;
+  auto p = make(o);
+  std::ostringstream help;
+  try {
+    p.parse(args, help);
+    ADD_FAILURE() << "no error for " << needle;
+  } catch (const mf::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(CliArgs, ClearErrors) {
+  expect_error({"-m", "x", "--bogus"}, "unknown option '--bogus'");
+  expect_error({"-m", "x", "--max-tokens", "12x"}, "--max-tokens: expected an integer, got '12x'");
+  expect_error({"-m", "x", "--temperature", "hot"}, "--temperature: expected a number");
+  expect_error({"-m", "x", "--seed", "-1"}, "--seed: expected a non-negative integer");
+  expect_error({"-m", "x", "--max-tokens"}, "needs a value");
+  expect_error({"--verbose"}, "missing required option -m/--model");
+  expect_error({"-m", "x", "stray"}, "unexpected argument 'stray'");
+  expect_error({"-m", "x", "--verbose=1"}, "takes no value");
+  expect_error({"-q"}, "unknown option '-q'");
+}
+
+}  // namespace
