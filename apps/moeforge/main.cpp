@@ -1,2 +1,57 @@
-#include <cstdio>
-int main(int argc, char** argv) { std::puts("moeforge"); return 0; }
+// moeforge: one binary, one subcommand per job.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "common.h"
+#include "core/error.h"
+#include "core/version.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: moeforge <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info       describe a model (architecture, sizes, experts, tokenizer, chat template)\n"
+    "  generate   generate text from a prompt (--chat to use the chat template)\n"
+    "  chat       interactive multi-turn chat (reads one message per line when piped)\n"
+    "\n"
+    "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    std::cout << "moeforge " << mf::kVersion << "\n";
+    return 0;
+  }
+  std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (cmd == "info") return mf::cli::run_info(args);
+    if (cmd == "generate") return mf::cli::run_generate(args);
+    if (cmd == "chat") return mf::cli::run_chat(args);
+  } catch (const mf::cli::UsageError& e) {
+    std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
+    return 2;
+  } catch (const mf::Error& e) {
+    std::cerr << "moeforge " << cmd << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "moeforge " << cmd << ": internal error: " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "moeforge: unknown command '" << cmd << "'\n\n" << kUsage;
+  return 2;
+}

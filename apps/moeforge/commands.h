@@ -1,0 +1,13 @@
+// One function per subcommand; each gets the arguments after its name and returns the
+// process exit status.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mf::cli {
+
+int run_info(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
+int run_chat(const std::vector<std::string>& args);
+
+}  // namespace mf::cli

@@ -1,0 +1,73 @@
+#include "common.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/timer.h"
+
+namespace mf::cli {
+
+void add_run_flags(ArgParser& p, RunFlags& f) {
+  f.sampling.temperature = 0.7f;
+  f.sampling.top_k = 40;
+  f.sampling.top_p = 0.95f;
+  f.sampling.min_p = 0.05f;
+  p.option("model", 'm', "PATH", "HF model directory or .gguf file", &f.model_path, true);
+  p.option("system", 0, "TEXT", "system prompt", &f.system);
+  p.option("temperature", "T", "sampling temperature, 0 = greedy (default 0.7)", &f.sampling.temperature);
+  p.option("top-k", "K", "keep the K most likely tokens, 0 = off (default 40)", &f.sampling.top_k);
+  p.option("top-p", "P", "nucleus sampling mass, 1 = off (default 0.95)", &f.sampling.top_p);
+  p.option("min-p", "P", "drop tokens below P x the best probability (default 0.05)", &f.sampling.min_p);
+  p.option("repeat-penalty", "R", "HF repetition penalty, 1 = off (default 1)", &f.sampling.repeat_penalty);
+  p.option("seed", "N", "sampling seed (default 0)", &f.sampling.seed);
+  p.option("max-tokens", "N", "most tokens to generate (default 256)", &f.max_tokens);
+  p.repeated("stop", "TEXT", "stop when TEXT is generated (not printed)", &f.stop);
+  p.option("threads", "N", "CPU threads, 0 = all (default 0)", &f.threads);
+  p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
+  p.flag("verbose", "print load and speed details to stderr", &f.verbose);
+}
+
+bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args) {
+  try {
+    return p.parse(args, std::cout);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+LoadedModel load_for_run(const RunFlags& f) {
+  try {
+    f.sampling.validate();
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  if (f.max_tokens < 0) throw UsageError(cat("--max-tokens must be >= 0, got ", f.max_tokens));
+  if (f.ctx <= 0) throw UsageError(cat("--ctx must be > 0, got ", f.ctx));
+  if (f.threads < 0) throw UsageError(cat("--threads must be >= 0, got ", f.threads));
+  LoadOptions lo;
+  lo.max_context = f.ctx;
+  lo.threads = f.threads;
+  Timer t;
+  LoadedModel m = load_model(f.model_path, lo);
+  if (f.verbose)
+    std::cerr << "loaded " << f.model_path << " (" << m.summary.architecture << ", " << m.summary.layers
+              << " layers, context " << m.model->context_length() << ") in " << t.seconds() << " s\n";
+  return m;
+}
+
+GenerateOptions generate_options(const RunFlags& f, const LoadedModel& m) {
+  GenerateOptions o;
+  o.max_tokens = f.max_tokens;
+  o.sampling = f.sampling;
+  o.stop = f.stop;
+  o.eos_ids = m.eos_ids;
+  return o;
+}
+
+void print_stats(const GenerateStats& s) {
+  std::fprintf(stderr, "[prefill: %d tokens (%d reused), %.1f tok/s | decode: %d tokens, %.1f tok/s]\n",
+               s.prompt_tokens, s.reused_tokens, s.prefill_tokens_per_second(), s.generated_tokens,
+               s.decode_tokens_per_second());
+}
+
+}  // namespace mf::cli

@@ -1,0 +1,38 @@
+// Pieces shared by the generating subcommands: the sampling/context flags, model loading
+// and the speed report.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "infer/bundle.h"
+#include "infer/cli_args.h"
+#include "infer/generate.h"
+
+namespace mf::cli {
+
+// Thrown for bad command lines; main() turns it into exit status 2.
+struct UsageError : Error {
+  using Error::Error;
+};
+
+struct RunFlags {
+  std::string model_path;
+  std::string system;
+  std::vector<std::string> stop;
+  SamplingParams sampling;
+  int max_tokens = 256;
+  int threads = 0;
+  int ctx = 4096;
+  bool verbose = false;
+};
+
+// Registers -m and the shared sampling/context flags.
+void add_run_flags(ArgParser& p, RunFlags& f);
+// Parses; returns false after printing help. Wraps parse errors in UsageError.
+bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args);
+LoadedModel load_for_run(const RunFlags& f);
+GenerateOptions generate_options(const RunFlags& f, const LoadedModel& m);
+void print_stats(const GenerateStats& s);   // to stderr
+
+}  // namespace mf::cli

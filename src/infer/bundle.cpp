@@ -1,0 +1,123 @@
+#include "infer/bundle.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <omp.h>
+
+#include "core/error.h"
+#include "infer/model_files.h"
+
+// The model module is written in parallel with this one; until its headers exist the
+// library still builds and load_model() reports that weights cannot be loaded.
+#if __has_include("model/transformer.h") && __has_include("model/kv_cache.h") && __has_include("model/config.h")
+#define MF_INFER_HAVE_MODEL 1
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#if __has_include("model/load.h")
+#include "model/load.h"
+#endif
+#if __has_include("model/weights.h")
+#include "model/weights.h"
+#endif
+#endif
+
+namespace mf {
+namespace fs = std::filesystem;
+
+#ifdef MF_INFER_HAVE_MODEL
+namespace {
+
+// Transformer + KV cache for one sequence.
+class TransformerModel : public LanguageModel {
+ public:
+  TransformerModel(std::unique_ptr<Transformer> t, int max_len)
+      : t_(std::move(t)), cache_(t_->config(), max_len), max_len_(max_len) {}
+  std::vector<float> forward(std::span<const int32_t> tokens) override {
+    MF_CHECK(cache_length() + int(tokens.size()) <= max_len_, "model: ", cache_length() + tokens.size(),
+             " tokens exceed the context of ", max_len_);
+    Tensor logits = t_->forward(tokens, 1, cache_);
+    Tensor f = logits.dtype() == DType::F32 ? logits : logits.to_f32();
+    const float* p = f.data<float>();
+    int64_t vocab = f.dim(-1);
+    return std::vector<float>(p + f.numel() - vocab, p + f.numel());
+  }
+  int cache_length() const override { return cache_.length(0); }
+  void truncate(int length) override { cache_.truncate(0, length); }
+  int context_length() const override { return max_len_; }
+  int vocab_size() const override { return t_->config().vocab_size; }
+
+ private:
+  std::unique_ptr<Transformer> t_;
+  KVCache cache_;
+  int max_len_;
+};
+
+}  // namespace
+#endif
+
+LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
+  MF_CHECK(fs::exists(path), path, ": no such file or directory");
+  MF_CHECK(opts.max_context > 0, "load_model: max_context must be > 0, got ", opts.max_context);
+  if (opts.threads > 0) omp_set_num_threads(opts.threads);
+  LoadedModel out;
+  ModelSummary& s = out.summary;
+  s.path = path;
+  const bool gguf = !fs::is_directory(path) && is_gguf_path(path);
+  s.format = gguf ? "gguf" : "hf";
+  if (!gguf) {
+    MF_CHECK(fs::is_directory(path), path, ": not a .gguf file nor a model directory");
+    MF_CHECK(fs::exists(fs::path(path) / "config.json"), path, ": no config.json in the model directory");
+  }
+  TokenizerFiles tf = gguf ? load_gguf_tokenizer_files(path) : load_hf_tokenizer_files(path);
+  out.tokenizer = std::move(tf.tokenizer);
+  out.eos_ids = tf.eos_ids;
+  s.tokenizer_kind = out.tokenizer->kind;
+  s.tokenizer_vocab = out.tokenizer->vocab_size();
+
+  auto token_text = [&](int32_t id) {
+    if (id < 0 || id >= out.tokenizer->vocab_size()) return std::string();
+    return out.tokenizer->decode(std::span<const int32_t>(&id, 1), false);
+  };
+  out.has_own_chat_template = !tf.chat_template.empty();
+  std::string tmpl = out.has_own_chat_template ? tf.chat_template : default_chatml_template();
+  std::string origin = out.has_own_chat_template ? tf.chat_template_origin : "built-in ChatML (model has none)";
+  out.chat_template = std::make_unique<ChatTemplate>(tmpl, token_text(out.tokenizer->bos_id),
+                                                     token_text(out.tokenizer->eos_id), origin);
+  s.chat_template_family = out.has_own_chat_template ? out.chat_template->family() : "none";
+  s.chat_template_origin = origin;
+  // A ChatML conversation ends its turns with <|im_end|>; stop there even if eos differs.
+  if (out.chat_template->family() == "chatml")
+    if (auto id = out.tokenizer->token_to_id("<|im_end|>"))
+      if (std::find(out.eos_ids.begin(), out.eos_ids.end(), *id) == out.eos_ids.end()) out.eos_ids.push_back(*id);
+
+#ifdef MF_INFER_HAVE_MODEL
+  ModelWeights w = load_model_weights(path);
+  const ModelConfig& c = w.config;
+  s.architecture = c.model_type;
+  s.layers = c.num_layers;
+  s.hidden = c.hidden_size;
+  s.intermediate = c.is_moe() && c.moe_intermediate_size > 0 ? c.moe_intermediate_size : c.intermediate_size;
+  s.heads = c.num_heads;
+  s.kv_heads = c.num_kv_heads;
+  s.head_dim = c.head_dim > 0 ? c.head_dim : (c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
+  s.vocab = c.vocab_size;
+  s.context = c.max_position_embeddings;
+  s.experts = c.num_experts;
+  s.top_k = c.top_k;
+  s.params_total = count_parameters(c, false);
+  s.params_active = count_parameters(c, true);
+  for (const auto& [name, t] : w.tensors) s.weight_dtypes[std::string(dtype_name(t.dtype()))]++;
+  for (int32_t id : c.eos_token_ids)
+    if (std::find(out.eos_ids.begin(), out.eos_ids.end(), id) == out.eos_ids.end()) out.eos_ids.push_back(id);
+  int ctx = std::min(opts.max_context, c.max_position_embeddings > 0 ? c.max_position_embeddings : opts.max_context);
+  auto transformer = std::make_unique<Transformer>(std::move(w));
+  out.model = std::make_unique<TransformerModel>(std::move(transformer), ctx);
+#else
+  fail(path, ": this build has no model module (src/model) to load the weights");
+#endif
+  return out;
+}
+
+}  // namespace mf

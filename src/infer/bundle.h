@@ -1,0 +1,48 @@
+// Everything needed to run a model, loaded from an HF directory or a .gguf file: the
+// transformer behind a LanguageModel (with its KV cache), the tokenizer, the chat template
+// and the end-of-sequence ids, plus a summary for `moeforge info`.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "infer/chat_template.h"
+#include "infer/language_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mf {
+
+struct ModelSummary {
+  std::string path, format;           // format: "gguf" | "hf"
+  std::string architecture;           // model_type: llama, mistral, qwen2, mixtral, ...
+  int layers = 0, hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int vocab = 0, context = 0;         // context: the model's max positions
+  int64_t params_total = 0, params_active = 0;
+  int experts = 0, top_k = 0;
+  std::map<std::string, int64_t> weight_dtypes;   // dtype name -> number of tensors
+  std::string tokenizer_kind;
+  int tokenizer_vocab = 0;
+  std::string chat_template_family;   // "none" when the model ships no template
+  std::string chat_template_origin;
+};
+
+struct LoadOptions {
+  int max_context = 4096;   // KV cache length cap (the model's own limit applies too)
+  int threads = 0;          // 0: leave OpenMP's default
+};
+
+struct LoadedModel {
+  std::unique_ptr<LanguageModel> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ChatTemplate> chat_template;  // the model's, else ChatML (origin says so)
+  std::vector<int32_t> eos_ids;
+  ModelSummary summary;
+  bool has_own_chat_template = false;
+};
+
+// The tokenizer is read first, so a directory without one fails fast with a clear error.
+LoadedModel load_model(const std::string& path, const LoadOptions& opts = {});
+
+}  // namespace mf

@@ -1,0 +1,130 @@
+#include "infer/model_files.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+
+#if __has_include("io/gguf.h")
+#include "io/gguf.h"
+#define MF_INFER_HAVE_GGUF 1
+#endif
+
+namespace mf {
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_json_if_present(const fs::path& p) {
+  if (!fs::exists(p)) return nullptr;
+  try {
+    return nlohmann::json::parse(read_text_file(p.string()));
+  } catch (const nlohmann::json::exception& e) {
+    fail(p.string(), ": invalid JSON: ", e.what());
+  }
+}
+
+void add_eos_ids(const nlohmann::json& j, const char* key, std::vector<int32_t>& out, const fs::path& file) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return;
+  const auto& v = j[key];
+  auto add = [&](const nlohmann::json& x) {
+    MF_CHECK(x.is_number_integer(), file.string(), ": '", key, "' must be an integer or a list of integers");
+    int32_t id = x.get<int32_t>();
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  };
+  if (v.is_array()) {
+    for (const auto& x : v) add(x);
+  } else {
+    add(v);
+  }
+}
+
+std::string template_from_config(const nlohmann::json& cfg, const fs::path& file) {
+  if (!cfg.is_object() || !cfg.contains("chat_template")) return "";
+  const auto& t = cfg["chat_template"];
+  if (t.is_string()) return t.get<std::string>();
+  if (t.is_array()) {  // named templates: [{"name": "default", "template": "..."}, ...]
+    for (const auto& e : t)
+      if (e.is_object() && e.value("name", "") == "default" && e.contains("template")) return e["template"];
+    fail(file.string(), ": chat_template is a list without a 'default' entry");
+  }
+  if (t.is_null()) return "";
+  fail(file.string(), ": chat_template must be a string or a list of named templates");
+}
+
+}  // namespace
+
+bool is_gguf_path(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  if (in && fs::is_regular_file(path) && in.read(magic, 4)) return std::string(magic, 4) == "GGUF";
+  return fs::path(path).extension() == ".gguf";
+}
+
+TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
+  fs::path d(dir);
+  fs::path tj = d / "tokenizer.json";
+  MF_CHECK(fs::exists(tj), dir, ": no tokenizer.json in the model directory (moeforge needs the HF tokenizer; ",
+           "copy tokenizer.json and tokenizer_config.json next to config.json)");
+  TokenizerFiles out;
+  out.tokenizer = load_hf_tokenizer(tj.string());
+  if (out.tokenizer->eos_id >= 0) out.eos_ids.push_back(out.tokenizer->eos_id);
+  fs::path tc = d / "tokenizer_config.json";
+  nlohmann::json tcfg = read_json_if_present(tc);
+  out.chat_template = template_from_config(tcfg, tc);
+  if (!out.chat_template.empty()) out.chat_template_origin = tc.string() + ":chat_template";
+  fs::path jinja = d / "chat_template.jinja";  // newer transformers save it beside the config
+  if (out.chat_template.empty() && fs::exists(jinja)) {
+    out.chat_template = read_text_file(jinja.string());
+    out.chat_template_origin = jinja.string();
+  }
+  fs::path gc = d / "generation_config.json";
+  add_eos_ids(read_json_if_present(gc), "eos_token_id", out.eos_ids, gc);
+  fs::path cc = d / "config.json";
+  add_eos_ids(read_json_if_present(cc), "eos_token_id", out.eos_ids, cc);
+  return out;
+}
+
+#ifdef MF_INFER_HAVE_GGUF
+TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
+  GgufFile f = GgufFile::open(gguf_path);
+  const GgufValue* model = f.find("tokenizer.ggml.model");
+  MF_CHECK(model, gguf_path, ": no tokenizer.ggml.model metadata (the GGUF carries no tokenizer)");
+  MF_CHECK(model->as_string() == "gpt2", gguf_path, ": tokenizer.ggml.model '", model->as_string(),
+           "' is not supported (only byte-level BPE, 'gpt2')");
+  BpeVocab v;
+  v.tokens = f.at("tokenizer.ggml.tokens").as_string_array();
+  if (const GgufValue* m = f.find("tokenizer.ggml.merges")) v.merges = m->as_string_array();
+  if (const GgufValue* t = f.find("tokenizer.ggml.token_type")) v.token_types = t->as_i32_array();
+  if (const GgufValue* p = f.find("tokenizer.ggml.pre")) v.pre = p->as_string();
+  auto id = [&](const char* key) -> int32_t {
+    const GgufValue* x = f.find(key);
+    return x ? int32_t(x->as_i64()) : -1;
+  };
+  v.bos_id = id("tokenizer.ggml.bos_token_id");
+  v.eos_id = id("tokenizer.ggml.eos_token_id");
+  v.pad_id = id("tokenizer.ggml.padding_token_id");
+  v.unk_id = id("tokenizer.ggml.unknown_token_id");
+  if (const GgufValue* b = f.find("tokenizer.ggml.add_bos_token")) v.add_bos = b->as_bool();
+  TokenizerFiles out;
+  out.tokenizer = make_bpe_tokenizer(std::move(v));
+  if (out.tokenizer->eos_id >= 0) out.eos_ids.push_back(out.tokenizer->eos_id);
+  int32_t eot = id("tokenizer.ggml.eot_token_id");
+  if (eot >= 0 && eot != out.tokenizer->eos_id) out.eos_ids.push_back(eot);
+  if (const GgufValue* t = f.find("tokenizer.chat_template")) {
+    out.chat_template = t->as_string();
+    out.chat_template_origin = gguf_path + ":tokenizer.chat_template";
+  }
+  return out;
+}
+#else
+TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
+  fail(gguf_path, ": this build has no GGUF reader (src/io/gguf.h missing)");
+}
+#endif
+
+}  // namespace mf

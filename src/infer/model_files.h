@@ -1,0 +1,28 @@
+// The non-weight parts of a model on disk: tokenizer, chat template and end-of-sequence ids,
+// read from an HF directory (tokenizer.json, tokenizer_config.json, generation_config.json,
+// config.json) or from a GGUF file's tokenizer.* metadata.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace mf {
+
+struct TokenizerFiles {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string chat_template;          // empty when the model ships none
+  std::string chat_template_origin;   // where it came from, for messages
+  std::vector<int32_t> eos_ids;       // tokenizer eos + config/generation_config eos ids
+};
+
+// Throws mf::Error naming the directory when tokenizer.json is missing or unreadable.
+TokenizerFiles load_hf_tokenizer_files(const std::string& dir);
+// Throws mf::Error naming the file and key when tokenizer.ggml.* metadata is missing/invalid.
+TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path);
+
+bool is_gguf_path(const std::string& path);   // by magic bytes when readable, else extension
+
+}  // namespace mf
