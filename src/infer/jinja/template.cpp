@@ -14,7 +14,7 @@ class PositionedError : public Error {
   using Error::Error;
 };
 
-constexpr int kMaxDepth = 200;  // macro recursion guard
+constexpr int kMaxDepth = 64;  // macro recursion guard (templates never nest deeply)
 
 class Interpreter {
  public:
