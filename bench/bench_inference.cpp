@@ -29,6 +29,7 @@ struct Options {
   int decode_tokens = 64;
   int repeats = 5;
   int threads = 2;
+  bool f32_weights = false;  // dequantize every matrix to fp32 first (the fp32-vs-fp32 comparison)
 };
 
 Options parse(int argc, char** argv) {
@@ -44,9 +45,14 @@ Options parse(int argc, char** argv) {
     else if (a == "--decode-tokens") o.decode_tokens = std::stoi(next());
     else if (a == "--repeats") o.repeats = std::stoi(next());
     else if (a == "--threads") o.threads = std::stoi(next());
+    else if (a == "--weights") {
+      const std::string w = next();
+      MF_CHECK(w == "f32" || w == "native", "--weights must be f32 or native, not ", w);
+      o.f32_weights = w == "f32";
+    }
     else if (a == "--help" || a == "-h") {
       std::puts("usage: bench_inference -m MODEL [--prompt-tokens 256] [--decode-tokens 64] "
-                "[--repeats 5] [--threads 2]");
+                "[--repeats 5] [--threads 2] [--weights native|f32]");
       std::exit(0);
     } else mf::fail("unknown argument ", a);
   }
@@ -80,6 +86,8 @@ int main(int argc, char** argv) try {
               opt.threads, bandwidth);
 
   mf::ModelWeights weights = mf::load_model_weights(opt.model);
+  if (opt.f32_weights)
+    for (auto& [name, t] : weights.tensors) t = t.to_f32();
   const double bytes_per_token = weight_bytes_per_token(weights);
   mf::Transformer model(std::move(weights));
   const auto& cfg = model.config();
@@ -111,11 +119,11 @@ int main(int argc, char** argv) try {
   getrusage(RUSAGE_SELF, &usage);
   const double decode = mf::bench::median(decode_rates);
   const double limit = bandwidth * 1e9 / bytes_per_token;
-  std::printf("{\"bench\":\"inference\",\"impl\":\"moeforge\",\"model\":\"%s\",\"threads\":%d,"
+  std::printf("{\"bench\":\"inference\",\"impl\":\"moeforge\",\"weights\":\"%s\",\"model\":\"%s\",\"threads\":%d,"
               "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"repeats\":%d,"
               "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"weight_mb_per_token\":%.1f,"
               "\"bandwidth_limit_tok_s\":%.2f,\"limit_over_achieved\":%.3f,\"peak_rss_mb\":%.1f}\n",
-              opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
+              opt.f32_weights ? "f32" : "native", opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
               mf::bench::median(prefill_rates), decode, bytes_per_token / 1e6, limit,
               limit / decode, double(usage.ru_maxrss) / 1024.0);
   return 0;
