@@ -1,0 +1,78 @@
+#include "model/config.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace mf {
+
+bool ModelConfig::layer_is_moe(int l) const {
+  if (num_experts <= 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) != mlp_only_layers.end()) return false;
+  int step = decoder_sparse_step > 0 ? decoder_sparse_step : 1;
+  return (l + 1) % step == 0;
+}
+
+void ModelConfig::validate() const {
+  auto positive = [](const char* field, int64_t v) {
+    MF_CHECK(v > 0, "model config: ", field, " must be > 0, got ", v);
+  };
+  static const char* kTypes[] = {"llama", "mistral", "qwen2", "mixtral", "qwen2_moe"};
+  MF_CHECK(std::find(std::begin(kTypes), std::end(kTypes), model_type) != std::end(kTypes),
+           "model config: model_type '", model_type,
+           "' is not supported (llama, mistral, qwen2, mixtral, qwen2_moe)");
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("num_hidden_layers", num_layers);
+  positive("num_attention_heads", num_heads);
+  positive("num_key_value_heads", num_kv_heads);
+  MF_CHECK(num_heads % num_kv_heads == 0, "model config: num_attention_heads (", num_heads,
+           ") must be a multiple of num_key_value_heads (", num_kv_heads, ")");
+  if (head_dim <= 0)
+    MF_CHECK(hidden_size % num_heads == 0, "model config: hidden_size (", hidden_size,
+             ") is not divisible by num_attention_heads (", num_heads, ") and head_dim is not set");
+  MF_CHECK(effective_head_dim() % 2 == 0, "model config: head_dim must be even for RoPE, got ",
+           effective_head_dim());
+  positive("max_position_embeddings", max_position_embeddings);
+  MF_CHECK(rope_theta > 0, "model config: rope_theta must be > 0, got ", rope_theta);
+  MF_CHECK(rms_norm_eps > 0, "model config: rms_norm_eps must be > 0, got ", rms_norm_eps);
+  MF_CHECK(sliding_window >= 0, "model config: sliding_window must be >= 0, got ", sliding_window);
+  MF_CHECK(num_experts >= 0, "model config: num_experts must be >= 0, got ", num_experts);
+  bool any_dense = false;
+  for (int l = 0; l < num_layers; ++l) any_dense |= !layer_is_moe(l);
+  if (any_dense) positive("intermediate_size", intermediate_size);
+  if (is_moe()) {
+    MF_CHECK(top_k >= 1 && top_k <= num_experts, "model config: num_experts_per_tok (", top_k,
+             ") must be in [1, num_experts=", num_experts, "]");
+    positive("moe_intermediate_size (or intermediate_size)", expert_intermediate_size());
+    MF_CHECK(shared_expert_intermediate_size >= 0,
+             "model config: shared_expert_intermediate_size must be >= 0, got ", shared_expert_intermediate_size);
+  } else {
+    MF_CHECK(top_k == 0 || top_k == 1, "model config: num_experts_per_tok = ", top_k, " without experts");
+  }
+  MF_CHECK(expert_names.empty() || int(expert_names.size()) == num_experts, "model config: expert_names has ",
+           expert_names.size(), " names for ", num_experts, " experts");
+}
+
+int64_t count_parameters(const ModelConfig& c, bool active_only) {
+  const int64_t H = c.hidden_size, D = c.effective_head_dim();
+  const int64_t q = int64_t(c.num_heads) * D, kv = int64_t(c.num_kv_heads) * D;
+  int64_t attn = H * q + 2 * H * kv + q * H + 2 * H;  // q,k,v,o + two norms
+  if (c.attention_bias) attn += q + 2 * kv;
+  int64_t total = 0;
+  for (int l = 0; l < c.num_layers; ++l) {
+    total += attn;
+    if (!c.layer_is_moe(l)) {
+      total += 3 * H * c.intermediate_size;
+      continue;
+    }
+    int64_t expert = 3 * H * c.expert_intermediate_size();
+    total += H * c.num_experts + (active_only ? c.top_k : c.num_experts) * expert;
+    if (c.shared_expert_intermediate_size > 0) total += 3 * H * c.shared_expert_intermediate_size + H;
+  }
+  total += int64_t(c.vocab_size) * H + H;  // embedding + final norm
+  if (!c.tie_word_embeddings) total += int64_t(c.vocab_size) * H;
+  return total;
+}
+
+}  // namespace mf

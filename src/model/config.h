@@ -1,0 +1,46 @@
+// ModelConfig: the architecture of a Llama-family dense or MoE decoder, independent of the
+// file it came from (HF config.json or GGUF metadata).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mf {
+
+struct ModelConfig {
+  std::string model_type = "llama";   // llama | mistral | qwen2 | mixtral | qwen2_moe
+  int vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0;
+  int num_heads = 0, num_kv_heads = 0, head_dim = 0;     // head_dim defaults to hidden/heads
+  int max_position_embeddings = 2048;
+  double rope_theta = 10000.0;
+  float rms_norm_eps = 1e-5f;
+  int sliding_window = 0;             // mistral: 0 = none; else a query sees this many keys
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;        // qwen2: q/k/v biases
+  int num_experts = 0, top_k = 0;     // 0 experts = dense
+  int moe_intermediate_size = 0;      // expert FFN width (0: intermediate_size)
+  bool norm_topk_prob = true;         // Mixtral renormalises the top-k weights
+  int shared_expert_intermediate_size = 0;  // qwen2_moe shared expert (+ sigmoid gate)
+  int decoder_sparse_step = 1;        // qwen2_moe: layer l is MoE when (l+1) % step == 0
+  std::vector<int> mlp_only_layers;   // qwen2_moe: layers forced dense
+  float router_aux_loss_coef = 0.01f;
+  int bos_token_id = -1, pad_token_id = -1;
+  std::vector<int> eos_token_ids;
+  std::vector<std::string> expert_names;
+  std::string router_policy = "softmax_topk";
+  std::string torch_dtype = "float32";
+
+  bool is_moe() const { return num_experts > 0; }
+  // Whether layer `l` has a routed-expert FFN (false for every layer of a dense model).
+  bool layer_is_moe(int l) const;
+  int effective_head_dim() const { return head_dim > 0 ? head_dim : (num_heads > 0 ? hidden_size / num_heads : 0); }
+  int expert_intermediate_size() const { return moe_intermediate_size > 0 ? moe_intermediate_size : intermediate_size; }
+  // Throws mf::Error naming the first bad field.
+  void validate() const;
+};
+
+// Parameters of the model: all of them, or only those one token touches (top_k of the
+// experts, plus everything shared). Embedding and head count separately unless tied.
+int64_t count_parameters(const ModelConfig& c, bool active_only);
+
+}  // namespace mf
