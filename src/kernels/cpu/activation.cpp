@@ -1,0 +1,51 @@
+#include "kernels/cpu/activation.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/cpu/simd.h"
+
+namespace mf {
+
+namespace {
+
+// Below this many elements the OpenMP fork costs more than the work.
+constexpr int64_t kParallelMin = 1 << 15;
+
+void silu_mul_range(const float* gate, const float* up, float* out, int64_t begin, int64_t end) {
+  int64_t i = begin;
+#if defined(__AVX512F__)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 16 <= end; i += 16) {
+    __m512 g = _mm512_loadu_ps(gate + i);
+    __m512 e = simd::exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(s, _mm512_loadu_ps(up + i)));
+  }
+#endif
+  for (; i < end; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+}  // namespace
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  MF_CHECK(n >= 0, "silu_mul: negative length ", n);
+  if (n < kParallelMin) return silu_mul_range(gate, up, out, 0, n);
+  constexpr int64_t chunk = 4096;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < n; c += chunk) silu_mul_range(gate, up, out, c, std::min(n, c + chunk));
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  MF_CHECK(n >= 0, "add_inplace: negative length ", n);
+  if (n < kParallelMin) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+    return;
+  }
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace mf

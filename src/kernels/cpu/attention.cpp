@@ -1,0 +1,94 @@
+#include "kernels/cpu/attention.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/cpu/softmax.h"
+
+namespace mf {
+
+namespace {
+
+// From this many queries on, one GEMM per head (QK^T, then PV) beats the per-query loop even
+// though it also computes the masked upper triangle.
+constexpr int64_t kGemmMinQueries = 16;
+
+// Per-thread rows of the loop path are padded to a cache line so threads never share one.
+int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
+
+// One query row against keys [0, len): scores, softmax, weighted sum of values.
+void attend_one(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t len,
+                int head_dim, float scale, float* scores, float* out) {
+  for (int64_t s = 0; s < len; ++s) scores[s] = simd::dot(q, k + s * kv_stride, head_dim) * scale;
+  softmax_row(scores, len);
+  std::memset(out, 0, size_t(head_dim) * sizeof(float));
+  for (int64_t s = 0; s < len; ++s) simd::axpy(scores[s], v + s * kv_stride, out, head_dim);
+}
+
+}  // namespace
+
+size_t attention_scratch_floats(int64_t T, int64_t S, int n_heads) {
+  size_t per_thread = size_t(omp_get_max_threads()) * size_t(padded(S));
+  if (T >= kGemmMinQueries) return std::max(per_thread, size_t(T) * size_t(S));
+  return per_thread;
+}
+
+void attention_forward(const float* q, const float* k, const float* v, int64_t kv_stride,
+                       int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim,
+                       float scale, float* out, float* scratch) {
+  MF_CHECK(T >= 0 && S >= T, "attention_forward: need 0 <= T <= S, got T=", T, " S=", S);
+  MF_CHECK(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0,
+           "attention_forward: n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads);
+  MF_CHECK(head_dim > 0, "attention_forward: head_dim must be positive, got ", head_dim);
+  MF_CHECK(kv_stride >= int64_t(n_kv_heads) * head_dim, "attention_forward: kv_stride ", kv_stride,
+           " is smaller than n_kv_heads*head_dim = ", int64_t(n_kv_heads) * head_dim);
+  if (T == 0) return;
+  const int group = n_heads / n_kv_heads;
+  const int64_t past = S - T;
+  const int64_t q_stride = int64_t(n_heads) * head_dim;
+
+  if (T < kGemmMinQueries) {
+    const int64_t items = T * n_heads;
+    const int64_t row = padded(S);
+#pragma omp parallel
+    {
+      float* scores = scratch + int64_t(omp_get_thread_num()) * row;
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t t = item / n_heads;
+        const int h = int(item % n_heads);
+        const int64_t kv_off = int64_t(h / group) * head_dim;
+        attend_one(q + t * q_stride + int64_t(h) * head_dim, k + kv_off, v + kv_off, kv_stride,
+                   past + t + 1, head_dim, scale, scores, out + t * q_stride + int64_t(h) * head_dim);
+      }
+    }
+    return;
+  }
+
+  // Prefill: per head, P = softmax(mask(scale * Q K^T)) then O = P V, both as strided GEMMs
+  // reading q/k/v/out in place; OpenBLAS parallelises each GEMM.
+  float* probs = scratch;  // [T, S]
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int h = 0; h < n_heads; ++h) {
+    const int64_t kv_off = int64_t(h / group) * head_dim;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(S), head_dim, scale,
+                q + int64_t(h) * head_dim, int(q_stride), k + kv_off, int(kv_stride), 0.0f, probs,
+                int(S));
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = probs + t * S;
+      for (int64_t s = past + t + 1; s < S; ++s) row[s] = neg_inf;
+      softmax_row(row, S);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), head_dim, int(S), 1.0f, probs,
+                int(S), v + kv_off, int(kv_stride), 0.0f, out + int64_t(h) * head_dim, int(q_stride));
+  }
+}
+
+}  // namespace mf

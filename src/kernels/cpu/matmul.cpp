@@ -1,0 +1,109 @@
+#include "kernels/cpu/matmul.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/gemv.h"
+#include "kernels/cpu/row_decode.h"
+
+namespace mf {
+
+namespace {
+
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+
+void check_weight(const Tensor& weight, int64_t M, int64_t K) {
+  MF_CHECK(weight.ndim() == 2, "linear: weight must be 2-D [N, K], got shape ",
+           shape_str(weight.shape()));
+  MF_CHECK(weight.dim(1) == K, "linear: weight ", shape_str(weight.shape()), " (",
+           dtype_name(weight.dtype()), ") does not match input width K=", K);
+  MF_CHECK(M >= 0, "linear: negative row count M=", M);
+  const int block = dtype_info(weight.dtype()).block_elems;
+  MF_CHECK(K % block == 0, "linear: K=", K, " is not a multiple of the ",
+           dtype_name(weight.dtype()), " block size ", block);
+  switch (weight.dtype()) {
+    case DType::F64: case DType::I8: case DType::I16: case DType::I32: case DType::I64:
+    case DType::U8: case DType::BOOL: case DType::Q8_K:
+      fail("linear: weight format ", dtype_name(weight.dtype()), " is not a matmul weight type");
+    default: break;
+  }
+  MF_CHECK(weight.numel() == 0 || weight.raw() != nullptr, "linear: weight has no data");
+  MF_CHECK(weight.dim(0) <= kIntMax && K <= kIntMax && M <= kIntMax,
+           "linear: sizes exceed the BLAS int range");
+}
+
+void add_bias(const float* bias, int64_t M, int64_t N, float* y) {
+  for (int64_t r = 0; r < M; ++r)
+#pragma omp simd
+    for (int64_t n = 0; n < N; ++n) y[r * N + n] += bias[n];
+}
+
+// Prefill path: dequantize W a panel of rows at a time into fp32 and let OpenBLAS multiply.
+// The panel scratch is thread_local so repeated prefill calls reuse one buffer instead of
+// allocating P*K floats per call.
+void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, float* y) {
+  const int64_t N = weight.dim(0);
+  const DType t = weight.dtype();
+  if (t == DType::F32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, x, int(K),
+                weight.data<float>(), int(K), 0.0f, y, int(N));
+    return;
+  }
+  // ~2 MiB of fp32 per panel: big enough for an efficient GEMM, small enough to stay in L2/L3.
+  const int64_t panel_rows = std::clamp<int64_t>((int64_t(1) << 19) / K / 16 * 16, 16, N);
+  thread_local std::vector<float> panel;
+  if (panel.size() < size_t(panel_rows * K)) panel.resize(size_t(panel_rows * K));
+  const size_t row_bytes = dtype_bytes(t, K);
+  const auto* w = static_cast<const uint8_t*>(weight.raw());
+  for (int64_t n0 = 0; n0 < N; n0 += panel_rows) {
+    const int64_t rows = std::min(panel_rows, N - n0);
+    float* p = panel.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      detail::decode_row(t, w + size_t(n0 + r) * row_bytes, p + r * K, K);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(rows), int(K), 1.0f, x,
+                int(K), p, int(K), 0.0f, y + n0, int(N));
+  }
+}
+
+}  // namespace
+
+void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias,
+            float* y) {
+  check_weight(weight, M, K);
+  const int64_t N = weight.dim(0);
+  if (M == 0 || N == 0) return;
+  MF_CHECK(x != nullptr && y != nullptr, "linear: null input or output");
+  if (K == 0) {
+    std::fill(y, y + M * N, 0.0f);
+  } else if (M <= kLinearGemvMaxRows) {
+    detail::gemv_rows(x, M, K, weight.dtype(), weight.raw(), N, y);
+  } else {
+    linear_panels(x, M, K, weight, y);
+  }
+  if (bias) add_bias(bias, M, N, y);
+}
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+              int64_t ldc) {
+  MF_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm_f32: negative size M=", M, " N=", N, " K=", K);
+  MF_CHECK(M <= kIntMax && N <= kIntMax && K <= kIntMax && lda <= kIntMax && ldb <= kIntMax &&
+               ldc <= kIntMax,
+           "gemm_f32: sizes exceed the BLAS int range");
+  // Row-major: A is stored [M,K] (or [K,M] if transposed), B [K,N] (or [N,K]), C [M,N].
+  MF_CHECK(lda >= std::max<int64_t>(1, trans_a ? M : K), "gemm_f32: lda=", lda, " too small");
+  MF_CHECK(ldb >= std::max<int64_t>(1, trans_b ? K : N), "gemm_f32: ldb=", ldb, " too small");
+  MF_CHECK(ldc >= std::max<int64_t>(1, N), "gemm_f32: ldc=", ldc, " too small");
+  if (M == 0 || N == 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A, int(lda), B,
+              int(ldb), beta, C, int(ldc));
+}
+
+}  // namespace mf

@@ -1,0 +1,27 @@
+// Sparse MoE dispatch: group (token, slot) assignments by expert so that each expert runs one
+// GEMM over exactly its tokens, then scatter the outputs back weighted by their gates.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace mf {
+
+struct DispatchPlan {
+  int num_experts = 0;
+  std::vector<int64_t> offsets;  // size E+1; rows of expert e are [offsets[e], offsets[e+1])
+  std::vector<int32_t> token;    // size T*k: source token of each grouped row
+  std::vector<float> gate;       // size T*k: gate weight of each grouped row
+};
+
+// Groups the T*k assignments idx[T, k] (weights weight[T, k]) by expert, stably: within an
+// expert, rows keep (token, slot) order. Throws mf::Error on an index outside [0, E).
+DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t T, int k, int E);
+
+// gathered[r] = x[plan.token[r]] for every grouped row r  (x: [T, dim], gathered: [T*k, dim]).
+void moe_gather(const float* x, const DispatchPlan& plan, int64_t dim, float* gathered);
+
+// y[plan.token[r]] += plan.gate[r] * expert_out[r]  (y: [T, dim]). Rows are added in plan
+// order whatever the thread count, so results are bit-reproducible.
+void moe_scatter_add(const float* expert_out, const DispatchPlan& plan, int64_t dim, float* y);
+
+}  // namespace mf

@@ -1,0 +1,68 @@
+#include "kernels/cpu/rope.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace mf {
+
+RopeTable::RopeTable(int head_dim, int max_positions, double theta)
+    : head_dim_(head_dim), max_positions_(max_positions) {
+  MF_CHECK(head_dim > 0 && head_dim % 2 == 0, "RopeTable: head_dim must be positive and even, got ",
+           head_dim);
+  MF_CHECK(max_positions > 0, "RopeTable: max_positions must be positive, got ", max_positions);
+  MF_CHECK(theta > 0, "RopeTable: theta must be positive, got ", theta);
+  const int half = head_dim / 2;
+  // HF builds inv_freq and the angles in fp32 (angle = float(pos) * inv_freq); doing the same
+  // keeps far positions bit-compatible with the reference instead of "more exact" than it.
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i)
+    inv_freq[size_t(i)] = float(1.0 / std::pow(theta, double(float(2 * i) / float(head_dim))));
+  cos_.resize(size_t(max_positions) * size_t(head_dim));
+  sin_.resize(cos_.size());
+  for (int p = 0; p < max_positions; ++p) {
+    float* c = cos_.data() + size_t(p) * size_t(head_dim);
+    float* s = sin_.data() + size_t(p) * size_t(head_dim);
+    for (int i = 0; i < half; ++i) {
+      float angle = float(p) * inv_freq[size_t(i)];
+      c[i] = c[i + half] = float(std::cos(double(angle)));
+      s[i] = s[i + half] = float(std::sin(double(angle)));
+    }
+  }
+}
+
+namespace {
+
+void rotate_head(float* x, const float* c, const float* s, int half) {
+#pragma omp simd
+  for (int i = 0; i < half; ++i) {
+    float a = x[i], b = x[i + half];
+    x[i] = a * c[i] - b * s[i];
+    x[i + half] = b * c[i + half] + a * s[i + half];
+  }
+}
+
+}  // namespace
+
+void rope_apply(float* x, int64_t tokens, int heads, const int32_t* positions,
+                const RopeTable& table) {
+  MF_CHECK(tokens >= 0 && heads > 0, "rope_apply: bad shape [", tokens, ", ", heads, "]");
+  for (int64_t t = 0; t < tokens; ++t)
+    MF_CHECK(positions[t] >= 0 && positions[t] < table.max_positions(), "rope_apply: position ",
+             positions[t], " of token ", t, " is outside the table [0, ", table.max_positions(),
+             ")");
+  const int d = table.head_dim();
+  const int64_t items = tokens * heads;
+  auto work = [&](int64_t item) {
+    int64_t t = item / heads;
+    rotate_head(x + item * d, table.cos(positions[t]), table.sin(positions[t]), d / 2);
+  };
+  if (items * d < (1 << 15)) {
+    for (int64_t i = 0; i < items; ++i) work(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < items; ++i) work(i);
+}
+
+}  // namespace mf

@@ -1,0 +1,49 @@
+#include "kernels/cpu/softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "kernels/cpu/simd.h"
+
+namespace mf {
+
+void softmax_row(float* x, int64_t cols) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < cols; ++i) max = std::max(max, x[i]);
+  if (max == -std::numeric_limits<float>::infinity()) {  // fully masked row: no probability mass
+    for (int64_t i = 0; i < cols; ++i) x[i] = 0.0f;
+    return;
+  }
+  float sum = 0.0f;
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  __m512 vmax = _mm512_set1_ps(max), vsum = _mm512_setzero_ps();
+  for (; i + 16 <= cols; i += 16) {
+    __m512 e = simd::exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax));
+    _mm512_storeu_ps(x + i, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  sum = _mm512_reduce_add_ps(vsum);
+#endif
+  for (; i < cols; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < cols; ++j) x[j] *= inv;
+}
+
+void softmax_rows(float* x, int64_t rows, int64_t cols) {
+  MF_CHECK(rows >= 0 && cols > 0, "softmax_rows: bad shape [", rows, ", ", cols, "]");
+  if (rows * cols < (1 << 15)) {
+    for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * cols, cols);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * cols, cols);
+}
+
+}  // namespace mf
