@@ -1,0 +1,64 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
+#include "model/blocks.h"
+
+namespace mf {
+namespace {
+
+const float* bias_or_null(const Tensor& b) { return b.numel() ? b.data<float>() : nullptr; }
+
+// Attention of one sequence's T queries (already rotated) against its cache of S keys.
+void attend_sequence(const ModelConfig& c, const float* q, const float* k, const float* v, int64_t stride,
+                     int64_t T, int64_t S, float* out, float* scratch) {
+  const int D = c.effective_head_dim();
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int64_t window = c.sliding_window;
+  if (window <= 0 || S <= window) {
+    attention_forward(q, k, v, stride, T, S, c.num_heads, c.num_kv_heads, D, scale, out, scratch);
+    return;
+  }
+  // Sliding window: query at absolute position p sees keys (p - window, p]; the kernel's
+  // causal window always starts at 0, so each query gets its own shifted view of the cache.
+  const int64_t qdim = int64_t(c.num_heads) * D, past = S - T;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t pos = past + t, start = std::max<int64_t>(0, pos - window + 1);
+    attention_forward(q + t * qdim, k + start * stride, v + start * stride, stride, 1, pos - start + 1,
+                      c.num_heads, c.num_kv_heads, D, scale, out + t * qdim, scratch);
+  }
+}
+
+}  // namespace
+
+void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int batch, int64_t T,
+                     const RopeTable& rope, KVCache& cache, Workspace& ws) {
+  const int64_t N = int64_t(batch) * T, H = c.hidden_size, D = c.effective_head_dim();
+  const int64_t qdim = c.num_heads * D, kvdim = c.num_kv_heads * D;
+  rmsnorm(ws.x.data(), L.attn_norm.data<float>(), N, H, c.rms_norm_eps, ws.h.data());
+  linear(ws.h.data(), N, H, L.q, bias_or_null(L.q_bias), ws.q.data());
+  linear(ws.h.data(), N, H, L.k, bias_or_null(L.k_bias), ws.k.data());
+  linear(ws.h.data(), N, H, L.v, bias_or_null(L.v_bias), ws.v.data());
+  rope_apply(ws.q.data(), N, c.num_heads, ws.positions.data(), rope);
+  rope_apply(ws.k.data(), N, c.num_kv_heads, ws.positions.data(), rope);
+  const int64_t stride = cache.stride();
+  for (int b = 0; b < batch; ++b) {
+    const int64_t past = cache.length(b), row0 = int64_t(b) * T;
+    float* kc = cache.keys(layer, b);
+    float* vc = cache.values(layer, b);
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(kc + (past + t) * stride, ws.k.data() + (row0 + t) * kvdim, size_t(kvdim) * sizeof(float));
+      std::memcpy(vc + (past + t) * stride, ws.v.data() + (row0 + t) * kvdim, size_t(kvdim) * sizeof(float));
+    }
+    attend_sequence(c, ws.q.data() + row0 * qdim, kc, vc, stride, T, past + T, ws.attn.data() + row0 * qdim,
+                    ws.attn_scratch.data());
+  }
+  linear(ws.attn.data(), N, qdim, L.o, bias_or_null(L.o_bias), ws.out.data());
+  add_inplace(ws.x.data(), ws.out.data(), N * H);
+}
+
+}  // namespace mf

@@ -1,0 +1,27 @@
+// The pieces of one decoder layer, as free functions over a Workspace (internal to model/).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/cpu/rope.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/layer_weights.h"
+#include "model/workspace.h"
+
+namespace mf {
+
+// Token embedding rows (dequantized to fp32) into ws.x; ids are checked against the vocab.
+void embed_tokens(const Tensor& embed, const int32_t* ids, int64_t n, float* x);
+
+// x += o_proj(attention(rmsnorm(x))) for `batch` sequences of T tokens each, appending the
+// new keys/values of layer `layer` to the cache at each sequence's current length.
+void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int batch, int64_t T,
+                     const RopeTable& rope, KVCache& cache, Workspace& ws);
+
+// x += ffn(rmsnorm(x)): SwiGLU MLP, or the routed experts (+ shared expert) of a MoE layer.
+// When router_logits is set, the layer's [N, E] router logits are appended to it.
+void ffn_block(const ModelConfig& c, const LayerWeights& L, Workspace& ws, std::vector<Tensor>* router_logits);
+
+}  // namespace mf

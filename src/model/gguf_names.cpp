@@ -1,0 +1,69 @@
+#include "model/gguf_names.h"
+
+#include <cstring>
+#include <map>
+#include <regex>
+
+#include "core/error.h"
+
+namespace mf {
+
+std::optional<std::string> gguf_to_hf_name(const std::string& g, const std::string& moe_prefix) {
+  static const std::map<std::string, std::string> kGlobal = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  if (auto it = kGlobal.find(g); it != kGlobal.end()) return it->second;
+  static const std::regex kBlock(R"(blk\.(\d+)\.([a-z_]+)(?:\.(\d+))?\.(weight|bias))");
+  std::smatch m;
+  if (!std::regex_match(g, m, kBlock)) return std::nullopt;
+  const std::string layer = "model.layers." + m[1].str() + ".", part = m[2].str(), kind = m[4].str();
+  static const std::map<std::string, std::string> kLayer = {
+      {"attn_norm", "input_layernorm"},    {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},      {"attn_output", "self_attn.o_proj"},
+      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"},
+  };
+  if (m[3].matched) {  // older Mixtral GGUFs: one tensor per expert, blk.N.ffn_gate.E.weight
+    static const std::map<std::string, std::string> kExpert = {{"ffn_gate", "w1"}, {"ffn_up", "w3"}, {"ffn_down", "w2"}};
+    auto it = kExpert.find(part);
+    if (it == kExpert.end()) return std::nullopt;
+    return layer + moe_prefix + ".experts." + m[3].str() + "." + it->second + "." + kind;
+  }
+  if (part == "ffn_gate_inp") return layer + moe_prefix + ".gate." + kind;
+  auto it = kLayer.find(part);
+  if (it == kLayer.end()) return std::nullopt;
+  return layer + it->second + "." + kind;
+}
+
+std::optional<StackedExperts> parse_stacked_experts(const std::string& g) {
+  static const std::regex kExps(R"(blk\.(\d+)\.ffn_(gate|up|down)_exps\.weight)");
+  std::smatch m;
+  if (!std::regex_match(g, m, kExps)) return std::nullopt;
+  static const std::map<std::string, std::string> kLeaf = {{"gate", "w1"}, {"up", "w3"}, {"down", "w2"}};
+  return StackedExperts{std::stoi(m[1].str()), kLeaf.at(m[2].str())};
+}
+
+Tensor unpermute_qk_rows(const Tensor& w, int n_head, const std::string& name) {
+  MF_CHECK(w.ndim() == 2 || w.ndim() == 1, name, ": expected a matrix or a bias vector to un-permute, got shape ",
+           shape_str(w.shape()));
+  const int64_t rows = w.dim(0);
+  MF_CHECK(n_head > 0 && rows % (2 * int64_t(n_head)) == 0, name, ": ", rows,
+           " rows do not split into ", n_head, " heads of an even size");
+  const int64_t D = rows / n_head, half = D / 2;
+  const size_t row_bytes = w.nbytes() / size_t(rows);
+  Tensor out = Tensor::empty(w.dtype(), w.shape());
+  const auto* src = static_cast<const uint8_t*>(w.raw());
+  auto* dst = static_cast<uint8_t*>(out.raw());
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t gguf_row = h * D + 2 * i + j, hf_row = h * D + j * half + i;
+        std::memcpy(dst + size_t(hf_row) * row_bytes, src + size_t(gguf_row) * row_bytes, row_bytes);
+      }
+  return out;
+}
+
+}  // namespace mf

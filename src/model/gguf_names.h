@@ -1,0 +1,30 @@
+// How llama.cpp's GGUF files name and lay out the tensors of a Llama-family model, and the
+// inverse of its converter's Q/K row permutation.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace mf {
+
+// The HF name of a 2-D/1-D GGUF tensor ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.
+// q_proj.weight"); `moe_prefix` is the HF container of a MoE layer's router and experts
+// ("block_sparse_moe"). Stacked expert tensors (ffn_*_exps) are not mapped here.
+// std::nullopt for a name outside the llama tensor set.
+std::optional<std::string> gguf_to_hf_name(const std::string& gguf_name, const std::string& moe_prefix = "block_sparse_moe");
+
+// For "blk.N.ffn_gate_exps.weight" etc: the layer and the HF leaf of each expert ("w1"/"w3"/"w2").
+struct StackedExperts {
+  int layer = 0;
+  std::string leaf;
+};
+std::optional<StackedExperts> parse_stacked_experts(const std::string& gguf_name);
+
+// llama.cpp's converter reorders the rows of each head of Q and K from HF's rotate_half
+// layout (halves) to GGML's interleaved pairs: row h*D + 2i + j holds HF row h*D + j*D/2 + i.
+// Returns a new tensor with HF row order. Rows are copied whole, so any dtype (including block
+// formats, whose blocks run along the row) is handled without dequantizing.
+Tensor unpermute_qk_rows(const Tensor& w, int n_head, const std::string& name);
+
+}  // namespace mf

@@ -1,0 +1,130 @@
+#include "model/layer_weights.h"
+
+#include "core/error.h"
+
+namespace mf {
+namespace {
+
+class Binder {
+ public:
+  explicit Binder(const ModelWeights& w) : w_(w) {}
+
+  const Tensor& find(const std::string& name) const {
+    auto it = w_.tensors.find(name);
+    MF_CHECK(it != w_.tensors.end(), where(), "missing tensor '", name, "'");
+    return it->second;
+  }
+  bool has(const std::string& name) const { return w_.tensors.count(name) != 0; }
+
+  Tensor matrix(const std::string& name, int64_t rows, int64_t cols) const {
+    const Tensor& t = find(name);
+    check_shape(name, t, {rows, cols});
+    return t;
+  }
+  Tensor vector_f32(const std::string& name, int64_t n) const {
+    const Tensor& t = find(name);
+    check_shape(name, t, {n});
+    return t.dtype() == DType::F32 ? t : t.to_f32();
+  }
+  Tensor optional_vector_f32(const std::string& name, int64_t n) const {
+    return has(name) ? vector_f32(name, n) : Tensor::empty(DType::F32, {0});
+  }
+  SwigluWeights swiglu(const std::string& p, const char* gate, const char* up, const char* down, int64_t H,
+                       int64_t I) const {
+    return {matrix(p + gate + ".weight", I, H), matrix(p + up + ".weight", I, H),
+            matrix(p + down + ".weight", H, I)};
+  }
+  void check_shape(const std::string& name, const Tensor& t, const Shape& want) const {
+    MF_CHECK(t.shape() == want, where(), "tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ",
+             shape_str(want));
+  }
+  std::string where() const { return w_.source.empty() ? std::string() : w_.source + ": "; }
+
+ private:
+  const ModelWeights& w_;
+};
+
+// Experts are looked up by the first expert's shape so that a mismatch names both tensors.
+void check_experts_agree(const Binder& b, const std::vector<SwigluWeights>& experts, const std::string& prefix,
+                         const char* const names[3]) {
+  for (size_t e = 1; e < experts.size(); ++e) {
+    const Tensor* mine[3] = {&experts[e].gate, &experts[e].up, &experts[e].down};
+    const Tensor* first[3] = {&experts[0].gate, &experts[0].up, &experts[0].down};
+    for (int i = 0; i < 3; ++i)
+      MF_CHECK(mine[i]->shape() == first[i]->shape(), b.where(), "expert shapes differ: '", prefix, e, ".",
+               names[i], ".weight' has shape ", shape_str(mine[i]->shape()), " but '", prefix, "0.", names[i],
+               ".weight' has ", shape_str(first[i]->shape()));
+  }
+}
+
+MoeWeights bind_moe(const Binder& b, const ModelConfig& c, int layer, int64_t H) {
+  const bool mixtral = c.model_type != "qwen2_moe";
+  const std::string p = "model.layers." + std::to_string(layer) + (mixtral ? ".block_sparse_moe." : ".mlp.");
+  static const char* const kMixtral[3] = {"w1", "w3", "w2"};
+  static const char* const kQwen[3] = {"gate_proj", "up_proj", "down_proj"};
+  const char* const* names = mixtral ? kMixtral : kQwen;
+  const int64_t I = c.expert_intermediate_size();
+  MoeWeights m;
+  m.router = b.matrix(p + "gate.weight", c.num_experts, H);
+  const std::string ep = p + "experts.";
+  std::vector<SwigluWeights> raw;
+  for (int e = 0; e < c.num_experts; ++e) {
+    std::string q = ep + std::to_string(e) + ".";
+    raw.push_back({b.find(q + names[0] + ".weight"), b.find(q + names[1] + ".weight"),
+                   b.find(q + names[2] + ".weight")});
+  }
+  check_experts_agree(b, raw, ep, names);
+  for (int e = 0; e < c.num_experts; ++e)
+    m.experts.push_back(b.swiglu(ep + std::to_string(e) + ".", names[0], names[1], names[2], H, I));
+  if (c.shared_expert_intermediate_size > 0) {
+    m.has_shared = true;
+    m.shared = b.swiglu(p + "shared_expert.", "gate_proj", "up_proj", "down_proj", H,
+                        c.shared_expert_intermediate_size);
+    m.shared_gate = b.matrix(p + "shared_expert_gate.weight", 1, H);
+  }
+  return m;
+}
+
+}  // namespace
+
+TransformerWeights bind_weights(const ModelWeights& w) {
+  const ModelConfig& c = w.config;
+  c.validate();
+  Binder b(w);
+  const int64_t H = c.hidden_size, D = c.effective_head_dim();
+  const int64_t qdim = int64_t(c.num_heads) * D, kvdim = int64_t(c.num_kv_heads) * D;
+  TransformerWeights t;
+  t.embed = b.matrix("model.embed_tokens.weight", c.vocab_size, H);
+  t.final_norm = b.vector_f32("model.norm.weight", H);
+  t.head = c.tie_word_embeddings ? t.embed : b.matrix("lm_head.weight", c.vocab_size, H);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const std::string a = p + "self_attn.";
+    LayerWeights L;
+    L.attn_norm = b.vector_f32(p + "input_layernorm.weight", H);
+    L.ffn_norm = b.vector_f32(p + "post_attention_layernorm.weight", H);
+    L.q = b.matrix(a + "q_proj.weight", qdim, H);
+    L.k = b.matrix(a + "k_proj.weight", kvdim, H);
+    L.v = b.matrix(a + "v_proj.weight", kvdim, H);
+    L.o = b.matrix(a + "o_proj.weight", H, qdim);
+    if (c.attention_bias) {
+      L.q_bias = b.vector_f32(a + "q_proj.bias", qdim);
+      L.k_bias = b.vector_f32(a + "k_proj.bias", kvdim);
+      L.v_bias = b.vector_f32(a + "v_proj.bias", kvdim);
+    } else {
+      L.q_bias = b.optional_vector_f32(a + "q_proj.bias", qdim);
+      L.k_bias = b.optional_vector_f32(a + "k_proj.bias", kvdim);
+      L.v_bias = b.optional_vector_f32(a + "v_proj.bias", kvdim);
+    }
+    L.o_bias = b.optional_vector_f32(a + "o_proj.bias", H);
+    L.is_moe = c.layer_is_moe(l);
+    if (L.is_moe)
+      L.moe = bind_moe(b, c, l, H);
+    else
+      L.mlp = b.swiglu(p + "mlp.", "gate_proj", "up_proj", "down_proj", H, c.intermediate_size);
+    t.layers.push_back(std::move(L));
+  }
+  return t;
+}
+
+}  // namespace mf

@@ -1,0 +1,44 @@
+// The transformer's weights bound by role, checked once at construction: every expected
+// tensor present with the expected shape, norms and biases converted to fp32, matrices left
+// in their stored dtype for the `linear` kernel.
+#pragma once
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/weights.h"
+
+namespace mf {
+
+struct SwigluWeights {        // down(silu(gate(x)) * up(x))
+  Tensor gate, up, down;      // [I, H], [I, H], [H, I]
+};
+
+struct MoeWeights {
+  Tensor router;                        // [E, H]
+  std::vector<SwigluWeights> experts;   // E of them, all the same shape
+  bool has_shared = false;              // qwen2_moe shared expert
+  SwigluWeights shared;
+  Tensor shared_gate;                   // [1, H]: sigmoid gate of the shared expert
+};
+
+struct LayerWeights {
+  Tensor attn_norm, ffn_norm;           // F32 [H]
+  Tensor q, k, v, o;                    // [nH*D, H], [nKV*D, H], [nKV*D, H], [H, nH*D]
+  Tensor q_bias, k_bias, v_bias, o_bias;  // F32, empty (numel 0) when absent
+  bool is_moe = false;
+  SwigluWeights mlp;                    // dense layers
+  MoeWeights moe;                       // MoE layers
+};
+
+struct TransformerWeights {
+  Tensor embed;                         // [V, H], any dequantizable dtype
+  Tensor final_norm;                    // F32 [H]
+  Tensor head;                          // [V, H] (the embedding when tied)
+  std::vector<LayerWeights> layers;
+};
+
+// Throws mf::Error naming the tensor, the expected and the actual shape (or that it is
+// missing, or that experts of one layer disagree in shape).
+TransformerWeights bind_weights(const ModelWeights& w);
+
+}  // namespace mf

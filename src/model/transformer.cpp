@@ -1,0 +1,85 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+#include "model/blocks.h"
+#include "model/layer_weights.h"
+#include "model/workspace.h"
+
+namespace mf {
+
+struct Transformer::Impl {
+  ModelWeights weights;
+  TransformerWeights bound;
+  std::unique_ptr<RopeTable> rope;  // grown to the longest cache seen
+  Workspace ws;
+
+  const ModelConfig& config() const { return weights.config; }
+
+  void prepare(int64_t N, int64_t T, const KVCache& cache) {
+    const ModelConfig& c = config();
+    if (!rope || rope->max_positions() < cache.capacity())
+      rope = std::make_unique<RopeTable>(c.effective_head_dim(), cache.capacity(), c.rope_theta);
+    if (ws.tokens != N || ws.per_seq != T || ws.capacity != cache.capacity()) ws = Workspace(c, N, T, cache.capacity());
+  }
+};
+
+Transformer::Transformer(ModelWeights weights) : impl_(std::make_unique<Impl>()) {
+  impl_->weights = std::move(weights);
+  impl_->bound = bind_weights(impl_->weights);
+}
+
+Transformer::~Transformer() = default;
+Transformer::Transformer(Transformer&&) noexcept = default;
+Transformer& Transformer::operator=(Transformer&&) noexcept = default;
+
+const ModelConfig& Transformer::config() const { return impl_->config(); }
+const ModelWeights& Transformer::weights() const { return impl_->weights; }
+
+Tensor Transformer::forward(std::span<const int32_t> tokens, int batch, KVCache& cache, const ForwardOptions& opts) {
+  const ModelConfig& c = config();
+  MF_CHECK(batch >= 1 && batch <= cache.batch(), "forward: batch ", batch, " must be in [1, ", cache.batch(),
+           "] (the KV cache's batch)");
+  MF_CHECK(!tokens.empty() && tokens.size() % size_t(batch) == 0, "forward: ", tokens.size(),
+           " tokens do not split into ", batch, " equal non-empty rows");
+  MF_CHECK(cache.layers() == c.num_layers && cache.stride() == int64_t(c.num_kv_heads) * c.effective_head_dim(),
+           "forward: the KV cache was made for a different model config");
+  const int64_t T = int64_t(tokens.size()) / batch, N = int64_t(tokens.size()), H = c.hidden_size;
+  for (int b = 0; b < batch; ++b)
+    MF_CHECK(cache.length(b) + T <= cache.capacity(), "forward: sequence ", b, " has ", cache.length(b),
+             " cached tokens; ", T, " more exceed the KV cache capacity of ", cache.capacity());
+  impl_->prepare(N, T, cache);
+  Workspace& ws = impl_->ws;
+  const TransformerWeights& w = impl_->bound;
+
+  for (int b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < T; ++t) ws.positions[size_t(b * T + t)] = int32_t(cache.length(b) + t);
+  embed_tokens(w.embed, tokens.data(), N, ws.x.data());
+  if (opts.router_logits) opts.router_logits->clear();
+  for (int l = 0; l < c.num_layers; ++l) {
+    attention_block(c, w.layers[size_t(l)], l, batch, T, *impl_->rope, cache, ws);
+    ffn_block(c, w.layers[size_t(l)], ws, opts.router_logits);
+  }
+  for (int b = 0; b < batch; ++b) cache.set_length(b, cache.length(b) + int(T));
+
+  // Only the rows whose logits are wanted go through the final norm and the head.
+  int64_t rows = N;
+  if (!opts.all_logits) {
+    rows = batch;
+    for (int b = 0; b < batch; ++b)
+      std::memcpy(ws.out.data() + b * H, ws.x.data() + (b * T + T - 1) * H, size_t(H) * sizeof(float));
+  } else {
+    std::copy(ws.x.begin(), ws.x.end(), ws.out.begin());
+  }
+  rmsnorm(ws.out.data(), w.final_norm.data<float>(), rows, H, c.rms_norm_eps, ws.h.data());
+  Tensor logits = Tensor::empty(DType::F32, {rows, int64_t(c.vocab_size)});
+  linear(ws.h.data(), rows, H, w.head, nullptr, logits.data<float>());
+  return logits;
+}
+
+}  // namespace mf

@@ -1,0 +1,43 @@
+// Transformer: a Llama-family decoder (dense or MoE) running on the CPU kernels, appending
+// tokens to a KVCache and returning logits. Dense and MoE layers share one code path.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace mf {
+
+struct ForwardOptions {
+  bool all_logits = false;                       // false: only the last position of each sequence
+  std::vector<Tensor>* router_logits = nullptr;  // if set: one [batch*T, E] F32 tensor per MoE layer
+};
+
+class Transformer {
+ public:
+  // Validates every expected tensor's name and shape (mf::Error names the tensor).
+  explicit Transformer(ModelWeights weights);
+  ~Transformer();
+  Transformer(Transformer&&) noexcept;
+  Transformer& operator=(Transformer&&) noexcept;
+
+  const ModelConfig& config() const;
+  const ModelWeights& weights() const;
+
+  // Appends `tokens` (batch rows of equal length T, row-major [batch, T]) to the cache and
+  // returns logits: [batch*T, vocab] if all_logits else [batch, vocab]. Batched prefill.
+  // Sequences may have different cached lengths. Activation buffers are reused across calls
+  // of the same (batch*T, cache capacity).
+  Tensor forward(std::span<const int32_t> tokens, int batch, KVCache& cache, const ForwardOptions& opts = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mf

@@ -1,0 +1,27 @@
+// Activation buffers of one forward shape, allocated once and reused by every layer.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace mf {
+
+struct Workspace {
+  Workspace() = default;
+  Workspace(const ModelConfig& c, int64_t tokens, int64_t max_tokens_per_seq, int64_t cache_capacity);
+
+  int64_t tokens = 0, per_seq = 0, capacity = 0;
+  std::vector<float> x, h, out;            // residual stream, normed input, block output [N, H]
+  std::vector<float> q, k, v, attn;        // [N, nH*D], [N, kv], [N, kv], [N, nH*D]
+  std::vector<float> ffn_a, ffn_b;         // [N*k or N, max FFN width]
+  std::vector<float> gathered, expert_out;  // [N*k, H]
+  std::vector<float> router;               // [N, E]
+  std::vector<int32_t> route_idx;          // [N, k]
+  std::vector<float> route_w;              // [N, k]
+  std::vector<float> shared_gate;          // [N]
+  std::vector<float> attn_scratch;
+  std::vector<int32_t> positions;          // [N]
+};
+
+}  // namespace mf
