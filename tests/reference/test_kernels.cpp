@@ -1,0 +1,222 @@
+// CPU kernels vs PyTorch: fixtures from gen_kernels.py (inputs + float64-computed outputs).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compare.h"
+#include "core/tensor.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/moe_dispatch.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/router.h"
+#include "kernels/cpu/softmax.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+
+fs::path fixture_dir() {
+  const char* dir = std::getenv("MOEFORGE_FIXTURES");
+  return dir ? fs::path(dir) : fs::path();
+}
+
+// The whole manifest, or a skip reason if the generator has not run.
+const json* manifest() {
+  static json m = [] {
+    std::ifstream in(fixture_dir() / "manifest.json");
+    return in ? json::parse(in) : json();
+  }();
+  return m.is_null() ? nullptr : &m;
+}
+
+template <class T>
+std::vector<T> load(const json& c, const std::string& name) {
+  const json& a = c.at("arrays").at(name);
+  const fs::path path = fixture_dir() / a.at("file").get<std::string>();
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << "cannot open " << path;
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<T> out(bytes.size() / sizeof(T));
+  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+  return out;
+}
+
+std::vector<json> cases_of(const std::string& op) {
+  std::vector<json> out;
+  if (const json* m = manifest())
+    for (const json& c : m->at("cases"))
+      if (c.at("op") == op) out.push_back(c);
+  return out;
+}
+
+#define REQUIRE_CASES(list, op)                                                       \
+  if (!manifest()) GTEST_SKIP() << "no fixtures in " << fixture_dir()                 \
+                                << " (run gen_kernels.py, ctest does it first)";      \
+  ASSERT_FALSE(list.empty()) << "no '" << op << "' cases in the manifest"
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                  const std::string& what, double tol = kTol) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  mf::test::Mismatch m = mf::test::compare(got.data(), want.data(), int64_t(want.size()));
+  EXPECT_LE(m.max_rel, tol) << what << ": " << m.str();
+}
+
+TEST(KernelsReference, Linear) {
+  auto cases = cases_of("linear");
+  REQUIRE_CASES(cases, "linear");
+  for (const json& c : cases) {
+    const int64_t M = c["M"], K = c["K"], N = c["N"];
+    const mf::DType dtype = mf::parse_dtype(c["dtype"].get<std::string>());
+    auto x = load<float>(c, "x");
+    auto raw = load<uint8_t>(c, "w");
+    auto want = load<float>(c, "y");
+    ASSERT_EQ(raw.size(), mf::dtype_bytes(dtype, N * K)) << c["name"];
+    mf::Tensor w = mf::Tensor::empty(dtype, {N, K});
+    std::memcpy(w.raw(), raw.data(), raw.size());
+    std::vector<float> bias = c["bias"].get<bool>() ? load<float>(c, "bias") : std::vector<float>();
+    std::vector<float> y(size_t(M * N), -1.0f);
+    mf::linear(x.data(), M, K, w, bias.empty() ? nullptr : bias.data(), y.data());
+    expect_close(y, want, c["name"]);
+  }
+}
+
+TEST(KernelsReference, RmsNorm) {
+  auto cases = cases_of("rmsnorm");
+  REQUIRE_CASES(cases, "rmsnorm");
+  for (const json& c : cases) {
+    auto x = load<float>(c, "x");
+    auto w = load<float>(c, "weight");
+    std::vector<float> y(x.size());
+    mf::rmsnorm(x.data(), w.data(), c["rows"], c["dim"], c["eps"].get<float>(), y.data());
+    expect_close(y, load<float>(c, "y"), c["name"]);
+    mf::rmsnorm(x.data(), w.data(), c["rows"], c["dim"], c["eps"].get<float>(), x.data());
+    expect_close(x, load<float>(c, "y"), c["name"].get<std::string>() + " in place");
+  }
+}
+
+TEST(KernelsReference, Rope) {
+  auto cases = cases_of("rope");
+  REQUIRE_CASES(cases, "rope");
+  for (const json& c : cases) {
+    mf::RopeTable table(c["head_dim"], c["max_positions"], c["theta"].get<double>());
+    auto x = load<float>(c, "x");
+    auto pos = load<int32_t>(c, "positions");
+    mf::rope_apply(x.data(), int64_t(pos.size()), c["heads"], pos.data(), table);
+    // Angles are fp32 (float(pos) * inv_freq) as in HF; inv_freq itself is one fp32 rounding
+    // away from PyTorch's (its vectorised pow rounds differently), and at position p that
+    // ulp moves the angle by ~p * 2^-24 radians. The tolerance grows by exactly that much, so
+    // near positions are held to 1e-4 and a wrong theta or pairing still fails by orders.
+    const auto want = load<float>(c, "y");
+    const int64_t row = int64_t(c["heads"]) * int64_t(c["head_dim"]);
+    for (size_t t = 0; t < pos.size(); ++t) {
+      std::vector<float> got_t(x.begin() + int64_t(t) * row, x.begin() + int64_t(t + 1) * row);
+      std::vector<float> want_t(want.begin() + int64_t(t) * row, want.begin() + int64_t(t + 1) * row);
+      const double tol = kTol + 8.0 * pos[t] * std::ldexp(1.0, -24);
+      expect_close(got_t, want_t, c["name"].get<std::string>() + " position " + std::to_string(pos[t]), tol);
+    }
+  }
+}
+
+TEST(KernelsReference, Attention) {
+  auto cases = cases_of("attention");
+  REQUIRE_CASES(cases, "attention");
+  for (const json& c : cases) {
+    const int64_t T = c["T"], S = c["S"];
+    const int H = c["n_heads"], KV = c["n_kv_heads"], D = c["head_dim"];
+    auto q = load<float>(c, "q");
+    auto k = load<float>(c, "k");
+    auto v = load<float>(c, "v");
+    std::vector<float> out(size_t(T * H * D), -1.0f);
+    std::vector<float> scratch(mf::attention_scratch_floats(T, S, H));
+    mf::attention_forward(q.data(), k.data(), v.data(), c["kv_stride"], T, S, H, KV, D,
+                          1.0f / std::sqrt(float(D)), out.data(), scratch.data());
+    expect_close(out, load<float>(c, "y"), c["name"]);
+  }
+}
+
+TEST(KernelsReference, SiluMul) {
+  auto cases = cases_of("silu_mul");
+  REQUIRE_CASES(cases, "silu_mul");
+  for (const json& c : cases) {
+    auto g = load<float>(c, "gate");
+    auto u = load<float>(c, "up");
+    std::vector<float> y(g.size());
+    mf::silu_mul(g.data(), u.data(), y.data(), int64_t(g.size()));
+    expect_close(y, load<float>(c, "y"), c["name"]);
+  }
+}
+
+TEST(KernelsReference, Softmax) {
+  auto cases = cases_of("softmax");
+  REQUIRE_CASES(cases, "softmax");
+  for (const json& c : cases) {
+    auto x = load<float>(c, "x");
+    mf::softmax_rows(x.data(), c["rows"], c["cols"]);
+    expect_close(x, load<float>(c, "y"), c["name"]);
+  }
+}
+
+TEST(KernelsReference, RouterTopK) {
+  auto cases = cases_of("router");
+  REQUIRE_CASES(cases, "router");
+  for (const json& c : cases) {
+    const int64_t T = c["T"];
+    const int E = c["E"], k = c["k"];
+    auto logits = load<float>(c, "logits");
+    std::vector<int32_t> idx(size_t(T * k), -1);
+    std::vector<float> w(size_t(T * k));
+    mf::router_topk_softmax(logits.data(), T, E, k, c["renormalize"], idx.data(), w.data());
+    EXPECT_EQ(idx, load<int32_t>(c, "idx")) << c["name"];
+    expect_close(w, load<float>(c, "weight"), c["name"]);
+  }
+}
+
+TEST(KernelsReference, MoeDispatchMatchesDenseLoop) {
+  auto cases = cases_of("moe");
+  REQUIRE_CASES(cases, "moe");
+  for (const json& c : cases) {
+    const int64_t T = c["T"], dim = c["dim"], hidden = c["hidden"];
+    const int E = c["E"], k = c["k"];
+    auto x = load<float>(c, "x");
+    auto idx = load<int32_t>(c, "idx");
+    auto gate = load<float>(c, "gate");
+    mf::DispatchPlan plan = mf::plan_dispatch(idx.data(), gate.data(), T, k, E);
+    EXPECT_EQ(plan.offsets, load<int64_t>(c, "offsets"));
+    EXPECT_EQ(plan.token, load<int32_t>(c, "plan_token"));
+    EXPECT_EQ(plan.gate, load<float>(c, "plan_gate"));
+
+    // Sparse path: gather, one linear pair per expert over its rows only, scatter back.
+    std::vector<float> gathered(size_t(T * k * dim)), h(size_t(T * k * hidden)),
+        out(size_t(T * k * dim));
+    mf::moe_gather(x.data(), plan, dim, gathered.data());
+    auto w_up = load<float>(c, "w_up");
+    auto w_down = load<float>(c, "w_down");
+    for (int e = 0; e < E; ++e) {
+      const int64_t r0 = plan.offsets[size_t(e)], rows = plan.offsets[size_t(e) + 1] - r0;
+      mf::Tensor up = mf::Tensor::from_f32(
+          {hidden, dim}, {w_up.data() + e * hidden * dim, size_t(hidden * dim)});
+      mf::Tensor down = mf::Tensor::from_f32(
+          {dim, hidden}, {w_down.data() + e * dim * hidden, size_t(dim * hidden)});
+      mf::linear(gathered.data() + r0 * dim, rows, dim, up, nullptr, h.data() + r0 * hidden);
+      mf::linear(h.data() + r0 * hidden, rows, hidden, down, nullptr, out.data() + r0 * dim);
+    }
+    auto y = load<float>(c, "y0");
+    mf::moe_scatter_add(out.data(), plan, dim, y.data());
+    expect_close(y, load<float>(c, "y"), c["name"]);
+  }
+}
+
+}  // namespace
