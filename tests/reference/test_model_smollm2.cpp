@@ -1,0 +1,145 @@
+// Acceptance test of the inference path: the real SmolLM2-135M-Instruct GGUF (Q4_1). The chat
+// prompt moeforge renders and tokenizes, the logits it computes from the quantized weights and
+// its greedy continuation must equal the PyTorch reference's (gen_model_smollm2.py: same
+// weights dequantized by the `gguf` package, HF tokenizers, jinja2).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "compare.h"
+#include "infer/bundle.h"
+#include "model/load.h"
+#include "model/transformer.h"
+
+namespace mf {
+namespace {
+
+using nlohmann::json;
+
+std::string fixture_dir() {
+  const char* dir = std::getenv("MOEFORGE_FIXTURES");
+  return dir ? dir : "";
+}
+
+std::string model_path() {
+  const char* cache = std::getenv("MOEFORGE_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string root = cache ? cache : std::string(home ? home : "") + "/.cache/moeforge";
+  return root + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+std::vector<float> read_f32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  EXPECT_TRUE(in) << path;
+  std::vector<float> v(size_t(in.tellg()) / sizeof(float));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  return v;
+}
+
+// max |a - b| / max |b| over one row of logits: the scale of the reference row.
+double rel_err(const float* a, const float* b, size_t n) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    err = std::max(err, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return err / std::max(scale, 1e-30);
+}
+
+// 30 layers of fp32 arithmetic in a different order (blocked GEMM, fused dequantization)
+// than PyTorch's; measured errors are ~1e-5, so 1e-4 still catches any real mistake.
+constexpr double kTol = 1e-4;
+
+struct Reference {
+  json meta;
+  std::vector<float> logits;  // [T, vocab]
+};
+
+// Loaded once for the suite; empty when the generator wrote no fixtures.
+const std::optional<Reference>& reference() {
+  static const std::optional<Reference> ref = []() -> std::optional<Reference> {
+    std::ifstream in(fixture_dir() + "/ref.json");
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return Reference{json::parse(ss.str()), read_f32(fixture_dir() + "/logits.f32")};
+  }();
+  return ref;
+}
+
+class SmolLM2Model : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(model_path()))
+      GTEST_SKIP() << model_path() << " not found (run scripts/fetch-smollm2.sh); skipping the SmolLM2 model check";
+    ASSERT_TRUE(reference().has_value()) << "fixtures missing in " << fixture_dir()
+                                         << " (run via ctest: gen_model_smollm2 writes them)";
+    ref_ = &reference()->meta;
+    logits_ = &reference()->logits;
+  }
+  std::vector<int32_t> ids() const { return (*ref_)["ids"].get<std::vector<int32_t>>(); }
+  int64_t vocab() const { return (*ref_)["vocab"]; }
+
+  const json* ref_ = nullptr;
+  const std::vector<float>* logits_ = nullptr;
+};
+
+TEST_F(SmolLM2Model, ChatPromptRendersAndTokenizesAsTheReference) {
+  LoadedModel m = load_model(model_path(), {.max_context = 256});
+  std::vector<ChatMessage> messages;
+  for (const json& msg : (*ref_)["messages"]) messages.push_back({msg["role"], msg["content"]});
+  ASSERT_TRUE(m.has_own_chat_template);
+  const std::string prompt = m.chat_template->render(messages, true);
+  EXPECT_EQ(prompt, (*ref_)["prompt"].get<std::string>());
+  EXPECT_EQ(m.tokenizer->encode(prompt), ids());
+  EXPECT_EQ(m.summary.layers, 30);
+  EXPECT_EQ(m.summary.vocab, 49152);
+}
+
+TEST_F(SmolLM2Model, PrefillLogitsMatchTorchAtEveryPosition) {
+  Transformer model(load_model_weights(model_path()));
+  EXPECT_EQ(model.weights().tensors.at("model.layers.0.mlp.up_proj.weight").dtype(), DType::Q4_1)
+      << "the check is meant to run on the quantized weights as stored";
+  const auto tokens = ids();
+  KVCache cache(model.config(), 64);
+  Tensor logits = model.forward(tokens, 1, cache, {.all_logits = true});
+  ASSERT_EQ(logits.shape(), (Shape{int64_t(tokens.size()), vocab()}));
+  double worst = 0;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const double e = rel_err(logits.data<float>() + t * vocab(), logits_->data() + t * vocab(), size_t(vocab()));
+    EXPECT_LT(e, kTol) << "position " << t;
+    worst = std::max(worst, e);
+  }
+  RecordProperty("max_rel_err", std::to_string(worst));
+  std::printf("SmolLM2 prefill logits: max relative error %.3g over %zu positions\n", worst, tokens.size());
+}
+
+TEST_F(SmolLM2Model, GreedyDecodeWithCacheFollowsTheReference) {
+  LoadedModel m = load_model(model_path(), {.max_context = 256});
+  const auto want = (*ref_)["greedy"].get<std::vector<int32_t>>();
+  std::vector<float> logits = m.model->forward(ids());
+  const float* last = logits_->data() + (ids().size() - 1) * size_t(vocab());
+  EXPECT_LT(rel_err(logits.data(), last, size_t(vocab())), kTol);
+  std::vector<int32_t> got;
+  for (size_t step = 0; step < want.size(); ++step) {
+    const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    got.push_back(next);
+    const int32_t one[1] = {next};
+    logits = m.model->forward(one);  // one-token decode steps: the GEMV path and the KV cache
+  }
+  EXPECT_EQ(got, want) << "greedy continuation: [" << m.tokenizer->decode(got) << "] vs reference ["
+                       << m.tokenizer->decode(want) << "]";
+  EXPECT_NE(m.tokenizer->decode(got).find("Paris"), std::string::npos) << m.tokenizer->decode(got);
+}
+
+}  // namespace
+}  // namespace mf
