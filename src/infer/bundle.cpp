@@ -8,25 +8,15 @@
 #include "core/error.h"
 #include "infer/model_files.h"
 
-// The model module is written in parallel with this one; until its headers exist the
-// library still builds and load_model() reports that weights cannot be loaded.
-#if __has_include("model/transformer.h") && __has_include("model/kv_cache.h") && __has_include("model/config.h")
-#define MF_INFER_HAVE_MODEL 1
 #include "model/config.h"
 #include "model/kv_cache.h"
-#include "model/transformer.h"
-#if __has_include("model/load.h")
 #include "model/load.h"
-#endif
-#if __has_include("model/weights.h")
+#include "model/transformer.h"
 #include "model/weights.h"
-#endif
-#endif
 
 namespace mf {
 namespace fs = std::filesystem;
 
-#ifdef MF_INFER_HAVE_MODEL
 namespace {
 
 // Transformer + KV cache for one sequence.
@@ -55,7 +45,6 @@ class TransformerModel : public LanguageModel {
 };
 
 }  // namespace
-#endif
 
 LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   MF_CHECK(fs::exists(path), path, ": no such file or directory");
@@ -92,7 +81,6 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
     if (auto id = out.tokenizer->token_to_id("<|im_end|>"))
       if (std::find(out.eos_ids.begin(), out.eos_ids.end(), *id) == out.eos_ids.end()) out.eos_ids.push_back(*id);
 
-#ifdef MF_INFER_HAVE_MODEL
   ModelWeights w = load_model_weights(path);
   const ModelConfig& c = w.config;
   s.architecture = c.model_type;
@@ -114,9 +102,6 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   int ctx = std::min(opts.max_context, c.max_position_embeddings > 0 ? c.max_position_embeddings : opts.max_context);
   auto transformer = std::make_unique<Transformer>(std::move(w));
   out.model = std::make_unique<TransformerModel>(std::move(transformer), ctx);
-#else
-  fail(path, ": this build has no model module (src/model) to load the weights");
-#endif
   return out;
 }
 

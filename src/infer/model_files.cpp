@@ -9,10 +9,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 
-#if __has_include("io/gguf.h")
 #include "io/gguf.h"
-#define MF_INFER_HAVE_GGUF 1
-#endif
 
 namespace mf {
 namespace fs = std::filesystem;
@@ -89,7 +86,6 @@ TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
   return out;
 }
 
-#ifdef MF_INFER_HAVE_GGUF
 TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
   GgufFile f = GgufFile::open(gguf_path);
   const GgufValue* model = f.find("tokenizer.ggml.model");
@@ -121,10 +117,5 @@ TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
   }
   return out;
 }
-#else
-TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
-  fail(gguf_path, ": this build has no GGUF reader (src/io/gguf.h missing)");
-}
-#endif
 
 }  // namespace mf
