@@ -177,8 +177,10 @@ def main():
         "decode_speedup_vs_torch_fp32": round(f32["decode_tok_s"] / ref["decode_tok_s"], 2),
         "prefill_speedup_vs_torch_fp32": round(f32["prefill_tok_s"] / ref["prefill_tok_s"], 2),
         "decode_speedup_native_vs_torch_fp32": round(native["decode_tok_s"] / ref["decode_tok_s"], 2),
-        "decode_limit_over_achieved_f32": f32["limit_over_achieved"],
-        "decode_limit_over_achieved_native": native["limit_over_achieved"],
+        "decode_dram_limit_over_achieved_f32": f32["dram_limit_over_achieved"],
+        "decode_dram_limit_over_achieved_native": native["dram_limit_over_achieved"],
+        "decode_working_set_limit_over_achieved_f32": f32["working_set_limit_over_achieved"],
+        "decode_working_set_limit_over_achieved_native": native["working_set_limit_over_achieved"],
         "rss_ratio_f32_vs_torch": round(f32["peak_rss_mb"] / ref["peak_rss_mb"], 3),
     }), flush=True)
 

@@ -1,6 +1,5 @@
 #include "kernels/cpu/attention.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/softmax.h"
 
@@ -72,22 +72,21 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
   }
 
   // Prefill: per head, P = softmax(mask(scale * Q K^T)) then O = P V, both as strided GEMMs
-  // reading q/k/v/out in place; OpenBLAS parallelises each GEMM.
+  // reading q/k/v/out in place; the GEMM library parallelises each one.
   float* probs = scratch;  // [T, S]
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int h = 0; h < n_heads; ++h) {
     const int64_t kv_off = int64_t(h / group) * head_dim;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(S), head_dim, scale,
-                q + int64_t(h) * head_dim, int(q_stride), k + kv_off, int(kv_stride), 0.0f, probs,
-                int(S));
+    gemm_f32(false, true, T, S, head_dim, scale, q + int64_t(h) * head_dim, q_stride, k + kv_off, kv_stride,
+             0.0f, probs, S);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; ++t) {
       float* row = probs + t * S;
       for (int64_t s = past + t + 1; s < S; ++s) row[s] = neg_inf;
       softmax_row(row, S);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), head_dim, int(S), 1.0f, probs,
-                int(S), v + kv_off, int(kv_stride), 0.0f, out + int64_t(h) * head_dim, int(q_stride));
+    gemm_f32(false, false, T, head_dim, S, 1.0f, probs, S, v + kv_off, kv_stride, 0.0f,
+             out + int64_t(h) * head_dim, q_stride);
   }
 }
 

@@ -1,10 +1,9 @@
 #include "kernels/cpu/matmul.h"
 
-#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -14,8 +13,6 @@
 namespace mf {
 
 namespace {
-
-constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 
 void check_weight(const Tensor& weight, int64_t M, int64_t K) {
   MF_CHECK(weight.ndim() == 2, "linear: weight must be 2-D [N, K], got shape ",
@@ -33,8 +30,6 @@ void check_weight(const Tensor& weight, int64_t M, int64_t K) {
     default: break;
   }
   MF_CHECK(weight.numel() == 0 || weight.raw() != nullptr, "linear: weight has no data");
-  MF_CHECK(weight.dim(0) <= kIntMax && K <= kIntMax && M <= kIntMax,
-           "linear: sizes exceed the BLAS int range");
 }
 
 void add_bias(const float* bias, int64_t M, int64_t N, float* y) {
@@ -43,15 +38,14 @@ void add_bias(const float* bias, int64_t M, int64_t N, float* y) {
     for (int64_t n = 0; n < N; ++n) y[r * N + n] += bias[n];
 }
 
-// Prefill path: dequantize W a panel of rows at a time into fp32 and let OpenBLAS multiply.
+// Prefill path: dequantize W a panel of rows at a time into fp32 and let the GEMM multiply.
 // The panel scratch is thread_local so repeated prefill calls reuse one buffer instead of
 // allocating P*K floats per call.
 void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, float* y) {
   const int64_t N = weight.dim(0);
   const DType t = weight.dtype();
   if (t == DType::F32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, x, int(K),
-                weight.data<float>(), int(K), 0.0f, y, int(N));
+    gemm_f32(false, true, M, N, K, 1.0f, x, K, weight.data<float>(), K, 0.0f, y, N);
     return;
   }
   // ~2 MiB of fp32 per panel: big enough for an efficient GEMM, small enough to stay in L2/L3.
@@ -66,8 +60,7 @@ void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, f
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r)
       detail::decode_row(t, w + size_t(n0 + r) * row_bytes, p + r * K, K);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(rows), int(K), 1.0f, x,
-                int(K), p, int(K), 0.0f, y + n0, int(N));
+    gemm_f32(false, true, M, rows, K, 1.0f, x, K, p, K, 0.0f, y + n0, N);
   }
 }
 
@@ -93,17 +86,15 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc) {
   MF_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm_f32: negative size M=", M, " N=", N, " K=", K);
-  MF_CHECK(M <= kIntMax && N <= kIntMax && K <= kIntMax && lda <= kIntMax && ldb <= kIntMax &&
-               ldc <= kIntMax,
-           "gemm_f32: sizes exceed the BLAS int range");
   // Row-major: A is stored [M,K] (or [K,M] if transposed), B [K,N] (or [N,K]), C [M,N].
   MF_CHECK(lda >= std::max<int64_t>(1, trans_a ? M : K), "gemm_f32: lda=", lda, " too small");
   MF_CHECK(ldb >= std::max<int64_t>(1, trans_b ? K : N), "gemm_f32: ldb=", ldb, " too small");
   MF_CHECK(ldc >= std::max<int64_t>(1, N), "gemm_f32: ldc=", ldc, " too small");
   if (M == 0 || N == 0) return;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A, int(lda), B,
-              int(ldb), beta, C, int(ldc));
+  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B,
+                                      ldb, beta, C, ldc);
+  MF_CHECK(st == dnnl_success, "gemm_f32: oneDNN sgemm failed (status ", int(st), ") for M=", M, " N=", N,
+           " K=", K);
 }
 
 }  // namespace mf

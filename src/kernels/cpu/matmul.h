@@ -10,13 +10,14 @@ namespace mf {
 // Q8_0, Q4_0, Q4_1 (AVX-512 kernels that dequantize on the fly) or any other format that
 // quant.h's dequantize_row knows (Q5_0/Q5_1/K-quants: row dequantized to fp32, then dotted).
 // Small M (decode, M <= 8): per-format GEMV parallel over output rows. Large M (prefill):
-// fp32 panels of W + cblas_sgemm. Activations are never quantized: the result equals
+// fp32 panels of W + oneDNN sgemm. Activations are never quantized: the result equals
 // x . dequantize(W)^T up to fp32 summation order (~1e-5 relative).
 // Throws mf::Error if W is not [N, K] or K is not a multiple of the format's block size.
 void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias, float* y);
 
 // Plain fp32 GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, op(A) is [M,K],
-// op(B) is [K,N]. Thin wrapper over cblas_sgemm that checks the leading dimensions.
+// op(B) is [K,N]. Thin wrapper over oneDNN's sgemm (it picks its kernels from the CPU's
+// feature flags, so an unknown CPU model still gets AVX-512 code) that checks the sizes.
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc);
