@@ -2,6 +2,7 @@
 // median time, GFLOP/s and the weight bytes streamed per second (the figure to hold against
 // the machine's read bandwidth for decode, M = 1). One JSON line per (format, shape, M).
 //   bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256]
+//                [--dot exact,int8]   (int8: quantized activations for Q4_0/Q4_1/Q8_0 at M <= 8)
 #include <omp.h>
 
 #include <cstdio>
@@ -54,6 +55,7 @@ int main(int argc, char** argv) try {
   int threads = 2, repeats = 50;
   std::vector<std::string> formats = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"};
   std::vector<int64_t> rows = {1, 4, 256};
+  std::vector<std::string> dots = {"exact", "int8"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -63,11 +65,12 @@ int main(int argc, char** argv) try {
     if (a == "--threads") threads = std::stoi(next());
     else if (a == "--repeats") repeats = std::stoi(next());
     else if (a == "--formats") formats = split(next());
+    else if (a == "--dot") dots = split(next());
     else if (a == "--rows") {
       rows.clear();
       for (const auto& r : split(next())) rows.push_back(std::stoll(r));
     } else if (a == "--help" || a == "-h") {
-      std::puts("usage: bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256]");
+      std::puts("usage: bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256] [--dot exact,int8]");
       return 0;
     } else mf::fail("unknown argument ", a);
   }
@@ -77,23 +80,29 @@ int main(int argc, char** argv) try {
     const mf::DType dtype = mf::parse_dtype(fname);
     for (const Shape2& s : kShapes) {
       const mf::Tensor w = random_weight(dtype, s.N, s.K, rng);
-      for (int64_t M : rows) {
-        std::vector<float> x(size_t(M * s.K)), y(size_t(M * s.N));
-        for (auto& v : x) v = float(rng.normal());
-        // Fewer repeats for the big prefill GEMMs keep the run short without losing the median.
-        const int reps = M > 8 ? std::max(5, repeats / 10) : repeats;
-        std::vector<double> secs;
-        for (int r = 0; r < reps + 2; ++r) {
-          mf::Timer t;
-          mf::linear(x.data(), M, s.K, w, nullptr, y.data());
-          if (r >= 2) secs.push_back(t.seconds());
+      for (int64_t M : rows)
+        for (const auto& dot_name : dots) {
+          // The int8 path exists for small M and Q4_0/Q4_1/Q8_0 (with AVX-512 VNNI).
+          const bool int8 = dot_name == "int8";
+          if (int8 && (M > mf::kLinearGemvMaxRows || !mf::PackedQ8Matrix::supports(w))) continue;
+          mf::LinearWeight lw(w);
+          if (int8) lw.packed = std::make_shared<const mf::PackedQ8Matrix>(w);
+          std::vector<float> x(size_t(M * s.K)), y(size_t(M * s.N));
+          for (auto& v : x) v = float(rng.normal());
+          // Fewer repeats for the big prefill GEMMs keep the run short without losing the median.
+          const int reps = M > 8 ? std::max(5, repeats / 10) : repeats;
+          std::vector<double> secs;
+          for (int r = 0; r < reps + 2; ++r) {
+            mf::Timer t;
+            mf::linear(x.data(), M, s.K, lw, nullptr, y.data());
+            if (r >= 2) secs.push_back(t.seconds());
+          }
+          const double sec = mf::bench::median(secs);
+          std::printf("{\"bench\":\"linear\",\"format\":\"%s\",\"dot\":\"%s\",\"matrix\":\"%s\",\"N\":%lld,"
+                      "\"K\":%lld,\"M\":%lld,\"threads\":%d,\"us\":%.2f,\"gflop_s\":%.2f,\"weight_gb_s\":%.2f}\n",
+                      fname.c_str(), dot_name.c_str(), s.name, (long long)s.N, (long long)s.K, (long long)M, threads,
+                      sec * 1e6, 2.0 * double(M * s.N * s.K) / sec / 1e9, double(w.nbytes()) / sec / 1e9);
         }
-        const double sec = mf::bench::median(secs);
-        std::printf("{\"bench\":\"linear\",\"format\":\"%s\",\"matrix\":\"%s\",\"N\":%lld,\"K\":%lld,\"M\":%lld,"
-                    "\"threads\":%d,\"us\":%.2f,\"gflop_s\":%.2f,\"weight_gb_s\":%.2f}\n",
-                    fname.c_str(), s.name, (long long)s.N, (long long)s.K, (long long)M, threads, sec * 1e6,
-                    2.0 * double(M * s.N * s.K) / sec / 1e9, double(w.nbytes()) / sec / 1e9);
-      }
     }
   }
   return 0;

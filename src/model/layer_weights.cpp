@@ -48,8 +48,8 @@ class Binder {
 void check_experts_agree(const Binder& b, const std::vector<SwigluWeights>& experts, const std::string& prefix,
                          const char* const names[3]) {
   for (size_t e = 1; e < experts.size(); ++e) {
-    const Tensor* mine[3] = {&experts[e].gate, &experts[e].up, &experts[e].down};
-    const Tensor* first[3] = {&experts[0].gate, &experts[0].up, &experts[0].down};
+    const Tensor* mine[3] = {&experts[e].gate.w, &experts[e].up.w, &experts[e].down.w};
+    const Tensor* first[3] = {&experts[0].gate.w, &experts[0].up.w, &experts[0].down.w};
     for (int i = 0; i < 3; ++i)
       MF_CHECK(mine[i]->shape() == first[i]->shape(), b.where(), "expert shapes differ: '", prefix, e, ".",
                names[i], ".weight' has shape ", shape_str(mine[i]->shape()), " but '", prefix, "0.", names[i],
@@ -125,6 +125,32 @@ TransformerWeights bind_weights(const ModelWeights& w) {
     t.layers.push_back(std::move(L));
   }
   return t;
+}
+
+namespace {
+
+size_t pack(LinearWeight& m) {
+  if (m.packed || !PackedQ8Matrix::supports(m.w)) return 0;
+  m.packed = std::make_shared<const PackedQ8Matrix>(m.w);
+  return m.packed->bytes();
+}
+
+size_t pack(SwigluWeights& s) { return pack(s.gate) + pack(s.up) + pack(s.down); }
+
+}  // namespace
+
+size_t pack_for_int8_decode(TransformerWeights& w) {
+  size_t bytes = pack(w.head);
+  for (LayerWeights& L : w.layers) {
+    bytes += pack(L.q) + pack(L.k) + pack(L.v) + pack(L.o);
+    if (L.is_moe) {
+      for (SwigluWeights& e : L.moe.experts) bytes += pack(e);
+      if (L.moe.has_shared) bytes += pack(L.moe.shared);
+    } else {
+      bytes += pack(L.mlp);
+    }
+  }
+  return bytes;
 }
 
 }  // namespace mf

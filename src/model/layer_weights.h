@@ -5,16 +5,17 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/cpu/matmul.h"
 #include "model/weights.h"
 
 namespace mf {
 
-struct SwigluWeights {        // down(silu(gate(x)) * up(x))
-  Tensor gate, up, down;      // [I, H], [I, H], [H, I]
+struct SwigluWeights {             // down(silu(gate(x)) * up(x))
+  LinearWeight gate, up, down;     // [I, H], [I, H], [H, I]
 };
 
 struct MoeWeights {
-  Tensor router;                        // [E, H]
+  Tensor router;                        // [E, H]; always the exact path (routing decisions)
   std::vector<SwigluWeights> experts;   // E of them, all the same shape
   bool has_shared = false;              // qwen2_moe shared expert
   SwigluWeights shared;
@@ -23,7 +24,7 @@ struct MoeWeights {
 
 struct LayerWeights {
   Tensor attn_norm, ffn_norm;           // F32 [H]
-  Tensor q, k, v, o;                    // [nH*D, H], [nKV*D, H], [nKV*D, H], [H, nH*D]
+  LinearWeight q, k, v, o;              // [nH*D, H], [nKV*D, H], [nKV*D, H], [H, nH*D]
   Tensor q_bias, k_bias, v_bias, o_bias;  // F32, empty (numel 0) when absent
   bool is_moe = false;
   SwigluWeights mlp;                    // dense layers
@@ -33,12 +34,16 @@ struct LayerWeights {
 struct TransformerWeights {
   Tensor embed;                         // [V, H], any dequantizable dtype
   Tensor final_norm;                    // F32 [H]
-  Tensor head;                          // [V, H] (the embedding when tied)
+  LinearWeight head;                    // [V, H] (the embedding when tied)
   std::vector<LayerWeights> layers;
 };
 
 // Throws mf::Error naming the tensor, the expected and the actual shape (or that it is
 // missing, or that experts of one layer disagree in shape).
 TransformerWeights bind_weights(const ModelWeights& w);
+
+// Gives every Q4_0/Q4_1/Q8_0 matrix (attention, MLP, experts, head; not routers) a copy
+// packed for the int8 decode path. Returns the bytes the packed copies take.
+size_t pack_for_int8_decode(TransformerWeights& w);
 
 }  // namespace mf

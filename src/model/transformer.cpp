@@ -41,6 +41,8 @@ Transformer& Transformer::operator=(Transformer&&) noexcept = default;
 const ModelConfig& Transformer::config() const { return impl_->config(); }
 const ModelWeights& Transformer::weights() const { return impl_->weights; }
 
+size_t Transformer::enable_int8_decode() { return pack_for_int8_decode(impl_->bound); }
+
 Tensor Transformer::forward(std::span<const int32_t> tokens, int batch, KVCache& cache, const ForwardOptions& opts) {
   const ModelConfig& c = config();
   MF_CHECK(batch >= 1 && batch <= cache.batch(), "forward: batch ", batch, " must be in [1, ", cache.batch(),

@@ -29,6 +29,13 @@ class Transformer {
   const ModelConfig& config() const;
   const ModelWeights& weights() const;
 
+  // Switches decode steps (<= 8 rows per forward) of Q4_0/Q4_1/Q8_0 matrices to the int8 path:
+  // each such matrix gets a copy packed for it, and activations are quantized to int8 per
+  // block of 32 (llama.cpp's scheme; ~1e-3 relative from the exact logits, 2-3x faster).
+  // Off by default: the exact path is the one checked against PyTorch. Returns the bytes
+  // the packed copies take (0 when no matrix qualifies or the CPU lacks AVX-512 VNNI).
+  size_t enable_int8_decode();
+
   // Appends `tokens` (batch rows of equal length T, row-major [batch, T]) to the cache and
   // returns logits: [batch*T, vocab] if all_logits else [batch, vocab]. Batched prefill.
   // Sequences may have different cached lengths. Activation buffers are reused across calls

@@ -101,6 +101,54 @@ for M in (2, 4, 5, 6, 7, 8, 9):                          # every GEMV row count 
     linear_case("Q4_1", M, 160, 33, bias=False, tag="_rows")
     linear_case("F16", M, 48, 33, bias=False, tag="_rows")
 
+# ---------------------------------------------------------------- linear, int8 decode path
+def quantize_activations_q8(x):
+    """As PackedQ8Matrix: per block of 32, d = amax/127, q = rint(x / d) (half to even), all fp32."""
+    xb = x.reshape(x.shape[0], -1, 32).astype(np.float32)
+    amax = np.abs(xb).max(axis=-1, keepdims=True)
+    d = (amax / np.float32(127.0)).astype(np.float32)
+    inv = np.where(d > 0, np.float32(1.0) / np.where(d > 0, d, np.float32(1.0)), np.float32(0.0)).astype(np.float32)
+    q = np.rint((xb * inv).astype(np.float32)).astype(np.int64)
+    return q, d[..., 0].astype(np.float64), xb.sum(axis=-1, dtype=np.float64)
+
+
+def int8_reference(dtype, raw, x, N, K):
+    """y[M, N] in float64 from the stored blocks and the int8-quantized activations."""
+    q, s, xsum = quantize_activations_q8(x)            # [M, nb, 32], [M, nb], [M, nb]
+    nb = K // 32
+    size = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}[dtype]
+    blocks = raw.reshape(N, nb, size)
+    d = blocks[:, :, 0:2].copy().view(np.float16)[..., 0].astype(np.float64)   # [N, nb]
+    if dtype == "Q8_0":
+        w = blocks[:, :, 2:].copy().view(np.int8).astype(np.int64)             # [N, nb, 32]
+    else:
+        qs = blocks[:, :, 4:] if dtype == "Q4_1" else blocks[:, :, 2:]
+        w = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.int64)    # element j, j+16
+        if dtype == "Q4_0":
+            w = w - 8
+    dots = np.einsum("mbi,nbi->mnb", q, w).astype(np.float64)                  # exact integers
+    y = (dots * d[None, :, :] * s[:, None, :]).sum(-1)
+    if dtype == "Q4_1":
+        m = blocks[:, :, 2:4].copy().view(np.float16)[..., 0].astype(np.float64)
+        y = y + np.einsum("nb,mb->mn", m, xsum)
+    return y
+
+
+for dtype in ["Q4_0", "Q4_1", "Q8_0"]:
+    for M, K, N in ((1, 576, 37), (3, 96, 16), (8, 1536, 50)):
+        case = {"name": f"linear_int8_{dtype}_M{M}_K{K}_N{N}", "op": "linear_int8", "dtype": dtype,
+                "M": M, "K": K, "N": N}
+        x = randn(M, K)
+        x[0, :32] = 0.0                           # an all-zero block: scale 0
+        w = randn(N, K, scale=0.05)
+        raw = quants.quantize(w, getattr(QT, dtype)).view(np.uint8)
+        wdq = quants.dequantize(raw, getattr(QT, dtype)).astype(np.float64)
+        save(case, "x", x)
+        save(case, "w", raw)
+        save(case, "y", int8_reference(dtype, raw, x, N, K).astype(np.float32))
+        save(case, "y_exact", (f64(x) @ torch.from_numpy(wdq).T).numpy().astype(np.float32))
+        cases.append(case)
+
 # ---------------------------------------------------------------- rmsnorm
 for rows, dim in ((5, 100), (64, 576)):
     case = {"name": f"rmsnorm_{rows}x{dim}", "op": "rmsnorm", "rows": rows, "dim": dim,

@@ -17,6 +17,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/norm.h"
+#include "kernels/cpu/packed_q8.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
 #include "kernels/cpu/softmax.h"
@@ -90,6 +91,40 @@ TEST(KernelsReference, Linear) {
     std::vector<float> y(size_t(M * N), -1.0f);
     mf::linear(x.data(), M, K, w, bias.empty() ? nullptr : bias.data(), y.data());
     expect_close(y, want, c["name"]);
+  }
+}
+
+// The int8 decode path (PackedQ8Matrix): exact against a float64 reference that quantizes the
+// activations the same way, and within activation-rounding distance of the exact product.
+TEST(KernelsReference, LinearInt8DecodePath) {
+  auto cases = cases_of("linear_int8");
+  REQUIRE_CASES(cases, "linear_int8");
+  for (const json& c : cases) {
+    const int64_t M = c["M"], K = c["K"], N = c["N"];
+    const mf::DType dtype = mf::parse_dtype(c["dtype"].get<std::string>());
+    auto x = load<float>(c, "x");
+    auto raw = load<uint8_t>(c, "w");
+    mf::Tensor w = mf::Tensor::empty(dtype, {N, K});
+    ASSERT_EQ(raw.size(), w.nbytes()) << c["name"];
+    std::memcpy(w.raw(), raw.data(), raw.size());
+    if (!mf::PackedQ8Matrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+    mf::LinearWeight lw(w);
+    lw.packed = std::make_shared<const mf::PackedQ8Matrix>(w);
+    std::vector<float> bias(size_t(N), 0.25f), y(size_t(M * N), -1.0f);
+    mf::linear(x.data(), M, K, lw, bias.data(), y.data());
+    auto want = load<float>(c, "y");
+    for (int64_t i = 0; i < M * N; ++i) want[size_t(i)] += 0.25f;
+    expect_close(y, want, c["name"]);
+    auto exact = load<float>(c, "y_exact");
+    for (int64_t i = 0; i < M * N; ++i) exact[size_t(i)] += 0.25f;
+    // Activation rounding (step amax/127 per block) moves each output by a few percent of
+    // the outputs' typical size at most; a wrong scale or nibble order would move it by ~100%.
+    mf::test::Mismatch m = mf::test::compare(y.data(), exact.data(), M * N);
+    double sumsq = 0;
+    for (float v : exact) sumsq += double(v) * v;
+    const double rms = std::sqrt(sumsq / double(exact.size()));
+    EXPECT_LT(m.max_abs / rms, 6e-2) << c["name"] << " vs the exact product: " << m.str() << " rms=" << rms;
+    EXPECT_GT(m.max_abs, 0.0) << c["name"] << ": the int8 path should differ from the exact one";
   }
 }
 

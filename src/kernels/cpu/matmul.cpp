@@ -82,6 +82,18 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const fl
   if (bias) add_bias(bias, M, N, y);
 }
 
+void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
+  if (weight.packed && M >= 1 && M <= kLinearGemvMaxRows) {
+    MF_CHECK(weight.packed->cols() == K && weight.packed->rows() == weight.w.dim(0),
+             "linear: packed weight [", weight.packed->rows(), ", ", weight.packed->cols(),
+             "] does not match input width K=", K);
+    weight.packed->gemv(x, M, y);
+    if (bias) add_bias(bias, M, weight.packed->rows(), y);
+    return;
+  }
+  linear(x, M, K, weight.w, bias, y);
+}
+
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc) {

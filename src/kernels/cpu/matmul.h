@@ -1,8 +1,10 @@
 // Linear layers and plain fp32 GEMM.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "core/tensor.h"
+#include "kernels/cpu/packed_q8.h"
 
 namespace mf {
 
@@ -10,10 +12,27 @@ namespace mf {
 // Q8_0, Q4_0, Q4_1 (AVX-512 kernels that dequantize on the fly) or any other format that
 // quant.h's dequantize_row knows (Q5_0/Q5_1/K-quants: row dequantized to fp32, then dotted).
 // Small M (decode, M <= 8): per-format GEMV parallel over output rows. Large M (prefill):
-// fp32 panels of W + oneDNN sgemm. Activations are never quantized: the result equals
-// x . dequantize(W)^T up to fp32 summation order (~1e-5 relative).
+// fp32 panels of W + oneDNN sgemm. With QuantDot::exact (the default) activations are never
+// quantized: the result equals x . dequantize(W)^T up to fp32 summation order (~1e-5 relative).
 // Throws mf::Error if W is not [N, K] or K is not a multiple of the format's block size.
 void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias, float* y);
+
+// A linear layer's weight as a model holds it: the stored tensor and, when the int8 decode
+// path is on, a copy packed for it (packed_q8.h). Implicitly made from a Tensor.
+struct LinearWeight {
+  Tensor w;
+  std::shared_ptr<const PackedQ8Matrix> packed;  // null: exact path only
+
+  LinearWeight() = default;
+  LinearWeight(Tensor t) : w(std::move(t)) {}  // NOLINT(google-explicit-constructor): a weight is a tensor
+  int64_t dim(int i) const { return w.dim(i); }
+  DType dtype() const { return w.dtype(); }
+};
+
+// As above; M <= 8 with a packed copy takes the int8 path (PackedQ8Matrix::gemv: activations
+// quantized to int8 per block of 32, ~1e-3 relative from the exact result), anything else the
+// exact one.
+void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y);
 
 // Plain fp32 GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, op(A) is [M,K],
 // op(B) is [K,N]. Thin wrapper over oneDNN's sgemm (it picks its kernels from the CPU's

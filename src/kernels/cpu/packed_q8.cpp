@@ -1,0 +1,248 @@
+#include "kernels/cpu/packed_q8.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/row_decode.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+#define MF_HAVE_PACKED_Q8 1
+#include <immintrin.h>
+// GCC 12 flags the undefined pass-through operand inside its own AVX-512 conversion
+// intrinsics as uninitialised (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#endif
+
+namespace mf {
+
+namespace {
+
+constexpr int kGroup = 16;  // output rows per 512-bit register (16 int32 lanes)
+
+// Activation rows quantized to int8 per block of 32 (x ~ scale * q), with each block's sum of
+// q (Q4_0's -8 offset) and exact fp32 sum (Q4_1's minimum). `u` is q + 128 as unsigned bytes:
+// vpdpbusd wants one unsigned operand, and for Q8_0 both sides are signed.
+struct ActivationsQ8 {
+  std::vector<int8_t> q;
+  std::vector<uint8_t> u;
+  std::vector<float> scale, xsum;
+  std::vector<int32_t> qsum;
+};
+
+void quantize_activations(const float* x, int64_t M, int64_t K, ActivationsQ8& a) {
+  const int64_t nb = K / 32;
+  a.q.resize(size_t(M * K));
+  a.u.resize(size_t(M * K));
+  a.scale.resize(size_t(M * nb));
+  a.xsum.resize(size_t(M * nb));
+  a.qsum.resize(size_t(M * nb));
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* v = x + r * K + b * 32;
+      int8_t* q = a.q.data() + r * K + b * 32;
+      uint8_t* u = a.u.data() + r * K + b * 32;
+      float amax = 0, sum = 0;
+      for (int i = 0; i < 32; ++i) {
+        amax = std::max(amax, std::fabs(v[i]));
+        sum += v[i];
+      }
+      const float d = amax / 127.0f;
+      const float id = d > 0 ? 1.0f / d : 0.0f;
+      int32_t qs = 0;
+      for (int i = 0; i < 32; ++i) {
+        const int32_t qi = int32_t(std::nearbyint(v[i] * id));  // round half to even
+        q[i] = int8_t(qi);
+        u[i] = uint8_t(qi + 128);
+        qs += qi;
+      }
+      a.scale[size_t(r * nb + b)] = d;
+      a.xsum[size_t(r * nb + b)] = sum;
+      a.qsum[size_t(r * nb + b)] = qs;
+    }
+}
+
+size_t record_bytes_for(DType t) {
+  switch (t) {
+    case DType::Q4_0: return 32 + 4 * 64;
+    case DType::Q4_1: return 32 + 32 + 4 * 64;
+    case DType::Q8_0: return 32 + 32 + 8 * 64;
+    default: fail("PackedQ8Matrix: no packed layout for ", dtype_name(t));
+  }
+}
+
+#ifdef MF_HAVE_PACKED_Q8
+
+inline __m512i bcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// One group of 16 output rows over all blocks, for MR activation rows.
+template <DType T, int MR>
+void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K, const ActivationsQ8& a,
+                  float* y, int64_t N, int64_t n0, int live) {
+  __m512 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b, rec += record_bytes) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+    if constexpr (T == DType::Q8_0) {
+      const __m512i wsum128 = _mm512_slli_epi32(
+          _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32))), 7);
+      const uint8_t* qs = rec + 64;
+      __m512i w[8];
+      for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(qs + 64 * c);
+      for (int r = 0; r < MR; ++r) {
+        const uint8_t* xu = a.u.data() + r * K + b * 32;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, bcast4(xu + 4 * c), w[c]);
+          s1 = _mm512_dpbusd_epi32(s1, bcast4(xu + 4 * c + 4), w[c + 1]);
+        }
+        // sum((xq + 128) * w) - 128 * sum(w) = sum(xq * w)
+        const __m512i s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), wsum128);
+        const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[size_t(r * nb + b)]));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
+      }
+    } else {
+      constexpr bool kMin = T == DType::Q4_1;
+      const __m512 m = kMin ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)))
+                            : _mm512_setzero_ps();
+      const uint8_t* qs = rec + (kMin ? 64 : 32);
+      __m512i lo[4], hi[4];
+      for (int c = 0; c < 4; ++c) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+        lo[c] = _mm512_and_si512(v, low4);
+        hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      }
+      for (int r = 0; r < MR; ++r) {
+        const int8_t* xq = a.q.data() + r * K + b * 32;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+          s0 = _mm512_dpbusd_epi32(s0, lo[c], bcast4(xq + 4 * c));
+          s1 = _mm512_dpbusd_epi32(s1, hi[c], bcast4(xq + 16 + 4 * c));
+        }
+        __m512i s = _mm512_add_epi32(s0, s1);
+        const size_t ab = size_t(r * nb + b);
+        if constexpr (!kMin) s = _mm512_sub_epi32(s, _mm512_set1_epi32(8 * a.qsum[ab]));  // nibble - 8
+        const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[ab]));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
+        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.xsum[ab]), acc[r]);
+      }
+    }
+  }
+  const __mmask16 mask = __mmask16((1u << live) - 1u);
+  for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(y + r * N + n0, mask, acc[r]);
+}
+
+template <DType T>
+using GroupFn = void (*)(const uint8_t*, size_t, int64_t, int64_t, const ActivationsQ8&, float*, int64_t, int64_t,
+                         int);
+
+template <DType T>
+GroupFn<T> group_fn(int64_t M) {
+  switch (M) {
+    case 1: return group_kernel<T, 1>;
+    case 2: return group_kernel<T, 2>;
+    case 3: return group_kernel<T, 3>;
+    case 4: return group_kernel<T, 4>;
+    case 5: return group_kernel<T, 5>;
+    case 6: return group_kernel<T, 6>;
+    case 7: return group_kernel<T, 7>;
+    default: return group_kernel<T, 8>;
+  }
+}
+
+template <DType T>
+void run_groups(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
+                const ActivationsQ8& a, float* y, int64_t N) {
+  const GroupFn<T> fn = group_fn<T>(M);
+  const size_t group_bytes = record_bytes * size_t(nb);
+#pragma omp parallel for schedule(static) if (N * K >= (1 << 14))
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t n0 = g * kGroup;
+    fn(data + size_t(g) * group_bytes, record_bytes, nb, K, a, y, N, n0, int(std::min<int64_t>(kGroup, N - n0)));
+  }
+}
+
+#endif  // MF_HAVE_PACKED_Q8
+
+}  // namespace
+
+bool PackedQ8Matrix::supports(const Tensor& w) {
+#ifdef MF_HAVE_PACKED_Q8
+  const DType t = w.dtype();
+  return w.ndim() == 2 && w.dim(1) % 32 == 0 && w.dim(0) > 0 &&
+         (t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0);
+#else
+  (void)w;
+  return false;
+#endif
+}
+
+PackedQ8Matrix::PackedQ8Matrix(const Tensor& w) : dtype_(w.dtype()) {
+  MF_CHECK(supports(w), "PackedQ8Matrix: cannot pack a ", dtype_name(w.dtype()), " tensor of shape ",
+           shape_str(w.shape()), " (Q4_0/Q4_1/Q8_0 [N, K] with K % 32 == 0 and an AVX-512 VNNI build)");
+  N_ = w.dim(0);
+  K_ = w.dim(1);
+  blocks_ = K_ / 32;
+  groups_ = (N_ + kGroup - 1) / kGroup;
+  record_bytes_ = record_bytes_for(dtype_);
+  size_ = record_bytes_ * size_t(blocks_) * size_t(groups_);
+  storage_ = std::make_unique<uint8_t[]>(size_ + 63);  // value-initialised: padding rows are zero
+  data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(storage_.get()) + 63) & ~uintptr_t(63));
+  const auto* src = static_cast<const uint8_t*>(w.raw());
+  const size_t row_bytes = dtype_bytes(dtype_, K_);
+  const size_t block_bytes = row_bytes / size_t(blocks_);
+  for (int64_t g = 0; g < groups_; ++g)
+    for (int64_t b = 0; b < blocks_; ++b) {
+      uint8_t* rec = data_ + (size_t(g) * size_t(blocks_) + size_t(b)) * record_bytes_;
+      for (int j = 0; j < kGroup; ++j) {
+        const int64_t n = g * kGroup + j;
+        if (n >= N_) break;
+        const uint8_t* blk = src + size_t(n) * row_bytes + size_t(b) * block_bytes;
+        std::memcpy(rec + 2 * j, blk, 2);  // d (fp16)
+        if (dtype_ == DType::Q8_0) {
+          const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+          int16_t sum = 0;
+          for (int i = 0; i < 32; ++i) sum = int16_t(sum + q[i]);
+          std::memcpy(rec + 32 + 2 * j, &sum, 2);
+          for (int c = 0; c < 8; ++c) std::memcpy(rec + 64 + 64 * c + 4 * j, q + 4 * c, 4);
+        } else {
+          const bool has_min = dtype_ == DType::Q4_1;
+          if (has_min) std::memcpy(rec + 32 + 2 * j, blk + 2, 2);  // m (fp16)
+          const uint8_t* qs = blk + (has_min ? 4 : 2);
+          uint8_t* chunks = rec + (has_min ? 64 : 32);
+          for (int c = 0; c < 4; ++c) std::memcpy(chunks + 64 * c + 4 * j, qs + 4 * c, 4);
+        }
+      }
+    }
+}
+
+void PackedQ8Matrix::gemv(const float* x, int64_t M, float* y) const {
+  MF_CHECK(M >= 1 && M <= 8, "PackedQ8Matrix::gemv: M must be in [1, 8], got ", M);
+  MF_CHECK(x != nullptr && y != nullptr, "PackedQ8Matrix::gemv: null input or output");
+#ifdef MF_HAVE_PACKED_Q8
+  // Per-thread and reused across calls: no allocation in the decode loop once grown.
+  thread_local ActivationsQ8 act;
+  quantize_activations(x, M, K_, act);
+  switch (dtype_) {
+    case DType::Q4_0: return run_groups<DType::Q4_0>(data_, record_bytes_, groups_, blocks_, K_, M, act, y, N_);
+    case DType::Q4_1: return run_groups<DType::Q4_1>(data_, record_bytes_, groups_, blocks_, K_, M, act, y, N_);
+    case DType::Q8_0: return run_groups<DType::Q8_0>(data_, record_bytes_, groups_, blocks_, K_, M, act, y, N_);
+    default: break;
+  }
+#endif
+  fail("PackedQ8Matrix::gemv: no kernel for ", dtype_name(dtype_), " in this build");
+}
+
+}  // namespace mf
