@@ -30,6 +30,7 @@ struct Options {
   int repeats = 5;
   int threads = 2;
   bool f32_weights = false;  // dequantize every matrix to fp32 first (the fp32-vs-fp32 comparison)
+  bool int8_decode = false;  // Transformer::enable_int8_decode (Q4_0/Q4_1/Q8_0 weights)
 };
 
 Options parse(int argc, char** argv) {
@@ -50,9 +51,14 @@ Options parse(int argc, char** argv) {
       MF_CHECK(w == "f32" || w == "native", "--weights must be f32 or native, not ", w);
       o.f32_weights = w == "f32";
     }
+    else if (a == "--decode") {
+      const std::string d = next();
+      MF_CHECK(d == "exact" || d == "int8", "--decode must be exact or int8, not ", d);
+      o.int8_decode = d == "int8";
+    }
     else if (a == "--help" || a == "-h") {
       std::puts("usage: bench_inference -m MODEL [--prompt-tokens 256] [--decode-tokens 64] "
-                "[--repeats 5] [--threads 2] [--weights native|f32]");
+                "[--repeats 5] [--threads 2] [--weights native|f32] [--decode exact|int8]");
       std::exit(0);
     } else mf::fail("unknown argument ", a);
   }
@@ -96,6 +102,7 @@ int main(int argc, char** argv) try {
   if (opt.f32_weights)
     for (auto& [name, t] : weights.tensors) t = t.to_f32();
   mf::Transformer model(std::move(weights));
+  const size_t packed_bytes = opt.int8_decode ? model.enable_int8_decode() : 0;
   const auto& cfg = model.config();
 
   mf::Rng rng(1234);
@@ -129,12 +136,13 @@ int main(int argc, char** argv) try {
   // (which, when the weights fit in the last-level cache, is the real ceiling).
   const double limit_dram = dram_gbs * 1e9 / bytes_per_token;
   const double limit_ws = ws_gbs * 1e9 / bytes_per_token;
-  std::printf("{\"bench\":\"inference\",\"impl\":\"moeforge\",\"weights\":\"%s\",\"model\":\"%s\",\"threads\":%d,"
+  std::printf("{\"bench\":\"inference\",\"impl\":\"moeforge\",\"weights\":\"%s\",\"decode\":\"%s\",\"packed_mb\":%.1f,\"model\":\"%s\",\"threads\":%d,"
               "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"repeats\":%d,"
               "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"weight_mb_per_token\":%.1f,"
               "\"dram_limit_tok_s\":%.2f,\"dram_limit_over_achieved\":%.3f,"
               "\"working_set_limit_tok_s\":%.2f,\"working_set_limit_over_achieved\":%.3f,\"peak_rss_mb\":%.1f}\n",
-              opt.f32_weights ? "f32" : "native", opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
+              opt.f32_weights ? "f32" : "native", opt.int8_decode ? "int8" : "exact", double(packed_bytes) / 1e6,
+              opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
               mf::bench::median(prefill_rates), decode, bytes_per_token / 1e6, limit_dram, limit_dram / decode,
               limit_ws, limit_ws / decode, double(usage.ru_maxrss) / 1024.0);
   return 0;

@@ -150,10 +150,10 @@ def bench_torch(args):
     }
 
 
-def run_moeforge(args, weights):
+def run_moeforge(args, weights, decode="exact"):
     cmd = [args.bin, "-m", args.model, "--prompt-tokens", str(args.prompt_tokens),
            "--decode-tokens", str(args.decode_tokens), "--repeats", str(args.repeats),
-           "--threads", str(args.threads), "--weights", weights]
+           "--threads", str(args.threads), "--weights", weights, "--decode", decode]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     result = None
     for line in out.splitlines():
@@ -166,8 +166,9 @@ def run_moeforge(args, weights):
 
 def main():
     args = parse_args()
-    native = run_moeforge(args, "native")  # the file's own format (Q4_1 for SmolLM2)
-    f32 = run_moeforge(args, "f32")        # dequantized at load: the fp32-vs-fp32 comparison
+    native = run_moeforge(args, "native")          # the file's own format (Q4_1 for SmolLM2), exact
+    native_int8 = run_moeforge(args, "native", "int8")  # same weights, int8 activations (CLI default)
+    f32 = run_moeforge(args, "f32")                # dequantized at load: the fp32-vs-fp32 comparison
     if args.skip_torch:
         return
     ref = bench_torch(args)
@@ -177,6 +178,9 @@ def main():
         "decode_speedup_vs_torch_fp32": round(f32["decode_tok_s"] / ref["decode_tok_s"], 2),
         "prefill_speedup_vs_torch_fp32": round(f32["prefill_tok_s"] / ref["prefill_tok_s"], 2),
         "decode_speedup_native_vs_torch_fp32": round(native["decode_tok_s"] / ref["decode_tok_s"], 2),
+        "decode_speedup_native_int8_vs_torch_fp32": round(native_int8["decode_tok_s"] / ref["decode_tok_s"], 2),
+        "decode_dram_limit_over_achieved_native_int8": native_int8["dram_limit_over_achieved"],
+        "decode_working_set_limit_over_achieved_native_int8": native_int8["working_set_limit_over_achieved"],
         "decode_dram_limit_over_achieved_f32": f32["dram_limit_over_achieved"],
         "decode_dram_limit_over_achieved_native": native["dram_limit_over_achieved"],
         "decode_working_set_limit_over_achieved_f32": f32["working_set_limit_over_achieved"],

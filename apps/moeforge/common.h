@@ -25,6 +25,7 @@ struct RunFlags {
   int threads = 0;
   int ctx = 4096;
   bool verbose = false;
+  bool exact = false;   // fp32 activations for quantized weights (no int8 decode path)
 };
 
 // Registers -m and the shared sampling/context flags.
