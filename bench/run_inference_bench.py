@@ -167,7 +167,7 @@ def run_moeforge(args, weights, decode="exact"):
 def main():
     args = parse_args()
     native = run_moeforge(args, "native")          # the file's own format (Q4_1 for SmolLM2), exact
-    native_int8 = run_moeforge(args, "native", "int8")  # same weights, int8 activations (CLI default)
+    native_int8 = run_moeforge(args, "native", "int8")  # same weights, int8 activations (--int8)
     f32 = run_moeforge(args, "f32")                # dequantized at load: the fp32-vs-fp32 comparison
     if args.skip_torch:
         return

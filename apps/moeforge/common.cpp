@@ -24,8 +24,8 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.repeated("stop", "TEXT", "stop when TEXT is generated (not printed)", &f.stop);
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &f.threads);
   p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
-  p.flag("exact", "fp32 activations with quantized weights (the PyTorch-checked path; default: int8 "
-         "activations for Q4_0/Q4_1/Q8_0 decode, 2-3x faster, ~0.1% off)", &f.exact);
+  p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations, as llama.cpp does: faster, "
+         "but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
 }
 
@@ -49,7 +49,7 @@ LoadedModel load_for_run(const RunFlags& f) {
   LoadOptions lo;
   lo.max_context = f.ctx;
   lo.threads = f.threads;
-  lo.int8_decode = !f.exact;
+  lo.int8_decode = f.int8;
   Timer t;
   LoadedModel m = load_model(f.model_path, lo);
   if (f.verbose)

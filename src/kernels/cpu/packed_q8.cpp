@@ -28,12 +28,12 @@ namespace {
 constexpr int kGroup = 16;  // output rows per 512-bit register (16 int32 lanes)
 
 // Activation rows quantized to int8 per block of 32 (x ~ scale * q), with each block's sum of
-// q (Q4_0's -8 offset) and exact fp32 sum (Q4_1's minimum). `u` is q + 128 as unsigned bytes:
-// vpdpbusd wants one unsigned operand, and for Q8_0 both sides are signed.
+// q (Q4_0's -8 offset, Q4_1's minimum). `u` is q + 128 as unsigned bytes: vpdpbusd wants one
+// unsigned operand, and for Q8_0 both sides are signed.
 struct ActivationsQ8 {
   std::vector<int8_t> q;
   std::vector<uint8_t> u;
-  std::vector<float> scale, xsum;
+  std::vector<float> scale;
   std::vector<int32_t> qsum;
 };
 
@@ -42,18 +42,14 @@ void quantize_activations(const float* x, int64_t M, int64_t K, ActivationsQ8& a
   a.q.resize(size_t(M * K));
   a.u.resize(size_t(M * K));
   a.scale.resize(size_t(M * nb));
-  a.xsum.resize(size_t(M * nb));
   a.qsum.resize(size_t(M * nb));
   for (int64_t r = 0; r < M; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const float* v = x + r * K + b * 32;
       int8_t* q = a.q.data() + r * K + b * 32;
       uint8_t* u = a.u.data() + r * K + b * 32;
-      float amax = 0, sum = 0;
-      for (int i = 0; i < 32; ++i) {
-        amax = std::max(amax, std::fabs(v[i]));
-        sum += v[i];
-      }
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
       const float d = amax / 127.0f;
       const float id = d > 0 ? 1.0f / d : 0.0f;
       int32_t qs = 0;
@@ -64,7 +60,6 @@ void quantize_activations(const float* x, int64_t M, int64_t K, ActivationsQ8& a
         qs += qi;
       }
       a.scale[size_t(r * nb + b)] = d;
-      a.xsum[size_t(r * nb + b)] = sum;
       a.qsum[size_t(r * nb + b)] = qs;
     }
 }
@@ -136,7 +131,10 @@ void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K
         if constexpr (!kMin) s = _mm512_sub_epi32(s, _mm512_set1_epi32(8 * a.qsum[ab]));  // nibble - 8
         const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[ab]));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
-        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.xsum[ab]), acc[r]);
+        // The minimum meets the sum of the *quantized* activations: the dot above is of uncentred
+        // nibbles (0..15), so only this pairing cancels the large common offset d*q ~ -m
+        // exactly, leaving the error of the centred weights d*q + m (as llama.cpp's Q8_1).
+        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.scale[ab] * float(a.qsum[ab])), acc[r]);
       }
     }
   }

@@ -28,7 +28,7 @@ class PackedQ8Matrix {
   explicit PackedQ8Matrix(const Tensor& w);
 
   // y[M, N] = q8(x[M, K]) . W^T for M in [1, 8]: activations quantized per block of 32 to
-  // int8 (scale amax/127, round half to even); Q4_1's minimum meets the exact fp32 block sum.
+  // int8 (scale amax/127, round half to even); every term uses the quantized activations.
   void gemv(const float* x, int64_t M, float* y) const;
 
   int64_t rows() const { return N_; }
