@@ -31,6 +31,7 @@ struct Options {
   int threads = 2;
   bool f32_weights = false;  // dequantize every matrix to fp32 first (the fp32-vs-fp32 comparison)
   bool int8_decode = false;  // Transformer::enable_int8_decode (Q4_0/Q4_1/Q8_0 weights)
+  bool probe_bandwidth = true;  // off: for profiling the model alone
 };
 
 Options parse(int argc, char** argv) {
@@ -56,9 +57,10 @@ Options parse(int argc, char** argv) {
       MF_CHECK(d == "exact" || d == "int8", "--decode must be exact or int8, not ", d);
       o.int8_decode = d == "int8";
     }
+    else if (a == "--no-bandwidth") o.probe_bandwidth = false;
     else if (a == "--help" || a == "-h") {
       std::puts("usage: bench_inference -m MODEL [--prompt-tokens 256] [--decode-tokens 64] "
-                "[--repeats 5] [--threads 2] [--weights native|f32] [--decode exact|int8]");
+                "[--repeats 5] [--threads 2] [--weights native|f32] [--decode exact|int8] [--no-bandwidth]");
       std::exit(0);
     } else mf::fail("unknown argument ", a);
   }
@@ -92,8 +94,10 @@ int main(int argc, char** argv) try {
   // which the forked bandwidth probes need (libgomp's pool does not survive a fork).
   mf::ModelWeights weights = mf::load_model_weights(opt.model);
   const double bytes_per_token = weight_bytes_per_token(weights, opt.f32_weights);
-  const double dram_gbs = mf::bench::measure_read_bandwidth_isolated(opt.threads, size_t(1) << 30);
-  const double ws_gbs = mf::bench::measure_read_bandwidth_isolated(opt.threads, size_t(bytes_per_token));
+  const double dram_gbs =
+      opt.probe_bandwidth ? mf::bench::measure_read_bandwidth_isolated(opt.threads, size_t(1) << 30) : 0.0;
+  const double ws_gbs =
+      opt.probe_bandwidth ? mf::bench::measure_read_bandwidth_isolated(opt.threads, size_t(bytes_per_token)) : 0.0;
   std::printf("{\"bench\":\"memory_read_bandwidth\",\"threads\":%d,\"buffer_mb\":1024,\"gb_per_s\":%.2f}\n",
               opt.threads, dram_gbs);
   std::printf("{\"bench\":\"memory_read_bandwidth\",\"threads\":%d,\"buffer_mb\":%.1f,\"gb_per_s\":%.2f,"
