@@ -1,0 +1,122 @@
+// PackedQ8Matrix (the int8 decode path) against a plain scalar model of the same arithmetic,
+// plus the cases it must refuse. The PyTorch-side check is tests/reference (LinearInt8DecodePath).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/packed_q8.h"
+#include "kernels/cpu/quant.h"
+
+using namespace mf;
+
+namespace {
+
+Tensor quantized(DType t, int64_t N, int64_t K, Rng& rng, std::vector<float>* dequantized) {
+  std::vector<float> w(size_t(N * K));
+  for (auto& v : w) v = rng.normal() * 0.05f;
+  Tensor q = Tensor::empty(t, {N, K});
+  for (int64_t n = 0; n < N; ++n)
+    quantize_row(t, w.data() + n * K, static_cast<uint8_t*>(q.raw()) + dtype_bytes(t, n * K), K);
+  dequantized->resize(w.size());
+  for (int64_t n = 0; n < N; ++n)
+    dequantize_row(t, static_cast<const uint8_t*>(q.raw()) + dtype_bytes(t, n * K), dequantized->data() + n * K, K);
+  return q;
+}
+
+// The int8 scheme in scalar double arithmetic: activations rounded per block of 32 to
+// amax/127 steps, then multiplied by the dequantized weights (d*q + m, or d*(q-8), or d*q).
+std::vector<double> scalar_int8(const std::vector<float>& x, int64_t M, int64_t K, const std::vector<float>& w,
+                                int64_t N) {
+  std::vector<double> xq(x.size());
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t b = 0; b < K / 32; ++b) {
+      const float* v = x.data() + r * K + b * 32;
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+      const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+      for (int i = 0; i < 32; ++i) xq[size_t(r * K + b * 32 + i)] = std::nearbyint(v[i] * id) * double(d);
+    }
+  std::vector<double> y(size_t(M * N));
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += xq[size_t(r * K + k)] * double(w[size_t(n * K + k)]);
+      y[size_t(r * N + n)] = s;
+    }
+  return y;
+}
+
+class PackedQ8 : public ::testing::TestWithParam<DType> {};
+
+TEST_P(PackedQ8, MatchesTheScalarInt8SchemeWithPaddedGroups) {
+  Rng rng(11);
+  std::vector<float> wdq;
+  const int64_t N = 21, K = 96;  // 21 rows: a full group of 16 and a zero-padded one
+  Tensor w = quantized(GetParam(), N, K, rng, &wdq);
+  if (!PackedQ8Matrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  PackedQ8Matrix p(w);
+  EXPECT_EQ(p.rows(), N);
+  EXPECT_EQ(p.cols(), K);
+  for (int64_t M : {1, 2, 8}) {
+    std::vector<float> x(size_t(M * K));
+    for (auto& v : x) v = rng.normal();
+    x[3] = 0;
+    std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // a zero block: scale 0, no NaN
+    std::vector<float> y(size_t(M * N), NAN);
+    p.gemv(x.data(), M, y.data());
+    const std::vector<double> want = scalar_int8(x, M, K, wdq, N);
+    for (size_t i = 0; i < y.size(); ++i)
+      EXPECT_NEAR(y[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "M=" << M << " i=" << i;
+  }
+}
+
+TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
+  Rng rng(5);
+  std::vector<float> wdq;
+  const int64_t N = 32, K = 64;
+  Tensor w = quantized(GetParam(), N, K, rng, &wdq);
+  if (!PackedQ8Matrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  LinearWeight lw(w);
+  lw.packed = std::make_shared<const PackedQ8Matrix>(w);
+  std::vector<float> bias(static_cast<size_t>(N), 0.5f);
+  // 9 rows: past the GEMV limit, so the exact GEMM runs and the result equals linear(Tensor).
+  const int64_t M = kLinearGemvMaxRows + 1;
+  std::vector<float> x(size_t(M * K));
+  for (auto& v : x) v = rng.normal();
+  std::vector<float> a(size_t(M * N)), b(size_t(M * N));
+  linear(x.data(), M, K, lw, bias.data(), a.data());
+  linear(x.data(), M, K, w, bias.data(), b.data());
+  EXPECT_EQ(a, b);
+  // 1 row: the packed path, bias added once.
+  std::vector<float> c(static_cast<size_t>(N)), d(static_cast<size_t>(N));
+  linear(x.data(), 1, K, lw, bias.data(), c.data());
+  lw.packed->gemv(x.data(), 1, d.data());
+  for (int64_t n = 0; n < N; ++n) EXPECT_FLOAT_EQ(c[size_t(n)], d[size_t(n)] + 0.5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, PackedQ8, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(PackedQ8Matrix, RefusesWhatItCannotPack) {
+  Tensor f32 = Tensor::empty(DType::F32, {16, 64});
+  EXPECT_FALSE(PackedQ8Matrix::supports(f32));
+  EXPECT_THROW(PackedQ8Matrix{f32}, Error);
+  Tensor q6 = Tensor::empty(DType::Q6_K, {16, 256});
+  EXPECT_FALSE(PackedQ8Matrix::supports(q6));
+  Tensor q8 = Tensor::empty(DType::Q8_0, {16, 64});
+  std::memset(q8.raw(), 0, q8.nbytes());
+  if (!PackedQ8Matrix::supports(q8)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  PackedQ8Matrix p(q8);
+  std::vector<float> x(9 * 64, 1.0f), y(9 * 16);
+  EXPECT_THROW(p.gemv(x.data(), 9, y.data()), Error);
+  EXPECT_THROW(p.gemv(x.data(), 0, y.data()), Error);
+  p.gemv(x.data(), 1, y.data());
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(y[size_t(i)], 0.0f);
+}
+
+}  // namespace
