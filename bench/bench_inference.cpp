@@ -4,7 +4,6 @@
 // measurement; medians over --repeats runs. bench/run_inference_bench.py runs it beside the
 // PyTorch reference.
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -132,8 +131,6 @@ int main(int argc, char** argv) try {
     prefill_rates.push_back(opt.prompt_tokens / prefill_s);
     decode_rates.push_back(opt.decode_tokens / decode_s);
   }
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
   const double decode = mf::bench::median(decode_rates);
   // The decode speed the memory system allows when every weight byte is read once per
   // token: from DRAM (buffer >> L3) and from a buffer the size of the weights themselves
@@ -148,7 +145,7 @@ int main(int argc, char** argv) try {
               opt.f32_weights ? "f32" : "native", opt.int8_decode ? "int8" : "exact", double(packed_bytes) / 1e6,
               opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
               mf::bench::median(prefill_rates), decode, bytes_per_token / 1e6, limit_dram, limit_dram / decode,
-              limit_ws, limit_ws / decode, double(usage.ru_maxrss) / 1024.0);
+              limit_ws, limit_ws / decode, mf::bench::peak_rss_mib());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_inference: %s\n", e.what());

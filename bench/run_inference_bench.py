@@ -119,6 +119,15 @@ class EagerLlama:
         return F.linear(self.rms(x[-1:], w["output_norm.weight"]), w["output.weight"])
 
 
+def peak_rss_mib():
+    """VmHWM of this process (the same measure bench_inference reports)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def bench_torch(args):
     torch.set_num_threads(args.threads)
     cfg, w = gguf_llama_weights(args.model)
@@ -146,7 +155,7 @@ def bench_torch(args):
         "decode_tokens": args.decode_tokens, "repeats": args.repeats,
         "prefill_tok_s": round(statistics.median(prefill), 2),
         "decode_tok_s": round(statistics.median(decode), 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mib(), 1),
     }
 
 
