@@ -1,9 +1,13 @@
-// Numeric comparison helpers for tests: "max relative error" with a floor so that entries
-// near zero are judged against the array's typical magnitude instead of blowing up.
+// Helpers shared by the tests: numeric comparison ("max relative error" with a floor so that
+// entries near zero are judged against the array's typical magnitude), fixture files, and
+// where the real SmolLM2 model is cached.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <vector>
 #include <sstream>
 #include <string>
 
@@ -42,6 +46,35 @@ inline Mismatch compare(const float* got, const float* want, int64_t n, double f
     }
   }
   return m;
+}
+
+// max |got - want| / max |want|: the error relative to the scale of the whole reference (for
+// logits, where the largest entries are the ones that matter).
+inline double max_err_over_scale(const float* got, const float* want, size_t n) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    err = std::max(err, double(std::fabs(got[i] - want[i])));
+    scale = std::max(scale, double(std::fabs(want[i])));
+  }
+  return err / std::max(scale, 1e-30);
+}
+
+// A raw little-endian float32 file written by a fixture generator (empty if unreadable).
+inline std::vector<float> read_f32_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  std::vector<float> v(size_t(in.tellg()) / sizeof(float));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  return v;
+}
+
+// Where scripts/fetch-smollm2.sh caches the real model ($MOEFORGE_CACHE overrides the folder).
+inline std::string smollm2_gguf_path() {
+  const char* cache = std::getenv("MOEFORGE_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string root = cache ? cache : std::string(home ? home : "") + "/.cache/moeforge";
+  return root + "/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
 }  // namespace mf::test

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_ref  # noqa: E402
-from gen_tokenizer_smollm2 import hf_tokenizer, model_path, read_gguf_tokenizer  # noqa: E402
+from gen_tokenizer_smollm2 import hf_tokenizer, model_or_note, read_gguf_tokenizer  # noqa: E402
 
 MESSAGES = [
     {"role": "system", "content": "You are a concise assistant."},
@@ -38,11 +38,8 @@ def render_chat(template, bos, eos):
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
-    path = model_path()
-    if not os.path.exists(path):
-        with open(os.path.join(out_dir, "absent.txt"), "w") as f:
-            f.write(f"{path} not found; run scripts/fetch-smollm2.sh\n")
-        print(f"SKIP: {path} not found")
+    path = model_or_note(out_dir)
+    if path is None:
         return
     import gguf
     reader = gguf.GGUFReader(path)

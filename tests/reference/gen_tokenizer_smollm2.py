@@ -24,6 +24,17 @@ def model_path():
     return os.path.join(cache, NAME)
 
 
+def model_or_note(out_dir):
+    """The cached GGUF's path, or None after leaving a note for the C++ test (which then skips)."""
+    path = model_path()
+    if os.path.exists(path):
+        return path
+    with open(os.path.join(out_dir, "absent.txt"), "w") as f:
+        f.write(f"{path} not found; run scripts/fetch-smollm2.sh\n")
+    print(f"SKIP: {path} not found")
+    return None
+
+
 def read_gguf_tokenizer(path):
     import gguf
     r = gguf.GGUFReader(path)
@@ -75,11 +86,8 @@ CHAT = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, traine
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
-    path = model_path()
-    if not os.path.exists(path):
-        with open(os.path.join(out_dir, "absent.txt"), "w") as f:
-            f.write(f"{path} not found; run scripts/fetch-smollm2.sh\n")
-        print(f"SKIP: {path} not found")
+    path = model_or_note(out_dir)
+    if path is None:
         return
     v = read_gguf_tokenizer(path)
     with open(os.path.join(out_dir, "vocab.json"), "w") as f:

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compare.h"
 #include "core/mapped_file.h"
 #include "model/config_json.h"
 #include "model/generation_config.h"
@@ -23,11 +24,8 @@ namespace {
 std::string fixtures() { return std::getenv("MOEFORGE_FIXTURES"); }
 
 std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  EXPECT_TRUE(in) << path;
-  std::vector<float> v(size_t(in.tellg()) / sizeof(float));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  std::vector<float> v = test::read_f32_file(path);
+  EXPECT_FALSE(v.empty()) << path;
   return v;
 }
 
@@ -50,15 +48,7 @@ struct Reference {
   std::vector<float> router(int layer) const { return read_f32(fixtures() + "/" + name + ".router" + std::to_string(layer) + ".f32"); }
 };
 
-// max |a - b| / max |b|: relative to the scale of the reference.
-double rel_err(const float* a, const float* b, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, double(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, double(std::fabs(b[i])));
-  }
-  return err / std::max(scale, 1e-30);
-}
+double rel_err(const float* a, const float* b, size_t n) { return test::max_err_over_scale(a, b, n); }
 
 constexpr double kTol = 1e-4;
 

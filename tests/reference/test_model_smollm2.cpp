@@ -29,31 +29,9 @@ std::string fixture_dir() {
   return dir ? dir : "";
 }
 
-std::string model_path() {
-  const char* cache = std::getenv("MOEFORGE_CACHE");
-  const char* home = std::getenv("HOME");
-  const std::string root = cache ? cache : std::string(home ? home : "") + "/.cache/moeforge";
-  return root + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  EXPECT_TRUE(in) << path;
-  std::vector<float> v(size_t(in.tellg()) / sizeof(float));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
-  return v;
-}
-
-// max |a - b| / max |b| over one row of logits: the scale of the reference row.
-double rel_err(const float* a, const float* b, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, double(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, double(std::fabs(b[i])));
-  }
-  return err / std::max(scale, 1e-30);
-}
+std::string model_path() { return test::smollm2_gguf_path(); }
+std::vector<float> read_f32(const std::string& path) { return test::read_f32_file(path); }
+double rel_err(const float* a, const float* b, size_t n) { return test::max_err_over_scale(a, b, n); }
 
 // 30 layers of fp32 arithmetic in a different order (blocked GEMM, fused dequantization)
 // than PyTorch's; measured errors are ~1e-5, so 1e-4 still catches any real mistake.

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compare.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -23,12 +24,7 @@ std::string fixture_dir() {
   return dir ? dir : "../fixtures/tokenizer_smollm2";
 }
 
-std::string model_path() {
-  const char* cache = std::getenv("MOEFORGE_CACHE");
-  const char* home = std::getenv("HOME");
-  const std::string root = cache ? cache : std::string(home ? home : "") + "/.cache/moeforge";
-  return root + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string model_path() { return mf::test::smollm2_gguf_path(); }
 
 json read_json(const std::string& path) {
   std::ifstream in(path);
