@@ -29,7 +29,7 @@ struct Options {
   int repeats = 5;
   int threads = 2;
   bool f32_weights = false;  // dequantize every matrix to fp32 first (the fp32-vs-fp32 comparison)
-  bool int8_decode = false;  // Transformer::enable_int8_decode (Q4_0/Q4_1/Q8_0 weights)
+  std::string decode = "packed";  // plain: stored layout; packed / int8: Transformer::pack_for_decode
   bool probe_bandwidth = true;  // off: for profiling the model alone
 };
 
@@ -53,13 +53,13 @@ Options parse(int argc, char** argv) {
     }
     else if (a == "--decode") {
       const std::string d = next();
-      MF_CHECK(d == "exact" || d == "int8", "--decode must be exact or int8, not ", d);
-      o.int8_decode = d == "int8";
+      MF_CHECK(d == "plain" || d == "packed" || d == "int8", "--decode must be plain, packed or int8, not ", d);
+      o.decode = d;
     }
     else if (a == "--no-bandwidth") o.probe_bandwidth = false;
     else if (a == "--help" || a == "-h") {
       std::puts("usage: bench_inference -m MODEL [--prompt-tokens 256] [--decode-tokens 64] "
-                "[--repeats 5] [--threads 2] [--weights native|f32] [--decode exact|int8] [--no-bandwidth]");
+                "[--repeats 5] [--threads 2] [--weights native|f32] [--decode plain|packed|int8] [--no-bandwidth]");
       std::exit(0);
     } else mf::fail("unknown argument ", a);
   }
@@ -105,7 +105,10 @@ int main(int argc, char** argv) try {
   if (opt.f32_weights)
     for (auto& [name, t] : weights.tensors) t = t.to_f32();
   mf::Transformer model(std::move(weights));
-  const size_t packed_bytes = opt.int8_decode ? model.enable_int8_decode() : 0;
+  const size_t packed_bytes =
+      opt.decode == "plain" ? 0
+                            : model.pack_for_decode(opt.decode == "int8" ? mf::DecodeActivations::int8
+                                                                         : mf::DecodeActivations::fp32);
   const auto& cfg = model.config();
 
   mf::Rng rng(1234);
@@ -142,7 +145,7 @@ int main(int argc, char** argv) try {
               "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"weight_mb_per_token\":%.1f,"
               "\"dram_limit_tok_s\":%.2f,\"dram_limit_over_achieved\":%.3f,"
               "\"working_set_limit_tok_s\":%.2f,\"working_set_limit_over_achieved\":%.3f,\"peak_rss_mb\":%.1f}\n",
-              opt.f32_weights ? "f32" : "native", opt.int8_decode ? "int8" : "exact", double(packed_bytes) / 1e6,
+              opt.f32_weights ? "f32" : "native", opt.decode.c_str(), double(packed_bytes) / 1e6,
               opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
               mf::bench::median(prefill_rates), decode, bytes_per_token / 1e6, limit_dram, limit_dram / decode,
               limit_ws, limit_ws / decode, mf::bench::peak_rss_mib());

@@ -2,7 +2,7 @@
 // median time, GFLOP/s and the weight bytes streamed per second (the figure to hold against
 // the machine's read bandwidth for decode, M = 1). One JSON line per (format, shape, M).
 //   bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256]
-//                [--dot exact,int8]   (int8: quantized activations for Q4_0/Q4_1/Q8_0 at M <= 8)
+//                [--dot exact,packed,int8]   (int8: quantized activations for Q4_0/Q4_1/Q8_0 at M <= 8)
 #include <omp.h>
 
 #include <cstdio>
@@ -55,7 +55,7 @@ int main(int argc, char** argv) try {
   int threads = 2, repeats = 50;
   std::vector<std::string> formats = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"};
   std::vector<int64_t> rows = {1, 4, 256};
-  std::vector<std::string> dots = {"exact", "int8"};
+  std::vector<std::string> dots = {"exact", "packed", "int8"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -70,7 +70,7 @@ int main(int argc, char** argv) try {
       rows.clear();
       for (const auto& r : split(next())) rows.push_back(std::stoll(r));
     } else if (a == "--help" || a == "-h") {
-      std::puts("usage: bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256] [--dot exact,int8]");
+      std::puts("usage: bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256] [--dot exact,packed,int8]");
       return 0;
     } else mf::fail("unknown argument ", a);
   }
@@ -82,11 +82,12 @@ int main(int argc, char** argv) try {
       const mf::Tensor w = random_weight(dtype, s.N, s.K, rng);
       for (int64_t M : rows)
         for (const auto& dot_name : dots) {
-          // The int8 path exists for small M and Q4_0/Q4_1/Q8_0 (with AVX-512 VNNI).
-          const bool int8 = dot_name == "int8";
-          if (int8 && (M > mf::kLinearGemvMaxRows || !mf::PackedQ8Matrix::supports(w))) continue;
+          // The packed paths exist for small M and Q4_0/Q4_1/Q8_0 (with AVX-512 VNNI).
+          const bool packed = dot_name != "exact";
+          if (packed && (M > mf::kLinearGemvMaxRows || !mf::PackedQuantMatrix::supports(w))) continue;
           mf::LinearWeight lw(w);
-          if (int8) lw.packed = std::make_shared<const mf::PackedQ8Matrix>(w);
+          if (packed) lw.packed = std::make_shared<const mf::PackedQuantMatrix>(w);
+          if (dot_name == "int8") lw.activations = mf::DecodeActivations::int8;
           std::vector<float> x(size_t(M * s.K)), y(size_t(M * s.N));
           for (auto& v : x) v = float(rng.normal());
           // Fewer repeats for the big prefill GEMMs keep the run short without losing the median.

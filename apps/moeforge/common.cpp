@@ -55,10 +55,8 @@ LoadedModel load_for_run(const RunFlags& f) {
   if (f.verbose)
     std::cerr << "loaded " << f.model_path << " (" << m.summary.architecture << ", " << m.summary.layers
               << " layers, context " << m.model->context_length() << ") in " << t.seconds() << " s; decode: "
-              << (m.summary.int8_decode_bytes ? cat("int8 activations (", m.summary.int8_decode_bytes >> 20,
-                                                    " MiB packed)")
-                                              : std::string("exact fp32 activations"))
-              << "\n";
+              << m.summary.decode_activations << " activations, " << (m.summary.decode_packed_bytes >> 20)
+              << " MiB of weights packed for it\n";
   return m;
 }
 

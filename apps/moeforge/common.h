@@ -25,7 +25,7 @@ struct RunFlags {
   int threads = 0;
   int ctx = 4096;
   bool verbose = false;
-  bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (Transformer::enable_int8_decode)
+  bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (LoadOptions::int8_decode)
 };
 
 // Registers -m and the shared sampling/context flags.

@@ -101,7 +101,11 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
     if (std::find(out.eos_ids.begin(), out.eos_ids.end(), id) == out.eos_ids.end()) out.eos_ids.push_back(id);
   int ctx = std::min(opts.max_context, c.max_position_embeddings > 0 ? c.max_position_embeddings : opts.max_context);
   auto transformer = std::make_unique<Transformer>(std::move(w));
-  if (opts.int8_decode) s.int8_decode_bytes = transformer->enable_int8_decode();
+  if (opts.pack_decode || opts.int8_decode) {
+    const DecodeActivations act = opts.int8_decode ? DecodeActivations::int8 : DecodeActivations::fp32;
+    s.decode_packed_bytes = transformer->pack_for_decode(act);
+    if (s.decode_packed_bytes > 0) s.decode_activations = opts.int8_decode ? "int8" : "fp32";
+  }
   out.model = std::make_unique<TransformerModel>(std::move(transformer), ctx);
   return out;
 }

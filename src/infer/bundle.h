@@ -26,14 +26,18 @@ struct ModelSummary {
   int tokenizer_vocab = 0;
   std::string chat_template_family;   // "none" when the model ships no template
   std::string chat_template_origin;
-  size_t int8_decode_bytes = 0;       // packed copies for the int8 decode path (0: exact path)
+  size_t decode_packed_bytes = 0;     // copies of Q4_0/Q4_1/Q8_0 matrices packed for decode
+  std::string decode_activations = "fp32";  // "fp32" (exact) or "int8"
 };
 
 struct LoadOptions {
   int max_context = 4096;   // KV cache length cap (the model's own limit applies too)
   int threads = 0;          // 0: leave OpenMP's default
-  // Decode Q4_0/Q4_1/Q8_0 matrices with int8 activations (Transformer::enable_int8_decode):
-  // 2-3x faster decode, ~1e-3 relative from the exact logits. Off: the PyTorch-checked path.
+  // Pack Q4_0/Q4_1/Q8_0 matrices for decode (Transformer::pack_for_decode): ~2x faster exact
+  // decode for a second copy of those weights in memory.
+  bool pack_decode = true;
+  // ...and multiply them with int8 activations: faster still, but the logits move by a few
+  // percent (enough to change a small model's answers). Off: the PyTorch-checked path.
   bool int8_decode = false;
 };
 

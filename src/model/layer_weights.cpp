@@ -129,25 +129,26 @@ TransformerWeights bind_weights(const ModelWeights& w) {
 
 namespace {
 
-size_t pack(LinearWeight& m) {
-  if (m.packed || !PackedQ8Matrix::supports(m.w)) return 0;
-  m.packed = std::make_shared<const PackedQ8Matrix>(m.w);
-  return m.packed->bytes();
+size_t pack(LinearWeight& m, DecodeActivations activations) {
+  if (!PackedQuantMatrix::supports(m.w)) return 0;
+  const size_t added = m.packed ? 0 : (m.packed = std::make_shared<const PackedQuantMatrix>(m.w))->bytes();
+  m.activations = activations;
+  return added;
 }
 
-size_t pack(SwigluWeights& s) { return pack(s.gate) + pack(s.up) + pack(s.down); }
+size_t pack(SwigluWeights& s, DecodeActivations a) { return pack(s.gate, a) + pack(s.up, a) + pack(s.down, a); }
 
 }  // namespace
 
-size_t pack_for_int8_decode(TransformerWeights& w) {
-  size_t bytes = pack(w.head);
+size_t pack_for_decode(TransformerWeights& w, DecodeActivations a) {
+  size_t bytes = pack(w.head, a);
   for (LayerWeights& L : w.layers) {
-    bytes += pack(L.q) + pack(L.k) + pack(L.v) + pack(L.o);
+    bytes += pack(L.q, a) + pack(L.k, a) + pack(L.v, a) + pack(L.o, a);
     if (L.is_moe) {
-      for (SwigluWeights& e : L.moe.experts) bytes += pack(e);
-      if (L.moe.has_shared) bytes += pack(L.moe.shared);
+      for (SwigluWeights& e : L.moe.experts) bytes += pack(e, a);
+      if (L.moe.has_shared) bytes += pack(L.moe.shared, a);
     } else {
-      bytes += pack(L.mlp);
+      bytes += pack(L.mlp, a);
     }
   }
   return bytes;

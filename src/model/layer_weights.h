@@ -42,8 +42,9 @@ struct TransformerWeights {
 // missing, or that experts of one layer disagree in shape).
 TransformerWeights bind_weights(const ModelWeights& w);
 
-// Gives every Q4_0/Q4_1/Q8_0 matrix (attention, MLP, experts, head; not routers) a copy
-// packed for the int8 decode path. Returns the bytes the packed copies take.
-size_t pack_for_int8_decode(TransformerWeights& w);
+// Gives every Q4_0/Q4_1/Q8_0 matrix (attention, MLP, experts, head; not the routers, which
+// stay on the stored layout) a copy packed for decode, multiplied with `activations`.
+// Returns the bytes the packed copies take.
+size_t pack_for_decode(TransformerWeights& w, DecodeActivations activations);
 
 }  // namespace mf

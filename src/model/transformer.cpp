@@ -41,7 +41,9 @@ Transformer& Transformer::operator=(Transformer&&) noexcept = default;
 const ModelConfig& Transformer::config() const { return impl_->config(); }
 const ModelWeights& Transformer::weights() const { return impl_->weights; }
 
-size_t Transformer::enable_int8_decode() { return pack_for_int8_decode(impl_->bound); }
+size_t Transformer::pack_for_decode(DecodeActivations activations) {
+  return mf::pack_for_decode(impl_->bound, activations);
+}
 
 Tensor Transformer::forward(std::span<const int32_t> tokens, int batch, KVCache& cache, const ForwardOptions& opts) {
   const ModelConfig& c = config();

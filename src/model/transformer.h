@@ -9,6 +9,7 @@
 #include "core/tensor.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "kernels/cpu/matmul.h"
 #include "model/weights.h"
 
 namespace mf {
@@ -29,12 +30,13 @@ class Transformer {
   const ModelConfig& config() const;
   const ModelWeights& weights() const;
 
-  // Switches decode steps (<= 8 rows per forward) of Q4_0/Q4_1/Q8_0 matrices to the int8 path:
-  // each such matrix gets a copy packed for it, and activations are quantized to int8 per
-  // block of 32 (llama.cpp's scheme; ~1e-3 relative from the exact logits, 2-3x faster).
-  // Off by default: the exact path is the one checked against PyTorch. Returns the bytes
-  // the packed copies take (0 when no matrix qualifies or the CPU lacks AVX-512 VNNI).
-  size_t enable_int8_decode();
+  // Gives every Q4_0/Q4_1/Q8_0 matrix a copy packed for decode steps (<= 8 rows per forward;
+  // prefill keeps the stored layout): with fp32 activations the logits stay exact and decode
+  // is ~2x faster; with int8 activations (llama.cpp's scheme) faster still, but the logits
+  // move by a few percent. Off by default. May be called again to switch activations.
+  // Returns the bytes the packed copies take (0 when no matrix qualifies or the CPU lacks
+  // AVX-512 VNNI).
+  size_t pack_for_decode(DecodeActivations activations = DecodeActivations::fp32);
 
   // Appends `tokens` (batch rows of equal length T, row-major [batch, T]) to the cache and
   // returns logits: [batch*T, vocab] if all_logits else [batch, vocab]. Batched prefill.

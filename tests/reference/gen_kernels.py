@@ -103,7 +103,7 @@ for M in (2, 4, 5, 6, 7, 8, 9):                          # every GEMV row count 
 
 # ---------------------------------------------------------------- linear, int8 decode path
 def quantize_activations_q8(x):
-    """As PackedQ8Matrix: per block of 32, d = amax/127, q = rint(x * (1/d)) (half to even), all fp32."""
+    """As PackedQuantMatrix: per block of 32, d = amax/127, q = rint(x * (1/d)) (half to even), all fp32."""
     xb = x.reshape(x.shape[0], -1, 32).astype(np.float32)
     amax = np.abs(xb).max(axis=-1, keepdims=True)
     d = (amax / np.float32(127.0)).astype(np.float32)

@@ -17,7 +17,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/norm.h"
-#include "kernels/cpu/packed_q8.h"
+#include "kernels/cpu/packed_quant.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
 #include "kernels/cpu/softmax.h"
@@ -78,6 +78,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 TEST(KernelsReference, Linear) {
   auto cases = cases_of("linear");
   REQUIRE_CASES(cases, "linear");
+  int packed_cases = 0;
   for (const json& c : cases) {
     const int64_t M = c["M"], K = c["K"], N = c["N"];
     const mf::DType dtype = mf::parse_dtype(c["dtype"].get<std::string>());
@@ -91,10 +92,23 @@ TEST(KernelsReference, Linear) {
     std::vector<float> y(size_t(M * N), -1.0f);
     mf::linear(x.data(), M, K, w, bias.empty() ? nullptr : bias.data(), y.data());
     expect_close(y, want, c["name"]);
+    // The packed decode layout with fp32 activations: the same exact result.
+    if (M <= mf::kLinearGemvMaxRows && mf::PackedQuantMatrix::supports(w)) {
+      mf::LinearWeight lw(w);
+      lw.packed = std::make_shared<const mf::PackedQuantMatrix>(w);
+      std::fill(y.begin(), y.end(), -1.0f);
+      mf::linear(x.data(), M, K, lw, bias.empty() ? nullptr : bias.data(), y.data());
+      expect_close(y, want, c["name"].get<std::string>() + " (packed, fp32 activations)");
+      ++packed_cases;
+    }
+  }
+  mf::Tensor probe = mf::Tensor::empty(mf::DType::Q4_1, {16, 32});
+  if (mf::PackedQuantMatrix::supports(probe)) {
+    EXPECT_GE(packed_cases, 18) << "packed cases for Q8_0/Q4_0/Q4_1";
   }
 }
 
-// The int8 decode path (PackedQ8Matrix): exact against a float64 reference that quantizes the
+// The int8 decode path (PackedQuantMatrix): exact against a float64 reference that quantizes the
 // activations the same way, and within activation-rounding distance of the exact product.
 TEST(KernelsReference, LinearInt8DecodePath) {
   auto cases = cases_of("linear_int8");
@@ -107,9 +121,10 @@ TEST(KernelsReference, LinearInt8DecodePath) {
     mf::Tensor w = mf::Tensor::empty(dtype, {N, K});
     ASSERT_EQ(raw.size(), w.nbytes()) << c["name"];
     std::memcpy(w.raw(), raw.data(), raw.size());
-    if (!mf::PackedQ8Matrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+    if (!mf::PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
     mf::LinearWeight lw(w);
-    lw.packed = std::make_shared<const mf::PackedQ8Matrix>(w);
+    lw.packed = std::make_shared<const mf::PackedQuantMatrix>(w);
+    lw.activations = mf::DecodeActivations::int8;
     std::vector<float> bias(size_t(N), 0.25f), y(size_t(M * N), -1.0f);
     mf::linear(x.data(), M, K, lw, bias.data(), y.data());
     auto want = load<float>(c, "y");

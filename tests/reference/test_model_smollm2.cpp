@@ -16,6 +16,7 @@
 
 #include "compare.h"
 #include "infer/bundle.h"
+#include "kernels/cpu/packed_quant.h"
 #include "model/load.h"
 #include "model/transformer.h"
 
@@ -101,22 +102,35 @@ TEST_F(SmolLM2Model, PrefillLogitsMatchTorchAtEveryPosition) {
   std::printf("SmolLM2 prefill logits: max relative error %.3g over %zu positions\n", worst, tokens.size());
 }
 
+// Both exact decode layouts (the stored one, and the packed one the CLI uses by default): the
+// last prompt token fed alone takes the decode kernels and must give the reference's logits;
+// the greedy continuation must be the reference's.
 TEST_F(SmolLM2Model, GreedyDecodeWithCacheFollowsTheReference) {
-  LoadedModel m = load_model(model_path(), {.max_context = 256, .int8_decode = false});
-  const auto want = (*ref_)["greedy"].get<std::vector<int32_t>>();
-  std::vector<float> logits = m.model->forward(ids());
-  const float* last = logits_->data() + (ids().size() - 1) * size_t(vocab());
-  EXPECT_LT(rel_err(logits.data(), last, size_t(vocab())), kTol);
-  std::vector<int32_t> got;
-  for (size_t step = 0; step < want.size(); ++step) {
-    const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    got.push_back(next);
-    const int32_t one[1] = {next};
-    logits = m.model->forward(one);  // one-token decode steps: the GEMV path and the KV cache
+  for (const bool packed : {false, true}) {
+    SCOPED_TRACE(packed ? "packed decode layout" : "stored layout");
+    LoadedModel m = load_model(model_path(), {.max_context = 256, .pack_decode = packed, .int8_decode = false});
+    const bool can_pack = PackedQuantMatrix::supports(Tensor::empty(DType::Q4_1, {16, 32}));
+    if (packed && can_pack)
+      EXPECT_GT(m.summary.decode_packed_bytes, size_t(90) << 20) << "every Q4_1/Q8_0 matrix should be packed";
+    else
+      EXPECT_EQ(m.summary.decode_packed_bytes, 0u);
+    const auto want = (*ref_)["greedy"].get<std::vector<int32_t>>();
+    const auto prompt = ids();
+    m.model->forward(std::span(prompt).first(prompt.size() - 1));
+    std::vector<float> logits = m.model->forward(std::span(prompt).last(1));
+    const float* last = logits_->data() + (prompt.size() - 1) * size_t(vocab());
+    EXPECT_LT(rel_err(logits.data(), last, size_t(vocab())), kTol);
+    std::vector<int32_t> got;
+    for (size_t step = 0; step < want.size(); ++step) {
+      const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      got.push_back(next);
+      const int32_t one[1] = {next};
+      logits = m.model->forward(one);  // one-token decode steps: the GEMV path and the KV cache
+    }
+    EXPECT_EQ(got, want) << "greedy continuation: [" << m.tokenizer->decode(got) << "] vs reference ["
+                         << m.tokenizer->decode(want) << "]";
+    EXPECT_NE(m.tokenizer->decode(got).find("Paris"), std::string::npos) << m.tokenizer->decode(got);
   }
-  EXPECT_EQ(got, want) << "greedy continuation: [" << m.tokenizer->decode(got) << "] vs reference ["
-                       << m.tokenizer->decode(want) << "]";
-  EXPECT_NE(m.tokenizer->decode(got).find("Paris"), std::string::npos) << m.tokenizer->decode(got);
 }
 
 // The int8 decode path (`--int8`): prefill stays exact (M > 8), decode steps quantize
@@ -130,7 +144,7 @@ TEST_F(SmolLM2Model, Int8DecodeStaysCloseAndStillAnswers) {
   opts.max_context = 256;
   opts.int8_decode = true;
   LoadedModel m = load_model(model_path(), opts);
-  if (m.summary.int8_decode_bytes == 0) GTEST_SKIP() << "no AVX-512 VNNI: the int8 decode path is off";
+  if (m.summary.decode_activations != "int8") GTEST_SKIP() << "no AVX-512 VNNI: the int8 decode path is off";
   const auto want = (*ref_)["greedy"].get<std::vector<int32_t>>();
   const auto prompt = ids();
   // Prefill all but the last prompt token, then feed it alone so its logits come from the int8 path.

@@ -87,7 +87,10 @@ void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, co
     MF_CHECK(weight.packed->cols() == K && weight.packed->rows() == weight.w.dim(0),
              "linear: packed weight [", weight.packed->rows(), ", ", weight.packed->cols(),
              "] does not match input width K=", K);
-    weight.packed->gemv(x, M, y);
+    if (weight.activations == DecodeActivations::int8)
+      weight.packed->gemv_int8(x, M, y);
+    else
+      weight.packed->gemv_f32(x, M, y);
     if (bias) add_bias(bias, M, weight.packed->rows(), y);
     return;
   }

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "core/tensor.h"
-#include "kernels/cpu/packed_q8.h"
+#include "kernels/cpu/packed_quant.h"
 
 namespace mf {
 
@@ -17,11 +17,18 @@ namespace mf {
 // Throws mf::Error if W is not [N, K] or K is not a multiple of the format's block size.
 void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias, float* y);
 
-// A linear layer's weight as a model holds it: the stored tensor and, when the int8 decode
-// path is on, a copy packed for it (packed_q8.h). Implicitly made from a Tensor.
+// How decode rows (M <= 8) multiply a LinearWeight's packed copy (packed_quant.h).
+enum class DecodeActivations {
+  fp32,  // exact: equals x . dequantize(W)^T (PackedQuantMatrix::gemv_f32)
+  int8,  // llama.cpp's int8 activations: faster, ~1e-2 relative off (gemv_int8)
+};
+
+// A linear layer's weight as a model holds it: the stored tensor and, optionally, a copy
+// packed for decode. Implicitly made from a Tensor.
 struct LinearWeight {
   Tensor w;
-  std::shared_ptr<const PackedQ8Matrix> packed;  // null: exact path only
+  std::shared_ptr<const PackedQuantMatrix> packed;  // null: row-major kernels only
+  DecodeActivations activations = DecodeActivations::fp32;
 
   LinearWeight() = default;
   LinearWeight(Tensor t) : w(std::move(t)) {}  // NOLINT(google-explicit-constructor): a weight is a tensor
@@ -29,9 +36,8 @@ struct LinearWeight {
   DType dtype() const { return w.dtype(); }
 };
 
-// As above; M <= 8 with a packed copy takes the int8 path (PackedQ8Matrix::gemv: activations
-// quantized to int8 per block of 32, ~1e-3 relative from the exact result), anything else the
-// exact one.
+// As above; M <= 8 with a packed copy runs on it (gemv_f32 or gemv_int8 as `activations`
+// says), anything else on the stored tensor.
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y);
 
 // Plain fp32 GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, op(A) is [M,K],

@@ -1,4 +1,4 @@
-// PackedQ8Matrix (the int8 decode path) against a plain scalar model of the same arithmetic,
+// PackedQuantMatrix (the int8 decode path) against a plain scalar model of the same arithmetic,
 // plus the cases it must refuse. The PyTorch-side check is tests/reference (LinearInt8DecodePath).
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/packed_q8.h"
+#include "kernels/cpu/packed_quant.h"
 #include "kernels/cpu/quant.h"
 
 using namespace mf;
@@ -58,8 +58,8 @@ TEST_P(PackedQ8, MatchesTheScalarInt8SchemeWithPaddedGroups) {
   std::vector<float> wdq;
   const int64_t N = 21, K = 96;  // 21 rows: a full group of 16 and a zero-padded one
   Tensor w = quantized(GetParam(), N, K, rng, &wdq);
-  if (!PackedQ8Matrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
-  PackedQ8Matrix p(w);
+  if (!PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  PackedQuantMatrix p(w);
   EXPECT_EQ(p.rows(), N);
   EXPECT_EQ(p.cols(), K);
   for (int64_t M : {1, 2, 8}) {
@@ -68,7 +68,7 @@ TEST_P(PackedQ8, MatchesTheScalarInt8SchemeWithPaddedGroups) {
     x[3] = 0;
     std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // a zero block: scale 0, no NaN
     std::vector<float> y(size_t(M * N), NAN);
-    p.gemv(x.data(), M, y.data());
+    p.gemv_int8(x.data(), M, y.data());
     const std::vector<double> want = scalar_int8(x, M, K, wdq, N);
     for (size_t i = 0; i < y.size(); ++i)
       EXPECT_NEAR(y[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "M=" << M << " i=" << i;
@@ -80,9 +80,10 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   std::vector<float> wdq;
   const int64_t N = 32, K = 64;
   Tensor w = quantized(GetParam(), N, K, rng, &wdq);
-  if (!PackedQ8Matrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  if (!PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
   LinearWeight lw(w);
-  lw.packed = std::make_shared<const PackedQ8Matrix>(w);
+  lw.packed = std::make_shared<const PackedQuantMatrix>(w);
+  lw.activations = DecodeActivations::int8;
   std::vector<float> bias(static_cast<size_t>(N), 0.5f);
   // 9 rows: past the GEMV limit, so the exact GEMM runs and the result equals linear(Tensor).
   const int64_t M = kLinearGemvMaxRows + 1;
@@ -95,27 +96,28 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   // 1 row: the packed path, bias added once.
   std::vector<float> c(static_cast<size_t>(N)), d(static_cast<size_t>(N));
   linear(x.data(), 1, K, lw, bias.data(), c.data());
-  lw.packed->gemv(x.data(), 1, d.data());
+  lw.packed->gemv_int8(x.data(), 1, d.data());
   for (int64_t n = 0; n < N; ++n) EXPECT_FLOAT_EQ(c[size_t(n)], d[size_t(n)] + 0.5f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, PackedQ8, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
-TEST(PackedQ8Matrix, RefusesWhatItCannotPack) {
+TEST(PackedQuantMatrix, RefusesWhatItCannotPack) {
   Tensor f32 = Tensor::empty(DType::F32, {16, 64});
-  EXPECT_FALSE(PackedQ8Matrix::supports(f32));
-  EXPECT_THROW(PackedQ8Matrix{f32}, Error);
+  EXPECT_FALSE(PackedQuantMatrix::supports(f32));
+  EXPECT_THROW(PackedQuantMatrix{f32}, Error);
   Tensor q6 = Tensor::empty(DType::Q6_K, {16, 256});
-  EXPECT_FALSE(PackedQ8Matrix::supports(q6));
+  EXPECT_FALSE(PackedQuantMatrix::supports(q6));
   Tensor q8 = Tensor::empty(DType::Q8_0, {16, 64});
   std::memset(q8.raw(), 0, q8.nbytes());
-  if (!PackedQ8Matrix::supports(q8)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
-  PackedQ8Matrix p(q8);
+  if (!PackedQuantMatrix::supports(q8)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  PackedQuantMatrix p(q8);
   std::vector<float> x(9 * 64, 1.0f), y(9 * 16);
-  EXPECT_THROW(p.gemv(x.data(), 9, y.data()), Error);
-  EXPECT_THROW(p.gemv(x.data(), 0, y.data()), Error);
-  p.gemv(x.data(), 1, y.data());
+  EXPECT_THROW(p.gemv_int8(x.data(), 9, y.data()), Error);
+  EXPECT_THROW(p.gemv_f32(x.data(), 9, y.data()), Error);
+  EXPECT_THROW(p.gemv_int8(x.data(), 0, y.data()), Error);
+  p.gemv_int8(x.data(), 1, y.data());
   for (int i = 0; i < 16; ++i) EXPECT_EQ(y[size_t(i)], 0.0f);
 }
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/packed_q8.h"
+#include "kernels/cpu/packed_quant.h"
 
 #include <omp.h>
 
@@ -69,7 +69,7 @@ size_t record_bytes_for(DType t) {
     case DType::Q4_0: return 32 + 4 * 64;
     case DType::Q4_1: return 32 + 32 + 4 * 64;
     case DType::Q8_0: return 32 + 32 + 8 * 64;
-    default: fail("PackedQ8Matrix: no packed layout for ", dtype_name(t));
+    default: fail("PackedQuantMatrix: no packed layout for ", dtype_name(t));
   }
 }
 
@@ -142,6 +142,97 @@ void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K
   for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(y + r * N + n0, mask, acc[r]);
 }
 
+// The exact path over the same records: each weight of 16 rows becomes a float through a
+// 16-entry table (vpermps reads only the low 4 bits of each lane's index, so a shift is all
+// the unpacking a nibble needs), then one FMA with the broadcast activation. Per block:
+// acc += d * sum(q x) (+ m * sum(x) for Q4_1), as the row-major exact kernel computes it.
+template <DType T, int MR>
+void group_kernel_f32(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K, const float* x,
+                      const float* xsum, float* y, int64_t N, int64_t n0, int live) {
+  __m512 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  // Q4_0 stores q + 8: its table holds q - 8 directly. Q4_1's holds q.
+  const __m512 table = T == DType::Q4_0 ? _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7)
+                                        : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t b = 0; b < nb; ++b, rec += record_bytes) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+    // Two partial sums per activation row (low and high halves of the block) halve the FMA
+    // dependency chains; blocks are independent, so out-of-order execution overlaps them.
+    __m512 lo_sum[MR], hi_sum[MR];
+    for (int r = 0; r < MR; ++r) lo_sum[r] = hi_sum[r] = _mm512_setzero_ps();
+    if constexpr (T == DType::Q8_0) {
+      const uint8_t* qs = rec + 64;
+      for (int c = 0; c < 8; ++c) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+        for (int t = 0; t < 4; ++t) {
+          // Byte t of each lane, sign-extended: shift it to the top, then arithmetic-shift down.
+          const __m512 w = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * t), 24));
+          for (int r = 0; r < MR; ++r) {
+            const __m512 xv = _mm512_set1_ps(x[r * K + b * 32 + 4 * c + t]);
+            if (c < 4) lo_sum[r] = _mm512_fmadd_ps(w, xv, lo_sum[r]);
+            else hi_sum[r] = _mm512_fmadd_ps(w, xv, hi_sum[r]);
+          }
+        }
+      }
+      for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_add_ps(lo_sum[r], hi_sum[r]), d, acc[r]);
+    } else {
+      constexpr bool kMin = T == DType::Q4_1;
+      const uint8_t* qs = rec + (kMin ? 64 : 32);
+      for (int c = 0; c < 4; ++c) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+        for (int t = 0; t < 4; ++t) {
+          const __m512 wl = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8 * t), table);
+          const __m512 wh = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8 * t + 4), table);
+          for (int r = 0; r < MR; ++r) {
+            const float* xb = x + r * K + b * 32;
+            lo_sum[r] = _mm512_fmadd_ps(wl, _mm512_set1_ps(xb[4 * c + t]), lo_sum[r]);
+            hi_sum[r] = _mm512_fmadd_ps(wh, _mm512_set1_ps(xb[16 + 4 * c + t]), hi_sum[r]);
+          }
+        }
+      }
+      const __m512 m = kMin ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)))
+                            : _mm512_setzero_ps();
+      for (int r = 0; r < MR; ++r) {
+        acc[r] = _mm512_fmadd_ps(_mm512_add_ps(lo_sum[r], hi_sum[r]), d, acc[r]);
+        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(xsum[r * nb + b]), acc[r]);
+      }
+    }
+  }
+  const __mmask16 mask = __mmask16((1u << live) - 1u);
+  for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(y + r * N + n0, mask, acc[r]);
+}
+
+template <DType T>
+using GroupFnF32 = void (*)(const uint8_t*, size_t, int64_t, int64_t, const float*, const float*, float*, int64_t,
+                            int64_t, int);
+
+template <DType T>
+GroupFnF32<T> group_fn_f32(int64_t M) {
+  switch (M) {
+    case 1: return group_kernel_f32<T, 1>;
+    case 2: return group_kernel_f32<T, 2>;
+    case 3: return group_kernel_f32<T, 3>;
+    case 4: return group_kernel_f32<T, 4>;
+    case 5: return group_kernel_f32<T, 5>;
+    case 6: return group_kernel_f32<T, 6>;
+    case 7: return group_kernel_f32<T, 7>;
+    default: return group_kernel_f32<T, 8>;
+  }
+}
+
+template <DType T>
+void run_groups_f32(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
+                    const float* x, const float* xsum, float* y, int64_t N) {
+  const GroupFnF32<T> fn = group_fn_f32<T>(M);
+  const size_t group_bytes = record_bytes * size_t(nb);
+#pragma omp parallel for schedule(static) if (N * K >= (1 << 14))
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t n0 = g * kGroup;
+    fn(data + size_t(g) * group_bytes, record_bytes, nb, K, x, xsum, y, N, n0,
+       int(std::min<int64_t>(kGroup, N - n0)));
+  }
+}
+
 template <DType T>
 using GroupFn = void (*)(const uint8_t*, size_t, int64_t, int64_t, const ActivationsQ8&, float*, int64_t, int64_t,
                          int);
@@ -176,7 +267,7 @@ void run_groups(const uint8_t* data, size_t record_bytes, int64_t groups, int64_
 
 }  // namespace
 
-bool PackedQ8Matrix::supports(const Tensor& w) {
+bool PackedQuantMatrix::supports(const Tensor& w) {
 #ifdef MF_HAVE_PACKED_Q8
   const DType t = w.dtype();
   return w.ndim() == 2 && w.dim(1) % 32 == 0 && w.dim(0) > 0 &&
@@ -187,8 +278,8 @@ bool PackedQ8Matrix::supports(const Tensor& w) {
 #endif
 }
 
-PackedQ8Matrix::PackedQ8Matrix(const Tensor& w) : dtype_(w.dtype()) {
-  MF_CHECK(supports(w), "PackedQ8Matrix: cannot pack a ", dtype_name(w.dtype()), " tensor of shape ",
+PackedQuantMatrix::PackedQuantMatrix(const Tensor& w) : dtype_(w.dtype()) {
+  MF_CHECK(supports(w), "PackedQuantMatrix: cannot pack a ", dtype_name(w.dtype()), " tensor of shape ",
            shape_str(w.shape()), " (Q4_0/Q4_1/Q8_0 [N, K] with K % 32 == 0 and an AVX-512 VNNI build)");
   N_ = w.dim(0);
   K_ = w.dim(1);
@@ -226,9 +317,34 @@ PackedQ8Matrix::PackedQ8Matrix(const Tensor& w) : dtype_(w.dtype()) {
     }
 }
 
-void PackedQ8Matrix::gemv(const float* x, int64_t M, float* y) const {
-  MF_CHECK(M >= 1 && M <= 8, "PackedQ8Matrix::gemv: M must be in [1, 8], got ", M);
-  MF_CHECK(x != nullptr && y != nullptr, "PackedQ8Matrix::gemv: null input or output");
+void PackedQuantMatrix::gemv_f32(const float* x, int64_t M, float* y) const {
+  MF_CHECK(M >= 1 && M <= 8, "PackedQuantMatrix::gemv_f32: M must be in [1, 8], got ", M);
+  MF_CHECK(x != nullptr && y != nullptr, "PackedQuantMatrix::gemv_f32: null input or output");
+#ifdef MF_HAVE_PACKED_Q8
+  // Q4_1's minimum needs each block's exact activation sum; per-thread, reused across calls.
+  thread_local std::vector<float> xsum;
+  if (dtype_ == DType::Q4_1) {
+    xsum.resize(size_t(M * blocks_));
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t b = 0; b < blocks_; ++b) {
+        const float* v = x + r * K_ + b * 32;
+        const __m512 s = _mm512_add_ps(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16));
+        xsum[size_t(r * blocks_ + b)] = _mm512_reduce_add_ps(s);
+      }
+  }
+  switch (dtype_) {
+    case DType::Q4_0: return run_groups_f32<DType::Q4_0>(data_, record_bytes_, groups_, blocks_, K_, M, x, nullptr, y, N_);
+    case DType::Q4_1: return run_groups_f32<DType::Q4_1>(data_, record_bytes_, groups_, blocks_, K_, M, x, xsum.data(), y, N_);
+    case DType::Q8_0: return run_groups_f32<DType::Q8_0>(data_, record_bytes_, groups_, blocks_, K_, M, x, nullptr, y, N_);
+    default: break;
+  }
+#endif
+  fail("PackedQuantMatrix::gemv_f32: no kernel for ", dtype_name(dtype_), " in this build");
+}
+
+void PackedQuantMatrix::gemv_int8(const float* x, int64_t M, float* y) const {
+  MF_CHECK(M >= 1 && M <= 8, "PackedQuantMatrix::gemv_int8: M must be in [1, 8], got ", M);
+  MF_CHECK(x != nullptr && y != nullptr, "PackedQuantMatrix::gemv_int8: null input or output");
 #ifdef MF_HAVE_PACKED_Q8
   // Per-thread and reused across calls: no allocation in the decode loop once grown.
   thread_local ActivationsQ8 act;
@@ -240,7 +356,7 @@ void PackedQ8Matrix::gemv(const float* x, int64_t M, float* y) const {
     default: break;
   }
 #endif
-  fail("PackedQ8Matrix::gemv: no kernel for ", dtype_name(dtype_), " in this build");
+  fail("PackedQuantMatrix::gemv_int8: no kernel for ", dtype_name(dtype_), " in this build");
 }
 
 }  // namespace mf
