@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compare.h"
+#include "manifest.h"
 #include "core/tensor.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
@@ -29,50 +30,14 @@ namespace {
 
 constexpr double kTol = 1e-4;
 
-fs::path fixture_dir() {
-  const char* dir = std::getenv("MOEFORGE_FIXTURES");
-  return dir ? fs::path(dir) : fs::path();
-}
-
-// The whole manifest, or a skip reason if the generator has not run.
-const json* manifest() {
-  static json m = [] {
-    std::ifstream in(fixture_dir() / "manifest.json");
-    return in ? json::parse(in) : json();
-  }();
-  return m.is_null() ? nullptr : &m;
-}
+using mf::test::cases_of;
+using mf::test::expect_close;
+using mf::test::fixture_dir;
+using mf::test::manifest;
 
 template <class T>
 std::vector<T> load(const json& c, const std::string& name) {
-  const json& a = c.at("arrays").at(name);
-  const fs::path path = fixture_dir() / a.at("file").get<std::string>();
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<T> out(bytes.size() / sizeof(T));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
-  return out;
-}
-
-std::vector<json> cases_of(const std::string& op) {
-  std::vector<json> out;
-  if (const json* m = manifest())
-    for (const json& c : m->at("cases"))
-      if (c.at("op") == op) out.push_back(c);
-  return out;
-}
-
-#define REQUIRE_CASES(list, op)                                                       \
-  if (!manifest()) GTEST_SKIP() << "no fixtures in " << fixture_dir()                 \
-                                << " (run gen_kernels.py, ctest does it first)";      \
-  ASSERT_FALSE(list.empty()) << "no '" << op << "' cases in the manifest"
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want,
-                  const std::string& what, double tol = kTol) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  mf::test::Mismatch m = mf::test::compare(got.data(), want.data(), int64_t(want.size()));
-  EXPECT_LE(m.max_rel, tol) << what << ": " << m.str();
+  return mf::test::load_array<T>(c, name);
 }
 
 TEST(KernelsReference, Linear) {
@@ -167,15 +132,17 @@ TEST(KernelsReference, Rope) {
     mf::rope_apply(x.data(), int64_t(pos.size()), c["heads"], pos.data(), table);
     // Angles are fp32 (float(pos) * inv_freq) as in HF; inv_freq itself is one fp32 rounding
     // away from PyTorch's (its vectorised pow rounds differently), and at position p that
-    // ulp moves the angle by ~p * 2^-24 radians. The tolerance grows by exactly that much, so
-    // near positions are held to 1e-4 and a wrong theta or pairing still fails by orders.
+    // ulp moves the angle by ~p * 2^-24 radians, which moves every entry by that fraction of
+    // the vector's size. The tolerance (relative to the vector's rms) grows by exactly that
+    // much, so near positions are held to 1e-4 and a wrong theta or pairing still fails by orders.
     const auto want = load<float>(c, "y");
     const int64_t row = int64_t(c["heads"]) * int64_t(c["head_dim"]);
     for (size_t t = 0; t < pos.size(); ++t) {
       std::vector<float> got_t(x.begin() + int64_t(t) * row, x.begin() + int64_t(t + 1) * row);
       std::vector<float> want_t(want.begin() + int64_t(t) * row, want.begin() + int64_t(t + 1) * row);
       const double tol = kTol + 8.0 * pos[t] * std::ldexp(1.0, -24);
-      expect_close(got_t, want_t, c["name"].get<std::string>() + " position " + std::to_string(pos[t]), tol);
+      mf::test::expect_close_to_scale(got_t, want_t, c["name"].get<std::string>() + " position " + std::to_string(pos[t]),
+                                      tol);
     }
   }
 }

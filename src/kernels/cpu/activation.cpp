@@ -37,6 +37,17 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t c = 0; c < n; c += chunk) silu_mul_range(gate, up, out, c, std::min(n, c + chunk));
 }
 
+void silu_mul_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n) {
+  MF_CHECK(n >= 0, "silu_mul_backward: negative length ", n);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i], u = up[i], d = dout[i];
+    const float s = 1.0f / (1.0f + std::exp(-g));
+    dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+    dup[i] = d * g * s;
+  }
+}
+
 void add_inplace(float* y, const float* x, int64_t n) {
   MF_CHECK(n >= 0, "add_inplace: negative length ", n);
   if (n < kParallelMin) {

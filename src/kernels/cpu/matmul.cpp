@@ -97,6 +97,48 @@ void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, co
   linear(x, M, K, weight.w, bias, y);
 }
 
+void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& weight, float* dx, bool accumulate) {
+  MF_CHECK(weight.ndim() == 2 && weight.dim(0) == N, "linear_backward_input: weight ", shape_str(weight.shape()),
+           " does not have N=", N, " rows");
+  const int64_t K = weight.dim(1);
+  check_weight(weight, M, K);
+  if (M == 0 || K == 0) return;
+  if (N == 0) {
+    if (!accumulate) std::fill(dx, dx + M * K, 0.0f);
+    return;
+  }
+  const DType t = weight.dtype();
+  if (t == DType::F32) {
+    gemm_f32(false, false, M, K, N, 1.0f, dy, N, weight.data<float>(), K, accumulate ? 1.0f : 0.0f, dx, K);
+    return;
+  }
+  // dx = sum over row panels p of dy[:, p] . W[p, :], each panel dequantized once.
+  const int64_t panel_rows = std::clamp<int64_t>((int64_t(1) << 19) / K / 16 * 16, 16, N);
+  thread_local std::vector<float> panel;
+  if (panel.size() < size_t(panel_rows * K)) panel.resize(size_t(panel_rows * K));
+  float* p = panel.data();  // this thread's buffer, read by the GEMM's threads through the pointer
+  const size_t row_bytes = dtype_bytes(t, K);
+  const auto* w = static_cast<const uint8_t*>(weight.raw());
+  for (int64_t n0 = 0; n0 < N; n0 += panel_rows) {
+    const int64_t rows = std::min(panel_rows, N - n0);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) detail::decode_row(t, w + size_t(n0 + r) * row_bytes, p + r * K, K);
+    const float beta = (accumulate || n0 > 0) ? 1.0f : 0.0f;
+    gemm_f32(false, false, M, K, rows, 1.0f, dy + n0, N, p, K, beta, dx, K);
+  }
+}
+
+void linear_backward_weight(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dweight,
+                            float* dbias) {
+  MF_CHECK(M >= 0 && N >= 0 && K >= 0, "linear_backward_weight: negative size M=", M, " N=", N, " K=", K);
+  if (M == 0) return;
+  gemm_f32(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dweight, K);
+  if (dbias)
+    for (int64_t r = 0; r < M; ++r)
+#pragma omp simd
+      for (int64_t n = 0; n < N; ++n) dbias[n] += dy[r * N + n];
+}
+
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc) {

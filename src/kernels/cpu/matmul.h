@@ -23,6 +23,16 @@ enum class DecodeActivations {
   int8,  // llama.cpp's int8 activations: faster, ~1e-2 relative off (gemv_int8)
 };
 
+// Backward of linear with respect to its input: dx[M, K] = dy[M, N] . W, for W of any format
+// linear() takes (a frozen quantized weight still passes gradients through). accumulate:
+// dx += instead of dx =. Quantized weights are dequantized a panel of rows at a time.
+void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& weight, float* dx, bool accumulate);
+
+// Backward of linear with respect to its parameters (fp32 weights being trained):
+// dweight[N, K] += dy[M, N]^T . x[M, K], and dbias[N] += column sums of dy if dbias is non-null.
+void linear_backward_weight(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dweight,
+                            float* dbias);
+
 // A linear layer's weight as a model holds it: the stored tensor and, optionally, a copy
 // packed for decode. Implicitly made from a Tensor.
 struct LinearWeight {

@@ -1,6 +1,8 @@
 #include "kernels/cpu/norm.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/simd.h"
@@ -26,6 +28,46 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, flo
   }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) rmsnorm_row(x + r * dim, weight, dim, eps, y + r * dim);
+}
+
+void rmsnorm_backward(const float* x, const float* weight, const float* dy, int64_t rows, int64_t dim, float eps,
+                      float* dx, float* dweight) {
+  MF_CHECK(rows >= 0 && dim > 0, "rmsnorm_backward: bad shape [", rows, ", ", dim, "]");
+  // dweight first: it reads dy, which dx may overwrite. Columns are split across threads so
+  // each dweight entry has one writer; the per-row scale r is computed once.
+  thread_local std::vector<float> inv;  // per-row 1/rms, reused across calls (no allocation per step)
+  inv.resize(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    inv[size_t(r)] = 1.0f / std::sqrt(simd::dot(x + r * dim, x + r * dim, dim) / float(dim) + eps);
+  // Worker threads must read this thread's buffer, not their own (empty) thread_local one.
+  const float* row_inv = inv.data();
+  const bool parallel = rows * dim >= (1 << 15);
+  if (dweight) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c0 = 0; c0 < dim; c0 += 64) {
+      const int64_t c1 = std::min(dim, c0 + 64);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * dim;
+        const float* dyr = dy + r * dim;
+        const float s = row_inv[r];
+#pragma omp simd
+        for (int64_t i = c0; i < c1; ++i) dweight[i] += dyr[i] * xr[i] * s;
+      }
+    }
+  }
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    const float* dyr = dy + r * dim;
+    float* dxr = dx + r * dim;
+    const float s = row_inv[r];
+    float gx = 0;
+#pragma omp simd reduction(+ : gx)
+    for (int64_t i = 0; i < dim; ++i) gx += weight[i] * dyr[i] * xr[i];
+    const float k = s * s * s * gx / float(dim);
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) dxr[i] = s * weight[i] * dyr[i] - k * xr[i];
+  }
 }
 
 }  // namespace mf

@@ -33,29 +33,28 @@ RopeTable::RopeTable(int head_dim, int max_positions, double theta)
 
 namespace {
 
-void rotate_head(float* x, const float* c, const float* s, int half) {
+// direction +1: the forward rotation; -1: its transpose (the backward).
+void rotate_head(float* x, const float* c, const float* s, int half, float direction) {
 #pragma omp simd
   for (int i = 0; i < half; ++i) {
-    float a = x[i], b = x[i + half];
-    x[i] = a * c[i] - b * s[i];
-    x[i + half] = b * c[i + half] + a * s[i + half];
+    const float a = x[i], b = x[i + half];
+    const float sl = direction * s[i], sh = direction * s[i + half];
+    x[i] = a * c[i] - b * sl;
+    x[i + half] = b * c[i + half] + a * sh;
   }
 }
 
-}  // namespace
-
-void rope_apply(float* x, int64_t tokens, int heads, const int32_t* positions,
-                const RopeTable& table) {
-  MF_CHECK(tokens >= 0 && heads > 0, "rope_apply: bad shape [", tokens, ", ", heads, "]");
+void rotate(float* x, int64_t tokens, int heads, const int32_t* positions, const RopeTable& table, float direction,
+            const char* what) {
+  MF_CHECK(tokens >= 0 && heads > 0, what, ": bad shape [", tokens, ", ", heads, "]");
   for (int64_t t = 0; t < tokens; ++t)
-    MF_CHECK(positions[t] >= 0 && positions[t] < table.max_positions(), "rope_apply: position ",
-             positions[t], " of token ", t, " is outside the table [0, ", table.max_positions(),
-             ")");
+    MF_CHECK(positions[t] >= 0 && positions[t] < table.max_positions(), what, ": position ", positions[t],
+             " of token ", t, " is outside the table [0, ", table.max_positions(), ")");
   const int d = table.head_dim();
   const int64_t items = tokens * heads;
   auto work = [&](int64_t item) {
-    int64_t t = item / heads;
-    rotate_head(x + item * d, table.cos(positions[t]), table.sin(positions[t]), d / 2);
+    const int64_t t = item / heads;
+    rotate_head(x + item * d, table.cos(positions[t]), table.sin(positions[t]), d / 2, direction);
   };
   if (items * d < (1 << 15)) {
     for (int64_t i = 0; i < items; ++i) work(i);
@@ -63,6 +62,16 @@ void rope_apply(float* x, int64_t tokens, int heads, const int32_t* positions,
   }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < items; ++i) work(i);
+}
+
+}  // namespace
+
+void rope_apply(float* x, int64_t tokens, int heads, const int32_t* positions, const RopeTable& table) {
+  rotate(x, tokens, heads, positions, table, 1.0f, "rope_apply");
+}
+
+void rope_backward(float* dx, int64_t tokens, int heads, const int32_t* positions, const RopeTable& table) {
+  rotate(dx, tokens, heads, positions, table, -1.0f, "rope_backward");
 }
 
 }  // namespace mf

@@ -29,4 +29,8 @@ class RopeTable {
 void rope_apply(float* x, int64_t tokens, int heads, const int32_t* positions,
                 const RopeTable& table);
 
+// Backward of rope_apply: the rotation is orthogonal, so the gradient is rotated back by the
+// same angle (sin negated). In place on dx, same layout and checks as rope_apply.
+void rope_backward(float* dx, int64_t tokens, int heads, const int32_t* positions, const RopeTable& table);
+
 }  // namespace mf
