@@ -14,6 +14,9 @@ namespace mf {
 
 // Token embedding rows (dequantized to fp32) into ws.x; ids are checked against the vocab.
 void embed_tokens(const Tensor& embed, const int32_t* ids, int64_t n, float* x);
+// Backward of embed_tokens: dtable[ids[i]] += dx[i] for the n rows of width H (dtable: fp32
+// [vocab, H], accumulated in row order so repeated ids sum deterministically).
+void embed_tokens_backward(const int32_t* ids, int64_t n, const float* dx, int64_t H, int64_t vocab, float* dtable);
 
 // x += o_proj(attention(rmsnorm(x))) for `batch` sequences of T tokens each, appending the
 // new keys/values of layer `layer` to the cache at each sequence's current length.

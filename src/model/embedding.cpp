@@ -15,4 +15,15 @@ void embed_tokens(const Tensor& embed, const int32_t* ids, int64_t n, float* x) 
   }
 }
 
+void embed_tokens_backward(const int32_t* ids, int64_t n, const float* dx, int64_t H, int64_t vocab, float* dtable) {
+  for (int64_t i = 0; i < n; ++i) {
+    MF_CHECK(ids[i] >= 0 && ids[i] < vocab, "token id ", ids[i], " at position ", i, " is outside the vocabulary [0, ",
+             vocab, ")");
+    float* row = dtable + int64_t(ids[i]) * H;
+    const float* g = dx + i * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) row[j] += g[j];
+  }
+}
+
 }  // namespace mf

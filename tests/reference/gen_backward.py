@@ -132,6 +132,108 @@ for M, N, K in ((37, 50, 64), (300, 96, 128)):
         save(case, name, arr)
     cases.append(case)
 
+# ---------------------------------------------------------------- attention (causal GQA)
+for T, S in ((6, 6), (5, 9), (40, 40)):
+    H, KV, D = 6, 2, 16
+    kv_stride = KV * D + 8
+    case = {"name": f"attention_T{T}_S{S}", "op": "attention", "T": T, "S": S, "n_heads": H, "n_kv_heads": KV,
+            "head_dim": D, "kv_stride": kv_stride}
+    q, kc, vc, do = randn(T, H, D), randn(S, kv_stride), randn(S, kv_stride), randn(T, H, D)
+    qt, kt, vt = leaf(q), leaf(kc), leaf(vc)
+    k = kt[:, :KV * D].reshape(S, KV, D).repeat_interleave(H // KV, dim=1).transpose(0, 1)
+    v = vt[:, :KV * D].reshape(S, KV, D).repeat_interleave(H // KV, dim=1).transpose(0, 1)
+    scores = qt.transpose(0, 1) @ k.transpose(1, 2) / np.sqrt(D)
+    past = S - T
+    scores = scores.masked_fill(torch.arange(S)[None, :] > (past + torch.arange(T))[:, None], float("-inf"))
+    y = (torch.softmax(scores, dim=-1) @ v).transpose(0, 1)
+    y.backward(torch.from_numpy(do.astype(np.float64)))
+    for name, arr in (("q", q), ("k", kc), ("v", vc), ("dout", do), ("dq", f32(qt.grad)),
+                      ("dk", f32(kt.grad)), ("dv", f32(vt.grad))):
+        save(case, name, arr)
+    cases.append(case)
+
+
+# ---------------------------------------------------------------- router, aux losses, MoE layer
+def route(logits, k, renorm):
+    p = torch.softmax(logits, dim=-1)
+    idx = torch.sort(p.detach(), dim=-1, descending=True, stable=True).indices[:, :k]
+    w = torch.gather(p, 1, idx)
+    if renorm:
+        w = w / w.sum(-1, keepdim=True)
+    return p, idx, w
+
+
+for T, E, k, renorm in ((9, 8, 2, True), (12, 6, 3, False)):
+    case = {"name": f"router_T{T}_E{E}_k{k}_r{int(renorm)}", "op": "router", "T": T, "E": E, "k": k,
+            "renormalize": renorm}
+    z = randn(T, E, scale=1.5)
+    dw = randn(T, k)
+    zt = leaf(z)
+    _, idx, w = route(zt, k, renorm)
+    w.backward(torch.from_numpy(dw.astype(np.float64)))
+    save(case, "logits", z)
+    save(case, "idx", idx.numpy().astype(np.int32))
+    save(case, "dweight", dw)
+    save(case, "dlogits", f32(zt.grad))
+    cases.append(case)
+
+for T, E, k in ((10, 8, 2), (33, 4, 1)):
+    case = {"name": f"aux_T{T}_E{E}_k{k}", "op": "aux", "T": T, "E": E, "k": k, "lb_coef": 0.01, "z_coef": 0.001}
+    z = randn(T, E, scale=2.0)
+    mask = (rng.random(T) > 0.3).astype(np.uint8)
+    mask[0] = 1
+    zt = leaf(z)
+    p, idx, _ = route(zt, k, True)
+    m = torch.from_numpy(mask.astype(bool))
+    rows = int(mask.sum())
+    onehot = torch.nn.functional.one_hot(idx, E).double().sum(1)          # [T, E]: slots routed to e
+    f = onehot[m].sum(0) / rows
+    P = p[m].sum(0) / rows
+    lb = E * (f * P).sum()
+    zl = (torch.logsumexp(zt[m], dim=-1) ** 2).mean()
+    (0.01 * lb + 0.001 * zl).backward()
+    case.update({"lb": float(lb), "z": float(zl)})
+    save(case, "logits", z)
+    save(case, "idx", idx.numpy().astype(np.int32))
+    save(case, "mask", mask)
+    save(case, "dlogits", f32(zt.grad))
+    cases.append(case)
+
+# A whole sparse MoE FFN (router + top-k + SwiGLU experts + gated combine), as model code will
+# chain the kernels: gradients of x, the router weight and every expert weight.
+T, E, k, H, I = 11, 4, 2, 24, 40
+case = {"name": "moe_layer", "op": "moe_layer", "T": T, "E": E, "k": k, "H": H, "I": I}
+x, wr, dy = randn(T, H), randn(E, H, scale=0.3), randn(T, H)
+wg, wu, wd = randn(E, I, H, scale=0.2), randn(E, I, H, scale=0.2), randn(E, H, I, scale=0.2)
+xt, wrt, wgt, wut, wdt = leaf(x), leaf(wr), leaf(wg), leaf(wu), leaf(wd)
+logits = xt @ wrt.T
+_, idx, w = route(logits, k, True)
+y = torch.zeros(T, H, dtype=torch.float64)
+for t in range(T):
+    for j in range(k):
+        e = int(idx[t, j])
+        h = torch.nn.functional.silu(xt[t] @ wgt[e].T) * (xt[t] @ wut[e].T)
+        y[t] = y[t] + w[t, j] * (h @ wdt[e].T)
+y.backward(torch.from_numpy(dy.astype(np.float64)))
+for name, arr in (("x", x), ("w_router", wr), ("w_gate", wg), ("w_up", wu), ("w_down", wd), ("dy", dy),
+                  ("idx", idx.numpy().astype(np.int32)), ("dx", f32(xt.grad)), ("dw_router", f32(wrt.grad)),
+                  ("dw_gate", f32(wgt.grad)), ("dw_up", f32(wut.grad)), ("dw_down", f32(wdt.grad))):
+    save(case, name, arr)
+cases.append(case)
+
+# ---------------------------------------------------------------- embedding (repeated ids)
+case = {"name": "embedding", "op": "embedding", "vocab": 50, "H": 12, "n": 20}
+ids = rng.integers(0, 50, size=20).astype(np.int32)
+ids[3] = ids[7] = ids[11] = 5
+dx = randn(20, 12)
+table = np.zeros((50, 12))
+for i, t in enumerate(ids):
+    table[t] += dx[i].astype(np.float64)
+save(case, "ids", ids)
+save(case, "dx", dx)
+save(case, "dtable", table.astype(np.float32))
+cases.append(case)
+
 with open(os.path.join(out_dir, "manifest.json"), "w") as f:
     json.dump({"cases": cases}, f, indent=1)
 print(f"gen_backward: {len(cases)} cases -> {out_dir}")

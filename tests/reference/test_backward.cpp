@@ -11,11 +11,15 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/moe_dispatch.h"
+#include "kernels/cpu/router.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/softmax_xent.h"
 #include "manifest.h"
+#include "model/blocks.h"
 
 namespace {
 
@@ -138,6 +142,147 @@ TEST(BackwardReference, LinearWeightAndBiasGradients) {
     expect_close(dw, load<float>(c, "dw"), c["name"].get<std::string>() + " dweight");
     expect_close(db, load<float>(c, "db"), c["name"].get<std::string>() + " dbias");
   }
+}
+
+TEST(BackwardReference, CausalGqaAttention) {
+  auto cases = cases_of("attention");
+  REQUIRE_CASES(cases, "attention");
+  for (const json& c : cases) {
+    const int64_t T = c["T"], S = c["S"], stride = c["kv_stride"];
+    const int H = c["n_heads"], KV = c["n_kv_heads"], D = c["head_dim"];
+    auto q = load<float>(c, "q");
+    auto k = load<float>(c, "k");
+    auto v = load<float>(c, "v");
+    auto dout = load<float>(c, "dout");
+    std::vector<float> dq(q.size(), NAN), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
+    std::vector<float> scratch(mf::attention_backward_scratch_floats(T, S));
+    mf::attention_backward(q.data(), k.data(), v.data(), stride, dout.data(), T, S, H, KV, D, 1.0f / std::sqrt(float(D)),
+                           dq.data(), dk.data(), dv.data(), scratch.data());
+    expect_close(dq, load<float>(c, "dq"), c["name"].get<std::string>() + " dq");
+    expect_close(dk, load<float>(c, "dk"), c["name"].get<std::string>() + " dk");
+    expect_close(dv, load<float>(c, "dv"), c["name"].get<std::string>() + " dv");
+  }
+}
+
+TEST(BackwardReference, RouterTopKSoftmax) {
+  auto cases = cases_of("router");
+  REQUIRE_CASES(cases, "router");
+  for (const json& c : cases) {
+    const int64_t T = c["T"];
+    const int E = c["E"], k = c["k"];
+    auto z = load<float>(c, "logits");
+    auto idx = load<int32_t>(c, "idx");
+    auto dw = load<float>(c, "dweight");
+    std::vector<int32_t> idx_fwd(idx.size());
+    std::vector<float> w(idx.size());
+    mf::router_topk_softmax(z.data(), T, E, k, c["renormalize"], idx_fwd.data(), w.data());
+    ASSERT_EQ(idx_fwd, idx) << c["name"];
+    std::vector<float> dz(z.size(), 0.0f);
+    mf::router_topk_softmax_backward(z.data(), idx.data(), dw.data(), T, E, k, c["renormalize"], dz.data());
+    expect_close(dz, load<float>(c, "dlogits"), c["name"].get<std::string>());
+  }
+}
+
+TEST(BackwardReference, LoadBalancingAndZLossOverUnmaskedRows) {
+  auto cases = cases_of("aux");
+  REQUIRE_CASES(cases, "aux");
+  for (const json& c : cases) {
+    const int64_t T = c["T"];
+    const int E = c["E"], k = c["k"];
+    auto z = load<float>(c, "logits");
+    auto idx = load<int32_t>(c, "idx");
+    auto mask = load<uint8_t>(c, "mask");
+    std::vector<float> dz(z.size(), 0.0f);
+    const double lb = mf::load_balancing_loss(z.data(), idx.data(), mask.data(), T, E, k, c["lb_coef"], dz.data());
+    const double zl = mf::router_z_loss(z.data(), mask.data(), T, E, c["z_coef"], dz.data());
+    EXPECT_NEAR(lb, c["lb"].get<double>(), 1e-6 * std::fabs(c["lb"].get<double>())) << c["name"];
+    EXPECT_NEAR(zl, c["z"].get<double>(), 1e-6 * std::fabs(c["z"].get<double>())) << c["name"];
+    expect_close(dz, load<float>(c, "dlogits"), c["name"].get<std::string>() + " dlogits");
+    for (int64_t t = 0; t < T; ++t) {
+      if (mask[size_t(t)]) continue;
+      for (int e = 0; e < E; ++e) ASSERT_EQ(dz[size_t(t * E + e)], 0.0f) << "masked row " << t;
+    }
+  }
+}
+
+// The kernels chained as a sparse MoE FFN's forward and backward (router linear, top-k,
+// dispatch, SwiGLU experts on their rows only, gated combine) against autograd on the dense
+// per-token loop.
+TEST(BackwardReference, SparseMoeLayerGradients) {
+  auto cases = cases_of("moe_layer");
+  REQUIRE_CASES(cases, "moe_layer");
+  const json& c = cases.front();
+  const int64_t T = c["T"], H = c["H"], I = c["I"];
+  const int E = c["E"], k = c["k"];
+  auto x = load<float>(c, "x");
+  auto wr = load<float>(c, "w_router");
+  auto wg = load<float>(c, "w_gate");
+  auto wu = load<float>(c, "w_up");
+  auto wd = load<float>(c, "w_down");
+  auto dy = load<float>(c, "dy");
+  auto expert = [&](std::vector<float>& all, int e, int64_t rows, int64_t cols) {
+    return mf::Tensor::from_f32({rows, cols}, {all.data() + e * rows * cols, size_t(rows * cols)});
+  };
+  // Forward, keeping what the backward needs.
+  const mf::Tensor router = mf::Tensor::from_f32({E, H}, {wr.data(), wr.size()});
+  std::vector<float> logits(size_t(T * E)), w(size_t(T * k));
+  std::vector<int32_t> idx(size_t(T * k));
+  mf::linear(x.data(), T, H, router, nullptr, logits.data());
+  mf::router_topk_softmax(logits.data(), T, E, k, true, idx.data(), w.data());
+  ASSERT_EQ(idx, load<int32_t>(c, "idx"));
+  const mf::DispatchPlan plan = mf::plan_dispatch(idx.data(), w.data(), T, k, E);
+  const int64_t R = T * k;
+  std::vector<float> xg(size_t(R * H)), a(size_t(R * I)), b(size_t(R * I)), hcur(size_t(R * I)), out(size_t(R * H));
+  mf::moe_gather(x.data(), plan, H, xg.data());
+  for (int e = 0; e < E; ++e) {
+    const int64_t r0 = plan.offsets[size_t(e)], n = plan.offsets[size_t(e) + 1] - r0;
+    if (n == 0) continue;
+    mf::linear(xg.data() + r0 * H, n, H, expert(wg, e, I, H), nullptr, a.data() + r0 * I);
+    mf::linear(xg.data() + r0 * H, n, H, expert(wu, e, I, H), nullptr, b.data() + r0 * I);
+    mf::silu_mul(a.data() + r0 * I, b.data() + r0 * I, hcur.data() + r0 * I, n * I);
+    mf::linear(hcur.data() + r0 * I, n, I, expert(wd, e, H, I), nullptr, out.data() + r0 * H);
+  }
+  // Backward.
+  std::vector<float> dout(size_t(R * H)), dgate(size_t(T * k)), dh(size_t(R * I)), dxg(size_t(R * H), 0.0f);
+  std::vector<float> dwg(wg.size(), 0.0f), dwu(wu.size(), 0.0f), dwd(wd.size(), 0.0f), dwr(wr.size(), 0.0f);
+  mf::moe_scatter_add_backward(dy.data(), out.data(), plan, H, dout.data(), dgate.data());
+  for (int e = 0; e < E; ++e) {
+    const int64_t r0 = plan.offsets[size_t(e)], n = plan.offsets[size_t(e) + 1] - r0;
+    if (n == 0) continue;
+    mf::linear_backward_weight(dout.data() + r0 * H, hcur.data() + r0 * I, n, H, I, dwd.data() + e * H * I, nullptr);
+    mf::linear_backward_input(dout.data() + r0 * H, n, H, expert(wd, e, H, I), dh.data() + r0 * I, false);
+    // a, b become their gradients in place.
+    mf::silu_mul_backward(a.data() + r0 * I, b.data() + r0 * I, dh.data() + r0 * I, a.data() + r0 * I,
+                          b.data() + r0 * I, n * I);
+    mf::linear_backward_weight(a.data() + r0 * I, xg.data() + r0 * H, n, I, H, dwg.data() + e * I * H, nullptr);
+    mf::linear_backward_weight(b.data() + r0 * I, xg.data() + r0 * H, n, I, H, dwu.data() + e * I * H, nullptr);
+    mf::linear_backward_input(a.data() + r0 * I, n, I, expert(wg, e, I, H), dxg.data() + r0 * H, false);
+    mf::linear_backward_input(b.data() + r0 * I, n, I, expert(wu, e, I, H), dxg.data() + r0 * H, true);
+  }
+  std::vector<float> dx(x.size(), 0.0f), dlogits(logits.size(), 0.0f);
+  mf::moe_gather_backward(dxg.data(), plan, H, dx.data());
+  mf::router_topk_softmax_backward(logits.data(), idx.data(), dgate.data(), T, E, k, true, dlogits.data());
+  mf::linear_backward_weight(dlogits.data(), x.data(), T, E, H, dwr.data(), nullptr);
+  mf::linear_backward_input(dlogits.data(), T, E, router, dx.data(), true);
+  expect_close(dx, load<float>(c, "dx"), "dx");
+  expect_close(dwr, load<float>(c, "dw_router"), "d router weight");
+  expect_close(dwg, load<float>(c, "dw_gate"), "d expert gate_proj");
+  expect_close(dwu, load<float>(c, "dw_up"), "d expert up_proj");
+  expect_close(dwd, load<float>(c, "dw_down"), "d expert down_proj");
+}
+
+TEST(BackwardReference, EmbeddingWithRepeatedIds) {
+  auto cases = cases_of("embedding");
+  REQUIRE_CASES(cases, "embedding");
+  const json& c = cases.front();
+  const int64_t vocab = c["vocab"], H = c["H"], n = c["n"];
+  auto ids = load<int32_t>(c, "ids");
+  auto dx = load<float>(c, "dx");
+  std::vector<float> table(size_t(vocab * H), 0.0f);
+  mf::embed_tokens_backward(ids.data(), n, dx.data(), H, vocab, table.data());
+  expect_close(table, load<float>(c, "dtable"), "embedding");
+  const int32_t bad[1] = {int32_t(vocab)};
+  EXPECT_THROW(mf::embed_tokens_backward(bad, 1, dx.data(), H, vocab, table.data()), mf::Error);
 }
 
 }  // namespace

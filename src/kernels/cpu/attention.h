@@ -19,4 +19,16 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
                        int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim,
                        float scale, float* out, float* scratch);
 
+// Floats of scratch attention_backward needs: the probabilities and their gradient, [T, S] each.
+size_t attention_backward_scratch_floats(int64_t T, int64_t S);
+
+// Backward of attention_forward (same layouts and causal rule), recomputing the probabilities
+// P = softmax(mask(scale * Q K^T)) per head instead of storing them. From dout [T, n_heads,
+// head_dim] it writes dq [T, n_heads, head_dim] and dk, dv (laid out like k, v: kv_stride floats
+// per position; only the first n_kv_heads * head_dim of each row are written, and every query
+// head of a group adds into its shared kv head).
+void attention_backward(const float* q, const float* k, const float* v, int64_t kv_stride, const float* dout,
+                        int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim, float scale, float* dq,
+                        float* dk, float* dv, float* scratch);
+
 }  // namespace mf

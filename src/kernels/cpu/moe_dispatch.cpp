@@ -24,10 +24,12 @@ DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t T, i
   std::vector<int64_t> cursor(plan.offsets.begin(), plan.offsets.end() - 1);
   plan.token.resize(size_t(n));
   plan.gate.resize(size_t(n));
+  plan.source.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) {
     int64_t r = cursor[size_t(idx[i])]++;
     plan.token[size_t(r)] = int32_t(i / k);
     plan.gate[size_t(r)] = weight[i];
+    plan.source[size_t(r)] = int32_t(i);
   }
   return plan;
 }
@@ -54,8 +56,10 @@ void moe_gather(const float* x, const DispatchPlan& plan, int64_t dim, float* ga
                 size_t(dim) * sizeof(float));
 }
 
-void moe_scatter_add(const float* expert_out, const DispatchPlan& plan, int64_t dim, float* y) {
-  check_plan(plan, dim, "moe_scatter_add");
+namespace {
+
+// y[token[r]] += (gates ? gates[r] : 1) * rows_in[r], threads split by columns (see below).
+void scatter_rows(const float* rows_in, const float* gates, const DispatchPlan& plan, int64_t dim, float* y) {
   const int64_t rows = int64_t(plan.token.size());
   // Several rows may target the same token, so threads split the columns, never the rows:
   // every y element is then summed by one thread in plan order.
@@ -65,8 +69,41 @@ void moe_scatter_add(const float* expert_out, const DispatchPlan& plan, int64_t 
   for (int64_t c = 0; c < col_chunks; ++c) {
     const int64_t c0 = c * kCols, width = std::min(kCols, dim - c0);
     for (int64_t r = 0; r < rows; ++r)
-      simd::axpy(plan.gate[size_t(r)], expert_out + r * dim + c0,
-                 y + int64_t(plan.token[size_t(r)]) * dim + c0, width);
+      simd::axpy(gates ? gates[r] : 1.0f, rows_in + r * dim + c0, y + int64_t(plan.token[size_t(r)]) * dim + c0,
+                 width);
+  }
+}
+
+}  // namespace
+
+void moe_scatter_add(const float* expert_out, const DispatchPlan& plan, int64_t dim, float* y) {
+  check_plan(plan, dim, "moe_scatter_add");
+  scatter_rows(expert_out, plan.gate.data(), plan, dim, y);
+}
+
+void moe_gather_backward(const float* d_gathered, const DispatchPlan& plan, int64_t dim, float* dx) {
+  check_plan(plan, dim, "moe_gather_backward");
+  scatter_rows(d_gathered, nullptr, plan, dim, dx);
+}
+
+void moe_scatter_add_backward(const float* dy, const float* expert_out, const DispatchPlan& plan, int64_t dim,
+                              float* d_expert_out, float* dgate) {
+  check_plan(plan, dim, "moe_scatter_add_backward");
+  MF_CHECK(plan.source.size() == plan.token.size(), "moe_scatter_add_backward: the plan has no source indices");
+  const int64_t rows = int64_t(plan.token.size());
+#pragma omp parallel for schedule(static) if (rows * dim >= (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = dy + int64_t(plan.token[size_t(r)]) * dim;
+    const float* o = expert_out + r * dim;
+    float* d = d_expert_out + r * dim;
+    const float gate = plan.gate[size_t(r)];
+    float dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t i = 0; i < dim; ++i) {
+      dot += o[i] * g[i];
+      d[i] = gate * g[i];
+    }
+    dgate[plan.source[size_t(r)]] = dot;
   }
 }
 
