@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/trainable_param.h"
 #include "kernels/cpu/adamw.h"
 
 namespace mf {
@@ -16,13 +17,6 @@ struct ParamGroup {
   std::string name;
   float lr = 1e-3f;            // base learning rate; the schedule multiplies it each step
   float weight_decay = 0.0f;
-};
-
-struct TrainableParam {
-  std::string name;            // HF tensor name
-  std::span<float> value;      // fp32 master weights
-  std::span<const float> grad; // same size
-  int group = 0;               // index into the optimizer's groups
 };
 
 // Norm weights and biases (1-D tensors, or names ending in ".bias" / containing "norm") are

@@ -1,0 +1,364 @@
+#include "model/training.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/moe_dispatch.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/router.h"
+#include "kernels/cpu/softmax_xent.h"
+#include "model/blocks.h"
+#include "model/layer_weights.h"
+
+namespace mf {
+
+namespace {
+
+// Rows of the LM head computed at once: bounds the [rows, vocab] logits buffer.
+constexpr int64_t kHeadChunk = 256;
+
+std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
+
+// Gradient buffers of one SwiGLU MLP (null: frozen).
+struct SwigluGrads {
+  float *gate = nullptr, *up = nullptr, *down = nullptr;
+};
+
+struct LayerGrads {
+  float *attn_norm = nullptr, *ffn_norm = nullptr;
+  float *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
+  float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
+  SwigluGrads mlp;
+  float* router = nullptr;
+  std::vector<SwigluGrads> experts;
+};
+
+// What one SwiGLU application keeps for its backward: its input rows, the gate and up
+// pre-activations and their product.
+struct SwigluActs {
+  std::vector<float> a, b, h;
+};
+
+struct MoeActs {
+  std::vector<float> logits, weight;  // [N, E], [N, k]
+  std::vector<int32_t> idx;           // [N, k]
+  DispatchPlan plan;
+  std::vector<float> gathered, out;   // [N*k, H] each
+  SwigluActs ffn;                     // rows of every expert, in plan order
+};
+
+struct LayerActs {
+  std::vector<float> x_in, h1, q, k, v, attn, x_mid, h2;
+  SwigluActs mlp;  // dense layers
+  MoeActs moe;     // MoE layers
+};
+
+const float* bias_or_null(const Tensor& b) { return b.numel() ? b.data<float>() : nullptr; }
+
+// Weight and bias gradients of a linear layer, each only if it trains.
+void param_grads(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dweight, float* dbias) {
+  if (dweight) {
+    linear_backward_weight(dy, x, M, N, K, dweight, dbias);
+  } else if (dbias) {
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t n = 0; n < N; ++n) dbias[n] += dy[r * N + n];
+  }
+}
+
+// y[rows, I] pre-activations and h = silu(a) * b, then out = down(h).
+void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
+                    float* out) {
+  const int64_t I = w.gate.dim(0);
+  linear(x, rows, H, w.gate.w, nullptr, a);
+  linear(x, rows, H, w.up.w, nullptr, b);
+  silu_mul(a, b, h, rows * I);
+  linear(h, rows, I, w.down.w, nullptr, out);
+}
+
+// Backward of swiglu_forward from dout; a and b are overwritten with their gradients.
+// dx is accumulated when `accumulate`, else written.
+void swiglu_backward(const SwigluWeights& w, const SwigluGrads& g, const float* x, int64_t rows, int64_t H, float* a,
+                     float* b, const float* h, const float* dout, float* dh, float* dx, bool accumulate) {
+  const int64_t I = w.gate.dim(0);
+  if (g.down) linear_backward_weight(dout, h, rows, H, I, g.down, nullptr);
+  linear_backward_input(dout, rows, H, w.down.w, dh, false);
+  silu_mul_backward(a, b, dh, a, b, rows * I);
+  if (g.gate) linear_backward_weight(a, x, rows, I, H, g.gate, nullptr);
+  if (g.up) linear_backward_weight(b, x, rows, I, H, g.up, nullptr);
+  linear_backward_input(a, rows, I, w.gate.w, dx, accumulate);
+  linear_backward_input(b, rows, I, w.up.w, dx, true);
+}
+
+}  // namespace
+
+struct TrainableTransformer::Impl {
+  ModelWeights weights;
+  TransformerWeights bound;
+  std::map<std::string, std::vector<float>> grads;
+  std::vector<LayerGrads> layer_grads;
+  float *embed_grad = nullptr, *head_grad = nullptr, *final_norm_grad = nullptr;
+  std::unique_ptr<RopeTable> rope;
+  std::vector<LayerActs> acts;
+
+  float* grad_of(const std::string& name) {
+    auto it = grads.find(name);
+    return it == grads.end() ? nullptr : it->second.data();
+  }
+};
+
+TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::function<bool(const std::string&)>& frozen)
+    : impl_(std::make_unique<Impl>()) {
+  const ModelConfig& c = weights.config;
+  c.validate();
+  MF_CHECK(c.shared_expert_intermediate_size == 0, weights.source,
+           ": training models with shared experts (qwen2_moe) is not supported yet");
+  for (auto& [name, t] : weights.tensors) {
+    if (frozen(name)) continue;
+    // An owned fp32 master copy: stored tensors may be read-only views of a file mapping.
+    const Tensor f32 = t.dtype() == DType::F32 ? t : t.to_f32();
+    t = Tensor::from_f32(f32.shape(), {f32.data<float>(), size_t(f32.numel())});
+    impl_->grads[name].assign(size_t(t.numel()), 0.0f);
+  }
+  impl_->weights = std::move(weights);
+  impl_->bound = bind_weights(impl_->weights);
+  Impl& m = *impl_;
+  m.embed_grad = m.grad_of("model.embed_tokens.weight");
+  m.final_norm_grad = m.grad_of("model.norm.weight");
+  m.head_grad = c.tie_word_embeddings ? m.embed_grad : m.grad_of("lm_head.weight");
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = layer_prefix(l), a = p + "self_attn.";
+    LayerGrads g;
+    g.attn_norm = m.grad_of(p + "input_layernorm.weight");
+    g.ffn_norm = m.grad_of(p + "post_attention_layernorm.weight");
+    g.q = m.grad_of(a + "q_proj.weight");
+    g.k = m.grad_of(a + "k_proj.weight");
+    g.v = m.grad_of(a + "v_proj.weight");
+    g.o = m.grad_of(a + "o_proj.weight");
+    g.q_bias = m.grad_of(a + "q_proj.bias");
+    g.k_bias = m.grad_of(a + "k_proj.bias");
+    g.v_bias = m.grad_of(a + "v_proj.bias");
+    g.o_bias = m.grad_of(a + "o_proj.bias");
+    if (c.layer_is_moe(l)) {
+      const bool mixtral = c.model_type != "qwen2_moe";
+      const std::string mp = p + (mixtral ? "block_sparse_moe." : "mlp.");
+      g.router = m.grad_of(mp + "gate.weight");
+      for (int e = 0; e < c.num_experts; ++e) {
+        const std::string ep = mp + "experts." + std::to_string(e) + ".";
+        if (mixtral)
+          g.experts.push_back({m.grad_of(ep + "w1.weight"), m.grad_of(ep + "w3.weight"), m.grad_of(ep + "w2.weight")});
+        else
+          g.experts.push_back(
+              {m.grad_of(ep + "gate_proj.weight"), m.grad_of(ep + "up_proj.weight"), m.grad_of(ep + "down_proj.weight")});
+      }
+    } else {
+      g.mlp = {m.grad_of(p + "mlp.gate_proj.weight"), m.grad_of(p + "mlp.up_proj.weight"),
+               m.grad_of(p + "mlp.down_proj.weight")};
+    }
+    m.layer_grads.push_back(std::move(g));
+  }
+  m.acts.resize(size_t(c.num_layers));
+}
+
+TrainableTransformer::~TrainableTransformer() = default;
+TrainableTransformer::TrainableTransformer(TrainableTransformer&&) noexcept = default;
+TrainableTransformer& TrainableTransformer::operator=(TrainableTransformer&&) noexcept = default;
+
+const ModelConfig& TrainableTransformer::config() const { return impl_->weights.config; }
+const ModelWeights& TrainableTransformer::weights() const { return impl_->weights; }
+
+void TrainableTransformer::zero_grad() {
+  for (auto& [name, g] : impl_->grads) std::fill(g.begin(), g.end(), 0.0f);
+}
+
+const std::vector<float>* TrainableTransformer::grad(const std::string& name) const {
+  auto it = impl_->grads.find(name);
+  return it == impl_->grads.end() ? nullptr : &it->second;
+}
+
+std::vector<TrainableParam> TrainableTransformer::trainable_params() {
+  std::vector<TrainableParam> out;
+  for (auto& [name, g] : impl_->grads) {
+    Tensor& t = impl_->weights.tensors.at(name);
+    out.push_back({name, {t.data<float>(), size_t(t.numel())}, g, 0});
+  }
+  return out;
+}
+
+TrainingLoss TrainableTransformer::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                                                    int batch, const TrainingOptions& opts) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.weights.config;
+  MF_CHECK(batch >= 1 && !tokens.empty() && tokens.size() % size_t(batch) == 0, "forward_backward: ", tokens.size(),
+           " tokens do not split into ", batch, " equal rows");
+  MF_CHECK(targets.size() == tokens.size(), "forward_backward: ", targets.size(), " targets for ", tokens.size(),
+           " tokens");
+  const int64_t N = int64_t(tokens.size()), T = N / batch, H = c.hidden_size, D = c.effective_head_dim();
+  const int64_t qdim = int64_t(c.num_heads) * D, kvdim = int64_t(c.num_kv_heads) * D, V = c.vocab_size;
+  MF_CHECK(c.sliding_window <= 0 || T <= c.sliding_window, "forward_backward: sequences of ", T,
+           " tokens exceed the sliding window of ", c.sliding_window, " (not supported in training yet)");
+  if (!m.rope || m.rope->max_positions() < T) m.rope = std::make_unique<RopeTable>(int(D), int(T), c.rope_theta);
+  std::vector<int32_t> positions(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) positions[size_t(i)] = int32_t(i % T);
+  std::vector<uint8_t> counted(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) counted[size_t(i)] = targets[size_t(i)] >= 0;
+  const float scale = 1.0f / std::sqrt(float(D));
+
+  // ---------------------------------------------------------------- forward
+  std::vector<float> x(static_cast<size_t>(N * H));
+  embed_tokens(m.bound.embed, tokens.data(), N, x.data());
+  std::vector<float> tmp(static_cast<size_t>(N * std::max(H, qdim)));
+  std::vector<float> attn_scratch(attention_scratch_floats(T, T, c.num_heads));
+  TrainingLoss loss;
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = m.bound.layers[size_t(l)];
+    LayerActs& A = m.acts[size_t(l)];
+    A.x_in = x;
+    A.h1.resize(size_t(N * H));
+    rmsnorm(x.data(), L.attn_norm.data<float>(), N, H, c.rms_norm_eps, A.h1.data());
+    A.q.resize(size_t(N * qdim));
+    A.k.resize(size_t(N * kvdim));
+    A.v.resize(size_t(N * kvdim));
+    linear(A.h1.data(), N, H, L.q.w, bias_or_null(L.q_bias), A.q.data());
+    linear(A.h1.data(), N, H, L.k.w, bias_or_null(L.k_bias), A.k.data());
+    linear(A.h1.data(), N, H, L.v.w, bias_or_null(L.v_bias), A.v.data());
+    rope_apply(A.q.data(), N, c.num_heads, positions.data(), *m.rope);
+    rope_apply(A.k.data(), N, c.num_kv_heads, positions.data(), *m.rope);
+    A.attn.resize(size_t(N * qdim));
+    for (int b = 0; b < batch; ++b)
+      attention_forward(A.q.data() + b * T * qdim, A.k.data() + b * T * kvdim, A.v.data() + b * T * kvdim, kvdim, T, T,
+                        c.num_heads, c.num_kv_heads, int(D), scale, A.attn.data() + b * T * qdim, attn_scratch.data());
+    linear(A.attn.data(), N, qdim, L.o.w, bias_or_null(L.o_bias), tmp.data());
+    add_inplace(x.data(), tmp.data(), N * H);
+    A.x_mid = x;
+    A.h2.resize(size_t(N * H));
+    rmsnorm(x.data(), L.ffn_norm.data<float>(), N, H, c.rms_norm_eps, A.h2.data());
+    if (!L.is_moe) {
+      const int64_t I = L.mlp.gate.dim(0);
+      A.mlp.a.resize(size_t(N * I));
+      A.mlp.b.resize(size_t(N * I));
+      A.mlp.h.resize(size_t(N * I));
+      swiglu_forward(L.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), tmp.data());
+      add_inplace(x.data(), tmp.data(), N * H);
+      continue;
+    }
+    MoeActs& M = A.moe;
+    const int E = c.num_experts, k = c.top_k;
+    const int64_t I = c.expert_intermediate_size(), R = N * k;
+    M.logits.resize(size_t(N * E));
+    M.idx.resize(size_t(N * k));
+    M.weight.resize(size_t(N * k));
+    linear(A.h2.data(), N, H, L.moe.router, nullptr, M.logits.data());
+    router_topk_softmax(M.logits.data(), N, E, k, c.norm_topk_prob, M.idx.data(), M.weight.data());
+    loss.lb += load_balancing_loss(M.logits.data(), M.idx.data(), counted.data(), N, E, k, 0.0f, nullptr);
+    loss.z += router_z_loss(M.logits.data(), counted.data(), N, E, 0.0f, nullptr);
+    M.plan = plan_dispatch(M.idx.data(), M.weight.data(), N, k, E);
+    M.gathered.resize(size_t(R * H));
+    M.out.resize(size_t(R * H));
+    M.ffn.a.resize(size_t(R * I));
+    M.ffn.b.resize(size_t(R * I));
+    M.ffn.h.resize(size_t(R * I));
+    moe_gather(A.h2.data(), M.plan, H, M.gathered.data());
+    for (int e = 0; e < E; ++e) {
+      const int64_t r0 = M.plan.offsets[size_t(e)], n = M.plan.offsets[size_t(e) + 1] - r0;
+      if (n == 0) continue;
+      swiglu_forward(L.moe.experts[size_t(e)], M.gathered.data() + r0 * H, n, H, M.ffn.a.data() + r0 * I,
+                     M.ffn.b.data() + r0 * I, M.ffn.h.data() + r0 * I, M.out.data() + r0 * H);
+    }
+    moe_scatter_add(M.out.data(), M.plan, H, x.data());
+  }
+  const std::vector<float> x_final = x;
+  std::vector<float> hf(static_cast<size_t>(N * H));
+  rmsnorm(x.data(), m.bound.final_norm.data<float>(), N, H, c.rms_norm_eps, hf.data());
+
+  // ---------------------------------------------------------------- loss and head, by row chunks
+  int64_t counted_tokens = 0;
+  for (uint8_t v : counted) counted_tokens += v;
+  loss.lm_tokens = counted_tokens;
+  const int64_t norm_tokens = opts.loss_tokens > 0 ? opts.loss_tokens : std::max<int64_t>(1, counted_tokens);
+  const float lm_scale = opts.grad_scale / float(norm_tokens);
+  std::vector<float> dx(static_cast<size_t>(N * H), 0.0f);  // gradient of the final norm's output first
+  std::vector<float> logits(static_cast<size_t>(std::min(N, kHeadChunk) * V));
+  for (int64_t r0 = 0; r0 < N; r0 += kHeadChunk) {
+    const int64_t rows = std::min(kHeadChunk, N - r0);
+    linear(hf.data() + r0 * H, rows, H, m.bound.head.w, nullptr, logits.data());
+    const CrossEntropySums s = cross_entropy(logits.data(), targets.data() + r0, rows, V, lm_scale, logits.data());
+    loss.lm_sum += s.loss_sum;
+    if (s.counted == 0) continue;
+    if (m.head_grad) linear_backward_weight(logits.data(), hf.data() + r0 * H, rows, V, H, m.head_grad, nullptr);
+    linear_backward_input(logits.data(), rows, V, m.bound.head.w, dx.data() + r0 * H, false);
+  }
+
+  // ---------------------------------------------------------------- backward
+  std::vector<float> dh(static_cast<size_t>(N * H)), dtmp(static_cast<size_t>(N * std::max(H, qdim)));
+  rmsnorm_backward(x_final.data(), m.bound.final_norm.data<float>(), dx.data(), N, H, c.rms_norm_eps, dx.data(),
+                   m.final_norm_grad);
+  std::vector<float> dq(static_cast<size_t>(N * qdim)), dk(static_cast<size_t>(N * kvdim)), dv(static_cast<size_t>(N * kvdim));
+  std::vector<float> attn_bwd_scratch(attention_backward_scratch_floats(T, T));
+  for (int l = c.num_layers - 1; l >= 0; --l) {
+    const LayerWeights& L = m.bound.layers[size_t(l)];
+    LayerGrads& G = m.layer_grads[size_t(l)];
+    LayerActs& A = m.acts[size_t(l)];
+    // FFN: x_out = x_mid + ffn(rmsnorm(x_mid)); dx holds d x_out.
+    if (!L.is_moe) {
+      const int64_t I = L.mlp.gate.dim(0);
+      std::vector<float> dmid(static_cast<size_t>(N * I));
+      swiglu_backward(L.mlp, G.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), dx.data(),
+                      dmid.data(), dh.data(), false);
+    } else {
+      MoeActs& M = A.moe;
+      const int E = c.num_experts, k = c.top_k;
+      const int64_t I = c.expert_intermediate_size(), R = N * k;
+      std::vector<float> dout(static_cast<size_t>(R * H)), dgate(static_cast<size_t>(N * k)), dmid(static_cast<size_t>(R * I)), dgathered(static_cast<size_t>(R * H));
+      moe_scatter_add_backward(dx.data(), M.out.data(), M.plan, H, dout.data(), dgate.data());
+      for (int e = 0; e < E; ++e) {
+        const int64_t r0 = M.plan.offsets[size_t(e)], n = M.plan.offsets[size_t(e) + 1] - r0;
+        if (n == 0) continue;
+        swiglu_backward(L.moe.experts[size_t(e)], G.experts[size_t(e)], M.gathered.data() + r0 * H, n, H,
+                        M.ffn.a.data() + r0 * I, M.ffn.b.data() + r0 * I, M.ffn.h.data() + r0 * I,
+                        dout.data() + r0 * H, dmid.data() + r0 * I, dgathered.data() + r0 * H, false);
+      }
+      std::fill(dh.begin(), dh.end(), 0.0f);
+      moe_gather_backward(dgathered.data(), M.plan, H, dh.data());
+      std::vector<float> dlogits(static_cast<size_t>(N * E), 0.0f);
+      router_topk_softmax_backward(M.logits.data(), M.idx.data(), dgate.data(), N, E, k, c.norm_topk_prob,
+                                   dlogits.data());
+      if (opts.lb_coef != 0.0f)
+        load_balancing_loss(M.logits.data(), M.idx.data(), counted.data(), N, E, k, opts.lb_coef * opts.grad_scale,
+                            dlogits.data());
+      if (opts.z_coef != 0.0f)
+        router_z_loss(M.logits.data(), counted.data(), N, E, opts.z_coef * opts.grad_scale, dlogits.data());
+      if (G.router) linear_backward_weight(dlogits.data(), A.h2.data(), N, E, H, G.router, nullptr);
+      linear_backward_input(dlogits.data(), N, E, L.moe.router, dh.data(), true);
+    }
+    rmsnorm_backward(A.x_mid.data(), L.ffn_norm.data<float>(), dh.data(), N, H, c.rms_norm_eps, dh.data(), G.ffn_norm);
+    add_inplace(dx.data(), dh.data(), N * H);  // dx is now d x_mid
+    // Attention: x_mid = x_in + o_proj(attn(rmsnorm(x_in))).
+    param_grads(dx.data(), A.attn.data(), N, H, qdim, G.o, G.o_bias);
+    linear_backward_input(dx.data(), N, H, L.o.w, dtmp.data(), false);  // d attn
+    for (int b = 0; b < batch; ++b)
+      attention_backward(A.q.data() + b * T * qdim, A.k.data() + b * T * kvdim, A.v.data() + b * T * kvdim, kvdim,
+                         dtmp.data() + b * T * qdim, T, T, c.num_heads, c.num_kv_heads, int(D), scale,
+                         dq.data() + b * T * qdim, dk.data() + b * T * kvdim, dv.data() + b * T * kvdim,
+                         attn_bwd_scratch.data());
+    rope_backward(dq.data(), N, c.num_heads, positions.data(), *m.rope);
+    rope_backward(dk.data(), N, c.num_kv_heads, positions.data(), *m.rope);
+    param_grads(dq.data(), A.h1.data(), N, qdim, H, G.q, G.q_bias);
+    param_grads(dk.data(), A.h1.data(), N, kvdim, H, G.k, G.k_bias);
+    param_grads(dv.data(), A.h1.data(), N, kvdim, H, G.v, G.v_bias);
+    linear_backward_input(dq.data(), N, qdim, L.q.w, dh.data(), false);
+    linear_backward_input(dk.data(), N, kvdim, L.k.w, dh.data(), true);
+    linear_backward_input(dv.data(), N, kvdim, L.v.w, dh.data(), true);
+    rmsnorm_backward(A.x_in.data(), L.attn_norm.data<float>(), dh.data(), N, H, c.rms_norm_eps, dh.data(), G.attn_norm);
+    add_inplace(dx.data(), dh.data(), N * H);  // dx is now d x_in
+  }
+  if (m.embed_grad) embed_tokens_backward(tokens.data(), N, dx.data(), H, V, m.embed_grad);
+  return loss;
+}
+
+}  // namespace mf

@@ -1,0 +1,67 @@
+// Training forward and backward of the Llama-family decoder (dense and Mixtral-style MoE):
+// the forward saves what each layer's backward needs, the backward walks the layers in
+// reverse with the kernels' backward passes. Frozen tensors keep their stored dtype and get no
+// weight gradient, while gradients still flow through them to what trains below.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "core/trainable_param.h"
+
+namespace mf {
+
+struct TrainingOptions {
+  float lb_coef = 0.0f;      // load-balancing loss coefficient (per MoE layer, summed)
+  float z_coef = 0.0f;       // router z-loss coefficient (per MoE layer, summed)
+  int64_t loss_tokens = 0;   // divides the summed LM loss; 0: the tokens counted in this call
+  float grad_scale = 1.0f;   // multiplies every gradient (e.g. 1 / accumulation steps)
+};
+
+struct TrainingLoss {
+  double lm_sum = 0;         // summed cross-entropy over counted positions
+  int64_t lm_tokens = 0;     // positions with a target >= 0
+  double lb = 0;             // sum over MoE layers of the load-balancing loss
+  double z = 0;              // sum over MoE layers of the router z-loss
+  double lm() const { return lm_tokens ? lm_sum / double(lm_tokens) : 0.0; }
+};
+
+class TrainableTransformer {
+ public:
+  // frozen(name) says which HF tensors do not train. Trainable tensors become fp32 master
+  // copies with a zeroed gradient buffer; frozen ones stay as stored (quantized is fine).
+  // Throws mf::Error for what training does not support yet (sliding windows, shared experts).
+  TrainableTransformer(ModelWeights weights, const std::function<bool(const std::string&)>& frozen);
+  ~TrainableTransformer();
+  TrainableTransformer(TrainableTransformer&&) noexcept;
+  TrainableTransformer& operator=(TrainableTransformer&&) noexcept;
+
+  // tokens, targets: [batch, T] row-major, each row a sequence from position 0; a target < 0
+  // is a position without loss (prompt, padding), also left out of the routers' aux losses.
+  // Adds to the gradient buffers the gradient of
+  //   grad_scale * (lm_sum / loss_tokens + lb_coef * lb + z_coef * z)
+  // and returns the parts.
+  TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
+                                const TrainingOptions& opts = {});
+
+  void zero_grad();
+  // Every trainable tensor: its name, fp32 values and gradient (for the optimizer).
+  std::vector<TrainableParam> trainable_params();
+  // The gradient of a trainable tensor, or null if it is frozen or unknown.
+  const std::vector<float>* grad(const std::string& name) const;
+
+  const ModelConfig& config() const;
+  const ModelWeights& weights() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mf
