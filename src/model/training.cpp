@@ -176,6 +176,12 @@ void TrainableTransformer::zero_grad() {
   for (auto& [name, g] : impl_->grads) std::fill(g.begin(), g.end(), 0.0f);
 }
 
+std::vector<std::span<float>> TrainableTransformer::gradients() {
+  std::vector<std::span<float>> out;
+  for (auto& [name, g] : impl_->grads) out.emplace_back(g);
+  return out;
+}
+
 const std::vector<float>* TrainableTransformer::grad(const std::string& name) const {
   auto it = impl_->grads.find(name);
   return it == impl_->grads.end() ? nullptr : &it->second;
@@ -192,6 +198,28 @@ std::vector<TrainableParam> TrainableTransformer::trainable_params() {
 
 TrainingLoss TrainableTransformer::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                                                     int batch, const TrainingOptions& opts) {
+  return run(tokens, targets, batch, opts, true);
+}
+
+TrainingLoss TrainableTransformer::evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                                            int batch) {
+  return run(tokens, targets, batch, {}, false);
+}
+
+std::vector<std::vector<int64_t>> TrainableTransformer::expert_load() const {
+  const ModelConfig& c = impl_->weights.config;
+  std::vector<std::vector<int64_t>> load;
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (!c.layer_is_moe(l)) continue;
+    std::vector<int64_t> counts(size_t(c.num_experts), 0);
+    for (int32_t e : impl_->acts[size_t(l)].moe.idx) ++counts[size_t(e)];
+    load.push_back(std::move(counts));
+  }
+  return load;
+}
+
+TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
+                                       const TrainingOptions& opts, bool backward) {
   Impl& m = *impl_;
   const ModelConfig& c = m.weights.config;
   MF_CHECK(batch >= 1 && !tokens.empty() && tokens.size() % size_t(batch) == 0, "forward_backward: ", tokens.size(),
@@ -287,12 +315,15 @@ TrainingLoss TrainableTransformer::forward_backward(std::span<const int32_t> tok
   for (int64_t r0 = 0; r0 < N; r0 += kHeadChunk) {
     const int64_t rows = std::min(kHeadChunk, N - r0);
     linear(hf.data() + r0 * H, rows, H, m.bound.head.w, nullptr, logits.data());
-    const CrossEntropySums s = cross_entropy(logits.data(), targets.data() + r0, rows, V, lm_scale, logits.data());
+    const CrossEntropySums s =
+        cross_entropy(logits.data(), targets.data() + r0, rows, V, lm_scale, backward ? logits.data() : nullptr);
     loss.lm_sum += s.loss_sum;
-    if (s.counted == 0) continue;
+    if (s.counted == 0 || !backward) continue;
     if (m.head_grad) linear_backward_weight(logits.data(), hf.data() + r0 * H, rows, V, H, m.head_grad, nullptr);
     linear_backward_input(logits.data(), rows, V, m.bound.head.w, dx.data() + r0 * H, false);
   }
+
+  if (!backward) return loss;
 
   // ---------------------------------------------------------------- backward
   std::vector<float> dh(static_cast<size_t>(N * H)), dtmp(static_cast<size_t>(N * std::max(H, qdim)));

@@ -49,10 +49,16 @@ class TrainableTransformer {
   // and returns the parts.
   TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
                                 const TrainingOptions& opts = {});
+  // The same forward and loss parts, no gradients (evaluation).
+  TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch);
+  // Slots routed to each expert in the last forward, per MoE layer (empty for a dense model).
+  std::vector<std::vector<int64_t>> expert_load() const;
 
   void zero_grad();
   // Every trainable tensor: its name, fp32 values and gradient (for the optimizer).
   std::vector<TrainableParam> trainable_params();
+  // Every gradient buffer, writable (clipping scales them in place).
+  std::vector<std::span<float>> gradients();
   // The gradient of a trainable tensor, or null if it is frozen or unknown.
   const std::vector<float>* grad(const std::string& name) const;
 
@@ -60,6 +66,8 @@ class TrainableTransformer {
   const ModelWeights& weights() const;
 
  private:
+  TrainingLoss run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
+                   const TrainingOptions& opts, bool backward);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

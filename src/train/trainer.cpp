@@ -1,0 +1,243 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/timer.h"
+#include "io/safetensors.h"
+#include "model/config_json.h"
+#include "train/schedule.h"
+
+namespace mf {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kCheckpointFormat = "moeforge-checkpoint-1";
+
+std::string rng_to_string(const Rng::State& s) {
+  nlohmann::json j = {{"words", s.words}, {"has_spare", s.has_spare}, {"spare", s.spare}};
+  return j.dump();
+}
+
+Rng::State rng_from_string(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  Rng::State s{};
+  s.words = j.at("words").get<std::array<uint64_t, 4>>();
+  s.has_spare = j.at("has_spare");
+  s.spare = j.at("spare");
+  return s;
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+std::string fmt_duration(double seconds) {
+  const int64_t s = int64_t(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
+  return buf;
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainableTransformer& model, const TokenSplit& data, TrainerConfig config)
+    : model_(model), data_(data), cfg_(std::move(config)), sampler_(data.train, cfg_.seq_len, cfg_.seed) {
+  MF_CHECK(cfg_.steps > 0 && cfg_.batch > 0 && cfg_.grad_accum > 0 && cfg_.lr > 0, "trainer: steps, batch, ",
+           "grad_accum and lr must be positive");
+  MF_CHECK(!cfg_.out_dir.empty(), "trainer: an output directory is required");
+  MF_CHECK(int64_t(data.valid.size()) > cfg_.seq_len, "trainer: the validation split (", data.valid.size(),
+           " tokens) is shorter than one window of ", cfg_.seq_len + 1);
+  // Two groups: decayed matrices, and norms/biases without decay.
+  std::vector<TrainableParam> params = model_.trainable_params();
+  MF_CHECK(!params.empty(), "trainer: every tensor is frozen; nothing to train");
+  for (TrainableParam& p : params) {
+    const Tensor& t = model_.weights().tensors.at(p.name);
+    p.group = default_no_decay(p.name, t.shape()) ? 1 : 0;
+  }
+  opt_ = std::make_unique<AdamW>(std::vector<ParamGroup>{{"decay", cfg_.lr, cfg_.weight_decay}, {"no_decay", cfg_.lr, 0.0f}},
+                                 std::move(params), AdamW::Betas{cfg_.beta1, cfg_.beta2, cfg_.eps});
+}
+
+double Trainer::evaluate() {
+  const std::vector<int64_t> starts = eval_window_starts(data_.valid, cfg_.seq_len, cfg_.eval_windows);
+  const size_t T = size_t(cfg_.seq_len);
+  double sum = 0;
+  int64_t count = 0;
+  // A few windows per forward keep memory bounded.
+  for (size_t i = 0; i < starts.size(); i += size_t(cfg_.batch)) {
+    const size_t rows = std::min(size_t(cfg_.batch), starts.size() - i);
+    std::vector<int32_t> inputs(rows * T), targets(rows * T);
+    for (size_t r = 0; r < rows; ++r) {
+      const auto s = data_.valid.begin() + starts[i + r];
+      std::copy_n(s, T, inputs.begin() + int64_t(r * T));
+      std::copy_n(s + 1, T, targets.begin() + int64_t(r * T));
+    }
+    const TrainingLoss l = model_.evaluate(inputs, targets, int(rows));
+    sum += l.lm_sum;
+    count += l.lm_tokens;
+  }
+  return count ? sum / double(count) : 0.0;
+}
+
+void Trainer::save_checkpoint(int64_t step) const {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  const auto& params = opt_->params();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const TrainableParam& p = params[i];
+    const int64_t n = int64_t(p.value.size());
+    tensors.emplace_back("param/" + p.name, Tensor::from_f32({n}, {p.value.data(), p.value.size()}));
+    tensors.emplace_back("adam_m/" + p.name, Tensor::from_f32({n}, opt_->exp_avg(i)));
+    tensors.emplace_back("adam_v/" + p.name, Tensor::from_f32({n}, opt_->exp_avg_sq(i)));
+  }
+  const std::map<std::string, std::string> meta = {
+      {"format", kCheckpointFormat},
+      {"step", std::to_string(step)},
+      {"optimizer_steps", std::to_string(opt_->steps_taken())},
+      {"sampler_rng", rng_to_string(sampler_.state())},
+      {"config", config_to_hf_json(model_.config()).dump()}};
+  fs::create_directories(cfg_.out_dir);
+  // save_safetensors writes a temporary file and renames it: a crash leaves the previous one.
+  save_safetensors((fs::path(cfg_.out_dir) / "checkpoint.safetensors").string(), tensors, meta);
+}
+
+int64_t Trainer::load_checkpoint() {
+  const std::string path = (fs::path(cfg_.out_dir) / "checkpoint.safetensors").string();
+  MF_CHECK(fs::exists(path), "resume: no checkpoint at ", path);
+  SafetensorsFile f = SafetensorsFile::open(path);
+  auto meta = [&](const char* key) -> const std::string& {
+    auto it = f.metadata.find(key);
+    MF_CHECK(it != f.metadata.end(), path, ": checkpoint metadata has no '", key, "'");
+    return it->second;
+  };
+  MF_CHECK(meta("format") == kCheckpointFormat, path, ": not a ", kCheckpointFormat, " file");
+  const auto& params = opt_->params();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const TrainableParam& p = params[i];
+    auto copy = [&](const std::string& key, std::span<float> dst) {
+      auto it = f.tensors.find(key);
+      MF_CHECK(it != f.tensors.end(), path, ": checkpoint has no '", key, "' (was it saved with another freeze list?)");
+      MF_CHECK(it->second.dtype() == DType::F32 && size_t(it->second.numel()) == dst.size(), path, ": '", key, "' has ",
+               it->second.numel(), " values, the model needs ", dst.size());
+      std::copy_n(it->second.data<float>(), dst.size(), dst.begin());
+    };
+    copy("param/" + p.name, p.value);
+    copy("adam_m/" + p.name, opt_->exp_avg(i));
+    copy("adam_v/" + p.name, opt_->exp_avg_sq(i));
+  }
+  opt_->set_steps_taken(std::stoll(meta("optimizer_steps")));
+  sampler_.set_state(rng_from_string(meta("sampler_rng")));
+  return std::stoll(meta("step"));
+}
+
+void Trainer::export_model(const std::string& dir) const {
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, t] : model_.weights().tensors) {
+    if (name == "lm_head.weight" && model_.config().tie_word_embeddings) continue;
+    const bool plain = t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16;
+    tensors.emplace_back(name, plain ? t : t.to_f32());  // block-quantized frozen tensors as fp32
+  }
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_text_atomic((fs::path(dir) / "config.json").string(), config_to_hf_json(model_.config()).dump(2) + "\n");
+}
+
+TrainResult Trainer::run() {
+  fs::create_directories(cfg_.out_dir);
+  const std::string metrics_path = (fs::path(cfg_.out_dir) / "metrics.jsonl").string();
+  int64_t step = 0;
+  if (cfg_.resume) {
+    step = load_checkpoint();
+    // Keep the log up to the checkpoint so the resumed curve continues it without duplicates.
+    std::ifstream in(metrics_path);
+    std::string kept, line;
+    while (std::getline(in, line))
+      if (!line.empty() && nlohmann::json::parse(line).value("step", int64_t(0)) <= step) kept += line + "\n";
+    write_text_atomic(metrics_path, kept);
+  } else {
+    write_text_atomic(metrics_path, "");
+  }
+  std::ofstream log(metrics_path, std::ios::app);
+  const WarmupCosine schedule{cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio};
+  TrainResult result;
+  result.out_dir = cfg_.out_dir;
+  std::vector<int32_t> inputs, targets;
+  const std::vector<std::span<float>> grads = model_.gradients();
+  const int64_t tokens_per_step = int64_t(cfg_.batch) * cfg_.seq_len * cfg_.grad_accum;
+  Timer wall;
+  const int64_t first_step = step;
+  while (step < cfg_.steps) {
+    Timer step_timer;
+    model_.zero_grad();
+    TrainingLoss sum;
+    TrainingOptions opts;
+    opts.lb_coef = cfg_.lb_coef;
+    opts.z_coef = cfg_.z_coef;
+    opts.grad_scale = 1.0f / float(cfg_.grad_accum);
+    for (int micro = 0; micro < cfg_.grad_accum; ++micro) {
+      sampler_.next(cfg_.batch, inputs, targets);
+      const TrainingLoss l = model_.forward_backward(inputs, targets, cfg_.batch, opts);
+      sum.lm_sum += l.lm_sum;
+      sum.lm_tokens += l.lm_tokens;
+      sum.lb += l.lb / cfg_.grad_accum;
+      sum.z += l.z / cfg_.grad_accum;
+    }
+    const double grad_norm = clip_grad_norm(grads, cfg_.clip);
+    const double loss = sum.lm();
+    MF_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "step ", step + 1, ": non-finite ",
+             std::isfinite(loss) ? "gradient norm" : "loss", " (loss ", loss, ", grad norm ", grad_norm,
+             "); stopped without updating. The last checkpoint in ", cfg_.out_dir, " is the last good state");
+    const float lr_mult = schedule.multiplier(step);
+    opt_->step(lr_mult);
+    ++step;
+    const double step_s = step_timer.seconds();
+    result.train_loss = loss;
+    nlohmann::json rec = {{"step", step},
+                          {"loss", loss},
+                          {"lb_loss", sum.lb},
+                          {"z_loss", sum.z},
+                          {"lr", cfg_.lr * lr_mult},
+                          {"grad_norm", grad_norm},
+                          {"tokens_per_s", double(tokens_per_step) / step_s}};
+    const auto load = model_.expert_load();
+    if (!load.empty()) rec["expert_load"] = load;
+    const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
+    // stop_after pauses a run to be resumed: no final evaluation, so the resumed log equals
+    // an uninterrupted one.
+    const bool last = finished || (cfg_.stop_after > 0 && step >= cfg_.stop_after);
+    if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) {
+      result.valid_loss = evaluate();
+      rec["valid_loss"] = result.valid_loss;
+      rec["valid_ppl"] = std::exp(result.valid_loss);
+    }
+    log << rec.dump() << "\n";
+    log.flush();
+    if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) save_checkpoint(step);
+    if (cfg_.progress) {
+      const double elapsed = wall.seconds();
+      const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
+      std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
+                   (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), rate * double(tokens_per_step),
+                   fmt_duration(elapsed).c_str(), fmt_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
+      if (last) std::fprintf(stderr, "\n");
+    }
+    if (last) break;
+  }
+  result.steps = step;
+  result.wall_s = wall.seconds();
+  result.tokens_per_s = double((step - first_step) * tokens_per_step) / std::max(result.wall_s, 1e-9);
+  result.model_dir = (fs::path(cfg_.out_dir) / "model").string();
+  export_model(result.model_dir);
+  return result;
+}
+
+}  // namespace mf

@@ -1,0 +1,69 @@
+// The training loop: sampled windows, gradient accumulation, global-norm clipping, AdamW with
+// a warmup-cosine schedule, evaluation on the validation split, a JSONL metrics log, a progress
+// line, atomic checkpoints that resume the same loss curve bit for bit, and an HF-style export.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "data/token_windows.h"
+#include "model/training.h"
+#include "train/optimizer.h"
+
+namespace mf {
+
+struct TrainerConfig {
+  int64_t steps = 100;          // optimizer steps
+  int batch = 8;                // sequences per micro-batch
+  int seq_len = 128;
+  int grad_accum = 1;           // micro-batches per optimizer step
+  float lr = 1e-3f;
+  float min_lr_ratio = 0.1f;
+  int64_t warmup = 10;
+  float weight_decay = 0.1f;    // not applied to norms and biases
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float clip = 1.0f;            // global gradient norm; 0: off
+  float lb_coef = 0.01f, z_coef = 0.0f;
+  int64_t eval_every = 50;      // 0: only at the end
+  int eval_windows = 16;        // validation windows scored per evaluation
+  int64_t checkpoint_every = 0; // 0: only at the end
+  uint64_t seed = 0;
+  double max_minutes = 0;       // 0: no time budget
+  int64_t stop_after = 0;       // >0: end (with a checkpoint) after this step, schedule unchanged
+  bool resume = false;          // continue from out_dir/checkpoint.safetensors
+  bool progress = true;         // progress line on stderr
+  std::string out_dir;          // metrics.jsonl, checkpoint.safetensors, model/
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  double train_loss = 0, valid_loss = 0;  // last step's LM loss, last evaluation's
+  double tokens_per_s = 0, wall_s = 0;
+  std::string out_dir, model_dir;
+};
+
+class Trainer {
+ public:
+  // data must outlive the trainer. Throws mf::Error for an invalid config.
+  Trainer(TrainableTransformer& model, const TokenSplit& data, TrainerConfig config);
+  // Trains to config.steps (or the time budget), evaluating, logging and checkpointing; ends
+  // with a checkpoint and an export of the model (config.json + model.safetensors) to
+  // out_dir/model. A non-finite loss or gradient norm stops with mf::Error naming the step; the
+  // last checkpoint on disk is then the last good one.
+  TrainResult run();
+  // Mean LM loss over the fixed validation windows.
+  double evaluate();
+
+ private:
+  void save_checkpoint(int64_t step) const;
+  int64_t load_checkpoint();
+  void export_model(const std::string& dir) const;
+
+  TrainableTransformer& model_;
+  const TokenSplit& data_;
+  TrainerConfig cfg_;
+  WindowSampler sampler_;
+  std::unique_ptr<AdamW> opt_;
+};
+
+}  // namespace mf
