@@ -9,5 +9,6 @@ namespace mf::cli {
 int run_info(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_chat(const std::vector<std::string>& args);
+int run_train(const std::vector<std::string>& args);
 
 }  // namespace mf::cli

@@ -46,6 +46,11 @@ class TransformerModel : public LanguageModel {
 
 }  // namespace
 
+std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len) {
+  MF_CHECK(max_len > 0, "make_language_model: max_len must be > 0, got ", max_len);
+  return std::make_unique<TransformerModel>(std::move(transformer), max_len);
+}
+
 LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   MF_CHECK(fs::exists(path), path, ": no such file or directory");
   MF_CHECK(opts.max_context > 0, "load_model: max_context must be > 0, got ", opts.max_context);

@@ -53,4 +53,8 @@ struct LoadedModel {
 // The tokenizer is read first, so a directory without one fails fast with a clear error.
 LoadedModel load_model(const std::string& path, const LoadOptions& opts = {});
 
+class Transformer;
+// A LanguageModel (one sequence, its own KV cache of max_len tokens) over a Transformer.
+std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len);
+
 }  // namespace mf

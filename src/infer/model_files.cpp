@@ -65,10 +65,12 @@ bool is_gguf_path(const std::string& path) {
 TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
   fs::path d(dir);
   fs::path tj = d / "tokenizer.json";
-  MF_CHECK(fs::exists(tj), dir, ": no tokenizer.json in the model directory (moeforge needs the HF tokenizer; ",
+  fs::path char_json = d / kCharTokenizerFile;
+  MF_CHECK(fs::exists(tj) || fs::exists(char_json), dir,
+           ": no tokenizer.json in the model directory (moeforge needs the HF tokenizer; ",
            "copy tokenizer.json and tokenizer_config.json next to config.json)");
   TokenizerFiles out;
-  out.tokenizer = load_hf_tokenizer(tj.string());
+  out.tokenizer = fs::exists(tj) ? load_hf_tokenizer(tj.string()) : load_char_tokenizer(char_json.string());
   if (out.tokenizer->eos_id >= 0) out.eos_ids.push_back(out.tokenizer->eos_id);
   fs::path tc = d / "tokenizer_config.json";
   nlohmann::json tcfg = read_json_if_present(tc);

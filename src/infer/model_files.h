@@ -18,6 +18,10 @@ struct TokenizerFiles {
   std::vector<int32_t> eos_ids;       // tokenizer eos + config/generation_config eos ids
 };
 
+// The file a char-level tokenizer is saved to in a model directory (moeforge's own models
+// trained from scratch); tokenizer.json wins when both exist.
+inline constexpr const char* kCharTokenizerFile = "tokenizer_char.json";
+
 // Throws mf::Error naming the directory when tokenizer.json is missing or unreadable.
 TokenizerFiles load_hf_tokenizer_files(const std::string& dir);
 // Throws mf::Error naming the file and key when tokenizer.ggml.* metadata is missing/invalid.

@@ -1,6 +1,8 @@
 // Runs the built moeforge binary ($MOEFORGE_BIN) and checks exit codes and output.
 #include <gtest/gtest.h>
 
+#include "cli_run.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,57 +13,8 @@
 
 namespace {
 namespace fs = std::filesystem;
+using namespace mf::test;
 
-struct RunResult {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out.append("'\\''");
-    else out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
-}
-
-std::string binary() {
-  const char* b = std::getenv("MOEFORGE_BIN");
-  return b ? b : "";
-}
-
-RunResult run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
-  fs::path dir = fs::temp_directory_path() / ("moeforge_e2e_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / "in") << stdin_text;
-  std::string cmd = quote(binary());
-  for (const auto& a : args) {
-    cmd.push_back(' ');
-    cmd.append(quote(a));
-  }
-  for (const auto& [redirect, file] : {std::pair{" <", "in"}, {" >", "out"}, {" 2>", "err"}}) {
-    cmd.append(redirect);
-    cmd.append(quote((dir / file).string()));
-  }
-  int status = std::system(cmd.c_str());
-  RunResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(dir / "out");
-  r.err = slurp(dir / "err");
-  fs::remove_all(dir);
-  return r;
-}
-
-bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 class Cli : public ::testing::Test {
  protected:

@@ -1,0 +1,157 @@
+// moeforge train RECIPE.yaml: pretraining from scratch, fine-tuning, router-only training.
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "common.h"
+#include "core/mapped_file.h"
+#include "data/text_corpus.h"
+#include "infer/model_files.h"
+#include "model/config_json.h"
+#include "model/init.h"
+#include "model/load.h"
+#include "model/transformer.h"
+#include "train/freeze.h"
+#include "train/recipe.h"
+
+namespace mf::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::unique_ptr<Tokenizer> make_tokenizer(const Recipe& r, const std::vector<std::string>& docs) {
+  if (r.tokenizer == "char") {
+    std::string all;
+    for (const auto& d : docs) all += d;
+    return make_char_tokenizer(all);
+  }
+  if (r.tokenizer == "model") {
+    MF_CHECK(r.init != "scratch", "recipe: 'tokenizer: model' needs 'model.init' to name a model");
+    TokenizerFiles tf = is_gguf_path(r.init) ? load_gguf_tokenizer_files(r.init) : load_hf_tokenizer_files(r.init);
+    return std::move(tf.tokenizer);
+  }
+  return load_hf_tokenizer(r.tokenizer);
+}
+
+// The tokenizer beside the exported weights, so `moeforge generate -m DIR` works.
+void save_tokenizer(const Recipe& r, const Tokenizer& tok, const fs::path& model_dir) {
+  if (tok.kind == "char") {
+    save_char_tokenizer(tok, (model_dir / kCharTokenizerFile).string());
+    return;
+  }
+  fs::path src = r.tokenizer == "model" ? fs::path(r.init) / "tokenizer.json" : fs::path(r.tokenizer);
+  if (fs::is_regular_file(src) && src.extension() == ".json") {
+    fs::copy_file(src, model_dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+    const fs::path cfg = src.parent_path() / "tokenizer_config.json";
+    if (fs::exists(cfg)) fs::copy_file(cfg, model_dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
+  } else {
+    std::cerr << "note: the tokenizer of " << r.init << " is not a tokenizer.json; copy one into " << model_dir
+              << " to run the exported model\n";
+  }
+}
+
+ModelWeights make_weights(const Recipe& r, const Tokenizer& tok) {
+  if (r.init != "scratch") {
+    ModelWeights w = load_model_weights(r.init);
+    MF_CHECK(w.config.vocab_size == tok.vocab_size(), r.init, ": the model's vocabulary (", w.config.vocab_size,
+             ") does not match the tokenizer's (", tok.vocab_size(), ")");
+    return w;
+  }
+  nlohmann::json cfg = r.config.is_object() ? r.config : nlohmann::json::object();
+  if (!cfg.contains("vocab_size")) cfg["vocab_size"] = tok.vocab_size();
+  MF_CHECK(cfg["vocab_size"] == tok.vocab_size(), r.path, ": model.config.vocab_size ", cfg["vocab_size"].dump(),
+           " does not match the tokenizer's ", tok.vocab_size());
+  return init_random_weights(config_from_hf_json(cfg), r.init_seed, r.init_std);
+}
+
+std::string sample_text(const Recipe& r, const Tokenizer& tok, const std::string& model_dir, uint64_t seed) {
+  auto t = std::make_unique<Transformer>(load_model_weights(model_dir));
+  const int ctx = std::min(t->config().max_position_embeddings, 4096);
+  std::unique_ptr<LanguageModel> lm = make_language_model(std::move(t), ctx);
+  ModelContext mc(*lm);
+  GenerateOptions o;
+  o.max_tokens = r.sample_tokens;
+  o.sampling.temperature = r.sample_temperature;
+  o.sampling.top_k = 0;
+  o.sampling.top_p = 1.0f;
+  o.sampling.min_p = 0.0f;
+  o.sampling.seed = seed;
+  if (tok.eos_id >= 0) o.eos_ids.push_back(tok.eos_id);
+  const std::vector<int32_t> prompt = tok.encode(r.sample_prompt, false);
+  return r.sample_prompt + generate(mc, tok, prompt, o).text;
+}
+
+}  // namespace
+
+int run_train(const std::vector<std::string>& args_in) {
+  std::vector<std::string> args = args_in;
+  std::string recipe_path;
+  if (!args.empty() && !args.front().empty() && args.front()[0] != '-') {
+    recipe_path = args.front();
+    args.erase(args.begin());
+  }
+  std::vector<std::string> sets;
+  int max_steps = 0, threads = 0;
+  float max_minutes = 0;
+  std::string output;
+  bool resume = false, quiet = false;
+  ArgParser p("moeforge train RECIPE.yaml [options]",
+              "Trains a model as the recipe says (from scratch, fine-tuning, or only its routers), evaluating, "
+              "checkpointing and exporting an HF-style directory; prints a one-line JSON summary.");
+  p.repeated("set", "KEY=VALUE", "override a recipe key, e.g. --set train.lr=3e-4", &sets);
+  p.option("max-steps", "N", "train this many optimizer steps (overrides train.steps)", &max_steps);
+  p.option("max-minutes", "M", "stop after M minutes of training (overrides train.max_minutes)", &max_minutes);
+  p.option("output", 'o', "DIR", "run directory (overrides output)", &output);
+  p.flag("resume", "continue from DIR/checkpoint.safetensors", &resume);
+  p.option("threads", "N", "CPU threads, 0 = all (default 0)", &threads);
+  p.flag("quiet", "no progress line", &quiet);
+  if (!parse_or_usage(p, args)) return 0;
+  if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge train RECIPE.yaml");
+  if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");
+  if (threads > 0) omp_set_num_threads(threads);
+
+  Recipe r = load_recipe(recipe_path, sets);
+  if (max_steps > 0) r.trainer.steps = max_steps;
+  if (max_minutes > 0) r.trainer.max_minutes = max_minutes;
+  if (!output.empty()) r.trainer.out_dir = output;
+  r.trainer.resume = resume;
+  r.trainer.progress = !quiet;
+
+  const std::vector<std::string> docs = read_text_documents(r.train_files);
+  std::unique_ptr<Tokenizer> tok = make_tokenizer(r, docs);
+  const std::vector<int32_t> ids = tokenize_documents(*tok, docs);
+  const TokenSplit split = split_tail(ids, r.valid_fraction);
+  ModelWeights weights = make_weights(r, *tok);
+  const auto frozen = make_freeze_predicate(r.freeze, weights);
+  const int64_t total = count_parameters(weights.config, false);
+  TrainableTransformer model(std::move(weights), frozen);
+  int64_t trainable = 0;
+  for (const auto& prm : model.trainable_params()) trainable += int64_t(prm.value.size());
+  if (!quiet)
+    std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %s tokenizer of %d, %zu train / %zu valid tokens\n",
+                 r.path.c_str(), (long long)total, (long long)trainable, tok->kind.c_str(), tok->vocab_size(),
+                 split.train.size(), split.valid.size());
+  Trainer trainer(model, split, r.trainer);
+  const TrainResult res = trainer.run();
+  save_tokenizer(r, *tok, res.model_dir);
+  nlohmann::json summary = {{"train_loss", res.train_loss},  {"valid_loss", res.valid_loss},
+                            {"valid_ppl", std::exp(res.valid_loss)}, {"steps", res.steps},
+                            {"tokens_per_s", res.tokens_per_s}, {"wall_s", res.wall_s},
+                            {"output", res.out_dir},           {"model", res.model_dir}};
+  if (!r.sample_prompt.empty()) {
+    const std::string text = sample_text(r, *tok, res.model_dir, r.trainer.seed);
+    const std::string path = (fs::path(res.out_dir) / "sample.txt").string();
+    write_file_atomic(path, text.data(), text.size());
+    summary["sample"] = path;
+    if (!quiet) std::cerr << "--- sample ---\n" << text << "\n--------------\n";
+  }
+  std::cout << summary.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace mf::cli
