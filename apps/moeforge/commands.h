@@ -10,5 +10,6 @@ int run_info(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_chat(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
+int run_plot(const std::vector<std::string>& args);
 
 }  // namespace mf::cli

@@ -19,6 +19,7 @@ const char* kUsage =
     "  generate   generate text from a prompt (--chat to use the chat template)\n"
     "  chat       interactive multi-turn chat (reads one message per line when piped)\n"
     "  train      train from a YAML recipe (from scratch, fine-tuning, routers only)\n"
+    "  plot       render a training run's curves and expert load to HTML\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return mf::cli::run_generate(args);
     if (cmd == "chat") return mf::cli::run_chat(args);
     if (cmd == "train") return mf::cli::run_train(args);
+    if (cmd == "plot") return mf::cli::run_plot(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;

@@ -43,6 +43,11 @@ TEST_F(Cli, EverySubcommandHasHelp) {
     EXPECT_TRUE(has(r.out, "usage: moeforge " + cmd)) << r.out;
     EXPECT_TRUE(has(r.out, "--model")) << r.out;
   }
+  for (std::string cmd : {"train", "plot"}) {
+    auto r = run({cmd, "--help"});
+    EXPECT_EQ(r.rc, 0) << cmd;
+    EXPECT_TRUE(has(r.out, "usage: moeforge " + cmd)) << r.out;
+  }
   auto r = run({"generate", "--help"});
   for (std::string flag : {"--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed",
                            "--max-tokens", "--system", "--stop", "--threads", "--ctx", "--chat"})
