@@ -139,10 +139,12 @@ int run_train(const std::vector<std::string>& args_in) {
   Trainer trainer(model, split, r.trainer);
   const TrainResult res = trainer.run();
   save_tokenizer(r, *tok, res.model_dir);
+  if (res.best_step > 0) save_tokenizer(r, *tok, (fs::path(res.out_dir) / "best").string());
   nlohmann::json summary = {{"train_loss", res.train_loss},  {"valid_loss", res.valid_loss},
                             {"valid_ppl", std::exp(res.valid_loss)}, {"steps", res.steps},
                             {"tokens_per_s", res.tokens_per_s}, {"wall_s", res.wall_s},
-                            {"output", res.out_dir},           {"model", res.model_dir}};
+                            {"output", res.out_dir},           {"model", res.model_dir},
+                            {"best_valid_loss", res.best_valid_loss}, {"best_step", res.best_step}};
   if (!r.sample_prompt.empty()) {
     const std::string text = sample_text(r, *tok, res.model_dir, r.trainer.seed);
     const std::string path = (fs::path(res.out_dir) / "sample.txt").string();

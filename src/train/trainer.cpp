@@ -170,6 +170,15 @@ TrainResult Trainer::run() {
   const WarmupCosine schedule{cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio};
   TrainResult result;
   result.out_dir = cfg_.out_dir;
+  const fs::path best_state = fs::path(cfg_.out_dir) / "best" / "trainer_state.json";
+  if (cfg_.resume && fs::exists(best_state)) {
+    // The best model so far is part of the run's state: a resumed run keeps competing with it.
+    const auto j = nlohmann::json::parse(read_text_file(best_state.string()));
+    if (j.value("step", int64_t(0)) <= step) {
+      result.best_step = j.value("step", int64_t(0));
+      result.best_valid_loss = j.value("valid_loss", 0.0);
+    }
+  }
   std::vector<int32_t> inputs, targets;
   const std::vector<std::span<float>> grads = model_.gradients();
   const int64_t tokens_per_step = int64_t(cfg_.batch) * cfg_.seq_len * cfg_.grad_accum;
@@ -218,6 +227,16 @@ TrainResult Trainer::run() {
       result.valid_loss = evaluate();
       rec["valid_loss"] = result.valid_loss;
       rec["valid_ppl"] = std::exp(result.valid_loss);
+      if (result.best_step == 0 || result.valid_loss < result.best_valid_loss) {
+        // Best-checkpoint tracking: the model at its lowest validation loss so far.
+        result.best_valid_loss = result.valid_loss;
+        result.best_step = step;
+        const fs::path best = fs::path(cfg_.out_dir) / "best";
+        export_model(best.string());
+        const std::string state = nlohmann::json{{"step", step}, {"valid_loss", result.valid_loss}}.dump() + "\n";
+        write_text_atomic((best / "trainer_state.json").string(), state);
+        rec["best"] = true;
+      }
     }
     log << rec.dump() << "\n";
     log.flush();

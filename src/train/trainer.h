@@ -32,12 +32,14 @@ struct TrainerConfig {
   int64_t stop_after = 0;       // >0: end (with a checkpoint) after this step, schedule unchanged
   bool resume = false;          // continue from out_dir/checkpoint.safetensors
   bool progress = true;         // progress line on stderr
-  std::string out_dir;          // metrics.jsonl, checkpoint.safetensors, model/
+  std::string out_dir;          // metrics.jsonl, checkpoint.safetensors, model/, best/
 };
 
 struct TrainResult {
   int64_t steps = 0;
   double train_loss = 0, valid_loss = 0;  // last step's LM loss, last evaluation's
+  double best_valid_loss = 0;             // the lowest evaluation, exported to out_dir/best
+  int64_t best_step = 0;
   double tokens_per_s = 0, wall_s = 0;
   std::string out_dir, model_dir;
 };

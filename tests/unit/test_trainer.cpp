@@ -114,6 +114,9 @@ TEST(Trainer, LossFallsAndTheRunIsLoggedCheckpointedAndExported) {
   ASSERT_TRUE(last.contains("expert_load"));
   EXPECT_EQ(last["expert_load"].size(), 2u);  // two MoE layers
   EXPECT_TRUE(fs::exists(dir / "checkpoint.safetensors"));
+  EXPECT_GT(r.best_step, 0);
+  EXPECT_LE(r.best_valid_loss, r.valid_loss);
+  EXPECT_TRUE(fs::exists(dir / "best" / "model.safetensors") && fs::exists(dir / "best" / "trainer_state.json"));
   // The export loads for inference and gives finite logits.
   mf::Transformer inference(mf::load_model_weights(r.model_dir));
   mf::KVCache cache(inference.config(), 16);
