@@ -11,6 +11,7 @@
 #include "common.h"
 #include "core/mapped_file.h"
 #include "data/text_corpus.h"
+#include "data/token_cache.h"
 #include "infer/model_files.h"
 #include "model/config_json.h"
 #include "model/init.h"
@@ -124,7 +125,15 @@ int run_train(const std::vector<std::string>& args_in) {
 
   const std::vector<std::string> docs = read_text_documents(r.train_files);
   std::unique_ptr<Tokenizer> tok = make_tokenizer(r, docs);
-  const std::vector<int32_t> ids = tokenize_documents(*tok, docs);
+  // Tokenizing is the slow part for BPE; the tokens are cached keyed by files and tokenizer.
+  std::string fingerprint = tok->kind + ":" + std::to_string(tok->vocab_size());
+  if (r.tokenizer != "char") fingerprint += ":" + corpus_cache_key({r.tokenizer == "model" ? r.init : r.tokenizer}, "");
+  const CachedTokens cached = load_or_tokenize(default_token_cache_dir(), corpus_cache_key(r.train_files, fingerprint),
+                                               [&] { return tokenize_documents(*tok, docs); });
+  const std::vector<int32_t>& ids = cached.tokens;
+  if (!quiet)
+    std::fprintf(stderr, "tokens: %zu (%s %s)\n", ids.size(), cached.hit ? "read from" : "tokenized, cached to",
+                 cached.path.c_str());
   const TokenSplit split = split_tail(ids, r.valid_fraction);
   ModelWeights weights = make_weights(r, *tok);
   const auto frozen = make_freeze_predicate(r.freeze, weights);
