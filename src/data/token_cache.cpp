@@ -28,8 +28,12 @@ std::string corpus_cache_key(const std::vector<std::string>& files, const std::s
   std::string desc = tokenizer_fingerprint;
   for (const std::string& f : files) {
     const fs::path p = fs::absolute(f);
-    desc += "|" + p.string() + ":" + std::to_string(fs::file_size(p)) + ":" +
-            std::to_string(fs::last_write_time(p).time_since_epoch().count());
+    desc += '|';
+    desc += p.string();
+    desc += ':';
+    desc += std::to_string(fs::file_size(p));
+    desc += ':';
+    desc += std::to_string(fs::last_write_time(p).time_since_epoch().count());
   }
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv1a(desc.data(), desc.size()));
