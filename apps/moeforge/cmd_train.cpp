@@ -36,6 +36,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(const Recipe& r, const std::vector<std
     TokenizerFiles tf = is_gguf_path(r.init) ? load_gguf_tokenizer_files(r.init) : load_hf_tokenizer_files(r.init);
     return std::move(tf.tokenizer);
   }
+  if (is_gguf_path(r.tokenizer)) return std::move(load_gguf_tokenizer_files(r.tokenizer).tokenizer);
   return load_hf_tokenizer(r.tokenizer);
 }
 
@@ -43,6 +44,14 @@ std::unique_ptr<Tokenizer> make_tokenizer(const Recipe& r, const std::vector<std
 void save_tokenizer(const Recipe& r, const Tokenizer& tok, const fs::path& model_dir) {
   if (tok.kind == "char") {
     save_char_tokenizer(tok, (model_dir / kCharTokenizerFile).string());
+    return;
+  }
+  const std::string source = r.tokenizer == "model" ? r.init : r.tokenizer;
+  if (is_gguf_path(source)) {
+    // A GGUF vocabulary: written out as a tokenizer.json would need a converter; keep the
+    // vocabulary where it is and say how to run the export.
+    std::cerr << "note: the tokenizer comes from " << source << "; run the exported model with a tokenizer.json "
+              << "of the same vocabulary in " << model_dir << "\n";
     return;
   }
   fs::path src = r.tokenizer == "model" ? fs::path(r.init) / "tokenizer.json" : fs::path(r.tokenizer);

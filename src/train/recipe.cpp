@@ -1,5 +1,6 @@
 #include "train/recipe.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -102,6 +103,19 @@ void apply_override(YAML::Node root, const std::string& assignment, const std::s
 
 }  // namespace
 
+namespace {
+
+// Relative paths are relative to the recipe's folder; "~/" is the home directory.
+std::string resolve(const fs::path& base, const std::string& p) {
+  if (p.rfind("~/", 0) == 0) {
+    const char* home = std::getenv("HOME");
+    return (fs::path(home ? home : "") / p.substr(2)).lexically_normal().string();
+  }
+  return (base / p).lexically_normal().string();
+}
+
+}  // namespace
+
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
   MF_CHECK(fs::exists(path), path, ": no such recipe");
   YAML::Node root;
@@ -124,11 +138,11 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   model.get("init_std", r.init_std);
   r.config = model.raw("config");
   MF_CHECK(r.config.is_null() || r.config.is_object(), path, ": 'model.config' must be a mapping of config.json keys");
-  if (r.init != "scratch") r.init = (base / r.init).lexically_normal().string();
+  if (r.init != "scratch") r.init = resolve(base, r.init);
   model.finish({"init", "seed", "init_std", "config"});
 
   top.get("tokenizer", r.tokenizer);
-  if (r.tokenizer != "char" && r.tokenizer != "model") r.tokenizer = (base / r.tokenizer).lexically_normal().string();
+  if (r.tokenizer != "char" && r.tokenizer != "model") r.tokenizer = resolve(base, r.tokenizer);
 
   const Reader data = top.sub("data");
   nlohmann::json train = data.raw("train");
@@ -136,7 +150,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   else if (train.is_array())
     for (const auto& f : train) r.train_files.push_back(f.get<std::string>());
   MF_CHECK(!r.train_files.empty(), path, ": 'data.train' must name a file or a list of files");
-  for (auto& f : r.train_files) f = (base / f).lexically_normal().string();
+  for (auto& f : r.train_files) f = resolve(base, f);
   data.get("valid_fraction", r.valid_fraction);
   data.finish({"train", "valid_fraction"});
 

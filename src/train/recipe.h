@@ -19,7 +19,7 @@ struct Recipe {
   uint64_t init_seed = 0;
   float init_std = 0.02f;
   // tokenizer: "char" (built from the training text), "model" (the init model's own), or a
-  // path to a tokenizer.json
+  // path to a tokenizer.json or to a .gguf whose vocabulary to use
   std::string tokenizer = "char";
   // data:
   std::vector<std::string> train_files; // .txt (whole file) or .jsonl ({"text": ...} per line)

@@ -1,0 +1,111 @@
+// Training throughput: optimizer steps of a MoE on random tokens, median tokens/s and peak RSS,
+// as one JSON line. Configurations (the PyTorch reference in run_training_bench.py builds the
+// same ones):
+//   shakespeare   char-level MoE of examples/shakespeare-moe.yaml, full training
+//   smollm2-moe   SmolLM2-135M-shaped MoE (30 layers, 8 experts of 1536, top-2, vocab 49152),
+//                 router-only training (experts, attention, embeddings frozen)
+//   bench_training --config shakespeare [--batch 16] [--seq 256] [--steps 5] [--threads 2]
+#include <omp.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench_common.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "model/init.h"
+#include "model/training.h"
+#include "train/freeze.h"
+#include "train/optimizer.h"
+
+namespace {
+
+mf::ModelConfig config_named(const std::string& name) {
+  mf::ModelConfig c;
+  c.model_type = "mixtral";
+  c.top_k = 2;
+  c.num_experts = 8;
+  c.tie_word_embeddings = true;
+  if (name == "shakespeare") {
+    c.vocab_size = 69;
+    c.hidden_size = 128;
+    c.intermediate_size = 256;
+    c.num_layers = 4;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.max_position_embeddings = 512;
+  } else if (name == "smollm2-moe") {
+    c.vocab_size = 49152;
+    c.hidden_size = 576;
+    c.intermediate_size = 1536;
+    c.num_layers = 30;
+    c.num_heads = 9;
+    c.num_kv_heads = 3;
+    c.max_position_embeddings = 2048;
+    c.rope_theta = 100000.0;
+  } else {
+    mf::fail("unknown --config ", name, " (shakespeare, smollm2-moe)");
+  }
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string config = "shakespeare";
+  int batch = 16, seq = 256, steps = 5, threads = 2;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      MF_CHECK(i + 1 < argc, "missing value after ", a);
+      return argv[++i];
+    };
+    if (a == "--config") config = next();
+    else if (a == "--batch") batch = std::stoi(next());
+    else if (a == "--seq") seq = std::stoi(next());
+    else if (a == "--steps") steps = std::stoi(next());
+    else if (a == "--threads") threads = std::stoi(next());
+    else if (a == "--help" || a == "-h") {
+      std::puts("usage: bench_training --config shakespeare|smollm2-moe [--batch 16] [--seq 256] [--steps 5] [--threads 2]");
+      return 0;
+    } else mf::fail("unknown argument ", a);
+  }
+  omp_set_num_threads(threads);
+  const mf::ModelConfig c = config_named(config);
+  const bool router_only = config == "smollm2-moe";
+  mf::ModelWeights w = mf::init_random_weights(c, 1);
+  const auto frozen = router_only ? mf::make_freeze_predicate({"experts", "attention", "embeddings"}, w)
+                                  : [](const std::string&) { return false; };
+  mf::TrainableTransformer model(std::move(w), frozen);
+  std::vector<mf::TrainableParam> params = model.trainable_params();
+  mf::AdamW opt({{"all", 1e-4f, 0.0f}}, params, {});
+  const std::vector<std::span<float>> grads = model.gradients();
+  mf::Rng rng(5);
+  std::vector<int32_t> tokens(size_t(batch) * seq), targets(tokens.size());
+  std::vector<double> rates;
+  for (int s = 0; s < steps + 1; ++s) {  // the first step warms up and is dropped
+    for (auto& t : tokens) t = int32_t(rng.below(uint64_t(c.vocab_size)));
+    for (auto& t : targets) t = int32_t(rng.below(uint64_t(c.vocab_size)));
+    mf::Timer t;
+    model.zero_grad();
+    mf::TrainingOptions o;
+    o.lb_coef = 0.01f;
+    model.forward_backward(tokens, targets, batch, o);
+    mf::clip_grad_norm(grads, 1.0f);
+    opt.step();
+    if (s) rates.push_back(double(tokens.size()) / t.seconds());
+  }
+  int64_t trainable = 0;
+  for (const auto& p : params) trainable += int64_t(p.value.size());
+  std::printf("{\"bench\":\"training\",\"impl\":\"moeforge\",\"config\":\"%s\",\"router_only\":%s,\"batch\":%d,"
+              "\"seq\":%d,\"threads\":%d,\"steps\":%d,\"trainable_params\":%lld,\"tokens_per_s\":%.1f,"
+              "\"peak_rss_mb\":%.1f}\n",
+              config.c_str(), router_only ? "true" : "false", batch, seq, threads, steps, (long long)trainable,
+              mf::bench::median(rates), mf::bench::peak_rss_mib());
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_training: %s\n", e.what());
+  return 1;
+}
