@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/simd.h"
 
 namespace mf {
 
@@ -25,18 +26,36 @@ CrossEntropySums cross_entropy(const float* logits, const int32_t* targets, int6
     }
     float zmax = z[0];
     for (int64_t i = 1; i < vocab; ++i) zmax = std::max(zmax, z[i]);
-    // The sum of exponentials in double: vocabularies of 50k+ entries lose digits in fp32.
+    const float zt = z[target];  // read before d (which may alias z) is written
+    // e_i = exp(z_i - max) in fp32 (one exp per entry, kept in d for the gradient), summed in
+    // double: vocabularies of 50k+ entries lose digits in an fp32 sum.
+    float* e = dlogits ? dlogits + r * vocab : nullptr;
     double sum = 0;
-    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(double(z[i] - zmax));
-    const double log_sum = std::log(sum);
-    loss += log_sum - double(z[target] - zmax);
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    const __m512 vmax = _mm512_set1_ps(zmax);
+    for (; i + 16 <= vocab; i += 16) {
+      const __m512 v = simd::exp_ps(_mm512_sub_ps(_mm512_loadu_ps(z + i), vmax));
+      if (e) _mm512_storeu_ps(e + i, v);
+      alignas(64) float lanes[16];
+      _mm512_store_ps(lanes, v);
+      double part = 0;
+      for (float l : lanes) part += l;
+      sum += part;
+    }
+#endif
+    for (; i < vocab; ++i) {
+      const float v = std::exp(z[i] - zmax);
+      if (e) e[i] = v;
+      sum += v;
+    }
+    loss += std::log(sum) - double(zt - zmax);
     ++counted;
-    if (dlogits) {
-      float* d = dlogits + r * vocab;
-      const double inv = 1.0 / sum;
-      // Element i of z is read just before d[i] overwrites it, so d may alias z.
-      for (int64_t i = 0; i < vocab; ++i) d[i] = grad_scale * float(std::exp(double(z[i] - zmax)) * inv);
-      d[target] -= grad_scale;
+    if (e) {
+      const float scale = float(double(grad_scale) / sum);
+#pragma omp simd
+      for (int64_t j = 0; j < vocab; ++j) e[j] *= scale;
+      e[target] -= grad_scale;
     }
   }
   return {loss, counted};
