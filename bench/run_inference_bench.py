@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_env import peak_rss_mib, torch_env  # noqa: E402
 
 
 def parse_args():
@@ -122,15 +124,6 @@ class EagerLlama:
         return F.linear(self.rms(x[-1:], w["output_norm.weight"]), w["output.weight"])
 
 
-def peak_rss_mib():
-    """VmHWM of this process (the same measure bench_inference reports)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def bench_torch(args):
     torch.set_num_threads(args.threads)
     cfg, w = gguf_llama_weights(args.model)
@@ -175,19 +168,6 @@ def run_moeforge(args, weights, decode):
         if rec.get("bench") == "inference":
             result = rec
     return result
-
-
-def torch_env():
-    """The environment for the PyTorch child: Debian's torch does its GEMMs through OpenBLAS, which
-    picks kernels by CPU model and falls back to SSE3 code on models it does not know (this
-    machine's Xeon). Naming the AVX-512 kernel family makes the reference as fast as it can be;
-    the record says which core type it ran with."""
-    env = dict(os.environ)
-    with open("/proc/cpuinfo") as f:
-        avx512 = " avx512f" in f.read()
-    if avx512 and "OPENBLAS_CORETYPE" not in env:
-        env["OPENBLAS_CORETYPE"] = "SkylakeX"
-    return env
 
 
 def main():

@@ -19,6 +19,9 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_env import peak_rss_mib, torch_env  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
 import torch_ref  # noqa: E402
@@ -34,27 +37,6 @@ CONFIGS = {
                      "num_local_experts": 8, "num_experts_per_tok": 2, "tie_word_embeddings": True,
                      "rope_theta": 100000.0, "max_position_embeddings": 2048}, 4, 256, True),
 }
-
-
-def torch_env():
-    """The environment for the PyTorch child: Debian's torch does its GEMMs through OpenBLAS, which
-    picks kernels by CPU model and falls back to SSE3 code on models it does not know (this
-    machine's Xeon). Naming the AVX-512 kernel family makes the reference as fast as it can be;
-    the record says which core type it ran with."""
-    env = dict(os.environ)
-    with open("/proc/cpuinfo") as f:
-        avx512 = " avx512f" in f.read()
-    if avx512 and "OPENBLAS_CORETYPE" not in env:
-        env["OPENBLAS_CORETYPE"] = "SkylakeX"
-    return env
-
-
-def peak_rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def frozen(name, router_only):

@@ -3,7 +3,6 @@
 and parameter gradients PyTorch autograd computes in float64 from the same fp32 values, for
 every CPU backward kernel. Same manifest format as gen_kernels.py (<out>/manifest.json plus one
 raw little-endian file per array)."""
-import json
 import os
 import sys
 
@@ -12,17 +11,14 @@ import torch
 from gguf import GGMLQuantizationType as QT
 from gguf import quants
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifest_writer import Manifest  # noqa: E402
+
 out_dir = sys.argv[1]
-os.makedirs(out_dir, exist_ok=True)
+manifest = Manifest(out_dir)
 rng = np.random.default_rng(4321)
-cases = []
-
-
-def save(case, name, arr):
-    arr = np.ascontiguousarray(arr)
-    fname = f"{case['name']}.{name}.bin"
-    arr.tofile(os.path.join(out_dir, fname))
-    case.setdefault("arrays", {})[name] = {"file": fname, "dtype": str(arr.dtype), "shape": list(arr.shape)}
+cases = manifest.cases
+save = manifest.save
 
 
 def randn(*shape, scale=1.0):
@@ -234,6 +230,5 @@ save(case, "dx", dx)
 save(case, "dtable", table.astype(np.float32))
 cases.append(case)
 
-with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-    json.dump({"cases": cases}, f, indent=1)
+manifest.write()
 print(f"gen_backward: {len(cases)} cases -> {out_dir}")

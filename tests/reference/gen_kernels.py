@@ -3,7 +3,6 @@
 CPU kernel. Writes <out>/manifest.json (one entry per case: op, parameters, arrays) and one raw
 little-endian file per array (<case>.<name>.bin). Outputs are computed in float64 from the
 same fp32 inputs and stored as fp32, so the C++ side is judged against a sharper reference."""
-import json
 import os
 import sys
 
@@ -12,18 +11,14 @@ import torch
 from gguf import GGMLQuantizationType as QT
 from gguf import quants
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifest_writer import Manifest  # noqa: E402
+
 out_dir = sys.argv[1]
-os.makedirs(out_dir, exist_ok=True)
+manifest = Manifest(out_dir)
 rng = np.random.default_rng(1234)
-cases = []
-
-
-def save(case, name, arr):
-    arr = np.ascontiguousarray(arr)
-    fname = f"{case['name']}.{name}.bin"
-    arr.tofile(os.path.join(out_dir, fname))
-    case.setdefault("arrays", {})[name] = {"file": fname, "dtype": str(arr.dtype),
-                                            "shape": list(arr.shape)}
+cases = manifest.cases
+save = manifest.save
 
 
 def f64(a):
@@ -281,6 +276,5 @@ for name, arr in (("x", x), ("idx", idx), ("gate", gate), ("w_up", w_experts), (
     save(case, name, arr)
 cases.append(case)
 
-with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-    json.dump({"cases": cases}, f, indent=1)
+manifest.write()
 print(f"gen_kernels: {len(cases)} cases -> {out_dir}")
