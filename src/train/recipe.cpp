@@ -163,6 +163,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   tr.get("seq_len", t.seq_len);
   tr.get("grad_accum", t.grad_accum);
   tr.get("lr", t.lr);
+  tr.get("moe_lr_scale", t.moe_lr_scale);
   tr.get("min_lr_ratio", t.min_lr_ratio);
   tr.get("warmup", t.warmup);
   tr.get("weight_decay", t.weight_decay);
@@ -177,7 +178,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   tr.get("checkpoint_every", t.checkpoint_every);
   tr.get("seed", t.seed);
   tr.get("max_minutes", t.max_minutes);
-  tr.finish({"steps", "batch", "seq_len", "grad_accum", "lr", "min_lr_ratio", "warmup", "weight_decay", "beta1",
+  tr.finish({"steps", "batch", "seq_len", "grad_accum", "lr", "moe_lr_scale", "min_lr_ratio", "warmup", "weight_decay", "beta1",
              "beta2", "eps", "clip", "lb_coef", "z_coef", "eval_every", "eval_windows", "checkpoint_every", "seed",
              "max_minutes"});
 

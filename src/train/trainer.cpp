@@ -13,6 +13,7 @@
 #include "core/timer.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
+#include "train/freeze.h"
 #include "train/schedule.h"
 
 namespace mf {
@@ -57,14 +58,20 @@ Trainer::Trainer(TrainableTransformer& model, const TokenSplit& data, TrainerCon
   MF_CHECK(!cfg_.out_dir.empty(), "trainer: an output directory is required");
   MF_CHECK(int64_t(data.valid.size()) > cfg_.seq_len, "trainer: the validation split (", data.valid.size(),
            " tokens) is shorter than one window of ", cfg_.seq_len + 1);
-  // Two groups: decayed matrices, and norms/biases without decay.
+  // Four groups: {non-MoE, MoE (routers and experts)} x {decayed matrices, norms/biases}.
+  MF_CHECK(cfg_.moe_lr_scale >= 0, "trainer: moe_lr_scale must be >= 0, got ", cfg_.moe_lr_scale);
   std::vector<TrainableParam> params = model_.trainable_params();
   MF_CHECK(!params.empty(), "trainer: every tensor is frozen; nothing to train");
   for (TrainableParam& p : params) {
     const Tensor& t = model_.weights().tensors.at(p.name);
-    p.group = default_no_decay(p.name, t.shape()) ? 1 : 0;
+    const bool moe = freeze_pattern_matches("experts", p.name) || freeze_pattern_matches("router", p.name);
+    p.group = (moe ? 2 : 0) + (default_no_decay(p.name, t.shape()) ? 1 : 0);
   }
-  opt_ = std::make_unique<AdamW>(std::vector<ParamGroup>{{"decay", cfg_.lr, cfg_.weight_decay}, {"no_decay", cfg_.lr, 0.0f}},
+  const float moe_lr = cfg_.lr * cfg_.moe_lr_scale;
+  opt_ = std::make_unique<AdamW>(std::vector<ParamGroup>{{"decay", cfg_.lr, cfg_.weight_decay},
+                                                         {"no_decay", cfg_.lr, 0.0f},
+                                                         {"moe_decay", moe_lr, cfg_.weight_decay},
+                                                         {"moe_no_decay", moe_lr, 0.0f}},
                                  std::move(params), AdamW::Betas{cfg_.beta1, cfg_.beta2, cfg_.eps});
 }
 

@@ -18,6 +18,7 @@ struct TrainerConfig {
   int seq_len = 128;
   int grad_accum = 1;           // micro-batches per optimizer step
   float lr = 1e-3f;
+  float moe_lr_scale = 1.0f;    // routers and experts train at lr * moe_lr_scale
   float min_lr_ratio = 0.1f;
   int64_t warmup = 10;
   float weight_decay = 0.1f;    // not applied to norms and biases

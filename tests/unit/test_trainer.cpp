@@ -4,6 +4,7 @@
 // loads for inference.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -177,6 +178,35 @@ TEST(Trainer, NonFiniteLossStopsNamingTheStep) {
     EXPECT_NE(std::string(e.what()).find("step 1: non-finite"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "checkpoint.safetensors")) << "a NaN state must never be checkpointed";
+  fs::remove_all(dir);
+}
+
+// Parameter groups with their own learning rates: with moe_lr_scale 0 the routers and experts
+// do not move while everything else trains.
+TEST(Trainer, MoeParametersFollowTheirOwnLearningRate) {
+  Fixture fx;
+  mf::TrainableTransformer model(mf::init_random_weights(tiny_moe(fx.tok->vocab_size()), 4), nothing_frozen);
+  const mf::ModelWeights before = mf::init_random_weights(tiny_moe(fx.tok->vocab_size()), 4);
+  const fs::path dir = temp_dir("moe_lr");
+  mf::TrainerConfig cfg = base_config(dir);
+  cfg.steps = 3;
+  cfg.moe_lr_scale = 0.0f;
+  cfg.weight_decay = 0.0f;
+  mf::Trainer(model, fx.data, cfg).run();
+  int moe = 0, other = 0;
+  for (const auto& [name, t] : model.weights().tensors) {
+    const mf::Tensor& b = before.tensors.at(name);
+    const bool same = std::memcmp(t.raw(), b.raw(), t.nbytes()) == 0;
+    if (name.find(".experts.") != std::string::npos || name.find(".block_sparse_moe.gate.") != std::string::npos) {
+      EXPECT_TRUE(same) << name << " moved with moe_lr_scale 0";
+      ++moe;
+    } else {
+      EXPECT_FALSE(same) << name << " did not train";
+      ++other;
+    }
+  }
+  EXPECT_GT(moe, 0);
+  EXPECT_GT(other, 0);
   fs::remove_all(dir);
 }
 
