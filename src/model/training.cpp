@@ -53,6 +53,15 @@ struct MoeActs {
   SwigluActs ffn;                     // rows of every expert, in plan order
 };
 
+// Per-step buffers, kept between steps so that a training step allocates nothing once the
+// shapes have been seen.
+struct StepScratch {
+  std::vector<int32_t> positions;
+  std::vector<uint8_t> counted;
+  std::vector<float> x, tmp, attn, x_final, hf, dx, logits, dh, dtmp, dq, dk, dv, attn_bwd;
+  std::vector<float> dmid, dout, dgate, dgathered, dlogits;
+};
+
 struct LayerActs {
   std::vector<float> x_in, h1, q, k, v, attn, x_mid, h2;
   SwigluActs mlp;  // dense layers
@@ -105,6 +114,7 @@ struct TrainableTransformer::Impl {
   float *embed_grad = nullptr, *head_grad = nullptr, *final_norm_grad = nullptr;
   std::unique_ptr<RopeTable> rope;
   std::vector<LayerActs> acts;
+  StepScratch scratch;
 
   float* grad_of(const std::string& name) {
     auto it = grads.find(name);
@@ -231,17 +241,23 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   MF_CHECK(c.sliding_window <= 0 || T <= c.sliding_window, "forward_backward: sequences of ", T,
            " tokens exceed the sliding window of ", c.sliding_window, " (not supported in training yet)");
   if (!m.rope || m.rope->max_positions() < T) m.rope = std::make_unique<RopeTable>(int(D), int(T), c.rope_theta);
-  std::vector<int32_t> positions(static_cast<size_t>(N));
+  StepScratch& S = m.scratch;
+  std::vector<int32_t>& positions = S.positions;
+  positions.resize(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) positions[size_t(i)] = int32_t(i % T);
-  std::vector<uint8_t> counted(static_cast<size_t>(N));
+  std::vector<uint8_t>& counted = S.counted;
+  counted.resize(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) counted[size_t(i)] = targets[size_t(i)] >= 0;
   const float scale = 1.0f / std::sqrt(float(D));
 
   // ---------------------------------------------------------------- forward
-  std::vector<float> x(static_cast<size_t>(N * H));
+  std::vector<float>& x = S.x;
+  x.resize(static_cast<size_t>(N * H));
   embed_tokens(m.bound.embed, tokens.data(), N, x.data());
-  std::vector<float> tmp(static_cast<size_t>(N * std::max(H, qdim)));
-  std::vector<float> attn_scratch(attention_scratch_floats(T, T, c.num_heads));
+  std::vector<float>& tmp = S.tmp;
+  tmp.resize(static_cast<size_t>(N * std::max(H, qdim)));
+  std::vector<float>& attn_scratch = S.attn;
+  attn_scratch.resize(attention_scratch_floats(T, T, c.num_heads));
   TrainingLoss loss;
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = m.bound.layers[size_t(l)];
@@ -300,8 +316,10 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     }
     moe_scatter_add(M.out.data(), M.plan, H, x.data());
   }
-  const std::vector<float> x_final = x;
-  std::vector<float> hf(static_cast<size_t>(N * H));
+  S.x_final = x;
+  const std::vector<float>& x_final = S.x_final;
+  std::vector<float>& hf = S.hf;
+  hf.resize(static_cast<size_t>(N * H));
   rmsnorm(x.data(), m.bound.final_norm.data<float>(), N, H, c.rms_norm_eps, hf.data());
 
   // ---------------------------------------------------------------- loss and head, by row chunks
@@ -310,8 +328,10 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   loss.lm_tokens = counted_tokens;
   const int64_t norm_tokens = opts.loss_tokens > 0 ? opts.loss_tokens : std::max<int64_t>(1, counted_tokens);
   const float lm_scale = opts.grad_scale / float(norm_tokens);
-  std::vector<float> dx(static_cast<size_t>(N * H), 0.0f);  // gradient of the final norm's output first
-  std::vector<float> logits(static_cast<size_t>(std::min(N, kHeadChunk) * V));
+  std::vector<float>& dx = S.dx;  // gradient of the final norm's output first
+  dx.assign(static_cast<size_t>(N * H), 0.0f);
+  std::vector<float>& logits = S.logits;
+  logits.resize(static_cast<size_t>(std::min(N, kHeadChunk) * V));
   for (int64_t r0 = 0; r0 < N; r0 += kHeadChunk) {
     const int64_t rows = std::min(kHeadChunk, N - r0);
     linear(hf.data() + r0 * H, rows, H, m.bound.head.w, nullptr, logits.data());
@@ -326,11 +346,20 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   if (!backward) return loss;
 
   // ---------------------------------------------------------------- backward
-  std::vector<float> dh(static_cast<size_t>(N * H)), dtmp(static_cast<size_t>(N * std::max(H, qdim)));
+  std::vector<float>& dh = S.dh;
+  std::vector<float>& dtmp = S.dtmp;
+  dh.resize(static_cast<size_t>(N * H));
+  dtmp.resize(static_cast<size_t>(N * std::max(H, qdim)));
   rmsnorm_backward(x_final.data(), m.bound.final_norm.data<float>(), dx.data(), N, H, c.rms_norm_eps, dx.data(),
                    m.final_norm_grad);
-  std::vector<float> dq(static_cast<size_t>(N * qdim)), dk(static_cast<size_t>(N * kvdim)), dv(static_cast<size_t>(N * kvdim));
-  std::vector<float> attn_bwd_scratch(attention_backward_scratch_floats(T, T));
+  std::vector<float>& dq = S.dq;
+  std::vector<float>& dk = S.dk;
+  std::vector<float>& dv = S.dv;
+  dq.resize(static_cast<size_t>(N * qdim));
+  dk.resize(static_cast<size_t>(N * kvdim));
+  dv.resize(static_cast<size_t>(N * kvdim));
+  std::vector<float>& attn_bwd_scratch = S.attn_bwd;
+  attn_bwd_scratch.resize(attention_backward_scratch_floats(T, T));
   for (int l = c.num_layers - 1; l >= 0; --l) {
     const LayerWeights& L = m.bound.layers[size_t(l)];
     LayerGrads& G = m.layer_grads[size_t(l)];
@@ -338,14 +367,22 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     // FFN: x_out = x_mid + ffn(rmsnorm(x_mid)); dx holds d x_out.
     if (!L.is_moe) {
       const int64_t I = L.mlp.gate.dim(0);
-      std::vector<float> dmid(static_cast<size_t>(N * I));
+      std::vector<float>& dmid = S.dmid;
+      dmid.resize(static_cast<size_t>(N * I));
       swiglu_backward(L.mlp, G.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), dx.data(),
                       dmid.data(), dh.data(), false);
     } else {
       MoeActs& M = A.moe;
       const int E = c.num_experts, k = c.top_k;
       const int64_t I = c.expert_intermediate_size(), R = N * k;
-      std::vector<float> dout(static_cast<size_t>(R * H)), dgate(static_cast<size_t>(N * k)), dmid(static_cast<size_t>(R * I)), dgathered(static_cast<size_t>(R * H));
+      std::vector<float>& dout = S.dout;
+      std::vector<float>& dgate = S.dgate;
+      std::vector<float>& dmid = S.dmid;
+      std::vector<float>& dgathered = S.dgathered;
+      dout.resize(static_cast<size_t>(R * H));
+      dgate.resize(static_cast<size_t>(N * k));
+      dmid.resize(static_cast<size_t>(R * I));
+      dgathered.resize(static_cast<size_t>(R * H));
       moe_scatter_add_backward(dx.data(), M.out.data(), M.plan, H, dout.data(), dgate.data());
       for (int e = 0; e < E; ++e) {
         const int64_t r0 = M.plan.offsets[size_t(e)], n = M.plan.offsets[size_t(e) + 1] - r0;
@@ -356,7 +393,8 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
       }
       std::fill(dh.begin(), dh.end(), 0.0f);
       moe_gather_backward(dgathered.data(), M.plan, H, dh.data());
-      std::vector<float> dlogits(static_cast<size_t>(N * E), 0.0f);
+      std::vector<float>& dlogits = S.dlogits;
+      dlogits.assign(static_cast<size_t>(N * E), 0.0f);
       router_topk_softmax_backward(M.logits.data(), M.idx.data(), dgate.data(), N, E, k, c.norm_topk_prob,
                                    dlogits.data());
       if (opts.lb_coef != 0.0f)
