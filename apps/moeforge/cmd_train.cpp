@@ -48,10 +48,18 @@ void save_tokenizer(const Recipe& r, const Tokenizer& tok, const fs::path& model
   }
   const std::string source = r.tokenizer == "model" ? r.init : r.tokenizer;
   if (is_gguf_path(source)) {
-    // A GGUF vocabulary: written out as a tokenizer.json would need a converter; keep the
-    // vocabulary where it is and say how to run the export.
-    std::cerr << "note: the tokenizer comes from " << source << "; run the exported model with a tokenizer.json "
-              << "of the same vocabulary in " << model_dir << "\n";
+    // A GGUF vocabulary becomes a standard tokenizer.json + tokenizer_config.json (with the
+    // GGUF's chat template, if any), so the export runs anywhere a HF directory does.
+    const BpeVocab v = load_gguf_bpe_vocab(source);
+    const std::string tj = bpe_vocab_to_tokenizer_json(v);
+    write_file_atomic((model_dir / "tokenizer.json").string(), tj.data(), tj.size());
+    nlohmann::json cfg = {{"add_bos_token", v.add_bos}};
+    if (v.bos_id >= 0) cfg["bos_token"] = v.tokens[size_t(v.bos_id)];
+    if (v.eos_id >= 0) cfg["eos_token"] = v.tokens[size_t(v.eos_id)];
+    const TokenizerFiles tf = load_gguf_tokenizer_files(source);
+    if (!tf.chat_template.empty()) cfg["chat_template"] = tf.chat_template;
+    const std::string text = cfg.dump(2);
+    write_file_atomic((model_dir / "tokenizer_config.json").string(), text.data(), text.size());
     return;
   }
   fs::path src = r.tokenizer == "model" ? fs::path(r.init) / "tokenizer.json" : fs::path(r.tokenizer);

@@ -88,7 +88,7 @@ TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
   return out;
 }
 
-TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
+BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path) {
   GgufFile f = GgufFile::open(gguf_path);
   const GgufValue* model = f.find("tokenizer.ggml.model");
   MF_CHECK(model, gguf_path, ": no tokenizer.ggml.model metadata (the GGUF carries no tokenizer)");
@@ -108,8 +108,17 @@ TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
   v.pad_id = id("tokenizer.ggml.padding_token_id");
   v.unk_id = id("tokenizer.ggml.unknown_token_id");
   if (const GgufValue* b = f.find("tokenizer.ggml.add_bos_token")) v.add_bos = b->as_bool();
+  return v;
+}
+
+TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
+  GgufFile f = GgufFile::open(gguf_path);
+  auto id = [&](const char* key) -> int32_t {
+    const GgufValue* x = f.find(key);
+    return x ? int32_t(x->as_i64()) : -1;
+  };
   TokenizerFiles out;
-  out.tokenizer = make_bpe_tokenizer(std::move(v));
+  out.tokenizer = make_bpe_tokenizer(load_gguf_bpe_vocab(gguf_path));
   if (out.tokenizer->eos_id >= 0) out.eos_ids.push_back(out.tokenizer->eos_id);
   int32_t eot = id("tokenizer.ggml.eot_token_id");
   if (eot >= 0 && eot != out.tokenizer->eos_id) out.eos_ids.push_back(eot);

@@ -24,6 +24,8 @@ inline constexpr const char* kCharTokenizerFile = "tokenizer_char.json";
 
 // Throws mf::Error naming the directory when tokenizer.json is missing or unreadable.
 TokenizerFiles load_hf_tokenizer_files(const std::string& dir);
+// The byte-level BPE vocabulary a GGUF carries (tokenizer.ggml.*).
+BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path);
 // Throws mf::Error naming the file and key when tokenizer.ggml.* metadata is missing/invalid.
 TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path);
 

@@ -1,4 +1,6 @@
 // BpeVocab (GGUF tokenizer.ggml.*) -> BPE tokenizer.
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"
 
@@ -53,6 +55,41 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab v) {
   c.bos_id = v.bos_id, c.eos_id = v.eos_id, c.pad_id = v.pad_id, c.unk_id = v.unk_id;
   c.add_bos = v.add_bos;
   return make_bpe_tokenizer(std::move(c));
+}
+
+std::string bpe_vocab_to_tokenizer_json(const BpeVocab& v) {
+  using nlohmann::json;
+  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                           {"use_regex", true}};
+  json pre;
+  if (v.pre == "gpt2" || v.pre == "default" || v.pre.empty()) {
+    pre = byte_level;
+  } else if (v.pre == "smollm" || v.pre == "starcoder" || v.pre == "refact") {
+    pre = {{"type", "Sequence"},
+           {"pretokenizers", json::array({{{"type", "Digits"}, {"individual_digits", true}}, byte_level})}};
+  } else {
+    fail("tokenizer.json export: the '", v.pre, "' pre-tokenizer is not supported yet (gpt2, smollm, starcoder, refact)");
+  }
+  json added = json::array();
+  for (size_t id = 0; id < v.token_types.size(); ++id) {
+    const int32_t t = v.token_types[id];
+    if (t != kTypeControl && t != kTypeUserDefined) continue;
+    added.push_back({{"id", id}, {"content", v.tokens[id]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", t == kTypeControl}});
+  }
+  json vocab = json::object();
+  for (size_t id = 0; id < v.tokens.size(); ++id) vocab[v.tokens[id]] = id;
+  const json model = {{"type", "BPE"},        {"dropout", nullptr}, {"unk_token", nullptr},
+                      {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+                      {"fuse_unk", false},    {"byte_fallback", false}, {"vocab", vocab},
+                      {"merges", v.merges}};
+  const json root = {{"version", "1.0"},   {"truncation", nullptr}, {"padding", nullptr},
+                     {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", pre},
+                     {"post_processor", nullptr},
+                     {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
+                                  {"use_regex", true}}},
+                     {"model", model}};
+  return root.dump();
 }
 
 }  // namespace mf

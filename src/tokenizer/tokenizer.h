@@ -65,6 +65,11 @@ struct BpeVocab {              // what a GGUF file (tokenizer.ggml.*) carries
 };
 // Throws mf::Error on an unknown `pre`, out-of-range ids, malformed merges or missing byte tokens.
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);
+// A Hugging Face tokenizer.json for a GGUF vocabulary (byte-level BPE, added tokens for the
+// control ones), so a model trained with it can be saved as a standard directory. Supported
+// pre-tokenizers: gpt2, and smollm/starcoder/refact (single digits first); others throw.
+std::string bpe_vocab_to_tokenizer_json(const BpeVocab& vocab);
+
 // Reads tokenizer.json (and tokenizer_config.json beside it, when present, for bos/eos/pad/unk
 // and add_bos_token). Throws mf::Error naming the file and field for anything unsupported.
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path);

@@ -48,10 +48,12 @@ class SmolLM2Tokenizer : public ::testing::Test {
     vocab.pre = v["pre"].get<std::string>();
     vocab.bos_id = v["bos_id"], vocab.eos_id = v["eos_id"], vocab.pad_id = v["pad_id"], vocab.unk_id = v["unk_id"];
     vocab.add_bos = v["add_bos"];
+    vocab_ = vocab;
     tok_ = mf::make_bpe_tokenizer(std::move(vocab));
     fx_ = read_json(fixture_dir() + "/cases.json");
   }
   std::unique_ptr<mf::Tokenizer> tok_;
+  mf::BpeVocab vocab_;
   json fx_;
 };
 
@@ -112,6 +114,29 @@ TEST_F(SmolLM2Tokenizer, LongTextMatchesHfAndReportsThroughput) {
   std::printf("{\"bench\": \"tokenizer_encode_smollm2\", \"bytes\": %zu, \"tokens\": %zu, \"seconds\": %.4f, "
               "\"mb_per_s\": %.2f, \"hf_seconds\": %.4f}\n",
               text.size(), ids.size(), seconds, text.size() / seconds / 1e6, fx_["hf_long_seconds"].get<double>());
+}
+
+// The GGUF vocabulary written as a Hugging Face tokenizer.json (what a model trained with it
+// is saved with) loads back into a tokenizer that encodes every test text identically.
+TEST_F(SmolLM2Tokenizer, ExportedTokenizerJsonEncodesIdentically) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("moeforge_tokjson_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << mf::bpe_vocab_to_tokenizer_json(vocab_);
+  std::ofstream(dir / "tokenizer_config.json")
+      << json{{"bos_token", vocab_.tokens[size_t(vocab_.bos_id)]}, {"eos_token", vocab_.tokens[size_t(vocab_.eos_id)]},
+              {"add_bos_token", vocab_.add_bos}}.dump();
+  const auto back = mf::load_hf_tokenizer((dir / "tokenizer.json").string());
+  EXPECT_EQ(back->vocab_size(), tok_->vocab_size());
+  EXPECT_EQ(back->bos_id, tok_->bos_id);
+  EXPECT_EQ(back->eos_id, tok_->eos_id);
+  int failures = 0;
+  for (const json& c : fx_["cases"]) {
+    const std::string text = c["text"];
+    EXPECT_EQ(back->encode(text), tok_->encode(text)) << "[" << text.substr(0, 120) << "]";
+    if (HasFailure() && ++failures > 5) break;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
