@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 
 #include "core/error.h"
 #include "kernels/cpu/matmul.h"
@@ -74,7 +73,6 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
   // Prefill: per head, P = softmax(mask(scale * Q K^T)) then O = P V, both as strided GEMMs
   // reading q/k/v/out in place; the GEMM library parallelises each one.
   float* probs = scratch;  // [T, S]
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int h = 0; h < n_heads; ++h) {
     const int64_t kv_off = int64_t(h / group) * head_dim;
     gemm_f32(false, true, T, S, head_dim, scale, q + int64_t(h) * head_dim, q_stride, k + kv_off, kv_stride,
@@ -82,8 +80,9 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; ++t) {
       float* row = probs + t * S;
-      for (int64_t s = past + t + 1; s < S; ++s) row[s] = neg_inf;
-      softmax_row(row, S);
+      // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
+      softmax_row(row, past + t + 1);
+      std::fill(row + past + t + 1, row + S, 0.0f);
     }
     gemm_f32(false, false, T, head_dim, S, 1.0f, probs, S, v + kv_off, kv_stride, 0.0f,
              out + int64_t(h) * head_dim, q_stride);
@@ -111,7 +110,6 @@ void attention_backward(const float* q, const float* k, const float* v, int64_t 
   const int64_t q_stride = int64_t(n_heads) * head_dim;
   float* probs = scratch;           // [T, S]
   float* dprobs = scratch + T * S;  // [T, S]
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int h = 0; h < n_heads; ++h) {
     const int64_t kv_off = int64_t(h / group) * head_dim;
     const float* qh = q + int64_t(h) * head_dim;
@@ -121,8 +119,9 @@ void attention_backward(const float* q, const float* k, const float* v, int64_t 
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; ++t) {
       float* row = probs + t * S;
-      for (int64_t s = past + t + 1; s < S; ++s) row[s] = neg_inf;
-      softmax_row(row, S);
+      // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
+      softmax_row(row, past + t + 1);
+      std::fill(row + past + t + 1, row + S, 0.0f);
     }
     // dV += P^T dO;  dP = dO V^T
     gemm_f32(true, false, S, head_dim, T, 1.0f, probs, S, doh, q_stride, 1.0f, dv + kv_off, kv_stride);
