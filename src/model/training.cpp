@@ -70,6 +70,18 @@ struct LayerActs {
 
 const float* bias_or_null(const Tensor& b) { return b.numel() ? b.data<float>() : nullptr; }
 
+// A step buffer grown (never shrunk) to n elements; its data.
+template <class T>
+T* sized(std::vector<T>& v, int64_t n) {
+  v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+template <class T>
+T* sized(std::vector<T>& v, int64_t n, T fill) {
+  v.assign(static_cast<size_t>(n), fill);
+  return v.data();
+}
+
 // Weight and bias gradients of a linear layer, each only if it trains.
 void param_grads(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dweight, float* dbias) {
   if (dweight) {
@@ -242,53 +254,48 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
            " tokens exceed the sliding window of ", c.sliding_window, " (not supported in training yet)");
   if (!m.rope || m.rope->max_positions() < T) m.rope = std::make_unique<RopeTable>(int(D), int(T), c.rope_theta);
   StepScratch& S = m.scratch;
-  std::vector<int32_t>& positions = S.positions;
-  positions.resize(static_cast<size_t>(N));
+  int32_t* positions = sized(S.positions, static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) positions[size_t(i)] = int32_t(i % T);
-  std::vector<uint8_t>& counted = S.counted;
-  counted.resize(static_cast<size_t>(N));
+  uint8_t* counted = sized(S.counted, static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) counted[size_t(i)] = targets[size_t(i)] >= 0;
   const float scale = 1.0f / std::sqrt(float(D));
 
   // ---------------------------------------------------------------- forward
-  std::vector<float>& x = S.x;
-  x.resize(static_cast<size_t>(N * H));
-  embed_tokens(m.bound.embed, tokens.data(), N, x.data());
-  std::vector<float>& tmp = S.tmp;
-  tmp.resize(static_cast<size_t>(N * std::max(H, qdim)));
-  std::vector<float>& attn_scratch = S.attn;
-  attn_scratch.resize(attention_scratch_floats(T, T, c.num_heads));
+  float* x = sized(S.x, static_cast<size_t>(N * H));
+  embed_tokens(m.bound.embed, tokens.data(), N, x);
+  float* tmp = sized(S.tmp, static_cast<size_t>(N * std::max(H, qdim)));
+  float* attn_scratch = sized(S.attn, attention_scratch_floats(T, T, c.num_heads));
   TrainingLoss loss;
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = m.bound.layers[size_t(l)];
     LayerActs& A = m.acts[size_t(l)];
-    A.x_in = x;
+    A.x_in.assign(x, x + N * H);
     A.h1.resize(size_t(N * H));
-    rmsnorm(x.data(), L.attn_norm.data<float>(), N, H, c.rms_norm_eps, A.h1.data());
+    rmsnorm(x, L.attn_norm.data<float>(), N, H, c.rms_norm_eps, A.h1.data());
     A.q.resize(size_t(N * qdim));
     A.k.resize(size_t(N * kvdim));
     A.v.resize(size_t(N * kvdim));
     linear(A.h1.data(), N, H, L.q.w, bias_or_null(L.q_bias), A.q.data());
     linear(A.h1.data(), N, H, L.k.w, bias_or_null(L.k_bias), A.k.data());
     linear(A.h1.data(), N, H, L.v.w, bias_or_null(L.v_bias), A.v.data());
-    rope_apply(A.q.data(), N, c.num_heads, positions.data(), *m.rope);
-    rope_apply(A.k.data(), N, c.num_kv_heads, positions.data(), *m.rope);
+    rope_apply(A.q.data(), N, c.num_heads, positions, *m.rope);
+    rope_apply(A.k.data(), N, c.num_kv_heads, positions, *m.rope);
     A.attn.resize(size_t(N * qdim));
     for (int b = 0; b < batch; ++b)
       attention_forward(A.q.data() + b * T * qdim, A.k.data() + b * T * kvdim, A.v.data() + b * T * kvdim, kvdim, T, T,
-                        c.num_heads, c.num_kv_heads, int(D), scale, A.attn.data() + b * T * qdim, attn_scratch.data());
-    linear(A.attn.data(), N, qdim, L.o.w, bias_or_null(L.o_bias), tmp.data());
-    add_inplace(x.data(), tmp.data(), N * H);
-    A.x_mid = x;
+                        c.num_heads, c.num_kv_heads, int(D), scale, A.attn.data() + b * T * qdim, attn_scratch);
+    linear(A.attn.data(), N, qdim, L.o.w, bias_or_null(L.o_bias), tmp);
+    add_inplace(x, tmp, N * H);
+    A.x_mid.assign(x, x + N * H);
     A.h2.resize(size_t(N * H));
-    rmsnorm(x.data(), L.ffn_norm.data<float>(), N, H, c.rms_norm_eps, A.h2.data());
+    rmsnorm(x, L.ffn_norm.data<float>(), N, H, c.rms_norm_eps, A.h2.data());
     if (!L.is_moe) {
       const int64_t I = L.mlp.gate.dim(0);
       A.mlp.a.resize(size_t(N * I));
       A.mlp.b.resize(size_t(N * I));
       A.mlp.h.resize(size_t(N * I));
-      swiglu_forward(L.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), tmp.data());
-      add_inplace(x.data(), tmp.data(), N * H);
+      swiglu_forward(L.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), tmp);
+      add_inplace(x, tmp, N * H);
       continue;
     }
     MoeActs& M = A.moe;
@@ -299,8 +306,8 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     M.weight.resize(size_t(N * k));
     linear(A.h2.data(), N, H, L.moe.router, nullptr, M.logits.data());
     router_topk_softmax(M.logits.data(), N, E, k, c.norm_topk_prob, M.idx.data(), M.weight.data());
-    loss.lb += load_balancing_loss(M.logits.data(), M.idx.data(), counted.data(), N, E, k, 0.0f, nullptr);
-    loss.z += router_z_loss(M.logits.data(), counted.data(), N, E, 0.0f, nullptr);
+    loss.lb += load_balancing_loss(M.logits.data(), M.idx.data(), counted, N, E, k, 0.0f, nullptr);
+    loss.z += router_z_loss(M.logits.data(), counted, N, E, 0.0f, nullptr);
     M.plan = plan_dispatch(M.idx.data(), M.weight.data(), N, k, E);
     M.gathered.resize(size_t(R * H));
     M.out.resize(size_t(R * H));
@@ -314,52 +321,44 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
       swiglu_forward(L.moe.experts[size_t(e)], M.gathered.data() + r0 * H, n, H, M.ffn.a.data() + r0 * I,
                      M.ffn.b.data() + r0 * I, M.ffn.h.data() + r0 * I, M.out.data() + r0 * H);
     }
-    moe_scatter_add(M.out.data(), M.plan, H, x.data());
+    moe_scatter_add(M.out.data(), M.plan, H, x);
   }
-  S.x_final = x;
+  S.x_final.assign(x, x + N * H);
   const std::vector<float>& x_final = S.x_final;
-  std::vector<float>& hf = S.hf;
-  hf.resize(static_cast<size_t>(N * H));
-  rmsnorm(x.data(), m.bound.final_norm.data<float>(), N, H, c.rms_norm_eps, hf.data());
+  float* hf = sized(S.hf, static_cast<size_t>(N * H));
+  rmsnorm(x, m.bound.final_norm.data<float>(), N, H, c.rms_norm_eps, hf);
 
   // ---------------------------------------------------------------- loss and head, by row chunks
   int64_t counted_tokens = 0;
-  for (uint8_t v : counted) counted_tokens += v;
+  for (int64_t i = 0; i < N; ++i) counted_tokens += counted[i];
   loss.lm_tokens = counted_tokens;
   const int64_t norm_tokens = opts.loss_tokens > 0 ? opts.loss_tokens : std::max<int64_t>(1, counted_tokens);
   const float lm_scale = opts.grad_scale / float(norm_tokens);
   std::vector<float>& dx = S.dx;  // gradient of the final norm's output first
   dx.assign(static_cast<size_t>(N * H), 0.0f);
-  std::vector<float>& logits = S.logits;
-  logits.resize(static_cast<size_t>(std::min(N, kHeadChunk) * V));
+  float* logits = sized(S.logits, static_cast<size_t>(std::min(N, kHeadChunk) * V));
   for (int64_t r0 = 0; r0 < N; r0 += kHeadChunk) {
     const int64_t rows = std::min(kHeadChunk, N - r0);
-    linear(hf.data() + r0 * H, rows, H, m.bound.head.w, nullptr, logits.data());
+    linear(hf + r0 * H, rows, H, m.bound.head.w, nullptr, logits);
     const CrossEntropySums s =
-        cross_entropy(logits.data(), targets.data() + r0, rows, V, lm_scale, backward ? logits.data() : nullptr);
+        cross_entropy(logits, targets.data() + r0, rows, V, lm_scale, backward ? logits : nullptr);
     loss.lm_sum += s.loss_sum;
     if (s.counted == 0 || !backward) continue;
-    if (m.head_grad) linear_backward_weight(logits.data(), hf.data() + r0 * H, rows, V, H, m.head_grad, nullptr);
-    linear_backward_input(logits.data(), rows, V, m.bound.head.w, dx.data() + r0 * H, false);
+    if (m.head_grad) linear_backward_weight(logits, hf + r0 * H, rows, V, H, m.head_grad, nullptr);
+    linear_backward_input(logits, rows, V, m.bound.head.w, dx.data() + r0 * H, false);
   }
 
   if (!backward) return loss;
 
   // ---------------------------------------------------------------- backward
-  std::vector<float>& dh = S.dh;
-  std::vector<float>& dtmp = S.dtmp;
-  dh.resize(static_cast<size_t>(N * H));
-  dtmp.resize(static_cast<size_t>(N * std::max(H, qdim)));
+  float* dh = sized(S.dh, static_cast<size_t>(N * H));
+  float* dtmp = sized(S.dtmp, static_cast<size_t>(N * std::max(H, qdim)));
   rmsnorm_backward(x_final.data(), m.bound.final_norm.data<float>(), dx.data(), N, H, c.rms_norm_eps, dx.data(),
                    m.final_norm_grad);
-  std::vector<float>& dq = S.dq;
-  std::vector<float>& dk = S.dk;
-  std::vector<float>& dv = S.dv;
-  dq.resize(static_cast<size_t>(N * qdim));
-  dk.resize(static_cast<size_t>(N * kvdim));
-  dv.resize(static_cast<size_t>(N * kvdim));
-  std::vector<float>& attn_bwd_scratch = S.attn_bwd;
-  attn_bwd_scratch.resize(attention_backward_scratch_floats(T, T));
+  float* dq = sized(S.dq, static_cast<size_t>(N * qdim));
+  float* dk = sized(S.dk, static_cast<size_t>(N * kvdim));
+  float* dv = sized(S.dv, static_cast<size_t>(N * kvdim));
+  float* attn_bwd_scratch = sized(S.attn_bwd, attention_backward_scratch_floats(T, T));
   for (int l = c.num_layers - 1; l >= 0; --l) {
     const LayerWeights& L = m.bound.layers[size_t(l)];
     LayerGrads& G = m.layer_grads[size_t(l)];
@@ -367,64 +366,58 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     // FFN: x_out = x_mid + ffn(rmsnorm(x_mid)); dx holds d x_out.
     if (!L.is_moe) {
       const int64_t I = L.mlp.gate.dim(0);
-      std::vector<float>& dmid = S.dmid;
-      dmid.resize(static_cast<size_t>(N * I));
+      float* dmid = sized(S.dmid, static_cast<size_t>(N * I));
       swiglu_backward(L.mlp, G.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), dx.data(),
-                      dmid.data(), dh.data(), false);
+                      dmid, dh, false);
     } else {
       MoeActs& M = A.moe;
       const int E = c.num_experts, k = c.top_k;
       const int64_t I = c.expert_intermediate_size(), R = N * k;
-      std::vector<float>& dout = S.dout;
-      std::vector<float>& dgate = S.dgate;
-      std::vector<float>& dmid = S.dmid;
-      std::vector<float>& dgathered = S.dgathered;
-      dout.resize(static_cast<size_t>(R * H));
-      dgate.resize(static_cast<size_t>(N * k));
-      dmid.resize(static_cast<size_t>(R * I));
-      dgathered.resize(static_cast<size_t>(R * H));
-      moe_scatter_add_backward(dx.data(), M.out.data(), M.plan, H, dout.data(), dgate.data());
+      float* dout = sized(S.dout, static_cast<size_t>(R * H));
+      float* dgate = sized(S.dgate, static_cast<size_t>(N * k));
+      float* dmid = sized(S.dmid, static_cast<size_t>(R * I));
+      float* dgathered = sized(S.dgathered, static_cast<size_t>(R * H));
+      moe_scatter_add_backward(dx.data(), M.out.data(), M.plan, H, dout, dgate);
       for (int e = 0; e < E; ++e) {
         const int64_t r0 = M.plan.offsets[size_t(e)], n = M.plan.offsets[size_t(e) + 1] - r0;
         if (n == 0) continue;
         swiglu_backward(L.moe.experts[size_t(e)], G.experts[size_t(e)], M.gathered.data() + r0 * H, n, H,
                         M.ffn.a.data() + r0 * I, M.ffn.b.data() + r0 * I, M.ffn.h.data() + r0 * I,
-                        dout.data() + r0 * H, dmid.data() + r0 * I, dgathered.data() + r0 * H, false);
+                        dout + r0 * H, dmid + r0 * I, dgathered + r0 * H, false);
       }
-      std::fill(dh.begin(), dh.end(), 0.0f);
-      moe_gather_backward(dgathered.data(), M.plan, H, dh.data());
-      std::vector<float>& dlogits = S.dlogits;
-      dlogits.assign(static_cast<size_t>(N * E), 0.0f);
-      router_topk_softmax_backward(M.logits.data(), M.idx.data(), dgate.data(), N, E, k, c.norm_topk_prob,
-                                   dlogits.data());
+      std::fill(dh, dh + N * H, 0.0f);
+      moe_gather_backward(dgathered, M.plan, H, dh);
+      float* dlogits = sized(S.dlogits, static_cast<size_t>(N * E), 0.0f);
+      router_topk_softmax_backward(M.logits.data(), M.idx.data(), dgate, N, E, k, c.norm_topk_prob,
+                                   dlogits);
       if (opts.lb_coef != 0.0f)
-        load_balancing_loss(M.logits.data(), M.idx.data(), counted.data(), N, E, k, opts.lb_coef * opts.grad_scale,
-                            dlogits.data());
+        load_balancing_loss(M.logits.data(), M.idx.data(), counted, N, E, k, opts.lb_coef * opts.grad_scale,
+                            dlogits);
       if (opts.z_coef != 0.0f)
-        router_z_loss(M.logits.data(), counted.data(), N, E, opts.z_coef * opts.grad_scale, dlogits.data());
-      if (G.router) linear_backward_weight(dlogits.data(), A.h2.data(), N, E, H, G.router, nullptr);
-      linear_backward_input(dlogits.data(), N, E, L.moe.router, dh.data(), true);
+        router_z_loss(M.logits.data(), counted, N, E, opts.z_coef * opts.grad_scale, dlogits);
+      if (G.router) linear_backward_weight(dlogits, A.h2.data(), N, E, H, G.router, nullptr);
+      linear_backward_input(dlogits, N, E, L.moe.router, dh, true);
     }
-    rmsnorm_backward(A.x_mid.data(), L.ffn_norm.data<float>(), dh.data(), N, H, c.rms_norm_eps, dh.data(), G.ffn_norm);
-    add_inplace(dx.data(), dh.data(), N * H);  // dx is now d x_mid
+    rmsnorm_backward(A.x_mid.data(), L.ffn_norm.data<float>(), dh, N, H, c.rms_norm_eps, dh, G.ffn_norm);
+    add_inplace(dx.data(), dh, N * H);  // dx is now d x_mid
     // Attention: x_mid = x_in + o_proj(attn(rmsnorm(x_in))).
     param_grads(dx.data(), A.attn.data(), N, H, qdim, G.o, G.o_bias);
-    linear_backward_input(dx.data(), N, H, L.o.w, dtmp.data(), false);  // d attn
+    linear_backward_input(dx.data(), N, H, L.o.w, dtmp, false);  // d attn
     for (int b = 0; b < batch; ++b)
       attention_backward(A.q.data() + b * T * qdim, A.k.data() + b * T * kvdim, A.v.data() + b * T * kvdim, kvdim,
-                         dtmp.data() + b * T * qdim, T, T, c.num_heads, c.num_kv_heads, int(D), scale,
-                         dq.data() + b * T * qdim, dk.data() + b * T * kvdim, dv.data() + b * T * kvdim,
-                         attn_bwd_scratch.data());
-    rope_backward(dq.data(), N, c.num_heads, positions.data(), *m.rope);
-    rope_backward(dk.data(), N, c.num_kv_heads, positions.data(), *m.rope);
-    param_grads(dq.data(), A.h1.data(), N, qdim, H, G.q, G.q_bias);
-    param_grads(dk.data(), A.h1.data(), N, kvdim, H, G.k, G.k_bias);
-    param_grads(dv.data(), A.h1.data(), N, kvdim, H, G.v, G.v_bias);
-    linear_backward_input(dq.data(), N, qdim, L.q.w, dh.data(), false);
-    linear_backward_input(dk.data(), N, kvdim, L.k.w, dh.data(), true);
-    linear_backward_input(dv.data(), N, kvdim, L.v.w, dh.data(), true);
-    rmsnorm_backward(A.x_in.data(), L.attn_norm.data<float>(), dh.data(), N, H, c.rms_norm_eps, dh.data(), G.attn_norm);
-    add_inplace(dx.data(), dh.data(), N * H);  // dx is now d x_in
+                         dtmp + b * T * qdim, T, T, c.num_heads, c.num_kv_heads, int(D), scale,
+                         dq + b * T * qdim, dk + b * T * kvdim, dv + b * T * kvdim,
+                         attn_bwd_scratch);
+    rope_backward(dq, N, c.num_heads, positions, *m.rope);
+    rope_backward(dk, N, c.num_kv_heads, positions, *m.rope);
+    param_grads(dq, A.h1.data(), N, qdim, H, G.q, G.q_bias);
+    param_grads(dk, A.h1.data(), N, kvdim, H, G.k, G.k_bias);
+    param_grads(dv, A.h1.data(), N, kvdim, H, G.v, G.v_bias);
+    linear_backward_input(dq, N, qdim, L.q.w, dh, false);
+    linear_backward_input(dk, N, kvdim, L.k.w, dh, true);
+    linear_backward_input(dv, N, kvdim, L.v.w, dh, true);
+    rmsnorm_backward(A.x_in.data(), L.attn_norm.data<float>(), dh, N, H, c.rms_norm_eps, dh, G.attn_norm);
+    add_inplace(dx.data(), dh, N * H);  // dx is now d x_in
   }
   if (m.embed_grad) embed_tokens_backward(tokens.data(), N, dx.data(), H, V, m.embed_grad);
   return loss;
