@@ -220,17 +220,24 @@ GroupFnF32<T> group_fn_f32(int64_t M) {
   }
 }
 
+// Calls work(group_data, n0, live_rows) for every group of 16 output rows, OpenMP-parallel
+// once the matrix is big enough to be worth waking the other threads.
+template <class Work>
+void for_each_group(const uint8_t* data, size_t group_bytes, int64_t groups, int64_t N, int64_t K, const Work& work) {
+#pragma omp parallel for schedule(static) if (N * K >= (1 << 14))
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t n0 = g * kGroup;
+    work(data + size_t(g) * group_bytes, n0, int(std::min<int64_t>(kGroup, N - n0)));
+  }
+}
+
 template <DType T>
 void run_groups_f32(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
                     const float* x, const float* xsum, float* y, int64_t N) {
   const GroupFnF32<T> fn = group_fn_f32<T>(M);
-  const size_t group_bytes = record_bytes * size_t(nb);
-#pragma omp parallel for schedule(static) if (N * K >= (1 << 14))
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t n0 = g * kGroup;
-    fn(data + size_t(g) * group_bytes, record_bytes, nb, K, x, xsum, y, N, n0,
-       int(std::min<int64_t>(kGroup, N - n0)));
-  }
+  for_each_group(data, record_bytes * size_t(nb), groups, N, K, [&](const uint8_t* g, int64_t n0, int live) {
+    fn(g, record_bytes, nb, K, x, xsum, y, N, n0, live);
+  });
 }
 
 template <DType T>
@@ -255,12 +262,9 @@ template <DType T>
 void run_groups(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
                 const ActivationsQ8& a, float* y, int64_t N) {
   const GroupFn<T> fn = group_fn<T>(M);
-  const size_t group_bytes = record_bytes * size_t(nb);
-#pragma omp parallel for schedule(static) if (N * K >= (1 << 14))
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t n0 = g * kGroup;
-    fn(data + size_t(g) * group_bytes, record_bytes, nb, K, a, y, N, n0, int(std::min<int64_t>(kGroup, N - n0)));
-  }
+  for_each_group(data, record_bytes * size_t(nb), groups, N, K, [&](const uint8_t* g, int64_t n0, int live) {
+    fn(g, record_bytes, nb, K, a, y, N, n0, live);
+  });
 }
 
 #endif  // MF_HAVE_PACKED_Q8
