@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/process_stats.h"
 #include "core/timer.h"
 
 namespace mf::bench {
@@ -77,20 +78,6 @@ inline double measure_read_bandwidth_gbs(int threads, size_t bytes = size_t(1) <
     if (pass) rates.push_back(double(n * sizeof(float)) / s / 1e9);
   }
   return median(rates);
-}
-
-// Peak resident set of this process image in MiB: VmHWM from /proc/self/status. (getrusage's
-// ru_maxrss survives exec, so a benchmark started by a big parent, e.g. Python with torch
-// imported, would report the parent's size.) 0 if unavailable.
-inline double peak_rss_mib() {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  double kib = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atof(line + 6);
-  std::fclose(f);
-  return kib / 1024.0;
 }
 
 // Runs measure_read_bandwidth_gbs in a child process so that its buffer never counts in

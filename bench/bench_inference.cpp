@@ -148,7 +148,7 @@ int main(int argc, char** argv) try {
               opt.f32_weights ? "f32" : "native", opt.decode.c_str(), double(packed_bytes) / 1e6,
               opt.model.c_str(), opt.threads, opt.prompt_tokens, opt.decode_tokens, opt.repeats,
               mf::bench::median(prefill_rates), decode, bytes_per_token / 1e6, limit_dram, limit_dram / decode,
-              limit_ws, limit_ws / decode, mf::bench::peak_rss_mib());
+              limit_ws, limit_ws / decode, mf::peak_rss_mib());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_inference: %s\n", e.what());

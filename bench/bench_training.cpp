@@ -103,7 +103,7 @@ int main(int argc, char** argv) try {
               "\"seq\":%d,\"threads\":%d,\"steps\":%d,\"trainable_params\":%lld,\"tokens_per_s\":%.1f,"
               "\"peak_rss_mb\":%.1f}\n",
               config.c_str(), router_only ? "true" : "false", batch, seq, threads, steps, (long long)trainable,
-              mf::bench::median(rates), mf::bench::peak_rss_mib());
+              mf::bench::median(rates), mf::peak_rss_mib());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_training: %s\n", e.what());

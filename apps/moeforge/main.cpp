@@ -20,6 +20,8 @@ const char* kUsage =
     "  chat       interactive multi-turn chat (reads one message per line when piped)\n"
     "  train      train from a YAML recipe (from scratch, fine-tuning, routers only)\n"
     "  plot       render a training run's curves and expert load to HTML\n"
+    "  data       convert datasets to one instruction JSONL, map domains, mix and split\n"
+    "  eval       per-domain answer-token loss and perplexity of a model on a JSONL split\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -46,6 +48,8 @@ int main(int argc, char** argv) {
     if (cmd == "chat") return mf::cli::run_chat(args);
     if (cmd == "train") return mf::cli::run_train(args);
     if (cmd == "plot") return mf::cli::run_plot(args);
+    if (cmd == "data") return mf::cli::run_data(args);
+    if (cmd == "eval") return mf::cli::run_eval(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;

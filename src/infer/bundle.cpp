@@ -51,6 +51,16 @@ std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> 
   return std::make_unique<TransformerModel>(std::move(transformer), max_len);
 }
 
+std::unique_ptr<ChatTemplate> model_chat_template(const Tokenizer& tok, const std::string& source,
+                                                  const std::string& origin) {
+  auto token_text = [&](int32_t id) {
+    if (id < 0 || id >= tok.vocab_size()) return std::string();
+    return tok.decode(std::span<const int32_t>(&id, 1), false);
+  };
+  return std::make_unique<ChatTemplate>(source.empty() ? default_chatml_template() : source, token_text(tok.bos_id),
+                                        token_text(tok.eos_id), source.empty() ? "built-in ChatML" : origin);
+}
+
 LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   MF_CHECK(fs::exists(path), path, ": no such file or directory");
   MF_CHECK(opts.max_context > 0, "load_model: max_context must be > 0, got ", opts.max_context);
@@ -70,15 +80,10 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   s.tokenizer_kind = out.tokenizer->kind;
   s.tokenizer_vocab = out.tokenizer->vocab_size();
 
-  auto token_text = [&](int32_t id) {
-    if (id < 0 || id >= out.tokenizer->vocab_size()) return std::string();
-    return out.tokenizer->decode(std::span<const int32_t>(&id, 1), false);
-  };
   out.has_own_chat_template = !tf.chat_template.empty();
   std::string tmpl = out.has_own_chat_template ? tf.chat_template : default_chatml_template();
   std::string origin = out.has_own_chat_template ? tf.chat_template_origin : "built-in ChatML (model has none)";
-  out.chat_template = std::make_unique<ChatTemplate>(tmpl, token_text(out.tokenizer->bos_id),
-                                                     token_text(out.tokenizer->eos_id), origin);
+  out.chat_template = model_chat_template(*out.tokenizer, tmpl, origin);
   s.chat_template_family = out.has_own_chat_template ? out.chat_template->family() : "none";
   s.chat_template_origin = origin;
   // A ChatML conversation ends its turns with <|im_end|>; stop there even if eos differs.

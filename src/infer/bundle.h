@@ -53,6 +53,11 @@ struct LoadedModel {
 // The tokenizer is read first, so a directory without one fails fast with a clear error.
 LoadedModel load_model(const std::string& path, const LoadOptions& opts = {});
 
+// The chat template a model runs with: its own `source`, else ChatML; bos/eos token text
+// from the tokenizer, as transformers passes them.
+std::unique_ptr<ChatTemplate> model_chat_template(const Tokenizer& tok, const std::string& source,
+                                                  const std::string& origin);
+
 class Transformer;
 // A LanguageModel (one sequence, its own KV cache of max_len tokens) over a Transformer.
 std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len);

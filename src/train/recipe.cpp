@@ -145,14 +145,27 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   if (r.tokenizer != "char" && r.tokenizer != "model") r.tokenizer = resolve(base, r.tokenizer);
 
   const Reader data = top.sub("data");
-  nlohmann::json train = data.raw("train");
-  if (train.is_string()) r.train_files.push_back(train.get<std::string>());
-  else if (train.is_array())
-    for (const auto& f : train) r.train_files.push_back(f.get<std::string>());
+  auto files = [&](const char* key, std::vector<std::string>& out) {
+    const nlohmann::json v = data.raw(key);
+    if (v.is_string()) out.push_back(v.get<std::string>());
+    else if (v.is_array())
+      for (const auto& f : v) {
+        MF_CHECK(f.is_string(), path, ": 'data.", key, "' must name a file or a list of files");
+        out.push_back(f.get<std::string>());
+      }
+    else MF_CHECK(v.is_null(), path, ": 'data.", key, "' must name a file or a list of files");
+    for (auto& f : out) f = resolve(base, f);
+  };
+  files("train", r.train_files);
   MF_CHECK(!r.train_files.empty(), path, ": 'data.train' must name a file or a list of files");
-  for (auto& f : r.train_files) f = resolve(base, f);
+  files("valid", r.valid_files);
+  data.get("format", r.data_format);
+  MF_CHECK(r.data_format == "auto" || r.data_format == "text" || r.data_format == "sft", path,
+           ": 'data.format' must be auto, text or sft, got '", r.data_format, "'");
   data.get("valid_fraction", r.valid_fraction);
-  data.finish({"train", "valid_fraction"});
+  data.get("domains", r.domains);
+  data.get("skip_bad", r.skip_bad);
+  data.finish({"train", "valid", "format", "valid_fraction", "domains", "skip_bad"});
 
   top.get("freeze", r.freeze);
 

@@ -22,8 +22,15 @@ struct Recipe {
   // path to a tokenizer.json or to a .gguf whose vocabulary to use
   std::string tokenizer = "char";
   // data:
-  std::vector<std::string> train_files; // .txt (whole file) or .jsonl ({"text": ...} per line)
+  // format "text": .txt (whole file) or .jsonl ({"text": ...} per line), packed into windows;
+  // "sft": unified instruction JSONL, chat-templated, loss on answer tokens only;
+  // "auto": sft when the first .jsonl record has an "instruction" field
+  std::string data_format = "auto";
+  std::vector<std::string> train_files;
+  std::vector<std::string> valid_files; // sft: the validation split (else valid_fraction of train)
   double valid_fraction = 0.1;
+  std::vector<std::string> domains;     // sft: keep only records of these domains
+  bool skip_bad = false;                // sft: skip malformed records (counted) instead of failing
   // what does not train
   std::vector<std::string> freeze;
   TrainerConfig trainer;                // train: (out_dir comes from output:)

@@ -24,20 +24,6 @@ namespace {
 
 constexpr const char* kCheckpointFormat = "moeforge-checkpoint-1";
 
-std::string rng_to_string(const Rng::State& s) {
-  nlohmann::json j = {{"words", s.words}, {"has_spare", s.has_spare}, {"spare", s.spare}};
-  return j.dump();
-}
-
-Rng::State rng_from_string(const std::string& text) {
-  const auto j = nlohmann::json::parse(text);
-  Rng::State s{};
-  s.words = j.at("words").get<std::array<uint64_t, 4>>();
-  s.has_spare = j.at("has_spare");
-  s.spare = j.at("spare");
-  return s;
-}
-
 void write_text_atomic(const std::string& path, const std::string& text) {
   write_file_atomic(path, text.data(), text.size());
 }
@@ -51,13 +37,12 @@ std::string fmt_duration(double seconds) {
 
 }  // namespace
 
-Trainer::Trainer(TrainableTransformer& model, const TokenSplit& data, TrainerConfig config)
-    : model_(model), data_(data), cfg_(std::move(config)), sampler_(data.train, cfg_.seq_len, cfg_.seed) {
+Trainer::Trainer(TrainableTransformer& model, TrainingData& data, TrainerConfig config)
+    : model_(model), data_(data), cfg_(std::move(config)) {
   MF_CHECK(cfg_.steps > 0 && cfg_.batch > 0 && cfg_.grad_accum > 0 && cfg_.lr > 0, "trainer: steps, batch, ",
            "grad_accum and lr must be positive");
   MF_CHECK(!cfg_.out_dir.empty(), "trainer: an output directory is required");
-  MF_CHECK(int64_t(data.valid.size()) > cfg_.seq_len, "trainer: the validation split (", data.valid.size(),
-           " tokens) is shorter than one window of ", cfg_.seq_len + 1);
+  MF_CHECK(data.eval_batches() > 0, "trainer: no validation batches");
   // Four groups: {non-MoE, MoE (routers and experts)} x {decayed matrices, norms/biases}.
   MF_CHECK(cfg_.moe_lr_scale >= 0, "trainer: moe_lr_scale must be >= 0, got ", cfg_.moe_lr_scale);
   std::vector<TrainableParam> params = model_.trainable_params();
@@ -76,20 +61,12 @@ Trainer::Trainer(TrainableTransformer& model, const TokenSplit& data, TrainerCon
 }
 
 double Trainer::evaluate() {
-  const std::vector<int64_t> starts = eval_window_starts(data_.valid, cfg_.seq_len, cfg_.eval_windows);
-  const size_t T = size_t(cfg_.seq_len);
   double sum = 0;
   int64_t count = 0;
-  // A few windows per forward keep memory bounded.
-  for (size_t i = 0; i < starts.size(); i += size_t(cfg_.batch)) {
-    const size_t rows = std::min(size_t(cfg_.batch), starts.size() - i);
-    std::vector<int32_t> inputs(rows * T), targets(rows * T);
-    for (size_t r = 0; r < rows; ++r) {
-      const auto s = data_.valid.begin() + starts[i + r];
-      std::copy_n(s, T, inputs.begin() + int64_t(r * T));
-      std::copy_n(s + 1, T, targets.begin() + int64_t(r * T));
-    }
-    const TrainingLoss l = model_.evaluate(inputs, targets, int(rows));
+  Batch b;
+  for (size_t i = 0; i < data_.eval_batches(); ++i) {
+    data_.eval_batch(i, b);
+    const TrainingLoss l = model_.evaluate(b.tokens, b.targets, b.rows);
     sum += l.lm_sum;
     count += l.lm_tokens;
   }
@@ -110,7 +87,7 @@ void Trainer::save_checkpoint(int64_t step) const {
       {"format", kCheckpointFormat},
       {"step", std::to_string(step)},
       {"optimizer_steps", std::to_string(opt_->steps_taken())},
-      {"sampler_rng", rng_to_string(sampler_.state())},
+      {"data_state", data_.state()},
       {"config", config_to_hf_json(model_.config()).dump()}};
   fs::create_directories(cfg_.out_dir);
   // save_safetensors writes a temporary file and renames it: a crash leaves the previous one.
@@ -142,7 +119,7 @@ int64_t Trainer::load_checkpoint() {
     copy("adam_v/" + p.name, opt_->exp_avg_sq(i));
   }
   opt_->set_steps_taken(std::stoll(meta("optimizer_steps")));
-  sampler_.set_state(rng_from_string(meta("sampler_rng")));
+  data_.set_state(meta("data_state"));
   return std::stoll(meta("step"));
 }
 
@@ -186,22 +163,29 @@ TrainResult Trainer::run() {
       result.best_valid_loss = j.value("valid_loss", 0.0);
     }
   }
-  std::vector<int32_t> inputs, targets;
+  std::vector<Batch> micro(size_t(cfg_.grad_accum));
   const std::vector<std::span<float>> grads = model_.gradients();
-  const int64_t tokens_per_step = int64_t(cfg_.batch) * cfg_.seq_len * cfg_.grad_accum;
+  int64_t tokens_seen = 0;
   Timer wall;
   const int64_t first_step = step;
   while (step < cfg_.steps) {
     Timer step_timer;
     model_.zero_grad();
     TrainingLoss sum;
+    // The step's loss is the mean over every scored token of its micro-batches, so the
+    // micro-batches are drawn first: instruction batches score different numbers of tokens.
+    int64_t scored = 0, step_tokens = 0;
+    for (Batch& b : micro) {
+      data_.next(b);
+      scored += std::count_if(b.targets.begin(), b.targets.end(), [](int32_t t) { return t >= 0; });
+      step_tokens += b.real_tokens;
+    }
     TrainingOptions opts;
-    opts.lb_coef = cfg_.lb_coef;
-    opts.z_coef = cfg_.z_coef;
-    opts.grad_scale = 1.0f / float(cfg_.grad_accum);
-    for (int micro = 0; micro < cfg_.grad_accum; ++micro) {
-      sampler_.next(cfg_.batch, inputs, targets);
-      const TrainingLoss l = model_.forward_backward(inputs, targets, cfg_.batch, opts);
+    opts.lb_coef = cfg_.lb_coef / float(cfg_.grad_accum);
+    opts.z_coef = cfg_.z_coef / float(cfg_.grad_accum);
+    opts.loss_tokens = std::max<int64_t>(scored, 1);
+    for (const Batch& b : micro) {
+      const TrainingLoss l = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
       sum.lm_sum += l.lm_sum;
       sum.lm_tokens += l.lm_tokens;
       sum.lb += l.lb / cfg_.grad_accum;
@@ -223,7 +207,8 @@ TrainResult Trainer::run() {
                           {"z_loss", sum.z},
                           {"lr", cfg_.lr * lr_mult},
                           {"grad_norm", grad_norm},
-                          {"tokens_per_s", double(tokens_per_step) / step_s}};
+                          {"tokens_per_s", double(step_tokens) / step_s}};
+    tokens_seen += step_tokens;
     const auto load = model_.expert_load();
     if (!load.empty()) rec["expert_load"] = load;
     const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
@@ -252,7 +237,7 @@ TrainResult Trainer::run() {
       const double elapsed = wall.seconds();
       const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
       std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
-                   (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), rate * double(tokens_per_step),
+                   (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), double(tokens_seen) / std::max(elapsed, 1e-9),
                    fmt_duration(elapsed).c_str(), fmt_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
       if (last) std::fprintf(stderr, "\n");
     }
@@ -260,7 +245,7 @@ TrainResult Trainer::run() {
   }
   result.steps = step;
   result.wall_s = wall.seconds();
-  result.tokens_per_s = double((step - first_step) * tokens_per_step) / std::max(result.wall_s, 1e-9);
+  result.tokens_per_s = double(tokens_seen) / std::max(result.wall_s, 1e-9);
   result.model_dir = (fs::path(cfg_.out_dir) / "model").string();
   export_model(result.model_dir);
   return result;

@@ -1,4 +1,4 @@
-// The training loop: sampled windows, gradient accumulation, global-norm clipping, AdamW with
+// The training loop: batches from a TrainingData source, gradient accumulation, global-norm clipping, AdamW with
 // a warmup-cosine schedule, evaluation on the validation split, a JSONL metrics log, a progress
 // line, atomic checkpoints that resume the same loss curve bit for bit, and an HF-style export.
 #pragma once
@@ -6,16 +6,16 @@
 #include <memory>
 #include <string>
 
-#include "data/token_windows.h"
 #include "model/training.h"
 #include "train/optimizer.h"
+#include "train/training_data.h"
 
 namespace mf {
 
 struct TrainerConfig {
   int64_t steps = 100;          // optimizer steps
-  int batch = 8;                // sequences per micro-batch
-  int seq_len = 128;
+  int batch = 8;                // sequences per micro-batch (SFT: at most, under batch x seq_len tokens)
+  int seq_len = 128;            // window length (SFT: longest example, in predicted positions)
   int grad_accum = 1;           // micro-batches per optimizer step
   float lr = 1e-3f;
   float moe_lr_scale = 1.0f;    // routers and experts train at lr * moe_lr_scale
@@ -26,7 +26,7 @@ struct TrainerConfig {
   float clip = 1.0f;            // global gradient norm; 0: off
   float lb_coef = 0.01f, z_coef = 0.0f;
   int64_t eval_every = 50;      // 0: only at the end
-  int eval_windows = 16;        // validation windows scored per evaluation
+  int eval_windows = 16;        // validation windows (SFT: examples; 0 = all) scored per evaluation
   int64_t checkpoint_every = 0; // 0: only at the end
   uint64_t seed = 0;
   double max_minutes = 0;       // 0: no time budget
@@ -48,13 +48,13 @@ struct TrainResult {
 class Trainer {
  public:
   // data must outlive the trainer. Throws mf::Error for an invalid config.
-  Trainer(TrainableTransformer& model, const TokenSplit& data, TrainerConfig config);
+  Trainer(TrainableTransformer& model, TrainingData& data, TrainerConfig config);
   // Trains to config.steps (or the time budget), evaluating, logging and checkpointing; ends
   // with a checkpoint and an export of the model (config.json + model.safetensors) to
   // out_dir/model. A non-finite loss or gradient norm stops with mf::Error naming the step; the
   // last checkpoint on disk is then the last good one.
   TrainResult run();
-  // Mean LM loss over the fixed validation windows.
+  // Mean LM loss over the fixed validation batches.
   double evaluate();
 
  private:
@@ -63,9 +63,8 @@ class Trainer {
   void export_model(const std::string& dir) const;
 
   TrainableTransformer& model_;
-  const TokenSplit& data_;
+  TrainingData& data_;
   TrainerConfig cfg_;
-  WindowSampler sampler_;
   std::unique_ptr<AdamW> opt_;
 };
 

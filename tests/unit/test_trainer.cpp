@@ -19,6 +19,7 @@
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
+#include "train/window_data.h"
 
 namespace fs = std::filesystem;
 
@@ -95,6 +96,15 @@ fs::path temp_dir(const std::string& name) {
 
 auto nothing_frozen = [](const std::string&) { return false; };
 
+mf::WindowData windows(const Fixture& fx, const mf::TrainerConfig& cfg) {
+  return mf::WindowData(fx.data, cfg.batch, cfg.seq_len, cfg.eval_windows, cfg.seed);
+}
+
+mf::TrainResult train(mf::TrainableTransformer& model, const Fixture& fx, const mf::TrainerConfig& cfg) {
+  mf::WindowData data = windows(fx, cfg);
+  return mf::Trainer(model, data, cfg).run();
+}
+
 TEST(Trainer, LossFallsAndTheRunIsLoggedCheckpointedAndExported) {
   Fixture fx;
   mf::TrainableTransformer model(mf::init_random_weights(tiny_moe(fx.tok->vocab_size()), 1), nothing_frozen);
@@ -102,7 +112,8 @@ TEST(Trainer, LossFallsAndTheRunIsLoggedCheckpointedAndExported) {
   mf::TrainerConfig cfg = base_config(dir);
   cfg.steps = 120;
   cfg.eval_every = 40;
-  mf::Trainer trainer(model, fx.data, cfg);
+  mf::WindowData data = windows(fx, cfg);
+  mf::Trainer trainer(model, data, cfg);
   const double before = trainer.evaluate();
   const mf::TrainResult r = trainer.run();
   EXPECT_EQ(r.steps, 120);
@@ -133,19 +144,19 @@ TEST(Trainer, ResumedRunContinuesTheSameCurveBitForBit) {
   const fs::path a = temp_dir("straight"), b = temp_dir("resumed");
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
-    mf::Trainer(model, fx.data, base_config(a)).run();
+    train(model, fx, base_config(a));
   }
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
     mf::TrainerConfig cfg = base_config(b);
     cfg.stop_after = 10;  // as if the process ended after step 10
-    mf::Trainer(model, fx.data, cfg).run();
+    train(model, fx, cfg);
   }
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
     mf::TrainerConfig cfg = base_config(b);
     cfg.resume = true;
-    mf::Trainer(model, fx.data, cfg).run();
+    train(model, fx, cfg);
   }
   const auto la = lines(a / "metrics.jsonl"), lb = lines(b / "metrics.jsonl");
   ASSERT_EQ(la.size(), lb.size());
@@ -172,7 +183,7 @@ TEST(Trainer, NonFiniteLossStopsNamingTheStep) {
   mf::TrainableTransformer model(std::move(w), nothing_frozen);
   const fs::path dir = temp_dir("nan");
   try {
-    mf::Trainer(model, fx.data, base_config(dir)).run();
+    train(model, fx, base_config(dir));
     FAIL() << "no error for a NaN loss";
   } catch (const mf::Error& e) {
     EXPECT_NE(std::string(e.what()).find("step 1: non-finite"), std::string::npos) << e.what();
@@ -192,7 +203,7 @@ TEST(Trainer, MoeParametersFollowTheirOwnLearningRate) {
   cfg.steps = 3;
   cfg.moe_lr_scale = 0.0f;
   cfg.weight_decay = 0.0f;
-  mf::Trainer(model, fx.data, cfg).run();
+  train(model, fx, cfg);
   int moe = 0, other = 0;
   for (const auto& [name, t] : model.weights().tensors) {
     const mf::Tensor& b = before.tensors.at(name);
@@ -214,7 +225,9 @@ TEST(Trainer, RefusesWhatCannotTrain) {
   Fixture fx;
   mf::TrainableTransformer frozen_all(mf::init_random_weights(tiny_moe(fx.tok->vocab_size()), 1),
                                       [](const std::string&) { return true; });
-  EXPECT_THROW(mf::Trainer(frozen_all, fx.data, base_config(temp_dir("frozen"))), mf::Error);
+  const mf::TrainerConfig cfg = base_config(temp_dir("frozen"));
+  mf::WindowData data = windows(fx, cfg);
+  EXPECT_THROW(mf::Trainer(frozen_all, data, cfg), mf::Error);
   EXPECT_THROW(mf::split_tail(std::vector<int32_t>{1, 2}, 0.01), mf::Error);
 }
 

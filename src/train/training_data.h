@@ -1,0 +1,30 @@
+// Where the trainer's batches come from: pretraining windows over a token stream, or
+// length-bucketed instruction examples. The trainer only sees micro-batches, the validation
+// batches, and an opaque position it saves in checkpoints to resume exactly.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mf {
+
+struct Batch {
+  std::vector<int32_t> tokens, targets;  // [rows, cols]; a target < 0 carries no loss (prompt, padding)
+  int rows = 0, cols = 0;
+  int64_t real_tokens = 0;               // positions that are not padding (for tokens/s)
+};
+
+class TrainingData {
+ public:
+  virtual ~TrainingData() = default;
+  // The next training micro-batch.
+  virtual void next(Batch& out) = 0;
+  // The fixed validation batches (the same tokens at every evaluation).
+  virtual size_t eval_batches() const = 0;
+  virtual void eval_batch(size_t i, Batch& out) const = 0;
+  // The sampling position as JSON text, and back (checkpoints).
+  virtual std::string state() const = 0;
+  virtual void set_state(const std::string& state) = 0;
+};
+
+}  // namespace mf
