@@ -9,7 +9,7 @@ namespace mf {
 
 void BadRecordPolicy::report(const std::string& file, int64_t line, const std::string& reason) {
   std::string where = cat(file, ":", line, ": ", reason);
-  if (!skip_) throw Error(where + " (pass --skip-bad to skip bad records)");
+  if (!skip_) throw Error(where + " (to skip bad records: --skip-bad, or data.skip_bad in a recipe)");
   ++skipped_;
   if (examples_.size() < 10) examples_.push_back(std::move(where));
 }
