@@ -60,6 +60,9 @@ struct StepScratch {
   std::vector<uint8_t> counted;
   std::vector<float> x, tmp, attn, x_final, hf, dx, logits, dh, dtmp, dq, dk, dv, attn_bwd;
   std::vector<float> dmid, dout, dgate, dgathered, dlogits;
+  std::vector<int64_t> head_rows;       // positions with a target, the only ones the head scores
+  std::vector<int32_t> head_targets;
+  std::vector<float> head_in, head_dx;
 };
 
 struct LayerActs {
@@ -336,16 +339,33 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   const float lm_scale = opts.grad_scale / float(norm_tokens);
   std::vector<float>& dx = S.dx;  // gradient of the final norm's output first
   dx.assign(static_cast<size_t>(N * H), 0.0f);
-  float* logits = sized(S.logits, static_cast<size_t>(std::min(N, kHeadChunk) * V));
-  for (int64_t r0 = 0; r0 < N; r0 += kHeadChunk) {
-    const int64_t rows = std::min(kHeadChunk, N - r0);
-    linear(hf + r0 * H, rows, H, m.bound.head.w, nullptr, logits);
-    const CrossEntropySums s =
-        cross_entropy(logits, targets.data() + r0, rows, V, lm_scale, backward ? logits : nullptr);
+  // The head runs only on positions with a target: instruction data scores answers alone, and
+  // the vocabulary projection is the widest matrix of a small model.
+  std::vector<int64_t>& scored_rows = S.head_rows;
+  scored_rows.clear();
+  for (int64_t i = 0; i < N; ++i)
+    if (targets[size_t(i)] >= 0) scored_rows.push_back(i);
+  const int64_t C = int64_t(scored_rows.size());
+  const int64_t chunk = std::min(C, kHeadChunk);
+  float* logits = sized(S.logits, chunk * V);
+  float* head_in = sized(S.head_in, chunk * H);
+  float* head_dx = sized(S.head_dx, chunk * H);
+  int32_t* head_targets = sized(S.head_targets, chunk);
+  for (int64_t r0 = 0; r0 < C; r0 += kHeadChunk) {
+    const int64_t rows = std::min(kHeadChunk, C - r0);
+    for (int64_t j = 0; j < rows; ++j) {
+      const int64_t i = scored_rows[size_t(r0 + j)];
+      std::copy_n(hf + i * H, H, head_in + j * H);
+      head_targets[j] = targets[size_t(i)];
+    }
+    linear(head_in, rows, H, m.bound.head.w, nullptr, logits);
+    const CrossEntropySums s = cross_entropy(logits, head_targets, rows, V, lm_scale, backward ? logits : nullptr);
     loss.lm_sum += s.loss_sum;
-    if (s.counted == 0 || !backward) continue;
-    if (m.head_grad) linear_backward_weight(logits, hf + r0 * H, rows, V, H, m.head_grad, nullptr);
-    linear_backward_input(logits, rows, V, m.bound.head.w, dx.data() + r0 * H, false);
+    if (!backward) continue;
+    if (m.head_grad) linear_backward_weight(logits, head_in, rows, V, H, m.head_grad, nullptr);
+    linear_backward_input(logits, rows, V, m.bound.head.w, head_dx, false);
+    for (int64_t j = 0; j < rows; ++j)
+      std::copy_n(head_dx + j * H, H, dx.data() + scored_rows[size_t(r0 + j)] * H);
   }
 
   if (!backward) return loss;

@@ -166,6 +166,7 @@ TrainResult Trainer::run() {
   std::vector<Batch> micro(size_t(cfg_.grad_accum));
   const std::vector<std::span<float>> grads = model_.gradients();
   int64_t tokens_seen = 0;
+  double step_seconds = 0;  // optimizer steps only: evaluation and checkpoints excluded from tokens/s
   Timer wall;
   const int64_t first_step = step;
   while (step < cfg_.steps) {
@@ -209,6 +210,7 @@ TrainResult Trainer::run() {
                           {"grad_norm", grad_norm},
                           {"tokens_per_s", double(step_tokens) / step_s}};
     tokens_seen += step_tokens;
+    step_seconds += step_s;
     const auto load = model_.expert_load();
     if (!load.empty()) rec["expert_load"] = load;
     const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
@@ -237,7 +239,7 @@ TrainResult Trainer::run() {
       const double elapsed = wall.seconds();
       const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
       std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
-                   (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), double(tokens_seen) / std::max(elapsed, 1e-9),
+                   (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), double(tokens_seen) / std::max(step_seconds, 1e-9),
                    fmt_duration(elapsed).c_str(), fmt_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
       if (last) std::fprintf(stderr, "\n");
     }
@@ -245,7 +247,7 @@ TrainResult Trainer::run() {
   }
   result.steps = step;
   result.wall_s = wall.seconds();
-  result.tokens_per_s = double(tokens_seen) / std::max(result.wall_s, 1e-9);
+  result.tokens_per_s = double(tokens_seen) / std::max(step_seconds, 1e-9);
   result.model_dir = (fs::path(cfg_.out_dir) / "model").string();
   export_model(result.model_dir);
   return result;

@@ -41,7 +41,7 @@ struct TrainResult {
   double train_loss = 0, valid_loss = 0;  // last step's LM loss, last evaluation's
   double best_valid_loss = 0;             // the lowest evaluation, exported to out_dir/best
   int64_t best_step = 0;
-  double tokens_per_s = 0, wall_s = 0;
+  double tokens_per_s = 0, wall_s = 0;   // tokens/s over the optimizer steps; wall_s: the whole run
   std::string out_dir, model_dir;
 };
 
