@@ -1,0 +1,22 @@
+// moeforge data stats FILE.jsonl...: record counts (source x domain) and character lengths.
+#include <iostream>
+
+#include "common.h"
+#include "data/dataset_stats.h"
+#include "data_commands.h"
+
+namespace mf::cli {
+
+int run_data_stats(const std::vector<std::string>& args) {
+  const SplitArgs split = split_positionals(args, {});
+  ArgParser p("moeforge data stats FILE.jsonl...",
+              "Counts the records of unified instruction JSONL files per source and domain, and reports prompt "
+              "(instruction + input) and output lengths in characters per domain (mean, median, 95th percentile, "
+              "max) and the mean number of history turns. {\"text\"} files get document counts and lengths.");
+  if (!parse_or_usage(p, split.options)) return 0;
+  if (split.positional.empty()) throw UsageError("no input files (moeforge data stats FILE.jsonl...)");
+  std::cout << render_dataset_stats(dataset_stats(split.positional));
+  return 0;
+}
+
+}  // namespace mf::cli
