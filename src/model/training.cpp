@@ -1,5 +1,7 @@
 #include "model/training.h"
 
+#include "core/denormals.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -246,6 +248,7 @@ std::vector<std::vector<int64_t>> TrainableTransformer::expert_load() const {
 TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
                                        const TrainingOptions& opts, bool backward) {
   Impl& m = *impl_;
+  const FlushDenormals flush_denormals;
   const ModelConfig& c = m.weights.config;
   MF_CHECK(batch >= 1 && !tokens.empty() && tokens.size() % size_t(batch) == 0, "forward_backward: ", tokens.size(),
            " tokens do not split into ", batch, " equal rows");
