@@ -66,9 +66,7 @@ int run_eval(const std::vector<std::string>& args) {
   if (threads > 0) omp_set_num_threads(threads);
 
   MF_CHECK(std::filesystem::exists(model_path), model_path, ": no such file or directory");
-  TokenizerFiles tf = is_gguf_path(model_path) && !std::filesystem::is_directory(model_path)
-                          ? load_gguf_tokenizer_files(model_path)
-                          : load_hf_tokenizer_files(model_path);
+  TokenizerFiles tf = load_tokenizer_files(model_path);
   const std::unique_ptr<ChatTemplate> chat = model_chat_template(*tf.tokenizer, tf.chat_template, tf.chat_template_origin);
   SftInputOptions so;
   so.domains = domains;

@@ -73,30 +73,15 @@ void save_tokenizer(const Recipe& r, const Tokenizer& tok, const fs::path& model
     return;
   }
   const std::string source = tokenizer_source(r);
-  if (is_gguf_path(source)) {
-    // A GGUF vocabulary becomes a standard tokenizer.json + tokenizer_config.json (with the
-    // GGUF's chat template, if any), so the export runs anywhere a HF directory does.
-    const BpeVocab v = load_gguf_bpe_vocab(source);
-    const std::string tj = bpe_vocab_to_tokenizer_json(v);
-    write_file_atomic((model_dir / "tokenizer.json").string(), tj.data(), tj.size());
-    nlohmann::json cfg = {{"add_bos_token", v.add_bos}};
-    if (v.bos_id >= 0) cfg["bos_token"] = v.tokens[size_t(v.bos_id)];
-    if (v.eos_id >= 0) cfg["eos_token"] = v.tokens[size_t(v.eos_id)];
-    const TokenizerFiles tf = load_gguf_tokenizer_files(source);
-    if (!tf.chat_template.empty()) cfg["chat_template"] = tf.chat_template;
-    const std::string text = cfg.dump(2);
-    write_file_atomic((model_dir / "tokenizer_config.json").string(), text.data(), text.size());
+  if (fs::is_directory(source) || is_gguf_path(source)) {
+    copy_tokenizer_files(source, model_dir.string());
     return;
   }
-  fs::path src = r.tokenizer == "model" ? fs::path(r.init) / "tokenizer.json" : fs::path(r.tokenizer);
-  if (fs::is_regular_file(src) && src.extension() == ".json") {
-    fs::copy_file(src, model_dir / "tokenizer.json", fs::copy_options::overwrite_existing);
-    const fs::path cfg = src.parent_path() / "tokenizer_config.json";
-    if (fs::exists(cfg)) fs::copy_file(cfg, model_dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
-  } else {
-    std::cerr << "note: the tokenizer of " << r.init << " is not a tokenizer.json; copy one into " << model_dir
-              << " to run the exported model\n";
-  }
+  // A bare tokenizer.json: copy it and the tokenizer_config.json beside it.
+  const fs::path src(source);
+  fs::copy_file(src, model_dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  const fs::path cfg = src.parent_path() / "tokenizer_config.json";
+  if (fs::exists(cfg)) fs::copy_file(cfg, model_dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
 }
 
 ModelWeights make_weights(const Recipe& r, const Tokenizer& tok) {

@@ -13,5 +13,7 @@ int run_train(const std::vector<std::string>& args);
 int run_plot(const std::vector<std::string>& args);
 int run_data(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
+int run_fuse(const std::vector<std::string>& args);
+int run_upcycle(const std::vector<std::string>& args);
 
 }  // namespace mf::cli

@@ -22,6 +22,8 @@ const char* kUsage =
     "  plot       render a training run's curves and expert load to HTML\n"
     "  data       convert datasets to one instruction JSONL, map domains, mix and split\n"
     "  eval       per-domain answer-token loss and perplexity of a model on a JSONL split\n"
+    "  fuse       fuse dense models into one MoE (shared attention, one expert per source MLP)\n"
+    "  upcycle    turn one dense model into a MoE whose experts copy its MLP\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
     if (cmd == "plot") return mf::cli::run_plot(args);
     if (cmd == "data") return mf::cli::run_data(args);
     if (cmd == "eval") return mf::cli::run_eval(args);
+    if (cmd == "fuse") return mf::cli::run_fuse(args);
+    if (cmd == "upcycle") return mf::cli::run_upcycle(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;

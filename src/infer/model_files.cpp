@@ -129,4 +129,41 @@ TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
   return out;
 }
 
+TokenizerFiles load_tokenizer_files(const std::string& model_path) {
+  if (!std::filesystem::is_directory(model_path) && is_gguf_path(model_path)) return load_gguf_tokenizer_files(model_path);
+  return load_hf_tokenizer_files(model_path);
+}
+
+void copy_tokenizer_files(const std::string& model_path, const std::string& dir) {
+  fs::create_directories(dir);
+  const fs::path out(dir);
+  auto write = [&](const char* name, const std::string& text) {
+    write_file_atomic((out / name).string(), text.data(), text.size());
+  };
+  if (!fs::is_directory(model_path) && is_gguf_path(model_path)) {
+    const BpeVocab v = load_gguf_bpe_vocab(model_path);
+    write("tokenizer.json", bpe_vocab_to_tokenizer_json(v));
+    nlohmann::json cfg = {{"add_bos_token", v.add_bos}};
+    if (v.bos_id >= 0) cfg["bos_token"] = v.tokens[size_t(v.bos_id)];
+    if (v.eos_id >= 0) cfg["eos_token"] = v.tokens[size_t(v.eos_id)];
+    const TokenizerFiles tf = load_gguf_tokenizer_files(model_path);
+    if (!tf.chat_template.empty()) cfg["chat_template"] = tf.chat_template;
+    write("tokenizer_config.json", cfg.dump(2) + "\n");
+    nlohmann::json gen = {{"_from_model_config", true}};
+    if (v.bos_id >= 0) gen["bos_token_id"] = v.bos_id;
+    if (!tf.eos_ids.empty()) gen["eos_token_id"] = tf.eos_ids.size() == 1 ? nlohmann::json(tf.eos_ids[0]) : nlohmann::json(tf.eos_ids);
+    write("generation_config.json", gen.dump(2) + "\n");
+    return;
+  }
+  const fs::path src(model_path);
+  MF_CHECK(fs::exists(src / "tokenizer.json") || fs::exists(src / kCharTokenizerFile), model_path,
+           ": no tokenizer.json (or ", kCharTokenizerFile, ") to copy");
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                           "generation_config.json", kCharTokenizerFile}) {
+    if (!fs::exists(src / name)) continue;
+    if (fs::exists(out / name) && fs::equivalent(src / name, out / name)) continue;
+    write(name, read_text_file((src / name).string()));
+  }
+}
+
 }  // namespace mf

@@ -29,6 +29,14 @@ BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path);
 // Throws mf::Error naming the file and key when tokenizer.ggml.* metadata is missing/invalid.
 TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path);
 
-bool is_gguf_path(const std::string& path);   // by magic bytes when readable, else extension
+bool is_gguf_path(const std::string& path);
+
+// Writes the tokenizer of model_path (HF directory or .gguf) into dir as standard files:
+// tokenizer.json + tokenizer_config.json (with the chat template) + generation_config.json
+// (eos ids), or tokenizer_char.json for moeforge's char models. A GGUF vocabulary is converted.
+void copy_tokenizer_files(const std::string& model_path, const std::string& dir);
+
+// The tokenizer files of a model path: a .gguf file's metadata or an HF directory's files.
+TokenizerFiles load_tokenizer_files(const std::string& model_path);   // by magic bytes when readable, else extension
 
 }  // namespace mf

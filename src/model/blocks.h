@@ -24,7 +24,9 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
                      const RopeTable& rope, KVCache& cache, Workspace& ws);
 
 // x += ffn(rmsnorm(x)): SwiGLU MLP, or the routed experts (+ shared expert) of a MoE layer.
-// When router_logits is set, the layer's [N, E] router logits are appended to it.
-void ffn_block(const ModelConfig& c, const LayerWeights& L, Workspace& ws, std::vector<Tensor>* router_logits);
+// When router_logits is set, the layer's [N, E] router logits are appended to it; when
+// ffn_inputs is set, a copy of rmsnorm(x) [N, H].
+void ffn_block(const ModelConfig& c, const LayerWeights& L, Workspace& ws, std::vector<Tensor>* router_logits,
+               std::vector<Tensor>* ffn_inputs = nullptr);
 
 }  // namespace mf

@@ -49,9 +49,11 @@ void moe_ffn(const ModelConfig& c, const MoeWeights& m, Workspace& ws, std::vect
 
 }  // namespace
 
-void ffn_block(const ModelConfig& c, const LayerWeights& L, Workspace& ws, std::vector<Tensor>* router_logits) {
+void ffn_block(const ModelConfig& c, const LayerWeights& L, Workspace& ws, std::vector<Tensor>* router_logits,
+               std::vector<Tensor>* ffn_inputs) {
   const int64_t N = ws.tokens, H = c.hidden_size;
   rmsnorm(ws.x.data(), L.ffn_norm.data<float>(), N, H, c.rms_norm_eps, ws.h.data());
+  if (ffn_inputs) ffn_inputs->push_back(Tensor::from_f32({N, H}, {ws.h.data(), size_t(N * H)}));
   if (L.is_moe) {
     moe_ffn(c, L.moe, ws, router_logits);
     return;

@@ -64,10 +64,12 @@ Tensor Transformer::forward(std::span<const int32_t> tokens, int batch, KVCache&
   for (int b = 0; b < batch; ++b)
     for (int64_t t = 0; t < T; ++t) ws.positions[size_t(b * T + t)] = int32_t(cache.length(b) + t);
   embed_tokens(w.embed, tokens.data(), N, ws.x.data());
-  if (opts.router_logits) opts.router_logits->clear();
+  for (auto* v : {opts.router_logits, opts.layer_inputs, opts.ffn_inputs})
+    if (v) v->clear();
   for (int l = 0; l < c.num_layers; ++l) {
+    if (opts.layer_inputs) opts.layer_inputs->push_back(Tensor::from_f32({N, H}, {ws.x.data(), size_t(N * H)}));
     attention_block(c, w.layers[size_t(l)], l, batch, T, *impl_->rope, cache, ws);
-    ffn_block(c, w.layers[size_t(l)], ws, opts.router_logits);
+    ffn_block(c, w.layers[size_t(l)], ws, opts.router_logits, opts.ffn_inputs);
   }
   for (int b = 0; b < batch; ++b) cache.set_length(b, cache.length(b) + int(T));
 

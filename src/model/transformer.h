@@ -17,6 +17,9 @@ namespace mf {
 struct ForwardOptions {
   bool all_logits = false;                       // false: only the last position of each sequence
   std::vector<Tensor>* router_logits = nullptr;  // if set: one [batch*T, E] F32 tensor per MoE layer
+  // Observation only (the logits do not change): per layer, a [batch*T, H] F32 copy of
+  std::vector<Tensor>* layer_inputs = nullptr;   // the residual stream entering the layer
+  std::vector<Tensor>* ffn_inputs = nullptr;     // the FFN's normed input (what a router reads)
 };
 
 class Transformer {

@@ -13,6 +13,7 @@
 #include "core/timer.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
+#include "model/save.h"
 #include "train/freeze.h"
 #include "train/schedule.h"
 
@@ -123,17 +124,7 @@ int64_t Trainer::load_checkpoint() {
   return std::stoll(meta("step"));
 }
 
-void Trainer::export_model(const std::string& dir) const {
-  fs::create_directories(dir);
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& [name, t] : model_.weights().tensors) {
-    if (name == "lm_head.weight" && model_.config().tie_word_embeddings) continue;
-    const bool plain = t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16;
-    tensors.emplace_back(name, plain ? t : t.to_f32());  // block-quantized frozen tensors as fp32
-  }
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  write_text_atomic((fs::path(dir) / "config.json").string(), config_to_hf_json(model_.config()).dump(2) + "\n");
-}
+void Trainer::export_model(const std::string& dir) const { save_model_weights(model_.weights(), dir); }
 
 TrainResult Trainer::run() {
   fs::create_directories(cfg_.out_dir);

@@ -1,0 +1,104 @@
+// moeforge fuse RECIPE.yaml and moeforge upcycle -m MODEL --experts E: dense models into a
+// Mixtral-layout MoE directory (config, safetensors, tokenizer, chat template).
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "common.h"
+#include "core/timer.h"
+#include "fuse/fuse_recipe.h"
+#include "infer/model_files.h"
+#include "model/load.h"
+#include "model/save.h"
+
+namespace mf::cli {
+
+namespace {
+
+std::string take_positional(std::vector<std::string>& args) {
+  if (args.empty() || args.front().empty() || args.front()[0] == '-') return "";
+  std::string p = args.front();
+  args.erase(args.begin());
+  return p;
+}
+
+nlohmann::json summary(const ModelWeights& w, const std::string& out, double seconds) {
+  return {{"output", out},
+          {"experts", w.config.num_experts},
+          {"top_k", w.config.top_k},
+          {"expert_names", w.config.expert_names},
+          {"params_total", count_parameters(w.config, false)},
+          {"params_active", count_parameters(w.config, true)},
+          {"seconds", seconds}};
+}
+
+}  // namespace
+
+int run_fuse(const std::vector<std::string>& args_in) {
+  std::vector<std::string> args = args_in;
+  const std::string recipe_path = take_positional(args);
+  std::vector<std::string> sets;
+  std::string output;
+  bool quiet = false;
+  ArgParser p("moeforge fuse RECIPE.yaml [options]",
+              "Fuses dense models into one Mixtral-layout MoE: the skeleton's embeddings, attention and norms (or "
+              "their average), expert e = source e's MLP in every layer, and a new router per layer initialised from "
+              "prompts, randomly or at zero. Writes an HF directory that standard tools load.");
+  p.repeated("set", "KEY=VALUE", "override a recipe key, e.g. --set top_k=1", &sets);
+  p.option("output", 'o', "DIR", "output directory (overrides output)", &output);
+  p.flag("quiet", "no progress messages", &quiet);
+  if (!parse_or_usage(p, args)) return 0;
+  if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge fuse RECIPE.yaml");
+  FuseRecipe r = load_fuse_recipe(recipe_path, sets);
+  if (!output.empty()) r.output = output;
+  Timer timer;
+  auto log = [&](const std::string& m) {
+    if (!quiet) std::fprintf(stderr, "[fuse %.0fs] %s\n", timer.seconds(), m.c_str());
+  };
+  ModelWeights moe = fuse_experts(r.fuse, log);
+  if (r.router_init == "prompts") {
+    log(std::string("routers from prompts (") + to_string(r.hidden) + ")");
+    Transformer skeleton(load_model_weights(r.fuse.skeleton));
+    const TokenizerFiles tf = load_tokenizer_files(r.fuse.skeleton);
+    init_routers_from_prompts(moe, skeleton, *tf.tokenizer, r.prompts, r.hidden, r.temperature);
+  } else if (r.router_init == "random") {
+    init_routers_random(moe, r.seed, r.random_std);
+  } else {
+    init_routers_zero(moe);
+  }
+  log("writing " + r.output);
+  save_model_weights(moe, r.output);
+  copy_tokenizer_files(r.fuse.skeleton, r.output);
+  std::cout << summary(moe, r.output, timer.seconds()).dump() << std::endl;
+  return 0;
+}
+
+int run_upcycle(const std::vector<std::string>& args) {
+  std::string model, output, router = "random";
+  int experts = 8, top_k = 2;
+  float noise = 0.0f;
+  uint64_t seed = 0;
+  ArgParser p("moeforge upcycle -m MODEL --experts E -o DIR [options]",
+              "Sparse upcycling: one dense model becomes a Mixtral-layout MoE whose E experts start as copies of its "
+              "MLP (optionally with a little noise so they can diverge in training) and whose routers are new.");
+  p.option("model", 'm', "PATH", "dense model (HF directory or .gguf)", &model, true);
+  p.option("output", 'o', "DIR", "output directory", &output, true);
+  p.option("experts", "E", "number of experts (default 8)", &experts);
+  p.option("top-k", "K", "experts per token (default 2)", &top_k);
+  p.option("noise", "X", "Gaussian noise, relative to each matrix's RMS, added to every copy (default 0)", &noise);
+  p.option("seed", "S", "seed for the noise and random routers (default 0)", &seed);
+  p.option("router", 0, "INIT", "router initialisation: random (default) or zeros", &router);
+  if (!parse_or_usage(p, args)) return 0;
+  if (router != "random" && router != "zeros") throw UsageError("--router must be random or zeros");
+  Timer timer;
+  ModelWeights moe = upcycle(load_model_weights(model), experts, top_k, noise, seed);
+  if (router == "random") init_routers_random(moe, seed);
+  save_model_weights(moe, output);
+  copy_tokenizer_files(model, output);
+  std::cout << summary(moe, output, timer.seconds()).dump() << std::endl;
+  return 0;
+}
+
+}  // namespace mf::cli

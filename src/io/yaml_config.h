@@ -1,0 +1,47 @@
+// YAML recipes read as JSON values, with strict key checking: a key nobody reads is an error
+// naming its path, so a typo never silently falls back to a default. `--set a.b=value`
+// overrides (YAML values) are applied before reading.
+#pragma once
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace mf {
+
+// Throws mf::Error naming file:line for invalid YAML and the assignment for a bad override.
+nlohmann::json load_yaml_file(const std::string& path, const std::vector<std::string>& overrides = {});
+
+class ConfigReader {
+ public:
+  // `where` is the key path of this mapping ("" at the top), `file` the recipe for messages.
+  ConfigReader(const nlohmann::json& j, std::string where, std::string file);
+  // Fails on a key the caller did not read.
+  void finish(const std::set<std::string>& known) const;
+  template <class T>
+  void get(const char* key, T& out) const {
+    if (!j_.contains(key) || j_[key].is_null()) return;
+    try {
+      out = j_[key].get<T>();
+    } catch (const nlohmann::json::exception&) {
+      fail(file_, ": '", prefix(), key, "' has the wrong type (", j_[key].dump(), ")");
+    }
+  }
+  nlohmann::json raw(const char* key) const { return j_.contains(key) ? j_[key] : nlohmann::json(); }
+  ConfigReader sub(const char* key) const;
+  std::string path_of(const char* key) const { return prefix() + key; }
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string prefix() const { return where_.empty() ? "" : where_ + "."; }
+  nlohmann::json j_;
+  std::string where_, file_;
+};
+
+// Relative paths are relative to `base` (a recipe's folder); "~/" is the home directory.
+std::string resolve_recipe_path(const std::string& base, const std::string& p);
+
+}  // namespace mf
