@@ -15,5 +15,6 @@ int run_data(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_fuse(const std::vector<std::string>& args);
 int run_upcycle(const std::vector<std::string>& args);
+int run_inspect(const std::vector<std::string>& args);
 
 }  // namespace mf::cli

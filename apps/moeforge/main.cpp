@@ -24,6 +24,7 @@ const char* kUsage =
     "  eval       per-domain answer-token loss and perplexity of a model on a JSONL split\n"
     "  fuse       fuse dense models into one MoE (shared attention, one expert per source MLP)\n"
     "  upcycle    turn one dense model into a MoE whose experts copy its MLP\n"
+    "  inspect    which experts a MoE's routers pick: per layer, per token, or per domain over a dataset\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return mf::cli::run_eval(args);
     if (cmd == "fuse") return mf::cli::run_fuse(args);
     if (cmd == "upcycle") return mf::cli::run_upcycle(args);
+    if (cmd == "inspect") return mf::cli::run_inspect(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;

@@ -1,0 +1,135 @@
+// fuse, upcycle and inspect through the CLI: a tiny model pretrained by the test becomes the
+// skeleton and the expert sources; the fused directory loads in info/generate, inspect shows the
+// per-layer decision table, the token grid, JSON, and the domain x expert matrix with its HTML.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_run.h"
+
+namespace {
+using namespace mf::test;
+
+class FuseCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (binary().empty()) GTEST_SKIP() << "MOEFORGE_BIN not set (run through ctest)";
+    dir_ = fs::temp_directory_path() / ("moeforge_fuse_e2e_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream corpus(dir_ / "corpus.txt");
+    corpus << "<|im_start|>system user assistant<|im_end|>\n";
+    for (int i = 0; i < 200; ++i) corpus << "write code for the cat. solve math for the dog. " << i % 10 << "\n";
+    const fs::path p = dir_ / "pretrain.yaml";
+    std::ofstream(p) << "model:\n  init: scratch\n"
+                        "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,\n"
+                        "           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128,\n"
+                        "           tie_word_embeddings: true}\n"
+                        "tokenizer: char\n"
+                        "data: {train: corpus.txt, valid_fraction: 0.1}\n"
+                        "train: {steps: 10, batch: 4, seq_len: 32, lr: 3.0e-3, warmup: 2, eval_windows: 2}\n"
+                        "output: " << (dir_ / "pre").string() << "\n";
+    auto r = run({"train", p.string(), "--quiet"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    base_ = (dir_ / "pre" / "model").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path recipe(const std::string& second_source) {
+    const fs::path p = dir_ / "fuse.yaml";
+    std::ofstream(p) << "skeleton: " << base_ << "\n"
+                     << "experts:\n"
+                        "  - {name: Coder, source: " << base_ << ", positive: [\"write code for the cat\"]}\n"
+                        "  - {name: Thinker, source: " << second_source << ", positive: [\"solve math for the dog\"],\n"
+                        "     negative: [\"write code\"]}\n"
+                        "top_k: 1\n"
+                        "router_init: {method: prompts}\n"
+                        "output: " << (dir_ / "fused").string() << "\n";
+    return p;
+  }
+
+  fs::path dir_;
+  std::string base_;
+};
+
+TEST_F(FuseCli, HelpForEveryCommand) {
+  for (const char* cmd : {"fuse", "upcycle", "inspect"}) {
+    auto r = run({cmd, "--help"});
+    EXPECT_EQ(r.rc, 0) << cmd << r.err;
+    EXPECT_TRUE(has(r.out, "usage") || has(r.out, "moeforge")) << r.out;
+  }
+}
+
+TEST_F(FuseCli, FusedModelLoadsRunsAndShowsItsRoutes) {
+  auto r = run({"fuse", recipe(base_).string(), "--quiet"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.out);
+  EXPECT_EQ(summary["experts"], 2);
+  EXPECT_EQ(summary["expert_names"], nlohmann::json::array({"Coder", "Thinker"}));
+  const std::string fused = (dir_ / "fused").string();
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer_char.json"})
+    EXPECT_TRUE(fs::exists(dir_ / "fused" / f)) << f;
+
+  auto info = run({"info", "-m", fused});
+  ASSERT_EQ(info.rc, 0) << info.err;
+  EXPECT_TRUE(has(info.out, "mixtral")) << info.out;
+  auto gen = run({"generate", "-m", fused, "-p", "write code", "--max-tokens", "8", "--temperature", "0"});
+  EXPECT_EQ(gen.rc, 0) << gen.err;
+
+  auto table = run({"inspect", "-m", fused, "-p", "solve math for the dog", "--tokens"});
+  ASSERT_EQ(table.rc, 0) << table.err;
+  EXPECT_TRUE(has(table.out, "Layer  0 | 1. ")) << table.out;
+  EXPECT_TRUE(has(table.out, "Layer  1 | 1. ")) << table.out;
+  EXPECT_TRUE(has(table.out, "top-1 expert per token")) << table.out;
+  auto js = run({"inspect", "-m", fused, "-p", "write code", "--json"});
+  ASSERT_EQ(js.rc, 0) << js.err;
+  const auto j = nlohmann::json::parse(js.out);
+  ASSERT_EQ(j["layers"].size(), 2u);
+  EXPECT_EQ(j["layers"][0]["tokens"].size(), 10u);  // "write code", one token per char
+  const double share = j["layers"][0]["share"]["Coder"].get<double>() + j["layers"][0]["share"]["Thinker"].get<double>();
+  EXPECT_NEAR(share, 1.0, 1e-5);
+
+  std::ofstream data(dir_ / "split.jsonl");
+  for (int i = 0; i < 6; ++i)
+    data << nlohmann::json{{"instruction", "write code"}, {"output", "for the cat"}, {"domain", "Coder"}}.dump() << "\n"
+         << nlohmann::json{{"instruction", "solve math"}, {"output", "for the dog"}, {"domain", "Thinker"}}.dump() << "\n";
+  data.close();
+  const fs::path html = dir_ / "routes.html";
+  auto m = run({"inspect", "-m", fused, "--data", (dir_ / "split.jsonl").string(), "-o", html.string(), "--quiet"});
+  ASSERT_EQ(m.rc, 0) << m.err;
+  EXPECT_TRUE(has(m.out, "dispatch")) << m.out;
+  EXPECT_TRUE(has(m.out, "Thinker")) << m.out;
+  EXPECT_TRUE(has(slurp(html), "<table>"));
+}
+
+TEST_F(FuseCli, UpcycleAndClearErrors) {
+  const std::string up = (dir_ / "up").string();
+  auto r = run({"upcycle", "-m", base_, "--experts", "4", "--noise", "0.01", "-o", up});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["experts"], 4);
+  EXPECT_EQ(run({"generate", "-m", up, "-p", "solve", "--max-tokens", "4"}).rc, 0);
+
+  auto dense = run({"inspect", "-m", base_, "-p", "x"});
+  EXPECT_EQ(dense.rc, 1);
+  EXPECT_TRUE(has(dense.err, "dense model has no routers")) << dense.err;
+
+  // A source of another width.
+  const fs::path p = dir_ / "wide.yaml";
+  std::ofstream(p) << "model:\n  init: scratch\n"
+                      "  config: {model_type: llama, hidden_size: 32, intermediate_size: 80, num_hidden_layers: 2,\n"
+                      "           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128,\n"
+                      "           tie_word_embeddings: true}\n"
+                      "tokenizer: char\n"
+                      "data: {train: corpus.txt, valid_fraction: 0.1}\n"
+                      "train: {steps: 1, batch: 2, seq_len: 16, eval_windows: 1}\n"
+                      "output: " << (dir_ / "wide").string() << "\n";
+  ASSERT_EQ(run({"train", p.string(), "--quiet"}).rc, 0);
+  auto bad = run({"fuse", recipe((dir_ / "wide" / "model").string()).string(), "--quiet"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_TRUE(has(bad.err, "intermediate_size is 80 but the skeleton")) << bad.err;
+  auto typo = run({"fuse", recipe(base_).string(), "--set", "topk=2"});
+  EXPECT_EQ(typo.rc, 1);
+  EXPECT_TRUE(has(typo.err, "unknown key 'topk'")) << typo.err;
+}
+
+}  // namespace
