@@ -233,6 +233,35 @@ TrainingLoss TrainableTransformer::evaluate(std::span<const int32_t> tokens, std
   return run(tokens, targets, batch, {}, false);
 }
 
+std::vector<double> TrainableTransformer::router_entropy() const {
+  const ModelConfig& c = impl_->weights.config;
+  const std::vector<uint8_t>& counted = impl_->scratch.counted;
+  std::vector<double> out;
+  std::vector<double> p(static_cast<size_t>(c.num_experts));
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (!c.layer_is_moe(l)) continue;
+    const std::vector<float>& z = impl_->acts[size_t(l)].moe.logits;
+    const size_t E = size_t(c.num_experts), N = std::min(counted.size(), z.size() / E);
+    double sum = 0;
+    int64_t n = 0;
+    for (size_t t = 0; t < N; ++t) {
+      if (!counted[t]) continue;
+      const float* row = z.data() + t * E;
+      const float m = *std::max_element(row, row + E);
+      double total = 0, h = 0;
+      for (size_t e = 0; e < E; ++e) total += p[e] = std::exp(double(row[e] - m));
+      for (size_t e = 0; e < E; ++e) {
+        const double q = p[e] / total;
+        if (q > 0) h -= q * std::log(q);
+      }
+      sum += h;
+      ++n;
+    }
+    out.push_back(n ? sum / double(n) : 0.0);
+  }
+  return out;
+}
+
 std::vector<std::vector<int64_t>> TrainableTransformer::expert_load() const {
   const ModelConfig& c = impl_->weights.config;
   std::vector<std::vector<int64_t>> load;

@@ -53,6 +53,9 @@ class TrainableTransformer {
   TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch);
   // Slots routed to each expert in the last forward, per MoE layer (empty for a dense model).
   std::vector<std::vector<int64_t>> expert_load() const;
+  // Mean entropy (nats) of each MoE layer's routing distribution (softmax over all experts)
+  // over the scored tokens of the last forward; log(E) is uniform, 0 is certain.
+  std::vector<double> router_entropy() const;
 
   void zero_grad();
   // Every trainable tensor: its name, fp32 values and gradient (for the optimizer).

@@ -113,7 +113,8 @@ std::string render_run_report(const std::string& metrics_jsonl, const std::strin
   std::ifstream in(metrics_jsonl);
   MF_CHECK(in, metrics_jsonl, ": cannot open the run's metrics");
   Series train{"train loss", "#1f77b4", {}}, valid{"validation loss", "#d62728", {}}, lr{"learning rate", "#2ca02c", {}},
-      grad{"gradient norm", "#9467bd", {}}, lb{"load-balancing loss", "#ff7f0e", {}}, z{"z-loss", "#8c564b", {}};
+      grad{"gradient norm", "#9467bd", {}}, lb{"load-balancing loss", "#ff7f0e", {}}, z{"z-loss", "#8c564b", {}},
+      entropy_mean{"mean over layers", "#17becf", {}}, entropy_min{"lowest layer", "#7f7f7f", {}};
   std::vector<double> load_steps;
   std::vector<std::vector<std::vector<double>>> load;  // [layer][logged step][expert] shares
   std::string line;
@@ -136,6 +137,13 @@ std::string render_run_report(const std::string& metrics_jsonl, const std::strin
     add(grad, "grad_norm");
     add(lb, "lb_loss");
     add(z, "z_loss");
+    if (j.contains("router_entropy") && j["router_entropy"].is_array() && !j["router_entropy"].empty()) {
+      const auto h = j["router_entropy"].get<std::vector<double>>();
+      double sum = 0, lowest = h[0];
+      for (double v : h) sum += v, lowest = std::min(lowest, v);
+      entropy_mean.points.emplace_back(s, sum / double(h.size()));
+      entropy_min.points.emplace_back(s, lowest);
+    }
     if (j.contains("expert_load")) {
       const auto& layers = j["expert_load"];
       if (load.size() < layers.size()) load.resize(layers.size());
@@ -161,6 +169,8 @@ std::string render_run_report(const std::string& metrics_jsonl, const std::strin
   o << line_chart("Learning rate", {lr});
   o << line_chart("Gradient norm (before clipping)", {grad}, true);
   if (!lb.points.empty()) o << line_chart("Router auxiliary losses (sum over MoE layers)", {lb, z});
+  if (!entropy_mean.points.empty())
+    o << line_chart("Router entropy (nats; log E = uniform)", {entropy_mean, entropy_min});
   for (size_t l = 0; l < load.size(); ++l) o << load_heatmap(int(l), load_steps, load[l]);
   o << "</body></html>\n";
   return o.str();

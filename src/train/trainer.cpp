@@ -203,7 +203,10 @@ TrainResult Trainer::run() {
     tokens_seen += step_tokens;
     step_seconds += step_s;
     const auto load = model_.expert_load();
-    if (!load.empty()) rec["expert_load"] = load;
+    if (!load.empty()) {
+      rec["expert_load"] = load;
+      rec["router_entropy"] = model_.router_entropy();
+    }
     const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
     // stop_after pauses a run to be resumed: no final evaluation, so the resumed log equals
     // an uninterrupted one.

@@ -125,6 +125,8 @@ TEST(Trainer, LossFallsAndTheRunIsLoggedCheckpointedAndExported) {
   EXPECT_TRUE(last.contains("valid_loss") && last.contains("grad_norm") && last.contains("lr"));
   ASSERT_TRUE(last.contains("expert_load"));
   EXPECT_EQ(last["expert_load"].size(), 2u);  // two MoE layers
+  ASSERT_EQ(last["router_entropy"].size(), 2u);
+  for (double h : last["router_entropy"]) EXPECT_TRUE(h > 0 && h <= std::log(4.0) + 1e-9) << h;
   EXPECT_TRUE(fs::exists(dir / "checkpoint.safetensors"));
   EXPECT_GT(r.best_step, 0);
   EXPECT_LE(r.best_valid_loss, r.valid_loss);
