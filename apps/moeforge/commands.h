@@ -16,5 +16,6 @@ int run_eval(const std::vector<std::string>& args);
 int run_fuse(const std::vector<std::string>& args);
 int run_upcycle(const std::vector<std::string>& args);
 int run_inspect(const std::vector<std::string>& args);
+int run_convert(const std::vector<std::string>& args);
 
 }  // namespace mf::cli

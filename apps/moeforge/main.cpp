@@ -25,6 +25,7 @@ const char* kUsage =
     "  fuse       fuse dense models into one MoE (shared attention, one expert per source MLP)\n"
     "  upcycle    turn one dense model into a MoE whose experts copy its MLP\n"
     "  inspect    which experts a MoE's routers pick: per layer, per token, or per domain over a dataset\n"
+    "  convert    HF directory or GGUF -> llama-architecture GGUF (dense or MoE) or HF directory\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
     if (cmd == "fuse") return mf::cli::run_fuse(args);
     if (cmd == "upcycle") return mf::cli::run_upcycle(args);
     if (cmd == "inspect") return mf::cli::run_inspect(args);
+    if (cmd == "convert") return mf::cli::run_convert(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;

@@ -46,8 +46,11 @@ std::optional<StackedExperts> parse_stacked_experts(const std::string& g) {
   return StackedExperts{std::stoi(m[1].str()), kLeaf.at(m[2].str())};
 }
 
-Tensor unpermute_qk_rows(const Tensor& w, int n_head, const std::string& name) {
-  MF_CHECK(w.ndim() == 2 || w.ndim() == 1, name, ": expected a matrix or a bias vector to un-permute, got shape ",
+namespace {
+
+// Moves whole rows between the two layouts; to_gguf picks the direction.
+Tensor reorder_qk_rows(const Tensor& w, int n_head, const std::string& name, bool to_gguf) {
+  MF_CHECK(w.ndim() == 2 || w.ndim() == 1, name, ": expected a matrix or a bias vector to reorder, got shape ",
            shape_str(w.shape()));
   const int64_t rows = w.dim(0);
   MF_CHECK(n_head > 0 && rows % (2 * int64_t(n_head)) == 0, name, ": ", rows,
@@ -61,9 +64,20 @@ Tensor unpermute_qk_rows(const Tensor& w, int n_head, const std::string& name) {
     for (int64_t i = 0; i < half; ++i)
       for (int64_t j = 0; j < 2; ++j) {
         const int64_t gguf_row = h * D + 2 * i + j, hf_row = h * D + j * half + i;
-        std::memcpy(dst + size_t(hf_row) * row_bytes, src + size_t(gguf_row) * row_bytes, row_bytes);
+        const int64_t from = to_gguf ? hf_row : gguf_row, to = to_gguf ? gguf_row : hf_row;
+        std::memcpy(dst + size_t(to) * row_bytes, src + size_t(from) * row_bytes, row_bytes);
       }
   return out;
+}
+
+}  // namespace
+
+Tensor unpermute_qk_rows(const Tensor& w, int n_head, const std::string& name) {
+  return reorder_qk_rows(w, n_head, name, false);
+}
+
+Tensor permute_qk_rows(const Tensor& w, int n_head, const std::string& name) {
+  return reorder_qk_rows(w, n_head, name, true);
 }
 
 }  // namespace mf

@@ -26,5 +26,7 @@ std::optional<StackedExperts> parse_stacked_experts(const std::string& gguf_name
 // Returns a new tensor with HF row order. Rows are copied whole, so any dtype (including block
 // formats, whose blocks run along the row) is handled without dequantizing.
 Tensor unpermute_qk_rows(const Tensor& w, int n_head, const std::string& name);
+// The converter's direction: HF row order -> GGML's (for writing GGUF files llama.cpp runs).
+Tensor permute_qk_rows(const Tensor& w, int n_head, const std::string& name);
 
 }  // namespace mf

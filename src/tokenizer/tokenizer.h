@@ -69,6 +69,9 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);
 // control ones), so a model trained with it can be saved as a standard directory. Supported
 // pre-tokenizers: gpt2, and smollm/starcoder/refact (single digits first); others throw.
 std::string bpe_vocab_to_tokenizer_json(const BpeVocab& vocab);
+// The inverse, for byte-level BPE tokenizer.json files with a gpt2 or smollm pre-tokenizer
+// (special ids and add_bos from tokenizer_config.json beside it): what a GGUF export embeds.
+BpeVocab bpe_vocab_from_tokenizer_json(const std::string& tokenizer_json_path);
 
 // Reads tokenizer.json (and tokenizer_config.json beside it, when present, for bos/eos/pad/unk
 // and add_bos_token). Throws mf::Error naming the file and field for anything unsupported.

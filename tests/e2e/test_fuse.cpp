@@ -53,7 +53,7 @@ class FuseCli : public ::testing::Test {
 };
 
 TEST_F(FuseCli, HelpForEveryCommand) {
-  for (const char* cmd : {"fuse", "upcycle", "inspect"}) {
+  for (const char* cmd : {"fuse", "upcycle", "inspect", "convert"}) {
     auto r = run({cmd, "--help"});
     EXPECT_EQ(r.rc, 0) << cmd << r.err;
     EXPECT_TRUE(has(r.out, "usage") || has(r.out, "moeforge")) << r.out;
@@ -100,6 +100,17 @@ TEST_F(FuseCli, FusedModelLoadsRunsAndShowsItsRoutes) {
   EXPECT_TRUE(has(m.out, "dispatch")) << m.out;
   EXPECT_TRUE(has(m.out, "Thinker")) << m.out;
   EXPECT_TRUE(has(slurp(html), "<table>"));
+
+  // convert: to a directory it round-trips; a GGUF needs a byte-level BPE tokenizer.
+  const std::string copy = (dir_ / "copy").string();
+  auto c = run({"convert", "-m", fused, "-o", copy});
+  ASSERT_EQ(c.rc, 0) << c.err;
+  auto again = run({"inspect", "-m", copy, "-p", "write code", "--json"});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out), j);
+  auto g = run({"convert", "-m", fused, "-o", (dir_ / "fused.gguf").string()});
+  EXPECT_EQ(g.rc, 1);
+  EXPECT_TRUE(has(g.err, "tokenizer.json")) << g.err;
 }
 
 TEST_F(FuseCli, UpcycleAndClearErrors) {
