@@ -23,8 +23,12 @@ int run_chat(const std::vector<std::string>& args) {
               "Interactive on a terminal; with piped stdin every line is one user message and only\n"
               "the answers are printed, one per line.");
   add_run_flags(p, f);
+  bool show_experts = false;
+  p.flag("show-experts", "after each answer, the experts that wrote it (MoE models)", &show_experts);
   if (!parse_or_usage(p, args)) return 0;
   LoadedModel m = load_for_run(f);
+  RouteTally tally;
+  if (show_experts) m.model->observe_routes(&tally);
   const bool interactive = isatty(STDIN_FILENO) != 0;
   ChatOptions co;
   co.system_prompt = f.system;
@@ -61,12 +65,18 @@ int run_chat(const std::vector<std::string>& args) {
       continue;
     }
     try {
+      tally.clear();
       GenerateResult r = session.send(line, [](std::string_view piece) {
         std::cout << piece;
         std::cout.flush();
       });
       std::cout << "\n";
       std::cout.flush();
+      if (show_experts && tally.tokens > 0) {
+        std::cerr << "[experts:";
+        for (const auto& [name, share] : tally.top(3)) std::cerr << " " << name << " " << int(share * 1000 + 0.5) / 10.0 << "%";
+        std::cerr << " of the routing over " << tally.tokens << " tokens]\n";
+      }
       if (f.verbose) print_stats(r.stats);
     } catch (const UsageError&) {
       throw;

@@ -1,6 +1,7 @@
 #include "infer/bundle.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include <omp.h>
@@ -27,7 +28,12 @@ class TransformerModel : public LanguageModel {
   std::vector<float> forward(std::span<const int32_t> tokens) override {
     MF_CHECK(cache_length() + int(tokens.size()) <= max_len_, "model: ", cache_length() + tokens.size(),
              " tokens exceed the context of ", max_len_);
-    Tensor logits = t_->forward(tokens, 1, cache_);
+    ForwardOptions fo;
+    std::vector<Tensor> routes;
+    const bool tally = tally_ && tokens.size() == 1 && t_->config().is_moe();
+    if (tally) fo.router_logits = &routes;
+    Tensor logits = t_->forward(tokens, 1, cache_, fo);
+    if (tally) add_routes(routes);
     Tensor f = logits.dtype() == DType::F32 ? logits : logits.to_f32();
     const float* p = f.data<float>();
     int64_t vocab = f.dim(-1);
@@ -37,14 +43,47 @@ class TransformerModel : public LanguageModel {
   void truncate(int length) override { cache_.truncate(0, length); }
   int context_length() const override { return max_len_; }
   int vocab_size() const override { return t_->config().vocab_size; }
+  void observe_routes(RouteTally* tally) override {
+    tally_ = tally;
+    if (!tally_) return;
+    const ModelConfig& c = t_->config();
+    tally_->experts = c.expert_names;
+    for (int e = int(tally_->experts.size()); e < c.num_experts; ++e) tally_->experts.push_back("expert" + std::to_string(e));
+    tally_->prob_sum.assign(size_t(c.num_experts), 0.0);
+    tally_->tokens = 0;
+  }
 
  private:
+  void add_routes(const std::vector<Tensor>& routes) {
+    const size_t E = tally_->prob_sum.size();
+    for (const Tensor& r : routes) {
+      const float* z = r.data<float>();
+      const float m = *std::max_element(z, z + E);
+      double total = 0;
+      std::vector<double> p(E);
+      for (size_t e = 0; e < E; ++e) total += p[e] = std::exp(double(z[e] - m));
+      for (size_t e = 0; e < E; ++e) tally_->prob_sum[e] += p[e] / total;
+    }
+    ++tally_->tokens;
+  }
+
   std::unique_ptr<Transformer> t_;
+  RouteTally* tally_ = nullptr;
   KVCache cache_;
   int max_len_;
 };
 
 }  // namespace
+
+std::vector<std::pair<std::string, double>> RouteTally::top(size_t n) const {
+  double total = 0;
+  for (double v : prob_sum) total += v;
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t e = 0; e < prob_sum.size(); ++e) out.emplace_back(experts[e], total > 0 ? prob_sum[e] / total : 0.0);
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (out.size() > n) out.resize(n);
+  return out;
+}
 
 std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len) {
   MF_CHECK(max_len > 0, "make_language_model: max_len must be > 0, got ", max_len);

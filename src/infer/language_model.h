@@ -2,11 +2,28 @@
 // cache and read the next-token logits. The Transformer adapter (bundle.h) implements it;
 // tests implement it with scripted fakes, so generation and chat logic are testable alone.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace mf {
+
+// Routing probability a MoE spends on each expert, summed over the tokens it generated (decode
+// steps, not the prompt) and over its MoE layers.
+struct RouteTally {
+  std::vector<std::string> experts;
+  std::vector<double> prob_sum;  // [E]
+  int64_t tokens = 0;
+  void clear() {
+    std::fill(prob_sum.begin(), prob_sum.end(), 0.0);
+    tokens = 0;
+  }
+  // The n experts with the largest share, as (name, share of all routing probability).
+  std::vector<std::pair<std::string, double>> top(size_t n) const;
+};
 
 class LanguageModel {
  public:
@@ -18,6 +35,9 @@ class LanguageModel {
   virtual void truncate(int length) = 0;     // keeps the first `length` cached tokens
   virtual int context_length() const = 0;    // most tokens the cache can hold
   virtual int vocab_size() const = 0;
+  // Starts (or, with null, stops) adding each decode step's routes to `tally`; models without
+  // experts leave it untouched.
+  virtual void observe_routes(RouteTally* tally) { (void)tally; }
 };
 
 }  // namespace mf

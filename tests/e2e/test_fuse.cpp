@@ -75,6 +75,9 @@ TEST_F(FuseCli, FusedModelLoadsRunsAndShowsItsRoutes) {
   EXPECT_TRUE(has(info.out, "mixtral")) << info.out;
   auto gen = run({"generate", "-m", fused, "-p", "write code", "--max-tokens", "8", "--temperature", "0"});
   EXPECT_EQ(gen.rc, 0) << gen.err;
+  auto chat = run({"chat", "-m", fused, "--show-experts", "--max-tokens", "6", "--temperature", "0"}, "write code\n");
+  EXPECT_EQ(chat.rc, 0) << chat.err;
+  EXPECT_TRUE(has(chat.err, "[experts: ")) << chat.err;
 
   auto table = run({"inspect", "-m", fused, "-p", "solve math for the dog", "--tokens"});
   ASSERT_EQ(table.rc, 0) << table.err;
