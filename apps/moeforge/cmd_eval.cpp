@@ -22,13 +22,6 @@ namespace mf::cli {
 
 namespace {
 
-std::string clock_text(double seconds) {
-  const long long s = (long long)(seconds + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
-  return buf;
-}
-
 void print_table(const std::string& model, const std::vector<DomainLoss>& rows) {
   std::printf("%s\n", model.c_str());
   std::printf("%-14s %9s %14s %10s %12s\n", "domain", "examples", "answer tokens", "loss", "perplexity");
@@ -90,7 +83,7 @@ int run_eval(const std::vector<std::string>& args) {
     if (quiet) return;
     const double s = timer.seconds(), rate = double(done) / std::max(s, 1e-9);
     std::fprintf(stderr, "\r[eval] %lld/%lld tokens  %.0f tok/s  elapsed %s  ETA %s   ", (long long)done,
-                 (long long)total, rate, clock_text(s).c_str(), clock_text(double(total - done) / std::max(rate, 1e-9)).c_str());
+                 (long long)total, rate, format_duration(s).c_str(), format_duration(double(total - done) / std::max(rate, 1e-9)).c_str());
   });
   if (!quiet) std::fprintf(stderr, "\n");
   print_table(model_path, rows);

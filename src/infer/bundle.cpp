@@ -1,13 +1,13 @@
 #include "infer/bundle.h"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 
 #include <omp.h>
 
 #include "core/error.h"
 #include "infer/model_files.h"
+#include "kernels/cpu/softmax.h"
 
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -56,13 +56,11 @@ class TransformerModel : public LanguageModel {
  private:
   void add_routes(const std::vector<Tensor>& routes) {
     const size_t E = tally_->prob_sum.size();
+    std::vector<float> p;
     for (const Tensor& r : routes) {
-      const float* z = r.data<float>();
-      const float m = *std::max_element(z, z + E);
-      double total = 0;
-      std::vector<double> p(E);
-      for (size_t e = 0; e < E; ++e) total += p[e] = std::exp(double(z[e] - m));
-      for (size_t e = 0; e < E; ++e) tally_->prob_sum[e] += p[e] / total;
+      p.assign(r.data<float>(), r.data<float>() + E);
+      softmax_row(p.data(), int64_t(E));
+      for (size_t e = 0; e < E; ++e) tally_->prob_sum[e] += p[e];
     }
     ++tally_->tokens;
   }

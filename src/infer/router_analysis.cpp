@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "kernels/cpu/softmax.h"
 #include "model/kv_cache.h"
 
 namespace mf {
@@ -30,14 +31,6 @@ std::vector<Tensor> router_logits_of(Transformer& model, std::span<const int32_t
   fo.router_logits = &logits;
   model.forward(ids, 1, cache, fo);
   return logits;
-}
-
-void softmax(const float* z, int E, std::vector<float>& p) {
-  p.resize(size_t(E));
-  const float m = *std::max_element(z, z + E);
-  float s = 0;
-  for (int e = 0; e < E; ++e) s += p[size_t(e)] = std::exp(z[e] - m);
-  for (float& v : p) v /= s;
 }
 
 std::string lower(std::string s) {
@@ -93,7 +86,9 @@ PromptRoutes route_prompt(Transformer& model, std::span<const int32_t> ids, int 
     lr.share.assign(size_t(E), 0.0);
     const int64_t T = logits[i].dim(0);
     for (int64_t t = 0; t < T; ++t) {
-      softmax(logits[i].data<float>() + t * E, E, p);
+      const float* z = logits[i].data<float>() + t * E;
+      p.assign(z, z + E);
+      softmax_row(p.data(), E);
       std::vector<int> order(static_cast<size_t>(E));
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[size_t(a)] > p[size_t(b)]; });

@@ -109,22 +109,13 @@ void SftData::next(Batch& out) {
 void SftData::eval_batch(size_t i, Batch& out) const { fill(valid_, eval_plan_[i], batching_.pad_id, out); }
 
 std::string SftData::state() const {
-  return nlohmann::json{{"epoch", epoch_},
-                        {"position", position_},
-                        {"words", epoch_start_.words},
-                        {"has_spare", epoch_start_.has_spare},
-                        {"spare", epoch_start_.spare}}
-      .dump();
+  return nlohmann::json{{"epoch", epoch_}, {"position", position_}, {"rng", rng_state_to_json(epoch_start_)}}.dump();
 }
 
 void SftData::set_state(const std::string& text) {
   const auto j = nlohmann::json::parse(text);
-  Rng::State s{};
-  s.words = j.at("words").get<std::array<uint64_t, 4>>();
-  s.has_spare = j.at("has_spare");
-  s.spare = j.at("spare");
   // Replaying the epoch's shuffle from its starting state rebuilds the same plan.
-  rng_.set_state(s);
+  rng_.set_state(rng_state_from_json(j.at("rng")));
   start_epoch();
   epoch_ = j.at("epoch");
   position_ = j.at("position");

@@ -29,12 +29,6 @@ void write_text_atomic(const std::string& path, const std::string& text) {
   write_file_atomic(path, text.data(), text.size());
 }
 
-std::string fmt_duration(double seconds) {
-  const int64_t s = int64_t(seconds + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
 
 }  // namespace
 
@@ -234,7 +228,7 @@ TrainResult Trainer::run() {
       const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
       std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
                    (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), double(tokens_seen) / std::max(step_seconds, 1e-9),
-                   fmt_duration(elapsed).c_str(), fmt_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
+                   format_duration(elapsed).c_str(), format_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
       if (last) std::fprintf(stderr, "\n");
     }
     if (last) break;

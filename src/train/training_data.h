@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "core/rng.h"
+
 namespace mf {
 
 struct Batch {
@@ -26,5 +30,9 @@ class TrainingData {
   virtual std::string state() const = 0;
   virtual void set_state(const std::string& state) = 0;
 };
+
+// An Rng state as JSON and back, for the sources' state().
+nlohmann::json rng_state_to_json(const Rng::State& s);
+Rng::State rng_state_from_json(const nlohmann::json& j);
 
 }  // namespace mf

@@ -41,18 +41,20 @@ void WindowData::eval_batch(size_t i, Batch& out) const {
   out.real_tokens = int64_t(rows * T);
 }
 
-std::string WindowData::state() const {
-  const Rng::State s = sampler_.state();
-  return nlohmann::json{{"words", s.words}, {"has_spare", s.has_spare}, {"spare", s.spare}}.dump();
+nlohmann::json rng_state_to_json(const Rng::State& s) {
+  return {{"words", s.words}, {"has_spare", s.has_spare}, {"spare", s.spare}};
 }
 
-void WindowData::set_state(const std::string& text) {
-  const auto j = nlohmann::json::parse(text);
+Rng::State rng_state_from_json(const nlohmann::json& j) {
   Rng::State s{};
   s.words = j.at("words").get<std::array<uint64_t, 4>>();
   s.has_spare = j.at("has_spare");
   s.spare = j.at("spare");
-  sampler_.set_state(s);
+  return s;
 }
+
+std::string WindowData::state() const { return rng_state_to_json(sampler_.state()).dump(); }
+
+void WindowData::set_state(const std::string& text) { sampler_.set_state(rng_state_from_json(nlohmann::json::parse(text))); }
 
 }  // namespace mf
