@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
+#include "model/packed_experts.h"
 
 namespace mf {
 namespace fs = std::filesystem;
@@ -28,6 +29,7 @@ ModelWeights load_hf_weights(const std::string& dir) {
   w.tensors = load_safetensors(dir);
   w.source = dir;
   if (w.config.tie_word_embeddings) w.tensors.erase("lm_head.weight");  // HF ignores it when tied
+  unpack_packed_experts(w);
   return w;
 }
 

@@ -178,6 +178,55 @@ TEST_F(Fuse, SavedInTheMixtralLayoutAndReloadedBitForBit) {
   EXPECT_TRUE(fs::exists(out / mf::kCharTokenizerFile));
 }
 
+// transformers 5 saves Mixtral experts packed: mlp.experts.gate_up_proj [E, 2I, H] (gate rows
+// first) and mlp.experts.down_proj [E, H, I], with the router at mlp.gate. Such a directory
+// loads into the same model as the classic per-expert layout.
+TEST_F(Fuse, PackedExpertLayoutLoadsToTheSameLogits) {
+  mf::ModelWeights moe = mf::fuse_experts(options({0, 1, 2}));
+  mf::init_routers_random(moe, 4);
+  const std::vector<int32_t> ids = tok_->encode("solve math");
+  const mf::Tensor classic = logits(moe, ids);
+
+  const int64_t E = 3, H = 32, I = 48;
+  std::vector<std::pair<std::string, mf::Tensor>> packed;
+  for (const auto& [name, t] : moe.tensors)
+    if (name.find(".block_sparse_moe.") == std::string::npos) packed.emplace_back(name, t);
+  for (int l = 0; l < 3; ++l) {
+    const std::string mlp = "model.layers." + std::to_string(l) + ".mlp.";
+    mf::Tensor gate_up = mf::Tensor::empty(mf::DType::F32, {E, 2 * I, H});
+    mf::Tensor down = mf::Tensor::empty(mf::DType::F32, {E, H, I});
+    for (int e = 0; e < E; ++e) {
+      const auto part = [&](const char* leaf) { return moe.tensors.at(mf::expert_tensor_name(l, e, leaf)); };
+      float* gu = gate_up.data<float>() + e * 2 * I * H;
+      std::memcpy(gu, part("w1").raw(), size_t(I * H) * 4);
+      std::memcpy(gu + I * H, part("w3").raw(), size_t(I * H) * 4);
+      std::memcpy(down.data<float>() + e * H * I, part("w2").raw(), size_t(H * I) * 4);
+    }
+    packed.emplace_back(mlp + "experts.gate_up_proj", gate_up);
+    packed.emplace_back(mlp + "experts.down_proj", down);
+    packed.emplace_back(mlp + "gate.weight",
+                        moe.tensors.at("model.layers." + std::to_string(l) + ".block_sparse_moe.gate.weight"));
+  }
+  const fs::path out = dir_ / "packed";
+  mf::save_model_weights(moe, out.string());  // config.json; the weights are replaced below
+  fs::remove(out / "model.safetensors");
+  mf::save_safetensors((out / "model.safetensors").string(), packed);
+  EXPECT_TRUE(same_bytes(classic, logits(mf::load_model_weights(out.string()), ids)));
+
+  // A packed tensor of the wrong shape names itself and both shapes.
+  for (auto& [name, t] : packed)
+    if (name == "model.layers.1.mlp.experts.down_proj") t = mf::Tensor::zeros(mf::DType::F32, {E, I, H});
+  mf::save_safetensors((out / "model.safetensors").string(), packed);
+  try {
+    mf::load_model_weights(out.string());
+    FAIL() << "a wrongly shaped packed tensor was accepted";
+  } catch (const mf::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.mlp.experts.down_proj' has shape [3, 48, 32], expected [3, 32, 48]"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(Fuse, AveragedSharedTensorsAreTheMean) {
   mf::FuseOptions o = options({0, 1});
   o.average_shared = true;
