@@ -63,9 +63,9 @@ ModelConfig moe_config(ModelConfig c, int experts, int top_k, std::vector<std::s
   c.num_experts = experts;
   c.top_k = top_k;
   c.moe_intermediate_size = c.intermediate_size;
-  c.norm_topk_prob = true;
+  c.routing.norm_topk_prob = true;
   c.expert_names = std::move(names);
-  c.router_policy = "softmax_topk";
+  c.routing = RoutingConfig{};
   return c;
 }
 

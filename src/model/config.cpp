@@ -7,10 +7,16 @@
 namespace mf {
 
 bool ModelConfig::layer_is_moe(int l) const {
-  if (num_experts <= 0) return false;
+  if (num_experts <= 0 || l < first_k_dense) return false;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) != mlp_only_layers.end()) return false;
-  int step = decoder_sparse_step > 0 ? decoder_sparse_step : 1;
+  if (moe_layer_freq > 1 && l % moe_layer_freq != 0) return false;
+  const int step = decoder_sparse_step > 0 ? decoder_sparse_step : 1;
   return (l + 1) % step == 0;
+}
+
+int ModelConfig::experts_in_layer(int l) const {
+  if (!layer_is_moe(l)) return 0;
+  return layer_experts.empty() ? num_experts : layer_experts[size_t(l)];
 }
 
 void ModelConfig::validate() const {
@@ -47,6 +53,23 @@ void ModelConfig::validate() const {
     positive("moe_intermediate_size (or intermediate_size)", expert_intermediate_size());
     MF_CHECK(shared_expert_intermediate_size >= 0,
              "model config: shared_expert_intermediate_size must be >= 0, got ", shared_expert_intermediate_size);
+    MF_CHECK(first_k_dense >= 0, "model config: first_k_dense_replace must be >= 0, got ", first_k_dense);
+    if (!layer_experts.empty()) {
+      MF_CHECK(int(layer_experts.size()) == num_layers, "model config: moe_layer_experts has ", layer_experts.size(),
+               " entries for ", num_layers, " layers");
+      int most = 0;
+      for (int l = 0; l < num_layers; ++l) {
+        if (!layer_is_moe(l)) continue;
+        const int e = layer_experts[size_t(l)];
+        MF_CHECK(e >= top_k, "model config: moe_layer_experts[", l, "] = ", e, " is fewer than num_experts_per_tok (",
+                 top_k, ")");
+        most = std::max(most, e);
+      }
+      MF_CHECK(most == num_experts, "model config: num_experts (", num_experts,
+               ") must be the largest entry of moe_layer_experts (", most, ")");
+      MF_CHECK(expert_names.empty(), "model config: expert_names need the same experts in every layer");
+    }
+    routing.validate(num_experts, top_k);
   } else {
     MF_CHECK(top_k == 0 || top_k == 1, "model config: num_experts_per_tok = ", top_k, " without experts");
   }
@@ -66,9 +89,11 @@ int64_t count_parameters(const ModelConfig& c, bool active_only) {
       total += 3 * H * c.intermediate_size;
       continue;
     }
-    int64_t expert = 3 * H * c.expert_intermediate_size();
-    total += H * c.num_experts + (active_only ? c.top_k : c.num_experts) * expert;
-    if (c.shared_expert_intermediate_size > 0) total += 3 * H * c.shared_expert_intermediate_size + H;
+    const int64_t expert = 3 * H * c.expert_intermediate_size(), E = c.experts_in_layer(l);
+    total += H * E + (active_only ? std::min<int64_t>(c.top_k, E) : E) * expert;
+    if (c.routing.policy == RouterPolicy::NoisyTopK) total += H * E;
+    if (c.shared_expert_intermediate_size > 0)
+      total += 3 * H * c.shared_expert_intermediate_size + (c.shared_expert_gated ? H : 0);
   }
   total += int64_t(c.vocab_size) * H + H;  // embedding + final norm
   if (!c.tie_word_embeddings) total += int64_t(c.vocab_size) * H;

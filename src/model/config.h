@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "moe/routing_config.h"
+
 namespace mf {
 
 struct ModelConfig {
@@ -19,20 +21,35 @@ struct ModelConfig {
   bool attention_bias = false;        // qwen2: q/k/v biases
   int num_experts = 0, top_k = 0;     // 0 experts = dense
   int moe_intermediate_size = 0;      // expert FFN width (0: intermediate_size)
-  bool norm_topk_prob = true;         // Mixtral renormalises the top-k weights
-  int shared_expert_intermediate_size = 0;  // qwen2_moe shared expert (+ sigmoid gate)
-  int decoder_sparse_step = 1;        // qwen2_moe: layer l is MoE when (l+1) % step == 0
-  std::vector<int> mlp_only_layers;   // qwen2_moe: layers forced dense
+  RoutingConfig routing;              // policy, top-k renormalisation, capacity
+  // Shared expert every token uses (Qwen2-MoE / DeepSeek-MoE), in MoE layers; with the gate its
+  // output is scaled by sigmoid(shared_expert_gate x) (Qwen2-MoE always has the gate).
+  int shared_expert_intermediate_size = 0;
+  bool shared_expert_gated = true;
+  // Which layers are MoE: layer l is dense when l < first_k_dense (DeepSeek's
+  // first_k_dense_replace), when l % moe_layer_freq != 0 (DeepSeek), when (l+1) %
+  // decoder_sparse_step != 0 (Qwen2-MoE) or when it is in mlp_only_layers.
+  int decoder_sparse_step = 1;
+  int moe_layer_freq = 1;             // DeepSeek: MoE when l >= first_k_dense and l % freq == 0
+  int first_k_dense = 0;
+  std::vector<int> mlp_only_layers;
+  // Experts per MoE layer when they differ (pyramid MoE); empty: num_experts everywhere.
+  // num_experts is then the largest entry.
+  std::vector<int> layer_experts;
+  // Each MoE router has a per-expert bias added to its selection scores only
+  // (gate.e_score_correction_bias, DeepSeek-V3's auxiliary-loss-free balancing).
+  bool router_selection_bias = false;
   float router_aux_loss_coef = 0.01f;
   int bos_token_id = -1, pad_token_id = -1;
   std::vector<int> eos_token_ids;
   std::vector<std::string> expert_names;
-  std::string router_policy = "softmax_topk";
   std::string torch_dtype = "float32";
 
   bool is_moe() const { return num_experts > 0; }
   // Whether layer `l` has a routed-expert FFN (false for every layer of a dense model).
   bool layer_is_moe(int l) const;
+  // Experts of layer l (0 for a dense layer).
+  int experts_in_layer(int l) const;
   int effective_head_dim() const { return head_dim > 0 ? head_dim : (num_heads > 0 ? hidden_size / num_heads : 0); }
   int expert_intermediate_size() const { return moe_intermediate_size > 0 ? moe_intermediate_size : intermediate_size; }
   // Throws mf::Error naming the first bad field.

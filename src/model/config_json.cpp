@@ -18,6 +18,38 @@ int require_int(const nlohmann::json& j, const char* key) {
   return get_int(j, key, 0, kWhere);
 }
 
+std::vector<int> int_list(const nlohmann::json& j, const char* key) {
+  std::vector<int> out;
+  if (!present(j, key)) return out;
+  MF_CHECK(j[key].is_array(), kWhere, ": '", key, "' must be a list of integers");
+  for (const auto& x : j[key]) {
+    MF_CHECK(x.is_number_integer(), kWhere, ": '", key, "' must be a list of integers");
+    out.push_back(x.get<int>());
+  }
+  return out;
+}
+
+// The MoE layer structure and routing keys, for every MoE model type (Qwen2-MoE's own keys,
+// DeepSeek's layer keys, and moeforge's routing keys).
+void read_routing_keys(const nlohmann::json& j, ModelConfig& c) {
+  if (c.num_experts == 0 && !present(j, "moe_num_experts")) return;
+  RoutingConfig& r = c.routing;
+  r.policy = parse_router_policy(get_string(j, "router_policy", router_policy_name(r.policy), kWhere));
+  r.norm_topk_prob = get_bool(j, "norm_topk_prob", r.norm_topk_prob, kWhere);
+  r.capacity_factor = get_double(j, "capacity_factor", r.capacity_factor, kWhere);
+  r.eval_capacity_factor = get_double(j, "eval_capacity_factor", r.eval_capacity_factor, kWhere);
+  r.min_capacity = get_int(j, "min_capacity", r.min_capacity, kWhere);
+  c.router_selection_bias = get_bool(j, "router_selection_bias", false, kWhere);
+  c.shared_expert_intermediate_size =
+      get_int(j, "shared_expert_intermediate_size", c.shared_expert_intermediate_size, kWhere);
+  c.shared_expert_gated = c.model_type == "qwen2_moe" || get_bool(j, "shared_expert_gate", true, kWhere);
+  c.decoder_sparse_step = get_int(j, "decoder_sparse_step", 1, kWhere);
+  c.moe_layer_freq = get_int(j, "moe_layer_freq", 1, kWhere);
+  c.first_k_dense = get_int(j, "first_k_dense_replace", 0, kWhere);
+  c.mlp_only_layers = int_list(j, "mlp_only_layers");
+  c.layer_experts = int_list(j, "moe_layer_experts");
+}
+
 }  // namespace
 
 ModelConfig config_from_hf_json(const nlohmann::json& j) {
@@ -53,27 +85,18 @@ ModelConfig config_from_hf_json(const nlohmann::json& j) {
     c.num_experts = get_int(j, "num_local_experts", 8, kWhere);
     c.top_k = get_int(j, "num_experts_per_tok", 2, kWhere);
     c.moe_intermediate_size = c.intermediate_size;
-    c.norm_topk_prob = true;
   } else if (qwen2_moe) {
     c.num_experts = get_int(j, "num_experts", 60, kWhere);
     c.top_k = get_int(j, "num_experts_per_tok", 4, kWhere);
     c.moe_intermediate_size = get_int(j, "moe_intermediate_size", 0, kWhere);
     c.shared_expert_intermediate_size = get_int(j, "shared_expert_intermediate_size", 0, kWhere);
-    c.norm_topk_prob = get_bool(j, "norm_topk_prob", false, kWhere);
-    c.decoder_sparse_step = get_int(j, "decoder_sparse_step", 1, kWhere);
-    if (present(j, "mlp_only_layers")) {
-      MF_CHECK(j["mlp_only_layers"].is_array(), kWhere, ": 'mlp_only_layers' must be a list of integers");
-      for (const auto& x : j["mlp_only_layers"]) {
-        MF_CHECK(x.is_number_integer(), kWhere, ": 'mlp_only_layers' must be a list of integers");
-        c.mlp_only_layers.push_back(x.get<int>());
-      }
-    }
+    c.routing.norm_topk_prob = get_bool(j, "norm_topk_prob", false, kWhere);
   }
+  read_routing_keys(j, c);
   // moeforge's own keys win: a fused model states its experts explicitly.
   c.num_experts = get_int(j, "moe_num_experts", c.num_experts, kWhere);
   c.top_k = get_int(j, "moe_top_k", c.top_k, kWhere);
   c.router_aux_loss_coef = float(get_double(j, "router_aux_loss_coef", c.router_aux_loss_coef, kWhere));
-  c.router_policy = get_string(j, "router_policy", c.router_policy, kWhere);
   if (present(j, "expert_names")) {
     MF_CHECK(j["expert_names"].is_array(), kWhere, ": 'expert_names' must be a list of strings");
     for (const auto& x : j["expert_names"]) {
@@ -137,15 +160,27 @@ nlohmann::json config_to_hf_json(const ModelConfig& c) {
     j["num_experts_per_tok"] = c.top_k;
     j["moe_intermediate_size"] = c.moe_intermediate_size;
     j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
-    j["norm_topk_prob"] = c.norm_topk_prob;
-    j["decoder_sparse_step"] = c.decoder_sparse_step;
-    j["mlp_only_layers"] = c.mlp_only_layers;
     j["router_aux_loss_coef"] = c.router_aux_loss_coef;
   }
   if (c.is_moe()) {
     j["moe_num_experts"] = c.num_experts;
     j["moe_top_k"] = c.top_k;
-    j["router_policy"] = c.router_policy;
+    const RoutingConfig& r = c.routing;
+    j["router_policy"] = router_policy_name(r.policy);
+    j["norm_topk_prob"] = r.norm_topk_prob;
+    j["capacity_factor"] = r.capacity_factor;
+    if (r.eval_capacity_factor >= 0) j["eval_capacity_factor"] = r.eval_capacity_factor;
+    j["min_capacity"] = r.min_capacity;
+    if (c.router_selection_bias) j["router_selection_bias"] = true;
+    if (c.shared_expert_intermediate_size > 0 && type != "qwen2_moe") {
+      j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
+      j["shared_expert_gate"] = c.shared_expert_gated;
+    }
+    j["decoder_sparse_step"] = c.decoder_sparse_step;
+    j["mlp_only_layers"] = c.mlp_only_layers;
+    if (c.moe_layer_freq != 1) j["moe_layer_freq"] = c.moe_layer_freq;
+    if (c.first_k_dense > 0) j["first_k_dense_replace"] = c.first_k_dense;
+    if (!c.layer_experts.empty()) j["moe_layer_experts"] = c.layer_experts;
     if (!c.expert_names.empty()) j["expert_names"] = c.expert_names;
   }
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;

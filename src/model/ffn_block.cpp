@@ -4,8 +4,8 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/norm.h"
-#include "kernels/cpu/router.h"
 #include "model/blocks.h"
+#include "moe/routing.h"
 
 namespace mf {
 namespace {
@@ -19,12 +19,14 @@ void swiglu(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, flo
   linear(a, rows, I, w.down, nullptr, out);
 }
 
+// Inference routing: no noise, the evaluation capacity factor.
 void moe_ffn(const ModelConfig& c, const MoeWeights& m, Workspace& ws, std::vector<Tensor>* router_logits) {
-  const int64_t N = ws.tokens, H = c.hidden_size, E = c.num_experts, k = c.top_k;
+  const int64_t N = ws.tokens, H = c.hidden_size, E = m.num_experts();
   linear(ws.h.data(), N, H, m.router, nullptr, ws.router.data());
   if (router_logits) router_logits->push_back(Tensor::from_f32({N, E}, {ws.router.data(), size_t(N * E)}));
-  router_topk_softmax(ws.router.data(), N, int(E), int(k), c.norm_topk_prob, ws.route_idx.data(), ws.route_w.data());
-  const DispatchPlan plan = plan_dispatch(ws.route_idx.data(), ws.route_w.data(), N, int(k), int(E));
+  const float* bias = m.selection_bias.numel() ? m.selection_bias.data<float>() : nullptr;
+  route(ws.router.data(), N, int(E), route_options(c.routing, c.top_k, false, bias), ws.routing);
+  const DispatchPlan plan = plan_dispatch(ws.routing);
   moe_gather(ws.h.data(), plan, H, ws.gathered.data());
   // One GEMM chain per expert over exactly the rows routed to it.
   for (int64_t e = 0; e < E; ++e) {
@@ -38,9 +40,10 @@ void moe_ffn(const ModelConfig& c, const MoeWeights& m, Workspace& ws, std::vect
   moe_scatter_add(ws.expert_out.data(), plan, H, ws.x.data());
   if (!m.has_shared) return;
   swiglu(m.shared, ws.h.data(), N, H, ws.ffn_a.data(), ws.ffn_b.data(), ws.out.data());
-  linear(ws.h.data(), N, H, m.shared_gate, nullptr, ws.shared_gate.data());
+  const bool gated = m.shared_gate.numel() > 0;
+  if (gated) linear(ws.h.data(), N, H, m.shared_gate, nullptr, ws.shared_gate.data());
   for (int64_t t = 0; t < N; ++t) {
-    const float g = 1.0f / (1.0f + std::exp(-ws.shared_gate[size_t(t)]));
+    const float g = gated ? 1.0f / (1.0f + std::exp(-ws.shared_gate[size_t(t)])) : 1.0f;
     float* x = ws.x.data() + t * H;
     const float* s = ws.out.data() + t * H;
     for (int64_t i = 0; i < H; ++i) x[i] += g * s[i];

@@ -60,7 +60,7 @@ ModelConfig config_from_gguf(const GgufFile& f) {
     c.top_k = to_int(path, "expert_used_count", m.req("expert_used_count"));
     c.moe_intermediate_size = to_int(path, "expert_feed_forward_length",
                                       m.opt("expert_feed_forward_length", c.intermediate_size));
-    c.norm_topk_prob = true;
+    c.routing.norm_topk_prob = true;
   }
   if (const GgufValue* toks = f.find("tokenizer.ggml.tokens")) {
     c.vocab_size = int(toks->as_array().size());

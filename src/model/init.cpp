@@ -6,12 +6,12 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/moe_names.h"
 
 namespace mf {
 
 ModelWeights init_random_weights(const ModelConfig& c, uint64_t seed, float std) {
   c.validate();
-  MF_CHECK(c.shared_expert_intermediate_size == 0, "init_random_weights: shared experts are not supported yet");
   ModelWeights w;
   w.config = c;
   w.source = "random init (seed " + std::to_string(seed) + ")";
@@ -51,15 +51,23 @@ ModelWeights init_random_weights(const ModelConfig& c, uint64_t seed, float std)
       swiglu(p + "mlp.", "gate_proj", "up_proj", "down_proj", c.intermediate_size);
       continue;
     }
-    const bool mixtral = c.model_type != "qwen2_moe";
-    const std::string mp = p + (mixtral ? "block_sparse_moe." : "mlp.");
-    matrix(mp + "gate.weight", c.num_experts, H, std);
-    for (int e = 0; e < c.num_experts; ++e) {
-      const std::string ep = mp + "experts." + std::to_string(e) + ".";
-      if (mixtral)
-        swiglu(ep, "w1", "w3", "w2", c.expert_intermediate_size());
-      else
-        swiglu(ep, "gate_proj", "up_proj", "down_proj", c.expert_intermediate_size());
+    const MoeNames n = moe_names(c, l);
+    const int E = c.experts_in_layer(l);
+    const int64_t I = c.expert_intermediate_size();
+    matrix(n.router(), E, H, std);
+    if (c.routing.policy == RouterPolicy::NoisyTopK) matrix(n.noise(), E, H, std);
+    if (c.router_selection_bias) filled(n.selection_bias(), E, 0.0f);
+    for (int e = 0; e < E; ++e) {
+      matrix(n.expert(e, 0), I, H, std);
+      matrix(n.expert(e, 1), I, H, std);
+      matrix(n.expert(e, 2), H, I, residual_std);
+    }
+    if (c.shared_expert_intermediate_size > 0) {
+      const int64_t S = c.shared_expert_intermediate_size;
+      matrix(n.shared(0), S, H, std);
+      matrix(n.shared(1), S, H, std);
+      matrix(n.shared(2), H, S, residual_std);
+      if (c.shared_expert_gated) matrix(n.shared_gate(), 1, H, std);
     }
   }
   return w;

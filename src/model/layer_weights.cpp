@@ -1,6 +1,7 @@
 #include "model/layer_weights.h"
 
 #include "core/error.h"
+#include "model/moe_names.h"
 
 namespace mf {
 namespace {
@@ -58,29 +59,25 @@ void check_experts_agree(const Binder& b, const std::vector<SwigluWeights>& expe
 }
 
 MoeWeights bind_moe(const Binder& b, const ModelConfig& c, int layer, int64_t H) {
-  const bool mixtral = c.model_type != "qwen2_moe";
-  const std::string p = "model.layers." + std::to_string(layer) + (mixtral ? ".block_sparse_moe." : ".mlp.");
-  static const char* const kMixtral[3] = {"w1", "w3", "w2"};
-  static const char* const kQwen[3] = {"gate_proj", "up_proj", "down_proj"};
-  const char* const* names = mixtral ? kMixtral : kQwen;
+  const MoeNames n = moe_names(c, layer);
+  const char* const* names = n.leaves.data();
   const int64_t I = c.expert_intermediate_size();
+  const int E = c.experts_in_layer(layer);
   MoeWeights m;
-  m.router = b.matrix(p + "gate.weight", c.num_experts, H);
-  const std::string ep = p + "experts.";
+  m.router = b.matrix(n.router(), E, H);
+  if (c.routing.policy == RouterPolicy::NoisyTopK) m.noise = b.matrix(n.noise(), E, H);
+  if (c.router_selection_bias) m.selection_bias = b.vector_f32(n.selection_bias(), E);
+  const std::string ep = n.prefix + "experts.";
   std::vector<SwigluWeights> raw;
-  for (int e = 0; e < c.num_experts; ++e) {
-    std::string q = ep + std::to_string(e) + ".";
-    raw.push_back({b.find(q + names[0] + ".weight"), b.find(q + names[1] + ".weight"),
-                   b.find(q + names[2] + ".weight")});
-  }
+  for (int e = 0; e < E; ++e) raw.push_back({b.find(n.expert(e, 0)), b.find(n.expert(e, 1)), b.find(n.expert(e, 2))});
   check_experts_agree(b, raw, ep, names);
-  for (int e = 0; e < c.num_experts; ++e)
+  for (int e = 0; e < E; ++e)
     m.experts.push_back(b.swiglu(ep + std::to_string(e) + ".", names[0], names[1], names[2], H, I));
   if (c.shared_expert_intermediate_size > 0) {
+    const int64_t S = c.shared_expert_intermediate_size;
     m.has_shared = true;
-    m.shared = b.swiglu(p + "shared_expert.", "gate_proj", "up_proj", "down_proj", H,
-                        c.shared_expert_intermediate_size);
-    m.shared_gate = b.matrix(p + "shared_expert_gate.weight", 1, H);
+    m.shared = {b.matrix(n.shared(0), S, H), b.matrix(n.shared(1), S, H), b.matrix(n.shared(2), H, S)};
+    if (c.shared_expert_gated) m.shared_gate = b.matrix(n.shared_gate(), 1, H);
   }
   return m;
 }

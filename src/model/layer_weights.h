@@ -16,10 +16,13 @@ struct SwigluWeights {             // down(silu(gate(x)) * up(x))
 
 struct MoeWeights {
   Tensor router;                        // [E, H]; always the exact path (routing decisions)
+  Tensor noise;                         // noisy_topk: [E, H] noise projection; else empty
+  Tensor selection_bias;                // F32 [E] when the config has one; else empty
   std::vector<SwigluWeights> experts;   // E of them, all the same shape
-  bool has_shared = false;              // qwen2_moe shared expert
+  bool has_shared = false;              // shared expert every token uses
   SwigluWeights shared;
-  Tensor shared_gate;                   // [1, H]: sigmoid gate of the shared expert
+  Tensor shared_gate;                   // [1, H]: sigmoid gate of the shared expert; empty: ungated
+  int num_experts() const { return int(experts.size()); }
 };
 
 struct LayerWeights {

@@ -10,13 +10,14 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
-#include "kernels/cpu/router.h"
 #include "kernels/cpu/softmax_xent.h"
 #include "model/blocks.h"
 #include "model/layer_weights.h"
+#include "model/moe_ffn_train.h"
+#include "model/moe_names.h"
+#include "core/rng.h"
 
 namespace mf {
 
@@ -27,32 +28,12 @@ constexpr int64_t kHeadChunk = 256;
 
 std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
 
-// Gradient buffers of one SwiGLU MLP (null: frozen).
-struct SwigluGrads {
-  float *gate = nullptr, *up = nullptr, *down = nullptr;
-};
-
 struct LayerGrads {
   float *attn_norm = nullptr, *ffn_norm = nullptr;
   float *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
   float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
   SwigluGrads mlp;
-  float* router = nullptr;
-  std::vector<SwigluGrads> experts;
-};
-
-// What one SwiGLU application keeps for its backward: its input rows, the gate and up
-// pre-activations and their product.
-struct SwigluActs {
-  std::vector<float> a, b, h;
-};
-
-struct MoeActs {
-  std::vector<float> logits, weight;  // [N, E], [N, k]
-  std::vector<int32_t> idx;           // [N, k]
-  DispatchPlan plan;
-  std::vector<float> gathered, out;   // [N*k, H] each
-  SwigluActs ffn;                     // rows of every expert, in plan order
+  MoeGrads moe;
 };
 
 // Per-step buffers, kept between steps so that a training step allocates nothing once the
@@ -61,7 +42,9 @@ struct StepScratch {
   std::vector<int32_t> positions;
   std::vector<uint8_t> counted;
   std::vector<float> x, tmp, attn, x_final, hf, dx, logits, dh, dtmp, dq, dk, dv, attn_bwd;
-  std::vector<float> dmid, dout, dgate, dgathered, dlogits;
+  std::vector<float> dmid;
+  MoeScratch moe;
+  std::vector<float> gaussian;          // noisy top-k draws of one layer
   std::vector<int64_t> head_rows;       // positions with a target, the only ones the head scores
   std::vector<int32_t> head_targets;
   std::vector<float> head_in, head_dx;
@@ -74,6 +57,13 @@ struct LayerActs {
 };
 
 const float* bias_or_null(const Tensor& b) { return b.numel() ? b.data<float>() : nullptr; }
+
+// The position of MoE layer l among the model's MoE layers.
+int moe_layer_index(const ModelConfig& c, int l) {
+  int i = 0;
+  for (int j = 0; j < l; ++j) i += c.layer_is_moe(j);
+  return i;
+}
 
 // A step buffer grown (never shrunk) to n elements; its data.
 template <class T>
@@ -97,30 +87,6 @@ void param_grads(const float* dy, const float* x, int64_t M, int64_t N, int64_t 
   }
 }
 
-// y[rows, I] pre-activations and h = silu(a) * b, then out = down(h).
-void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
-                    float* out) {
-  const int64_t I = w.gate.dim(0);
-  linear(x, rows, H, w.gate.w, nullptr, a);
-  linear(x, rows, H, w.up.w, nullptr, b);
-  silu_mul(a, b, h, rows * I);
-  linear(h, rows, I, w.down.w, nullptr, out);
-}
-
-// Backward of swiglu_forward from dout; a and b are overwritten with their gradients.
-// dx is accumulated when `accumulate`, else written.
-void swiglu_backward(const SwigluWeights& w, const SwigluGrads& g, const float* x, int64_t rows, int64_t H, float* a,
-                     float* b, const float* h, const float* dout, float* dh, float* dx, bool accumulate) {
-  const int64_t I = w.gate.dim(0);
-  if (g.down) linear_backward_weight(dout, h, rows, H, I, g.down, nullptr);
-  linear_backward_input(dout, rows, H, w.down.w, dh, false);
-  silu_mul_backward(a, b, dh, a, b, rows * I);
-  if (g.gate) linear_backward_weight(a, x, rows, I, H, g.gate, nullptr);
-  if (g.up) linear_backward_weight(b, x, rows, I, H, g.up, nullptr);
-  linear_backward_input(a, rows, I, w.gate.w, dx, accumulate);
-  linear_backward_input(b, rows, I, w.up.w, dx, true);
-}
-
 }  // namespace
 
 struct TrainableTransformer::Impl {
@@ -132,6 +98,8 @@ struct TrainableTransformer::Impl {
   std::unique_ptr<RopeTable> rope;
   std::vector<LayerActs> acts;
   StepScratch scratch;
+  std::vector<RoutingTally> tallies;   // one per MoE layer
+  std::vector<std::string> buffer_names;
 
   float* grad_of(const std::string& name) {
     auto it = grads.find(name);
@@ -143,9 +111,14 @@ TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::func
     : impl_(std::make_unique<Impl>()) {
   const ModelConfig& c = weights.config;
   c.validate();
-  MF_CHECK(c.shared_expert_intermediate_size == 0, weights.source,
-           ": training models with shared experts (qwen2_moe) is not supported yet");
   for (auto& [name, t] : weights.tensors) {
+    if (name.ends_with(".e_score_correction_bias")) {
+      // A buffer: updated by the balancing rule, not by gradients, so an owned fp32 copy.
+      const Tensor f32 = t.dtype() == DType::F32 ? t : t.to_f32();
+      t = Tensor::from_f32(f32.shape(), {f32.data<float>(), size_t(f32.numel())});
+      impl_->buffer_names.push_back(name);
+      continue;
+    }
     if (frozen(name)) continue;
     // An owned fp32 master copy: stored tensors may be read-only views of a file mapping.
     const Tensor f32 = t.dtype() == DType::F32 ? t : t.to_f32();
@@ -172,17 +145,14 @@ TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::func
     g.v_bias = m.grad_of(a + "v_proj.bias");
     g.o_bias = m.grad_of(a + "o_proj.bias");
     if (c.layer_is_moe(l)) {
-      const bool mixtral = c.model_type != "qwen2_moe";
-      const std::string mp = p + (mixtral ? "block_sparse_moe." : "mlp.");
-      g.router = m.grad_of(mp + "gate.weight");
-      for (int e = 0; e < c.num_experts; ++e) {
-        const std::string ep = mp + "experts." + std::to_string(e) + ".";
-        if (mixtral)
-          g.experts.push_back({m.grad_of(ep + "w1.weight"), m.grad_of(ep + "w3.weight"), m.grad_of(ep + "w2.weight")});
-        else
-          g.experts.push_back(
-              {m.grad_of(ep + "gate_proj.weight"), m.grad_of(ep + "up_proj.weight"), m.grad_of(ep + "down_proj.weight")});
-      }
+      const MoeNames n = moe_names(c, l);
+      g.moe.router = m.grad_of(n.router());
+      g.moe.noise = m.grad_of(n.noise());
+      for (int e = 0; e < c.experts_in_layer(l); ++e)
+        g.moe.experts.push_back({m.grad_of(n.expert(e, 0)), m.grad_of(n.expert(e, 1)), m.grad_of(n.expert(e, 2))});
+      g.moe.shared = {m.grad_of(n.shared(0)), m.grad_of(n.shared(1)), m.grad_of(n.shared(2))};
+      g.moe.shared_gate = m.grad_of(n.shared_gate());
+      m.tallies.emplace_back();
     } else {
       g.mlp = {m.grad_of(p + "mlp.gate_proj.weight"), m.grad_of(p + "mlp.up_proj.weight"),
                m.grad_of(p + "mlp.down_proj.weight")};
@@ -233,45 +203,41 @@ TrainingLoss TrainableTransformer::evaluate(std::span<const int32_t> tokens, std
   return run(tokens, targets, batch, {}, false);
 }
 
-std::vector<double> TrainableTransformer::router_entropy() const {
-  const ModelConfig& c = impl_->weights.config;
-  const std::vector<uint8_t>& counted = impl_->scratch.counted;
-  std::vector<double> out;
-  std::vector<double> p(static_cast<size_t>(c.num_experts));
-  for (int l = 0; l < c.num_layers; ++l) {
-    if (!c.layer_is_moe(l)) continue;
-    const std::vector<float>& z = impl_->acts[size_t(l)].moe.logits;
-    const size_t E = size_t(c.num_experts), N = std::min(counted.size(), z.size() / E);
-    double sum = 0;
-    int64_t n = 0;
-    for (size_t t = 0; t < N; ++t) {
-      if (!counted[t]) continue;
-      const float* row = z.data() + t * E;
-      const float m = *std::max_element(row, row + E);
-      double total = 0, h = 0;
-      for (size_t e = 0; e < E; ++e) total += p[e] = std::exp(double(row[e] - m));
-      for (size_t e = 0; e < E; ++e) {
-        const double q = p[e] / total;
-        if (q > 0) h -= q * std::log(q);
-      }
-      sum += h;
-      ++n;
-    }
-    out.push_back(n ? sum / double(n) : 0.0);
-  }
-  return out;
+const std::vector<RoutingTally>& TrainableTransformer::routing_stats() const { return impl_->tallies; }
+
+void TrainableTransformer::reset_routing_stats() {
+  for (RoutingTally& t : impl_->tallies) t.reset();
 }
 
-std::vector<std::vector<int64_t>> TrainableTransformer::expert_load() const {
+bool TrainableTransformer::update_selection_bias(float rate) {
   const ModelConfig& c = impl_->weights.config;
-  std::vector<std::vector<int64_t>> load;
+  bool any = false;
+  size_t moe_index = 0;
   for (int l = 0; l < c.num_layers; ++l) {
     if (!c.layer_is_moe(l)) continue;
-    std::vector<int64_t> counts(size_t(c.num_experts), 0);
-    for (int32_t e : impl_->acts[size_t(l)].moe.idx) ++counts[size_t(e)];
-    load.push_back(std::move(counts));
+    const RoutingTally& tally = impl_->tallies[moe_index++];
+    auto it = impl_->weights.tensors.find(moe_names(c, l).selection_bias());
+    if (it == impl_->weights.tensors.end() || tally.load.empty()) continue;
+    any = true;
+    float* bias = it->second.data<float>();
+    double mean = 0;
+    for (int64_t n : tally.load) mean += double(n);
+    mean /= double(tally.load.size());
+    for (size_t e = 0; e < tally.load.size(); ++e) {
+      const double n = double(tally.load[e]);
+      bias[e] += n < mean ? rate : (n > mean ? -rate : 0.0f);
+    }
   }
-  return load;
+  return any;
+}
+
+std::vector<std::pair<std::string, std::span<float>>> TrainableTransformer::buffers() {
+  std::vector<std::pair<std::string, std::span<float>>> out;
+  for (const std::string& name : impl_->buffer_names) {
+    Tensor& t = impl_->weights.tensors.at(name);
+    out.emplace_back(name, std::span<float>(t.data<float>(), size_t(t.numel())));
+  }
+  return out;
 }
 
 TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
@@ -333,30 +299,27 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
       add_inplace(x, tmp, N * H);
       continue;
     }
-    MoeActs& M = A.moe;
-    const int E = c.num_experts, k = c.top_k;
-    const int64_t I = c.expert_intermediate_size(), R = N * k;
-    M.logits.resize(size_t(N * E));
-    M.idx.resize(size_t(N * k));
-    M.weight.resize(size_t(N * k));
-    linear(A.h2.data(), N, H, L.moe.router, nullptr, M.logits.data());
-    router_topk_softmax(M.logits.data(), N, E, k, c.norm_topk_prob, M.idx.data(), M.weight.data());
-    loss.lb += load_balancing_loss(M.logits.data(), M.idx.data(), counted, N, E, k, 0.0f, nullptr);
-    loss.z += router_z_loss(M.logits.data(), counted, N, E, 0.0f, nullptr);
-    M.plan = plan_dispatch(M.idx.data(), M.weight.data(), N, k, E);
-    M.gathered.resize(size_t(R * H));
-    M.out.resize(size_t(R * H));
-    M.ffn.a.resize(size_t(R * I));
-    M.ffn.b.resize(size_t(R * I));
-    M.ffn.h.resize(size_t(R * I));
-    moe_gather(A.h2.data(), M.plan, H, M.gathered.data());
-    for (int e = 0; e < E; ++e) {
-      const int64_t r0 = M.plan.offsets[size_t(e)], n = M.plan.offsets[size_t(e) + 1] - r0;
-      if (n == 0) continue;
-      swiglu_forward(L.moe.experts[size_t(e)], M.gathered.data() + r0 * H, n, H, M.ffn.a.data() + r0 * I,
-                     M.ffn.b.data() + r0 * I, M.ffn.h.data() + r0 * I, M.out.data() + r0 * H);
+    // Noise for noisy top-k: a function of (step seed, layer) only.
+    std::span<const float> gaussian;
+    if (backward && c.routing.policy == RouterPolicy::NoisyTopK) {
+      const int64_t NE = N * c.experts_in_layer(l);
+      Rng rng(opts.noise_seed * 0x9E3779B97F4A7C15ull + uint64_t(l) + 1);
+      float* g = sized(S.gaussian, NE);
+      for (int64_t i = 0; i < NE; ++i) g[i] = rng.normal();
+      gaussian = {g, size_t(NE)};
     }
-    moe_scatter_add(M.out.data(), M.plan, H, x);
+    moe_ffn_forward(c, L.moe, A.h2.data(), N, backward, gaussian, A.moe, x);
+    MoeLossOptions lo;
+    lo.lb_per_sequence = opts.lb_per_sequence;
+    lo.batch = batch;
+    const MoeAuxLosses aux = moe_aux_losses(A.moe, counted, lo);
+    loss.lb += aux.lb;
+    loss.z += aux.z;
+    if (backward) {
+      RoutingTally& tally = m.tallies[size_t(moe_layer_index(c, l))];
+      tally.add(A.moe.routing, A.moe.logits.data(), counted);
+      tally.add_losses(aux.lb, aux.z);
+    }
   }
   S.x_final.assign(x, x + N * H);
   const std::vector<float>& x_final = S.x_final;
@@ -422,33 +385,12 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
       swiglu_backward(L.mlp, G.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), dx.data(),
                       dmid, dh, false);
     } else {
-      MoeActs& M = A.moe;
-      const int E = c.num_experts, k = c.top_k;
-      const int64_t I = c.expert_intermediate_size(), R = N * k;
-      float* dout = sized(S.dout, static_cast<size_t>(R * H));
-      float* dgate = sized(S.dgate, static_cast<size_t>(N * k));
-      float* dmid = sized(S.dmid, static_cast<size_t>(R * I));
-      float* dgathered = sized(S.dgathered, static_cast<size_t>(R * H));
-      moe_scatter_add_backward(dx.data(), M.out.data(), M.plan, H, dout, dgate);
-      for (int e = 0; e < E; ++e) {
-        const int64_t r0 = M.plan.offsets[size_t(e)], n = M.plan.offsets[size_t(e) + 1] - r0;
-        if (n == 0) continue;
-        swiglu_backward(L.moe.experts[size_t(e)], G.experts[size_t(e)], M.gathered.data() + r0 * H, n, H,
-                        M.ffn.a.data() + r0 * I, M.ffn.b.data() + r0 * I, M.ffn.h.data() + r0 * I,
-                        dout + r0 * H, dmid + r0 * I, dgathered + r0 * H, false);
-      }
-      std::fill(dh, dh + N * H, 0.0f);
-      moe_gather_backward(dgathered, M.plan, H, dh);
-      float* dlogits = sized(S.dlogits, static_cast<size_t>(N * E), 0.0f);
-      router_topk_softmax_backward(M.logits.data(), M.idx.data(), dgate, N, E, k, c.norm_topk_prob,
-                                   dlogits);
-      if (opts.lb_coef != 0.0f)
-        load_balancing_loss(M.logits.data(), M.idx.data(), counted, N, E, k, opts.lb_coef * opts.grad_scale,
-                            dlogits);
-      if (opts.z_coef != 0.0f)
-        router_z_loss(M.logits.data(), counted, N, E, opts.z_coef * opts.grad_scale, dlogits);
-      if (G.router) linear_backward_weight(dlogits, A.h2.data(), N, E, H, G.router, nullptr);
-      linear_backward_input(dlogits, N, E, L.moe.router, dh, true);
+      MoeLossOptions lo;
+      lo.lb_coef = opts.lb_coef * opts.grad_scale;
+      lo.z_coef = opts.z_coef * opts.grad_scale;
+      lo.lb_per_sequence = opts.lb_per_sequence;
+      lo.batch = batch;
+      moe_ffn_backward(c, L.moe, G.moe, A.moe, A.h2.data(), dx.data(), N, counted, lo, S.moe, dh);
     }
     rmsnorm_backward(A.x_mid.data(), L.ffn_norm.data<float>(), dh, N, H, c.rms_norm_eps, dh, G.ffn_norm);
     add_inplace(dx.data(), dh, N * H);  // dx is now d x_mid

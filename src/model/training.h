@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "model/weights.h"
 #include "core/trainable_param.h"
+#include "moe/routing_stats.h"
 
 namespace mf {
 
@@ -22,6 +23,10 @@ struct TrainingOptions {
   float z_coef = 0.0f;       // router z-loss coefficient (per MoE layer, summed)
   int64_t loss_tokens = 0;   // divides the summed LM loss; 0: the tokens counted in this call
   float grad_scale = 1.0f;   // multiplies every gradient (e.g. 1 / accumulation steps)
+  bool lb_per_sequence = false;  // balance loss within each sequence instead of over the batch
+  // Seeds the Gaussian noise of noisy top-k routers (with the layer): a step's noise is a
+  // function of the step, so a resumed run draws the same noise.
+  uint64_t noise_seed = 0;
 };
 
 struct TrainingLoss {
@@ -51,11 +56,16 @@ class TrainableTransformer {
                                 const TrainingOptions& opts = {});
   // The same forward and loss parts, no gradients (evaluation).
   TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch);
-  // Slots routed to each expert in the last forward, per MoE layer (empty for a dense model).
-  std::vector<std::vector<int64_t>> expert_load() const;
-  // Mean entropy (nats) of each MoE layer's routing distribution (softmax over all experts)
-  // over the scored tokens of the last forward; log(E) is uniform, 0 is certain.
-  std::vector<double> router_entropy() const;
+  // Routing statistics of each MoE layer summed over the training forwards since the last
+  // reset (evaluation does not count): load, drops, capacity, entropy, aux losses.
+  const std::vector<RoutingTally>& routing_stats() const;
+  void reset_routing_stats();
+  // Auxiliary-loss-free balancing (DeepSeek-V3): every router with a selection bias moves
+  // each expert's bias by `rate` towards balance, +rate if the expert took fewer rows than
+  // the layer's mean since the last reset, -rate if more. Returns false if no layer has one.
+  bool update_selection_bias(float rate);
+  // Tensors that change without gradients (selection biases): name and values, for checkpoints.
+  std::vector<std::pair<std::string, std::span<float>>> buffers();
 
   void zero_grad();
   // Every trainable tensor: its name, fp32 values and gradient (for the optimizer).

@@ -10,7 +10,17 @@ Workspace::Workspace(const ModelConfig& c, int64_t n, int64_t max_tokens_per_seq
     : tokens(n), per_seq(max_tokens_per_seq), capacity(cache_capacity) {
   const int64_t H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = c.num_heads * D, kvdim = c.num_kv_heads * D;
-  const int64_t slots = c.is_moe() ? c.top_k : 1;
+  // Routed rows: N * k for token choice, experts * capacity for expert choice (whichever
+  // capacity, training or evaluation, is larger).
+  int64_t slots = 1;
+  if (c.is_moe()) {
+    for (bool training : {false, true}) {
+      const RouteOptions o = route_options(c.routing, c.top_k, training);
+      const int64_t rows = o.policy == RouterPolicy::ExpertChoice ? c.num_experts * expert_capacity(o, n, c.num_experts)
+                                                                  : n * c.top_k;
+      slots = std::max(slots, (rows + n - 1) / std::max<int64_t>(n, 1));
+    }
+  }
   const int64_t width = std::max({int64_t(c.intermediate_size), int64_t(c.expert_intermediate_size()),
                                   int64_t(c.shared_expert_intermediate_size)});
   x.resize(size_t(n * H));
@@ -26,8 +36,6 @@ Workspace::Workspace(const ModelConfig& c, int64_t n, int64_t max_tokens_per_seq
     gathered.resize(size_t(n * slots * H));
     expert_out.resize(size_t(n * slots * H));
     router.resize(size_t(n * c.num_experts));
-    route_idx.resize(size_t(n * slots));
-    route_w.resize(size_t(n * slots));
     if (c.shared_expert_intermediate_size > 0) shared_gate.resize(size_t(n));
   }
   // A sliding window attends one query at a time, which needs less scratch than this.

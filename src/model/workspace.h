@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "moe/routing.h"
 
 namespace mf {
 
@@ -14,11 +15,10 @@ struct Workspace {
   int64_t tokens = 0, per_seq = 0, capacity = 0;
   std::vector<float> x, h, out;            // residual stream, normed input, block output [N, H]
   std::vector<float> q, k, v, attn;        // [N, nH*D], [N, kv], [N, kv], [N, nH*D]
-  std::vector<float> ffn_a, ffn_b;         // [N*k or N, max FFN width]
-  std::vector<float> gathered, expert_out;  // [N*k, H]
+  std::vector<float> ffn_a, ffn_b;         // [routed rows or N, max FFN width]
+  std::vector<float> gathered, expert_out;  // [routed rows, H]
   std::vector<float> router;               // [N, E]
-  std::vector<int32_t> route_idx;          // [N, k]
-  std::vector<float> route_w;              // [N, k]
+  Routing routing;                         // the last MoE layer's decision
   std::vector<float> shared_gate;          // [N]
   std::vector<float> attn_scratch;
   std::vector<int32_t> positions;          // [N]

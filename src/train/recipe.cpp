@@ -74,13 +74,20 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   tr.get("clip", t.clip);
   tr.get("lb_coef", t.lb_coef);
   tr.get("z_coef", t.z_coef);
+  std::string lb_scope = "batch";
+  tr.get("lb_scope", lb_scope);
+  MF_CHECK(lb_scope == "batch" || lb_scope == "sequence", path, ": 'train.lb_scope' must be batch or sequence, got '",
+           lb_scope, "'");
+  t.lb_per_sequence = lb_scope == "sequence";
+  tr.get("balance_bias_rate", t.balance_bias_rate);
+  MF_CHECK(t.balance_bias_rate >= 0, path, ": 'train.balance_bias_rate' must be >= 0");
   tr.get("eval_every", t.eval_every);
   tr.get("eval_windows", t.eval_windows);
   tr.get("checkpoint_every", t.checkpoint_every);
   tr.get("seed", t.seed);
   tr.get("max_minutes", t.max_minutes);
   tr.finish({"steps", "batch", "seq_len", "grad_accum", "lr", "moe_lr_scale", "min_lr_ratio", "warmup", "weight_decay", "beta1",
-             "beta2", "eps", "clip", "lb_coef", "z_coef", "eval_every", "eval_windows", "checkpoint_every", "seed",
+             "beta2", "eps", "clip", "lb_coef", "z_coef", "lb_scope", "balance_bias_rate", "eval_every", "eval_windows", "checkpoint_every", "seed",
              "max_minutes"});
 
   top.get("output", t.out_dir);

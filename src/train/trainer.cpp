@@ -68,6 +68,36 @@ double Trainer::evaluate() {
   return count ? sum / double(count) : 0.0;
 }
 
+namespace {
+
+// Per MoE layer: tokens per expert, load coefficient of variation, router entropy, drop rate,
+// share of capacity used (when capacity is limited), z-loss.
+void add_routing_stats(const std::vector<RoutingTally>& tallies, nlohmann::json& rec) {
+  if (tallies.empty()) return;
+  std::vector<std::vector<int64_t>> load;
+  std::vector<double> cv, entropy, drop, used, z;
+  bool limited = false;
+  for (const RoutingTally& t : tallies) {
+    load.push_back(t.load);
+    cv.push_back(t.load_cv());
+    entropy.push_back(t.entropy());
+    drop.push_back(t.drop_rate());
+    used.push_back(t.capacity_used());
+    z.push_back(t.z());
+    limited |= t.capacity_slots > 0;
+  }
+  rec["expert_load"] = load;
+  rec["load_cv"] = cv;
+  rec["router_entropy"] = entropy;
+  rec["router_z"] = z;
+  if (limited) {
+    rec["drop_rate"] = drop;
+    rec["capacity_used"] = used;
+  }
+}
+
+}  // namespace
+
 void Trainer::save_checkpoint(int64_t step) const {
   std::vector<std::pair<std::string, Tensor>> tensors;
   const auto& params = opt_->params();
@@ -78,6 +108,8 @@ void Trainer::save_checkpoint(int64_t step) const {
     tensors.emplace_back("adam_m/" + p.name, Tensor::from_f32({n}, opt_->exp_avg(i)));
     tensors.emplace_back("adam_v/" + p.name, Tensor::from_f32({n}, opt_->exp_avg_sq(i)));
   }
+  for (const auto& [name, values] : model_.buffers())
+    tensors.emplace_back("buffer/" + name, Tensor::from_f32({int64_t(values.size())}, values));
   const std::map<std::string, std::string> meta = {
       {"format", kCheckpointFormat},
       {"step", std::to_string(step)},
@@ -112,6 +144,13 @@ int64_t Trainer::load_checkpoint() {
     copy("param/" + p.name, p.value);
     copy("adam_m/" + p.name, opt_->exp_avg(i));
     copy("adam_v/" + p.name, opt_->exp_avg_sq(i));
+  }
+  for (const auto& [name, values] : model_.buffers()) {
+    auto it = f.tensors.find("buffer/" + name);
+    MF_CHECK(it != f.tensors.end(), path, ": checkpoint has no 'buffer/", name, "'");
+    MF_CHECK(it->second.dtype() == DType::F32 && size_t(it->second.numel()) == values.size(), path, ": 'buffer/", name,
+             "' has ", it->second.numel(), " values, the model needs ", values.size());
+    std::copy_n(it->second.data<float>(), values.size(), values.begin());
   }
   opt_->set_steps_taken(std::stoll(meta("optimizer_steps")));
   data_.set_state(meta("data_state"));
@@ -169,8 +208,12 @@ TrainResult Trainer::run() {
     TrainingOptions opts;
     opts.lb_coef = cfg_.lb_coef / float(cfg_.grad_accum);
     opts.z_coef = cfg_.z_coef / float(cfg_.grad_accum);
+    opts.lb_per_sequence = cfg_.lb_per_sequence;
     opts.loss_tokens = std::max<int64_t>(scored, 1);
-    for (const Batch& b : micro) {
+    model_.reset_routing_stats();
+    for (size_t mi = 0; mi < micro.size(); ++mi) {
+      const Batch& b = micro[mi];
+      opts.noise_seed = (cfg_.seed * 1000003ull + uint64_t(step)) * 64ull + mi;
       const TrainingLoss l = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
       sum.lm_sum += l.lm_sum;
       sum.lm_tokens += l.lm_tokens;
@@ -184,6 +227,9 @@ TrainResult Trainer::run() {
              "); stopped without updating. The last checkpoint in ", cfg_.out_dir, " is the last good state");
     const float lr_mult = schedule.multiplier(step);
     opt_->step(lr_mult);
+    if (cfg_.balance_bias_rate > 0)
+      MF_CHECK(model_.update_selection_bias(cfg_.balance_bias_rate), "train.balance_bias_rate is set but the model ",
+               "has no router selection bias (set router_selection_bias: true in the model config)");
     ++step;
     const double step_s = step_timer.seconds();
     result.train_loss = loss;
@@ -196,11 +242,7 @@ TrainResult Trainer::run() {
                           {"tokens_per_s", double(step_tokens) / step_s}};
     tokens_seen += step_tokens;
     step_seconds += step_s;
-    const auto load = model_.expert_load();
-    if (!load.empty()) {
-      rec["expert_load"] = load;
-      rec["router_entropy"] = model_.router_entropy();
-    }
+    add_routing_stats(model_.routing_stats(), rec);
     const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
     // stop_after pauses a run to be resumed: no final evaluation, so the resumed log equals
     // an uninterrupted one.

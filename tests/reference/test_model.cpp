@@ -165,7 +165,7 @@ TEST(ModelHf, ConfigsAndGenerationConfig) {
   ModelConfig q = load_hf_config(fixtures() + "/qwen2_moe/config.json");
   EXPECT_EQ(q.model_type, "qwen2_moe");
   EXPECT_TRUE(q.attention_bias);
-  EXPECT_FALSE(q.norm_topk_prob);
+  EXPECT_FALSE(q.routing.norm_topk_prob);
   EXPECT_TRUE(q.layer_is_moe(0));
   EXPECT_FALSE(q.layer_is_moe(1));
   EXPECT_EQ(q.shared_expert_intermediate_size, 96);

@@ -1,0 +1,69 @@
+// Training forward and backward of one MoE FFN under every routing policy: router (plus the
+// noise projection of noisy top-k), routing with capacity, sparse dispatch over the experts,
+// gated combine, an optional shared expert, and the auxiliary losses (load balancing per batch
+// or per sequence, router z-loss). Forward and backward sit side by side; the whole-layer
+// gradients are checked against PyTorch in tests/reference/test_routing.cpp.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+#include "model/swiglu_train.h"
+#include "moe/routing.h"
+#include "moe/routing_stats.h"
+
+namespace mf {
+
+// Gradient buffers of one MoE FFN (null: frozen).
+struct MoeGrads {
+  float* router = nullptr;
+  float* noise = nullptr;
+  std::vector<SwigluGrads> experts;
+  SwigluGrads shared;
+  float* shared_gate = nullptr;
+};
+
+// What the forward keeps for the backward (buffers reused across steps).
+struct MoeActs {
+  std::vector<float> logits;        // [N, E] clean router logits
+  std::vector<float> noise_logits;  // noisy_topk while training: [N, E] W_noise h
+  std::vector<float> gaussian;      // noisy_topk while training: [N, E] the N(0, 1) draws
+  std::vector<float> selection;     // [N, E] the logits routed (noisy ones while training)
+  RouteOptions options;
+  Routing routing;
+  DispatchPlan plan;
+  std::vector<float> gathered, out;  // [rows, H]
+  SwigluActs ffn;                    // every routed row, in plan order
+  SwigluActs shared;                 // [N, S]
+  std::vector<float> shared_out, shared_gate;  // [N, H]; [N] gate pre-activations
+  bool noisy = false;
+};
+
+struct MoeLossOptions {
+  float lb_coef = 0.0f, z_coef = 0.0f;  // already multiplied by any gradient scale
+  bool lb_per_sequence = false;         // balance within each sequence (DeepSeek) instead of the batch
+  int batch = 1;                        // sequences in the N rows (for per-sequence balance)
+};
+
+// y[N, H] += moe(h[N, H]). gaussian: [N, E] standard normal draws for noisy_topk while training
+// (ignored otherwise; must be given then). Training uses the training capacity factor.
+void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
+                     std::span<const float> gaussian, MoeActs& A, float* y);
+
+// The aux losses of the last forward over the counted rows (null: all), before coefficients.
+struct MoeAuxLosses {
+  double lb = 0, z = 0;
+};
+MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeLossOptions& o);
+
+// Backward from dy[N, H]: dh[N, H] is written, weight gradients are accumulated into g, and the
+// aux losses' gradients (with o's coefficients) reach the router. scratch is reused.
+struct MoeScratch {
+  std::vector<float> dout, dgate, dmid, dgathered, dlogits, dnoise, dshared, dshared_mid;
+};
+void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads& g, MoeActs& A, const float* h,
+                      const float* dy, int64_t N, const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s,
+                      float* dh);
+
+}  // namespace mf

@@ -1,0 +1,29 @@
+#include "model/swiglu_train.h"
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/matmul.h"
+
+namespace mf {
+
+void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
+                    float* out) {
+  const int64_t I = w.gate.dim(0);
+  linear(x, rows, H, w.gate.w, nullptr, a);
+  linear(x, rows, H, w.up.w, nullptr, b);
+  silu_mul(a, b, h, rows * I);
+  linear(h, rows, I, w.down.w, nullptr, out);
+}
+
+void swiglu_backward(const SwigluWeights& w, const SwigluGrads& g, const float* x, int64_t rows, int64_t H, float* a,
+                     float* b, const float* h, const float* dout, float* dh, float* dx, bool accumulate) {
+  const int64_t I = w.gate.dim(0);
+  if (g.down) linear_backward_weight(dout, h, rows, H, I, g.down, nullptr);
+  linear_backward_input(dout, rows, H, w.down.w, dh, false);
+  silu_mul_backward(a, b, dh, a, b, rows * I);
+  if (g.gate) linear_backward_weight(a, x, rows, I, H, g.gate, nullptr);
+  if (g.up) linear_backward_weight(b, x, rows, I, H, g.up, nullptr);
+  linear_backward_input(a, rows, I, w.gate.w, dx, accumulate);
+  linear_backward_input(b, rows, I, w.up.w, dx, true);
+}
+
+}  // namespace mf

@@ -1,0 +1,35 @@
+// Training forward and backward of one SwiGLU MLP, down(silu(gate(x)) * up(x)), shared by dense
+// layers, routed experts and shared experts.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/layer_weights.h"
+
+namespace mf {
+
+// Gradient buffers of one SwiGLU MLP (null: frozen, no weight gradient).
+struct SwigluGrads {
+  float *gate = nullptr, *up = nullptr, *down = nullptr;
+};
+
+// What one application keeps for its backward: gate and up pre-activations and their product.
+struct SwigluActs {
+  std::vector<float> a, b, h;
+  void resize(int64_t rows, int64_t width) {
+    a.resize(size_t(rows * width));
+    b.resize(size_t(rows * width));
+    h.resize(size_t(rows * width));
+  }
+};
+
+// out[rows, H] (written) from x[rows, H]; a, b, h: [rows, I].
+void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
+                    float* out);
+
+// Backward from dout; a and b are overwritten with their gradients, dh is scratch [rows, I].
+// dx is accumulated when `accumulate`, else written.
+void swiglu_backward(const SwigluWeights& w, const SwigluGrads& g, const float* x, int64_t rows, int64_t H, float* a,
+                     float* b, const float* h, const float* dout, float* dh, float* dx, bool accumulate);
+
+}  // namespace mf

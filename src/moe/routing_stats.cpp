@@ -1,0 +1,63 @@
+#include "moe/routing_stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace mf {
+
+void RoutingTally::add(const Routing& r, const float* logits, const uint8_t* counted) {
+  const int E = r.experts;
+  if (load.size() != size_t(E)) load.assign(size_t(E), 0);
+  const std::vector<int64_t> l = r.load();
+  for (int e = 0; e < E; ++e) load[size_t(e)] += l[size_t(e)];
+  expert_choice = r.expert_choice;
+  assignments += r.assignments();
+  dropped += r.dropped;
+  tokens += r.tokens;
+  unrouted += r.unrouted_tokens();
+  capacity_slots += r.capacity * E;
+  std::vector<double> p(static_cast<size_t>(E));
+  for (int64_t t = 0; t < r.tokens; ++t) {
+    if (counted && !counted[t]) continue;
+    const float* z = logits + t * E;
+    const double m = *std::max_element(z, z + E);
+    double total = 0, h = 0;
+    for (int e = 0; e < E; ++e) total += p[size_t(e)] = std::exp(double(z[e]) - m);
+    for (int e = 0; e < E; ++e) {
+      const double q = p[size_t(e)] / total;
+      if (q > 0) h -= q * std::log(q);
+    }
+    entropy_sum += h;
+    ++entropy_tokens;
+  }
+}
+
+void RoutingTally::add_losses(double lb, double z) {
+  lb_sum += lb;
+  z_sum += z;
+  ++passes;
+}
+
+double RoutingTally::load_cv() const {
+  if (load.empty()) return 0.0;
+  const double mean = double(std::accumulate(load.begin(), load.end(), int64_t(0))) / double(load.size());
+  if (mean == 0) return 0.0;
+  double var = 0;
+  for (int64_t n : load) var += (double(n) - mean) * (double(n) - mean);
+  return std::sqrt(var / double(load.size())) / mean;
+}
+
+double RoutingTally::entropy() const { return entropy_tokens ? entropy_sum / double(entropy_tokens) : 0.0; }
+
+double RoutingTally::drop_rate() const {
+  if (expert_choice) return tokens ? double(unrouted) / double(tokens) : 0.0;
+  return assignments ? double(dropped) / double(assignments) : 0.0;
+}
+
+double RoutingTally::capacity_used() const {
+  if (capacity_slots == 0) return 0.0;
+  return double(std::accumulate(load.begin(), load.end(), int64_t(0))) / double(capacity_slots);
+}
+
+}  // namespace mf
