@@ -24,7 +24,7 @@ void moe_ffn(const ModelConfig& c, const MoeWeights& m, Workspace& ws, std::vect
   const int64_t N = ws.tokens, H = c.hidden_size, E = m.num_experts();
   linear(ws.h.data(), N, H, m.router, nullptr, ws.router.data());
   if (router_logits) router_logits->push_back(Tensor::from_f32({N, E}, {ws.router.data(), size_t(N * E)}));
-  const float* bias = m.selection_bias.numel() ? m.selection_bias.data<float>() : nullptr;
+  const float* bias = m.selection_bias_or_null();
   route(ws.router.data(), N, int(E), route_options(c.routing, c.top_k, false, bias), ws.routing);
   const DispatchPlan plan = plan_dispatch(ws.routing);
   moe_gather(ws.h.data(), plan, H, ws.gathered.data());
@@ -40,7 +40,7 @@ void moe_ffn(const ModelConfig& c, const MoeWeights& m, Workspace& ws, std::vect
   moe_scatter_add(ws.expert_out.data(), plan, H, ws.x.data());
   if (!m.has_shared) return;
   swiglu(m.shared, ws.h.data(), N, H, ws.ffn_a.data(), ws.ffn_b.data(), ws.out.data());
-  const bool gated = m.shared_gate.numel() > 0;
+  const bool gated = m.shared_is_gated();
   if (gated) linear(ws.h.data(), N, H, m.shared_gate, nullptr, ws.shared_gate.data());
   for (int64_t t = 0; t < N; ++t) {
     const float g = gated ? 1.0f / (1.0f + std::exp(-ws.shared_gate[size_t(t)])) : 1.0f;

@@ -59,6 +59,22 @@ void save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::st
   MF_CHECK(c.sliding_window == 0, w.source, ": a sliding window has no llama GGUF key");
   MF_CHECK(c.shared_expert_intermediate_size == 0 && (!c.is_moe() || c.model_type == "mixtral"), w.source,
            ": only dense llama/mistral and Mixtral-layout MoE models export to the llama GGUF architecture");
+  if (c.is_moe()) {
+    // llama.cpp runs a llama-architecture MoE as Mixtral: softmax, top-k, renormalise, every
+    // layer MoE with the same experts, no capacity. Anything else would run differently there.
+    bool all_moe = c.layer_experts.empty();
+    for (int l = 0; l < c.num_layers; ++l) all_moe &= c.layer_is_moe(l);
+    MF_CHECK(all_moe, w.source, ": the llama GGUF architecture needs every layer MoE with the same experts "
+             "(dense layers or moe_layer_experts cannot be exported)");
+    const RoutingConfig& r = c.routing;
+    // top-k-then-softmax and noisy top-k (no noise at inference) compute the same gates.
+    MF_CHECK((r.policy == RouterPolicy::SoftmaxTopK && r.norm_topk_prob) || r.policy == RouterPolicy::TopKSoftmax ||
+                 r.policy == RouterPolicy::NoisyTopK,
+             w.source, ": router_policy ", router_policy_name(r.policy), (r.norm_topk_prob ? "" : " without renormalisation"),
+             " has no equivalent in the llama GGUF architecture (softmax top-k with renormalisation only)");
+    MF_CHECK(r.capacity_for(false) == 0 && !c.router_selection_bias, w.source,
+             ": expert capacity and selection biases have no equivalent in the llama GGUF architecture");
+  }
   MF_CHECK(int(vocab.tokens.size()) == c.vocab_size, w.source, ": the vocabulary has ", vocab.tokens.size(),
            " tokens, the model ", c.vocab_size);
   const DType mt = opts.matrix_type;

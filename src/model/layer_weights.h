@@ -23,6 +23,11 @@ struct MoeWeights {
   SwigluWeights shared;
   Tensor shared_gate;                   // [1, H]: sigmoid gate of the shared expert; empty: ungated
   int num_experts() const { return int(experts.size()); }
+  // Optional tensors are default-constructed (no data) when absent.
+  bool shared_is_gated() const { return shared_gate.raw() != nullptr; }
+  const float* selection_bias_or_null() const {
+    return selection_bias.raw() ? selection_bias.data<float>() : nullptr;
+  }
 };
 
 struct LayerWeights {

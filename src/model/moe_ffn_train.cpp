@@ -41,7 +41,7 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
     for (int64_t i = 0; i < N * E; ++i) sel[i] = logits[i] + A.gaussian[size_t(i)] * softplus(u[i]);
     selection = sel;
   }
-  const float* bias = w.selection_bias.numel() ? w.selection_bias.data<float>() : nullptr;
+  const float* bias = w.selection_bias_or_null();
   A.options = route_options(c.routing, c.top_k, training, bias);
   route(selection, N, E, A.options, A.routing);
   A.plan = plan_dispatch(A.routing);
@@ -62,7 +62,7 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
   A.shared.resize(N, S);
   float* so = sized(A.shared_out, N * H);
   swiglu_forward(w.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.h.data(), so);
-  const bool gated = w.shared_gate.numel() > 0;
+  const bool gated = w.shared_is_gated();
   float* sg = sized(A.shared_gate, gated ? N : 0);
   if (gated) linear(h, N, H, w.shared_gate, nullptr, sg);
   for (int64_t t = 0; t < N; ++t) {
@@ -159,7 +159,7 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
 
   if (!w.has_shared) return;
   const int64_t S = w.shared.gate.dim(0);
-  const bool gated = w.shared_gate.numel() > 0;
+  const bool gated = w.shared_is_gated();
   float* dso = sized(s.dshared, N * H);
   std::vector<float> dpre(static_cast<size_t>(gated ? N : 0));
   for (int64_t t = 0; t < N; ++t) {

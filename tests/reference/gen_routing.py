@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Fixtures for tests/reference/test_routing.cpp: one MoE FFN (router, routing policy, capacity,
+SwiGLU experts, gated combine, optional shared expert, load-balancing and z losses) written
+here from the papers' definitions in PyTorch float64, for every routing policy moeforge has.
+Each case stores the inputs (fp32), the layer output, and the autograd gradients of
+  sum(y * dy) + lb_coef * lb + z_coef * z
+with respect to x, the router, the noise projection, every expert and the shared expert."""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manifest_writer import Manifest  # noqa: E402
+
+out_dir = sys.argv[1]
+manifest = Manifest(out_dir)
+rng = np.random.default_rng(2024)
+
+
+def randn(*shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def leaf(a):
+    return torch.from_numpy(np.asarray(a, dtype=np.float64)).requires_grad_(True)
+
+
+def f32(t):
+    return t.detach().numpy().astype(np.float32)
+
+
+def swiglu(x, g, u, d):
+    return (F.silu(x @ g.T) * (x @ u.T)) @ d.T
+
+
+def capacity(policy, cf, min_cap, T, E, k):
+    if policy == "expert_choice":
+        c = max(min_cap, int(np.ceil((cf if cf > 0 else k) * T / E)))
+        return min(max(c, 1), T)
+    if cf <= 0:
+        return 0
+    kk = 1 if policy == "switch" else k
+    return max(1, min_cap, int(np.ceil(cf * T * kk / E)))
+
+
+def balance_loss(z, idx, counted, E):
+    """Switch / Mixtral: E * sum_e f_e P_e over the counted rows, f from the chosen experts."""
+    m = torch.from_numpy(counted.astype(bool))
+    rows = int(counted.sum())
+    if rows == 0:
+        return torch.zeros((), dtype=torch.float64)
+    p = torch.softmax(z, dim=-1)
+    f = F.one_hot(idx, E).double().sum(1)[m].sum(0) / rows
+    return E * (f * p[m].sum(0) / rows).sum()
+
+
+def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
+    policy, k, E = case["policy"], case["k"], case["E"]
+    T = x.shape[0]
+    z = x @ wr.T
+    sel = z
+    if policy == "noisy_topk" and case["training"]:
+        sel = z + eps * F.softplus(x @ wn.T)
+    cf = case["capacity_factor"] if case["training"] else case["eval_capacity_factor"]
+    C = capacity(policy, cf, case["min_capacity"], T, E, k)
+    y = torch.zeros_like(x)
+    chosen = None
+    if policy == "expert_choice":
+        p = torch.softmax(z, dim=-1)
+        for e in range(E):
+            order = torch.argsort(-p[:, e].detach(), stable=True)[:C]
+            g, u, d = experts[e]
+            y = y.index_add(0, order, p[order, e:e + 1] * swiglu(x[order], g, u, d))
+    else:
+        kk = 1 if policy == "switch" else k
+        b = torch.zeros(E, dtype=torch.float64) if bias is None else torch.from_numpy(bias.astype(np.float64))
+        if policy in ("softmax_topk", "switch"):
+            p = torch.softmax(sel, dim=-1)
+            idx = torch.topk(p.detach() + b, kk, dim=-1).indices
+            gate = torch.gather(p, 1, idx)
+            if policy == "softmax_topk" and case["renormalize"]:
+                gate = gate / gate.sum(-1, keepdim=True)
+        else:
+            idx = torch.topk(sel.detach() + b, kk, dim=-1).indices
+            gate = torch.softmax(torch.gather(sel, 1, idx), dim=-1)
+        chosen = idx
+        kept = np.ones((T, kk), dtype=bool)
+        if C > 0:
+            used = np.zeros(E, dtype=int)
+            for s in range(kk):  # slot-major priority
+                for t in range(T):
+                    e = int(idx[t, s])
+                    if used[e] < C:
+                        used[e] += 1
+                    else:
+                        kept[t, s] = False
+        case["dropped"] = int((~kept).sum())
+        for t in range(T):
+            for s in range(kk):
+                if kept[t, s]:
+                    g, u, d = experts[int(idx[t, s])]
+                    y = y.index_add(0, torch.tensor([t]), gate[t:t + 1, s:s + 1] * swiglu(x[t:t + 1], g, u, d))
+    if shared is not None:
+        g, u, d, wg = shared
+        out = swiglu(x, g, u, d)
+        y = y + (torch.sigmoid(x @ wg.T) * out if wg is not None else out)
+    m = torch.from_numpy(counted.astype(bool))
+    zl = (torch.logsumexp(z[m], dim=-1) ** 2).mean()
+    lb = torch.zeros((), dtype=torch.float64)
+    if chosen is not None:
+        if case["lb_per_sequence"]:
+            n = T // batch
+            for s in range(batch):
+                lb = lb + balance_loss(z[s * n:(s + 1) * n], chosen[s * n:(s + 1) * n], counted[s * n:(s + 1) * n],
+                                       E) / batch
+        else:
+            lb = balance_loss(z, chosen, counted, E)
+    return y, lb, zl
+
+
+def add_case(name, policy, k=2, E=4, T=12, H=16, I=24, renormalize=True, capacity_factor=0.0,
+             eval_capacity_factor=-1.0, min_capacity=0, training=True, shared=0, shared_gate=True,
+             bias=False, lb_per_sequence=False, batch=1, mask_some=False):
+    case = {"name": name, "op": "moe_ffn", "policy": policy, "k": k, "E": E, "T": T, "H": H, "I": I,
+            "renormalize": renormalize, "capacity_factor": capacity_factor,
+            "eval_capacity_factor": eval_capacity_factor if eval_capacity_factor >= 0 else capacity_factor,
+            "config_eval_capacity_factor": eval_capacity_factor, "min_capacity": min_capacity,
+            "training": training, "shared": shared, "shared_gate": shared_gate, "bias": bias,
+            "lb_per_sequence": lb_per_sequence, "batch": batch, "lb_coef": 0.3, "z_coef": 0.05}
+    x, dy = randn(T, H), randn(T, H)
+    wr, wn = randn(E, H, scale=0.5), randn(E, H, scale=0.3)
+    ex = [(randn(I, H, scale=0.3), randn(I, H, scale=0.3), randn(H, I, scale=0.3)) for _ in range(E)]
+    sh = (randn(shared, H, scale=0.3), randn(shared, H, scale=0.3), randn(H, shared, scale=0.3),
+          randn(1, H, scale=0.3)) if shared else None
+    sel_bias = (randn(E, scale=0.3)).astype(np.float32) if bias else None
+    eps = randn(T, E)
+    counted = np.ones(T, dtype=np.uint8)
+    if mask_some:
+        counted[rng.random(T) < 0.3] = 0
+        counted[0] = 1
+    xt, wrt, wnt = leaf(x), leaf(wr), leaf(wn)
+    ext = [tuple(leaf(a) for a in e) for e in ex]
+    sht = None
+    if sh:
+        sht = (leaf(sh[0]), leaf(sh[1]), leaf(sh[2]), leaf(sh[3]) if shared_gate else None)
+    y, lb, zl = moe(case, xt, wrt, wnt, ext, sht, sel_bias, torch.from_numpy(eps.astype(np.float64)), counted, batch)
+    total = (y * torch.from_numpy(dy.astype(np.float64))).sum() + case["lb_coef"] * lb + case["z_coef"] * zl
+    total.backward()
+    case.update({"lb": float(lb), "z": float(zl)})
+    save = manifest.save
+    save(case, "x", x)
+    save(case, "dy", dy)
+    save(case, "eps", eps)
+    save(case, "counted", counted)
+    save(case, "w_router", wr)
+    save(case, "w_noise", wn)
+    save(case, "w_gate", np.stack([e[0] for e in ex]))
+    save(case, "w_up", np.stack([e[1] for e in ex]))
+    save(case, "w_down", np.stack([e[2] for e in ex]))
+    save(case, "y", f32(y))
+    save(case, "dx", f32(xt.grad))
+    save(case, "dw_router", f32(wrt.grad))
+    save(case, "dw_noise", f32(wnt.grad) if wnt.grad is not None else np.zeros_like(wn))
+    save(case, "dw_gate", np.stack([f32(e[0].grad) if e[0].grad is not None else np.zeros_like(ex[i][0])
+                                     for i, e in enumerate(ext)]))
+    save(case, "dw_up", np.stack([f32(e[1].grad) if e[1].grad is not None else np.zeros_like(ex[i][1])
+                                   for i, e in enumerate(ext)]))
+    save(case, "dw_down", np.stack([f32(e[2].grad) if e[2].grad is not None else np.zeros_like(ex[i][2])
+                                     for i, e in enumerate(ext)]))
+    if bias:
+        save(case, "selection_bias", sel_bias)
+    if sh:
+        for nm, arr, t in (("s_gate", sh[0], sht[0]), ("s_up", sh[1], sht[1]), ("s_down", sh[2], sht[2])):
+            save(case, nm, arr)
+            save(case, "d" + nm, f32(t.grad))
+        if shared_gate:
+            save(case, "s_wg", sh[3])
+            save(case, "ds_wg", f32(sht[3].grad))
+    manifest.cases.append(case)
+
+
+add_case("softmax_topk_renorm", "softmax_topk")
+add_case("softmax_topk_qwen_no_renorm_shared_gated", "softmax_topk", renormalize=False, shared=20)
+add_case("topk_softmax_makemoe", "topk_softmax", E=8, k=2)
+add_case("switch_capacity_0_75", "switch", k=1, capacity_factor=0.75, T=16)
+add_case("noisy_topk_capacity_0_8", "noisy_topk", E=8, k=2, capacity_factor=0.8, T=16)
+add_case("noisy_topk_eval_no_noise", "noisy_topk", E=8, k=2, training=False)
+add_case("expert_choice_cf2", "expert_choice", E=4, k=2, capacity_factor=2.0, T=12)
+add_case("expert_choice_cf1_eval_cf_half", "expert_choice", E=4, capacity_factor=1.0, eval_capacity_factor=0.5,
+         training=False, T=10)
+add_case("selection_bias_residual_moe", "softmax_topk", k=1, bias=True, shared=24, shared_gate=False)
+add_case("capacity_min_per_sequence_masked", "softmax_topk", k=2, capacity_factor=1.0, min_capacity=3,
+         lb_per_sequence=True, batch=3, mask_some=True, T=12)
+add_case("topk_softmax_bias_capacity", "topk_softmax", E=6, k=2, bias=True, capacity_factor=0.75, T=15)
+manifest.write()
