@@ -114,7 +114,10 @@ std::string render_run_report(const std::string& metrics_jsonl, const std::strin
   MF_CHECK(in, metrics_jsonl, ": cannot open the run's metrics");
   Series train{"train loss", "#1f77b4", {}}, valid{"validation loss", "#d62728", {}}, lr{"learning rate", "#2ca02c", {}},
       grad{"gradient norm", "#9467bd", {}}, lb{"load-balancing loss", "#ff7f0e", {}}, z{"z-loss", "#8c564b", {}},
-      entropy_mean{"mean over layers", "#17becf", {}}, entropy_min{"lowest layer", "#7f7f7f", {}};
+      entropy_mean{"mean over layers", "#17becf", {}}, entropy_min{"lowest layer", "#7f7f7f", {}},
+      cv_mean{"mean over layers", "#1f77b4", {}}, cv_max{"most uneven layer", "#d62728", {}},
+      drop_mean{"drop rate, mean over layers", "#ff7f0e", {}}, drop_max{"drop rate, worst layer", "#8c564b", {}},
+      used_mean{"capacity used, mean over layers", "#2ca02c", {}};
   std::vector<double> load_steps;
   std::vector<std::vector<std::vector<double>>> load;  // [layer][logged step][expert] shares
   std::string line;
@@ -137,13 +140,20 @@ std::string render_run_report(const std::string& metrics_jsonl, const std::strin
     add(grad, "grad_norm");
     add(lb, "lb_loss");
     add(z, "z_loss");
-    if (j.contains("router_entropy") && j["router_entropy"].is_array() && !j["router_entropy"].empty()) {
-      const auto h = j["router_entropy"].get<std::vector<double>>();
-      double sum = 0, lowest = h[0];
-      for (double v : h) sum += v, lowest = std::min(lowest, v);
-      entropy_mean.points.emplace_back(s, sum / double(h.size()));
-      entropy_min.points.emplace_back(s, lowest);
-    }
+    // Per-layer lists become their mean (and, where it helps, the extreme layer) over layers.
+    auto per_layer = [&](const char* key, Series* mean, Series* lowest, Series* highest) {
+      if (!j.contains(key) || !j[key].is_array() || j[key].empty()) return;
+      const auto v = j[key].get<std::vector<double>>();
+      double sum = 0, lo = v[0], hi = v[0];
+      for (double x : v) sum += x, lo = std::min(lo, x), hi = std::max(hi, x);
+      mean->points.emplace_back(s, sum / double(v.size()));
+      if (lowest) lowest->points.emplace_back(s, lo);
+      if (highest) highest->points.emplace_back(s, hi);
+    };
+    per_layer("router_entropy", &entropy_mean, &entropy_min, nullptr);
+    per_layer("load_cv", &cv_mean, nullptr, &cv_max);
+    per_layer("drop_rate", &drop_mean, nullptr, &drop_max);
+    per_layer("capacity_used", &used_mean, nullptr, nullptr);
     if (j.contains("expert_load")) {
       const auto& layers = j["expert_load"];
       if (load.size() < layers.size()) load.resize(layers.size());
@@ -171,6 +181,10 @@ std::string render_run_report(const std::string& metrics_jsonl, const std::strin
   if (!lb.points.empty()) o << line_chart("Router auxiliary losses (sum over MoE layers)", {lb, z});
   if (!entropy_mean.points.empty())
     o << line_chart("Router entropy (nats; log E = uniform)", {entropy_mean, entropy_min});
+  if (!cv_mean.points.empty())
+    o << line_chart("Expert load: coefficient of variation (0 = even)", {cv_mean, cv_max});
+  if (!drop_mean.points.empty())
+    o << line_chart("Capacity: dropped share of routed slots, share of capacity used", {drop_mean, drop_max, used_mean});
   for (size_t l = 0; l < load.size(); ++l) o << load_heatmap(int(l), load_steps, load[l]);
   o << "</body></html>\n";
   return o.str();

@@ -34,3 +34,18 @@ TEST(RunReport, RendersCurvesAndExpertLoad) {
   }
   fs::remove(p);
 }
+
+TEST(RunReport, DrawsRoutingStatisticsPerLayer) {
+  const fs::path p = fs::temp_directory_path() / ("moeforge_report_routing_" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream f(p);
+    for (int s = 1; s <= 5; ++s)
+      f << "{\"step\": " << s << ", \"loss\": 3, \"load_cv\": [0.5, " << 0.1 * s << "], \"drop_rate\": [0.2, 0.1],"
+        << " \"capacity_used\": [0.9, 0.8], \"router_entropy\": [1.2, 1.3]}\n";
+  }
+  const std::string html = mf::render_run_report(p.string(), "routing");
+  EXPECT_NE(html.find("coefficient of variation"), std::string::npos);
+  EXPECT_NE(html.find("drop rate, worst layer"), std::string::npos);
+  EXPECT_NE(html.find("capacity used, mean over layers"), std::string::npos);
+  fs::remove(p);
+}
