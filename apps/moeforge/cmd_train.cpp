@@ -233,6 +233,9 @@ int run_train(const std::vector<std::string>& args_in) {
     summary["sample"] = path;
     if (!quiet) std::cerr << "--- sample ---\n" << text << "\n--------------\n";
   }
+  summary["recipe"] = r.path;
+  const std::string text = summary.dump() + "\n";
+  write_file_atomic((fs::path(res.out_dir) / "summary.json").string(), text.data(), text.size());
   std::cout << summary.dump() << std::endl;
   return 0;
 }

@@ -11,6 +11,7 @@ int run_generate(const std::vector<std::string>& args);
 int run_chat(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_plot(const std::vector<std::string>& args);
+int run_compare(const std::vector<std::string>& args);
 int run_data(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_fuse(const std::vector<std::string>& args);

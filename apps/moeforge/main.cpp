@@ -20,6 +20,7 @@ const char* kUsage =
     "  chat       interactive multi-turn chat (reads one message per line when piped)\n"
     "  train      train from a YAML recipe (from scratch, fine-tuning, routers only)\n"
     "  plot       render a training run's curves and expert load to HTML\n"
+    "  compare    finished training runs side by side (loss, speed, expert balance)\n"
     "  data       convert datasets to one instruction JSONL, map domains, mix and split\n"
     "  eval       per-domain answer-token loss and perplexity of a model on a JSONL split\n"
     "  fuse       fuse dense models into one MoE (shared attention, one expert per source MLP)\n"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     if (cmd == "chat") return mf::cli::run_chat(args);
     if (cmd == "train") return mf::cli::run_train(args);
     if (cmd == "plot") return mf::cli::run_plot(args);
+    if (cmd == "compare") return mf::cli::run_compare(args);
     if (cmd == "data") return mf::cli::run_data(args);
     if (cmd == "eval") return mf::cli::run_eval(args);
     if (cmd == "fuse") return mf::cli::run_fuse(args);
