@@ -140,23 +140,27 @@ TEST(Trainer, LossFallsAndTheRunIsLoggedCheckpointedAndExported) {
   fs::remove_all(dir);
 }
 
-TEST(Trainer, ResumedRunContinuesTheSameCurveBitForBit) {
+void expect_resume_bit_for_bit(const mf::ModelConfig& config, float balance_bias_rate, const std::string& tag) {
   Fixture fx;
-  const auto config = tiny_moe(fx.tok->vocab_size());
-  const fs::path a = temp_dir("straight"), b = temp_dir("resumed");
+  const fs::path a = temp_dir("straight" + tag), b = temp_dir("resumed" + tag);
+  auto trainer_config = [&](const fs::path& dir) {
+    mf::TrainerConfig cfg = base_config(dir);
+    cfg.balance_bias_rate = balance_bias_rate;
+    return cfg;
+  };
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
-    train(model, fx, base_config(a));
+    train(model, fx, trainer_config(a));
   }
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
-    mf::TrainerConfig cfg = base_config(b);
+    mf::TrainerConfig cfg = trainer_config(b);
     cfg.stop_after = 10;  // as if the process ended after step 10
     train(model, fx, cfg);
   }
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
-    mf::TrainerConfig cfg = base_config(b);
+    mf::TrainerConfig cfg = trainer_config(b);
     cfg.resume = true;
     train(model, fx, cfg);
   }
@@ -176,6 +180,22 @@ TEST(Trainer, ResumedRunContinuesTheSameCurveBitForBit) {
   }
   fs::remove_all(a);
   fs::remove_all(b);
+}
+
+TEST(Trainer, ResumedRunContinuesTheSameCurveBitForBit) {
+  Fixture fx;
+  expect_resume_bit_for_bit(tiny_moe(fx.tok->vocab_size()), 0.0f, "");
+}
+
+// Noisy top-k draws its noise from the step, and the selection biases of aux-loss-free
+// balancing are saved with the checkpoint, so these runs resume bit for bit too.
+TEST(Trainer, NoisyRoutingAndSelectionBiasesResumeBitForBit) {
+  Fixture fx;
+  mf::ModelConfig c = tiny_moe(fx.tok->vocab_size());
+  c.routing.policy = mf::RouterPolicy::NoisyTopK;
+  c.routing.capacity_factor = 1.0;
+  c.router_selection_bias = true;
+  expect_resume_bit_for_bit(c, 0.01f, "_noisy");
 }
 
 TEST(Trainer, NonFiniteLossStopsNamingTheStep) {
