@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from manifest_writer import Manifest  # noqa: E402
+from torch_ref import routing as R  # noqa: E402
 
 out_dir = sys.argv[1]
 manifest = Manifest(out_dir)
@@ -36,27 +37,6 @@ def swiglu(x, g, u, d):
     return (F.silu(x @ g.T) * (x @ u.T)) @ d.T
 
 
-def capacity(policy, cf, min_cap, T, E, k):
-    if policy == "expert_choice":
-        c = max(min_cap, int(np.ceil((cf if cf > 0 else k) * T / E)))
-        return min(max(c, 1), T)
-    if cf <= 0:
-        return 0
-    kk = 1 if policy == "switch" else k
-    return max(1, min_cap, int(np.ceil(cf * T * kk / E)))
-
-
-def balance_loss(z, idx, counted, E):
-    """Switch / Mixtral: E * sum_e f_e P_e over the counted rows, f from the chosen experts."""
-    m = torch.from_numpy(counted.astype(bool))
-    rows = int(counted.sum())
-    if rows == 0:
-        return torch.zeros((), dtype=torch.float64)
-    p = torch.softmax(z, dim=-1)
-    f = F.one_hot(idx, E).double().sum(1)[m].sum(0) / rows
-    return E * (f * p[m].sum(0) / rows).sum()
-
-
 def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
     policy, k, E = case["policy"], case["k"], case["E"]
     T = x.shape[0]
@@ -65,44 +45,11 @@ def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
     if policy == "noisy_topk" and case["training"]:
         sel = z + eps * F.softplus(x @ wn.T)
     cf = case["capacity_factor"] if case["training"] else case["eval_capacity_factor"]
-    C = capacity(policy, cf, case["min_capacity"], T, E, k)
-    y = torch.zeros_like(x)
-    chosen = None
-    if policy == "expert_choice":
-        p = torch.softmax(z, dim=-1)
-        for e in range(E):
-            order = torch.argsort(-p[:, e].detach(), stable=True)[:C]
-            g, u, d = experts[e]
-            y = y.index_add(0, order, p[order, e:e + 1] * swiglu(x[order], g, u, d))
-    else:
-        kk = 1 if policy == "switch" else k
-        b = torch.zeros(E, dtype=torch.float64) if bias is None else torch.from_numpy(bias.astype(np.float64))
-        if policy in ("softmax_topk", "switch"):
-            p = torch.softmax(sel, dim=-1)
-            idx = torch.topk(p.detach() + b, kk, dim=-1).indices
-            gate = torch.gather(p, 1, idx)
-            if policy == "softmax_topk" and case["renormalize"]:
-                gate = gate / gate.sum(-1, keepdim=True)
-        else:
-            idx = torch.topk(sel.detach() + b, kk, dim=-1).indices
-            gate = torch.softmax(torch.gather(sel, 1, idx), dim=-1)
-        chosen = idx
-        kept = np.ones((T, kk), dtype=bool)
-        if C > 0:
-            used = np.zeros(E, dtype=int)
-            for s in range(kk):  # slot-major priority
-                for t in range(T):
-                    e = int(idx[t, s])
-                    if used[e] < C:
-                        used[e] += 1
-                    else:
-                        kept[t, s] = False
-        case["dropped"] = int((~kept).sum())
-        for t in range(T):
-            for s in range(kk):
-                if kept[t, s]:
-                    g, u, d = experts[int(idx[t, s])]
-                    y = y.index_add(0, torch.tensor([t]), gate[t:t + 1, s:s + 1] * swiglu(x[t:t + 1], g, u, d))
+    cap = R.capacity(policy, cf, case["min_capacity"], T, E, k)
+    y, chosen, dropped = R.moe_combine(policy, k, case["renormalize"], cap, z, sel,
+                                       lambda e, rows: swiglu(x[rows], *experts[e]), bias)
+    if chosen is not None:
+        case["dropped"] = dropped
     if shared is not None:
         g, u, d, wg = shared
         out = swiglu(x, g, u, d)
@@ -114,10 +61,10 @@ def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
         if case["lb_per_sequence"]:
             n = T // batch
             for s in range(batch):
-                lb = lb + balance_loss(z[s * n:(s + 1) * n], chosen[s * n:(s + 1) * n], counted[s * n:(s + 1) * n],
-                                       E) / batch
+                lb = lb + R.balance_loss(z[s * n:(s + 1) * n], chosen[s * n:(s + 1) * n],
+                                         counted[s * n:(s + 1) * n], E) / batch
         else:
-            lb = balance_loss(z, chosen, counted, E)
+            lb = R.balance_loss(z, chosen, counted, E)
     return y, lb, zl
 
 

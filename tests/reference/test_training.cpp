@@ -74,6 +74,16 @@ TEST(TrainingReference, MixtralMoeWithAuxLosses) {
   check_gradients("mixtral", [](const std::string&) { return false; });
 }
 
+TEST(TrainingReference, DenseFirstLayerPyramidSharedExpertTopKSoftmaxWithCapacity) {
+  check_gradients("moe_structures", [](const std::string&) { return false; });
+}
+
+TEST(TrainingReference, SwitchWithCapacitySelectionBiasAndResidualSharedExpert) {
+  check_gradients("switch_residual", [](const std::string&) { return false; });
+}
+
+TEST(TrainingReference, ExpertChoice) { check_gradients("expert_choice", [](const std::string&) { return false; }); }
+
 // Router-only training of a fused MoE: experts, attention and embeddings frozen. The frozen
 // tensors get no gradient; the routers', norms' and head's gradients are the full ones.
 TEST(TrainingReference, MixtralFrozenExpertsAttentionEmbeddings) {

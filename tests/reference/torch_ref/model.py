@@ -3,6 +3,8 @@ import math
 
 import torch
 
+from . import routing as R
+
 
 class Config:
     """The fields of an HF config.json that the math depends on, with HF's defaults."""
@@ -40,11 +42,29 @@ class Config:
             self.norm_topk = d.get("norm_topk_prob", False)
             self.sparse_step = d.get("decoder_sparse_step", 1)
             self.mlp_only_layers = list(d.get("mlp_only_layers") or [])
+        # moeforge's routing and layer-structure keys (docs/routing.md).
+        self.policy = d.get("router_policy", "softmax_topk")
+        self.norm_topk = d.get("norm_topk_prob", self.norm_topk)
+        self.capacity_factor = d.get("capacity_factor", 0.0)
+        self.eval_capacity_factor = d.get("eval_capacity_factor", self.capacity_factor)
+        self.min_capacity = d.get("min_capacity", 0)
+        self.first_k_dense = d.get("first_k_dense_replace", 0)
+        self.layer_experts = list(d.get("moe_layer_experts") or [])
+        self.selection_bias = d.get("router_selection_bias", False)
+        if self.model_type == "mixtral":
+            self.shared_intermediate_size = d.get("shared_expert_intermediate_size", 0)
+        self.shared_gate = self.model_type == "qwen2_moe" or d.get("shared_expert_gate", True)
+        self.training = False  # evaluation capacity unless a caller says it trains
 
     def layer_is_moe(self, layer):
-        if self.num_experts == 0 or layer in self.mlp_only_layers:
+        if self.num_experts == 0 or layer in self.mlp_only_layers or layer < self.first_k_dense:
             return False
         return (layer + 1) % self.sparse_step == 0
+
+    def experts_in_layer(self, layer):
+        if not self.layer_is_moe(layer):
+            return 0
+        return self.layer_experts[layer] if self.layer_experts else self.num_experts
 
     def moe_prefix(self, layer):
         return f"model.layers.{layer}." + ("block_sparse_moe" if self.model_type == "mixtral" else "mlp")
@@ -97,33 +117,35 @@ def swiglu(x, sd, p, names=("gate_proj", "up_proj", "down_proj")):
     return linear(torch.nn.functional.silu(linear(x, sd, p + g)) * linear(x, sd, p + u), sd, p + d)
 
 
-def moe(cfg, sd, layer, x, router_out):
+def moe(cfg, sd, layer, x, router_out, chosen_out=None):
     """Sparse MoE FFN on x [N, hidden]: each expert runs only on its routed tokens."""
     p = cfg.moe_prefix(layer) + "."
     mixtral = cfg.model_type == "mixtral"
     logits = linear(x, sd, p + "gate")
     router_out.append(logits.clone())
-    probs = torch.softmax(logits, dim=-1)
-    w, idx = torch.topk(probs, cfg.top_k, dim=-1)
-    if cfg.norm_topk:
-        w = w / w.sum(-1, keepdim=True)
-    y = torch.zeros_like(x)
     names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
-    for e in range(cfg.num_experts):
-        tok, slot = torch.nonzero(idx == e, as_tuple=True)
-        if tok.numel() == 0:
-            continue
-        out = swiglu(x[tok], sd, f"{p}experts.{e}.", names)
-        y.index_add_(0, tok, out * w[tok, slot][:, None])
+    E = cfg.experts_in_layer(layer)
+    # noisy_topk routes without noise here: the reference is the evaluation path.
+    policy = "topk_softmax" if cfg.policy == "noisy_topk" else cfg.policy
+    factor = cfg.capacity_factor if cfg.training else cfg.eval_capacity_factor
+    cap = R.capacity(policy, factor, cfg.min_capacity, x.shape[0], E, cfg.top_k)
+    bias = sd[p + "gate.e_score_correction_bias"].detach().numpy() if cfg.selection_bias else None
+    y, idx, _ = R.moe_combine(policy, cfg.top_k, cfg.norm_topk, cap, logits, logits,
+                              lambda e, rows: swiglu(x[rows], sd, f"{p}experts.{e}.", names), bias)
+    if chosen_out is not None:
+        chosen_out.append(idx)
+    if y is None:
+        y = torch.zeros_like(x)
     if cfg.shared_intermediate_size:
         shared = swiglu(x, sd, p + "shared_expert.")
-        y = y + torch.sigmoid(linear(x, sd, p + "shared_expert_gate")) * shared
+        y = y + (torch.sigmoid(linear(x, sd, p + "shared_expert_gate")) * shared if cfg.shared_gate else shared)
     return y
 
 
 @torch.no_grad()
-def forward(cfg, sd, ids):
-    """ids: int64 [B, T]. Returns (logits [B, T, vocab], router logits: one [B*T, E] per MoE layer)."""
+def forward(cfg, sd, ids, chosen=None):
+    """ids: int64 [B, T]. Returns (logits [B, T, vocab], router logits: one [B*T, E] per MoE layer).
+    chosen, if a list, receives each MoE layer's chosen experts [B*T, k] (None for expert choice)."""
     B, T = ids.shape
     x = sd["model.embed_tokens.weight"][ids]
     routers = []
@@ -133,7 +155,7 @@ def forward(cfg, sd, ids):
         x = x + attention(cfg, sd, p + "self_attn.", h)
         h = rms_norm(x, sd[p + "post_attention_layernorm.weight"], cfg.eps)
         if cfg.layer_is_moe(layer):
-            x = x + moe(cfg, sd, layer, h.reshape(B * T, -1), routers).view(B, T, -1)
+            x = x + moe(cfg, sd, layer, h.reshape(B * T, -1), routers, chosen).view(B, T, -1)
         else:
             x = x + swiglu(h, sd, p + "mlp.")
     x = rms_norm(x, sd["model.norm.weight"], cfg.eps)
@@ -176,13 +198,17 @@ def random_state_dict(cfg, seed, std=0.08):
             vec(a + "o_proj.bias", Hd)
         if cfg.layer_is_moe(layer):
             m = cfg.moe_prefix(layer) + "."
-            mat(m + "gate.weight", cfg.num_experts, Hd, 0.5)
+            E = cfg.experts_in_layer(layer)
+            mat(m + "gate.weight", E, Hd, 0.5)
+            if cfg.selection_bias:
+                vec(m + "gate.e_score_correction_bias", E, 0.0, 0.3)
             names = ("w1", "w3", "w2") if cfg.model_type == "mixtral" else ("gate_proj", "up_proj", "down_proj")
-            for e in range(cfg.num_experts):
+            for e in range(E):
                 mlp(f"{m}experts.{e}.", cfg.moe_intermediate_size, names)
             if cfg.shared_intermediate_size:
                 mlp(m + "shared_expert.", cfg.shared_intermediate_size)
-                mat(m + "shared_expert_gate.weight", 1, Hd, 0.3)
+                if cfg.shared_gate:
+                    mat(m + "shared_expert_gate.weight", 1, Hd, 0.3)
         else:
             mlp(p + "mlp.", cfg.intermediate_size)
     vec("model.norm.weight", Hd, 1.0, 0.1)
