@@ -55,9 +55,9 @@ class TransformerModel : public LanguageModel {
 
  private:
   void add_routes(const std::vector<Tensor>& routes) {
-    const size_t E = tally_->prob_sum.size();
     std::vector<float> p;
     for (const Tensor& r : routes) {
+      const size_t E = size_t(r.dim(1));  // this layer's experts (fewer in some layers of a pyramid MoE)
       p.assign(r.data<float>(), r.data<float>() + E);
       softmax_row(p.data(), int64_t(E));
       for (size_t e = 0; e < E; ++e) tally_->prob_sum[e] += p[e];

@@ -72,8 +72,6 @@ std::vector<std::vector<double>> shares(const std::vector<std::vector<int64_t>>&
 PromptRoutes route_prompt(Transformer& model, std::span<const int32_t> ids, int top) {
   const ModelConfig& c = model.config();
   const std::vector<Tensor> logits = router_logits_of(model, ids);
-  const int E = c.num_experts;
-  top = std::clamp(top, 1, E);
   PromptRoutes out;
   out.expert_names = expert_names(c);
   std::vector<int> moe_layers;
@@ -83,7 +81,9 @@ PromptRoutes route_prompt(Transformer& model, std::span<const int32_t> ids, int 
   for (size_t i = 0; i < logits.size(); ++i) {
     LayerRoutes lr;
     lr.layer = moe_layers[i];
-    lr.share.assign(size_t(E), 0.0);
+    const int E = int(logits[i].dim(1));  // experts of this layer (a pyramid MoE has fewer in some)
+    const int kept = std::clamp(top, 1, E);
+    lr.share.assign(size_t(c.num_experts), 0.0);
     const int64_t T = logits[i].dim(0);
     for (int64_t t = 0; t < T; ++t) {
       const float* z = logits[i].data<float>() + t * E;
@@ -93,7 +93,7 @@ PromptRoutes route_prompt(Transformer& model, std::span<const int32_t> ids, int 
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[size_t(a)] > p[size_t(b)]; });
       TokenRoute tr;
-      for (int j = 0; j < top; ++j) {
+      for (int j = 0; j < kept; ++j) {
         tr.experts.push_back(order[size_t(j)]);
         tr.probs.push_back(p[size_t(order[size_t(j)])]);
       }
@@ -134,6 +134,7 @@ RoutingMatrix route_dataset(Transformer& model, const std::vector<LabelledSequen
     const std::vector<Tensor> logits = router_logits_of(model, s.tokens);
     for (size_t li = 0; li < logits.size(); ++li) {
       const float* z = logits[li].data<float>();
+      const size_t E = size_t(logits[li].dim(1));
       for (size_t t = 0; t < s.tokens.size(); ++t) {
         if (!s.counted[t]) continue;
         const float* row = z + t * E;

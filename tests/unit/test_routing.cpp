@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "infer/router_analysis.h"
 #include "model/config_json.h"
 #include "model/init.h"
 #include "model/kv_cache.h"
@@ -273,6 +274,14 @@ TEST(Routing, SharedExpertsDenseLayersAndPyramidTrainSaveAndReload) {
     EXPECT_GT(std::accumulate(g->begin(), g->end(), 0.0, [](double s, float v) { return s + std::fabs(v); }), 0.0)
         << name;
   }
+  // Router analysis handles layers with different expert counts.
+  mf::Transformer t(w);
+  const mf::PromptRoutes routes = mf::route_prompt(t, ids, 2);
+  ASSERT_EQ(routes.layers.size(), 3u);
+  EXPECT_EQ(routes.layers[0].layer, 1);
+  ASSERT_EQ(routes.layers[0].share.size(), 4u);
+  EXPECT_EQ(routes.layers[0].share[2] + routes.layers[0].share[3], 0.0);  // layer 1 has 2 experts
+  EXPECT_NEAR(routes.layers[0].share[0] + routes.layers[0].share[1], 1.0, 1e-5);
   const fs::path dir = fs::temp_directory_path() / ("moeforge_routing_" + std::to_string(::getpid()));
   mf::save_model_weights(w, dir.string());
   EXPECT_EQ(inference_loss(mf::load_model_weights(dir.string()), ids), inference_loss(w, ids));
