@@ -32,21 +32,28 @@ declare -A POLICY=(
   [shared_top1]="--set $M.router_policy=softmax_topk --set $M.num_experts_per_tok=1 --set $M.capacity_factor=0 --set $M.shared_expert_intermediate_size=344 --set $M.shared_expert_gate=false --set train.lb_coef=0.01"
   # Mixtral routing with the balance loss per sequence and the router z-loss.
   [per_sequence_zloss]="--set $M.router_policy=softmax_topk --set $M.capacity_factor=0 --set train.lb_coef=0.01 --set train.lb_scope=sequence --set train.z_coef=0.001"
+  # Pyramid-residual MoE (PR-MoE): 4 experts in the first four layers, 8 in the last four, each
+  # token through a dense MLP plus its top-1 expert.
+  [pyramid_residual]="--set $M.router_policy=softmax_topk --set $M.num_experts_per_tok=1 --set $M.capacity_factor=0 --set $M.moe_layer_experts=[4,4,4,4,8,8,8,8] --set $M.shared_expert_intermediate_size=344 --set $M.shared_expert_gate=false --set train.lb_coef=0.01"
+  # Mixtral routing with the first layer dense (DeepSeek's first_k_dense_replace).
+  [first_layer_dense]="--set $M.router_policy=softmax_topk --set $M.capacity_factor=0 --set $M.first_k_dense_replace=1 --set $M.intermediate_size=344 --set train.lb_coef=0.01"
   # A dense model with the same active FFN width (2 x 344), for scale.
   [dense_same_active]="--set $M.model_type=llama --set $M.intermediate_size=688"
 )
-ORDER=(noisy_topk softmax_topk topk_softmax softmax_topk_cap1 switch expert_choice aux_free_bias shared_top1
-       per_sequence_zloss dense_same_active)
+ALL=(noisy_topk softmax_topk topk_softmax softmax_topk_cap1 switch expert_choice aux_free_bias shared_top1
+     pyramid_residual first_layer_dense per_sequence_zloss dense_same_active)
+ORDER=("${ALL[@]}")
 if [ $# -gt 0 ]; then ORDER=("$@"); fi
 
-dirs=()
 for name in "${ORDER[@]}"; do
   [ -n "${POLICY[$name]+x}" ] || { echo "unknown policy run '$name' (known: ${!POLICY[*]})" >&2; exit 2; }
   dir=$OUT/$name
-  dirs+=("$dir")
   if [ -f "$dir/summary.json" ]; then echo "== $name: already trained ($dir)"; continue; fi
   echo "== $name"
   # shellcheck disable=SC2086
   "$BIN" train "$RECIPE" --max-steps "$STEPS" --set train.max_minutes=0 -o "$dir" ${POLICY[$name]}
 done
+# The table lists every finished run, in the order above.
+dirs=()
+for name in "${ALL[@]}"; do [ -f "$OUT/$name/summary.json" ] && dirs+=("$OUT/$name"); done
 "$BIN" compare "${dirs[@]}" --markdown -o "$OUT/comparison.md"
