@@ -39,7 +39,7 @@ int run_info(const std::vector<std::string>& args) {
             << "context length: " << s.context << "\n"
             << "parameters: " << human_count(s.params_total) << " total, " << human_count(s.params_active)
             << " active per token (" << s.params_total << " / " << s.params_active << ")\n";
-  if (s.experts > 0) std::cout << "experts: " << s.experts << ", top-" << s.top_k << " routing\n";
+  if (s.experts > 0) std::cout << "experts: " << s.moe_layout << "\n";
   else std::cout << "experts: none (dense)\n";
   std::cout << "weight dtypes:";
   for (const auto& [dt, n] : s.weight_dtypes) std::cout << " " << dt << " x" << n;

@@ -141,6 +141,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   s.context = c.max_position_embeddings;
   s.experts = c.num_experts;
   s.top_k = c.top_k;
+  s.moe_layout = describe_moe(c);
   s.params_total = count_parameters(c, false);
   s.params_active = count_parameters(c, true);
   for (const auto& [name, t] : w.tensors) s.weight_dtypes[std::string(dtype_name(t.dtype()))]++;

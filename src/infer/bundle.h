@@ -21,6 +21,7 @@ struct ModelSummary {
   int vocab = 0, context = 0;         // context: the model's max positions
   int64_t params_total = 0, params_active = 0;
   int experts = 0, top_k = 0;
+  std::string moe_layout;  // describe_moe(): policy, capacity, shared expert, layer structure
   std::map<std::string, int64_t> weight_dtypes;   // dtype name -> number of tensors
   std::string tokenizer_kind;
   int tokenizer_vocab = 0;

@@ -77,6 +77,46 @@ void ModelConfig::validate() const {
            expert_names.size(), " names for ", num_experts, " experts");
 }
 
+std::string describe_moe(const ModelConfig& c) {
+  if (!c.is_moe()) return "";
+  const RoutingConfig& r = c.routing;
+  std::string s = router_policy_name(r.policy);
+  if (r.policy == RouterPolicy::ExpertChoice)
+    s += ", " + std::to_string(c.num_experts) + " experts";
+  else
+    s += ", top-" + std::to_string(c.top_k) + " of " + std::to_string(c.num_experts);
+  if (r.policy == RouterPolicy::SoftmaxTopK) s += r.norm_topk_prob ? ", renormalised" : ", not renormalised";
+  auto factor = [](double f) {
+    std::string t = std::to_string(f);
+    t.erase(t.find_last_not_of('0') + 1);
+    if (!t.empty() && t.back() == '.') t.pop_back();
+    return t;
+  };
+  const double train = r.capacity_for(true), eval = r.capacity_for(false);
+  if (r.policy == RouterPolicy::ExpertChoice || train > 0 || eval > 0) {
+    s += ", capacity " + (train > 0 ? factor(train) : std::string(r.policy == RouterPolicy::ExpertChoice ? "top_k" : "none"));
+    if (eval != train) s += " (eval " + (eval > 0 ? factor(eval) : std::string("dropless")) + ")";
+    if (r.min_capacity > 0) s += ", min " + std::to_string(r.min_capacity);
+  } else {
+    s += ", dropless";
+  }
+  if (c.router_selection_bias) s += ", selection bias";
+  if (c.shared_expert_intermediate_size > 0)
+    s += "; shared expert " + std::to_string(c.shared_expert_intermediate_size) +
+         (c.shared_expert_gated ? " (gated)" : " (ungated)");
+  std::string dense;
+  for (int l = 0; l < c.num_layers; ++l)
+    if (!c.layer_is_moe(l)) dense += (dense.empty() ? "" : ",") + std::to_string(l);
+  if (!dense.empty()) s += "; dense layers " + dense;
+  if (!c.layer_experts.empty()) {
+    std::string per;
+    for (int l = 0; l < c.num_layers; ++l)
+      if (c.layer_is_moe(l)) per += (per.empty() ? "" : ",") + std::to_string(c.experts_in_layer(l));
+    s += "; experts per layer " + per;
+  }
+  return s;
+}
+
 int64_t count_parameters(const ModelConfig& c, bool active_only) {
   const int64_t H = c.hidden_size, D = c.effective_head_dim();
   const int64_t q = int64_t(c.num_heads) * D, kv = int64_t(c.num_kv_heads) * D;

@@ -56,6 +56,10 @@ struct ModelConfig {
   void validate() const;
 };
 
+// One line on how the MoE layers route and are laid out, e.g. "noisy_topk, top-2 of 8, capacity
+// 1 (eval dropless); shared expert 344 (ungated); experts per layer 4,4,8,8"; "" for dense.
+std::string describe_moe(const ModelConfig& c);
+
 // Parameters of the model: all of them, or only those one token touches (top_k of the
 // experts, plus everything shared). Embedding and head count separately unless tied.
 int64_t count_parameters(const ModelConfig& c, bool active_only);

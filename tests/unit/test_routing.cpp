@@ -163,6 +163,9 @@ TEST(Routing, RoutingKeysRoundTripThroughConfigJson) {
   EXPECT_EQ(back.layer_experts, c.layer_experts);
   EXPECT_FALSE(back.layer_is_moe(0));
   EXPECT_EQ(back.experts_in_layer(1), 2);
+  EXPECT_EQ(mf::describe_moe(back),
+            "noisy_topk, top-2 of 4, capacity 1.25 (eval 2), min 4, selection bias; shared expert 16 (ungated); "
+            "dense layers 0; experts per layer 2,4");
 }
 
 // Mean loss of the inference forward (the path chat, eval and inspect use) over ids, each
