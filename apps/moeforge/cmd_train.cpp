@@ -119,6 +119,8 @@ std::string sample_text(const Recipe& r, const Tokenizer& tok, const ChatTemplat
     if (auto id = tok.token_to_id("<|im_end|>")) o.eos_ids.push_back(*id);
     return prompt_text + generate(mc, tok, encode_for_model(tok, prompt_text), o).text;
   }
+  // Text models are sampled with the context they were trained on: the last seq_len + 1 tokens.
+  o.window = r.trainer.seq_len + 1;
   const std::vector<int32_t> prompt = tok.encode(r.sample_prompt, false);
   return r.sample_prompt + generate(mc, tok, prompt, o).text;
 }

@@ -24,6 +24,8 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.repeated("stop", "TEXT", "stop when TEXT is generated (not printed)", &f.stop);
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &f.threads);
   p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
+  p.option("window", "N", "let the model see only the last N tokens (a model trained on N-token windows); "
+           "0 = all (default 0)", &f.window);
   p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations, as llama.cpp does: faster, "
          "but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
@@ -45,6 +47,7 @@ LoadedModel load_for_run(const RunFlags& f) {
   }
   if (f.max_tokens < 0) throw UsageError(cat("--max-tokens must be >= 0, got ", f.max_tokens));
   if (f.ctx <= 0) throw UsageError(cat("--ctx must be > 0, got ", f.ctx));
+  if (f.window < 0) throw UsageError(cat("--window must be >= 0, got ", f.window));
   if (f.threads < 0) throw UsageError(cat("--threads must be >= 0, got ", f.threads));
   LoadOptions lo;
   lo.max_context = f.ctx;
@@ -66,6 +69,7 @@ GenerateOptions generate_options(const RunFlags& f, const LoadedModel& m) {
   o.sampling = f.sampling;
   o.stop = f.stop;
   o.eos_ids = m.eos_ids;
+  o.window = f.window;
   return o;
 }
 

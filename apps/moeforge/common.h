@@ -24,6 +24,7 @@ struct RunFlags {
   int max_tokens = 256;
   int threads = 0;
   int ctx = 4096;
+  int window = 0;       // GenerateOptions::window
   bool verbose = false;
   bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (LoadOptions::int8_decode)
 };

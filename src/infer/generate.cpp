@@ -96,6 +96,8 @@ GenerateResult generate(ModelContext& ctx, const Tokenizer& tok, std::span<const
     if (on_text) on_text(text);
   };
 
+  MF_CHECK(opts.window >= 0, "generate: window must be >= 0, got ", opts.window);
+  if (opts.window > 0 && int(prompt.size()) > opts.window) prompt = prompt.subspan(prompt.size() - size_t(opts.window));
   Timer timer;
   std::vector<float> logits = ctx.prefill(prompt, &res.stats.reused_tokens);
   res.stats.prefill_seconds = timer.seconds();
@@ -122,7 +124,14 @@ GenerateResult generate(ModelContext& ctx, const Tokenizer& tok, std::span<const
       res.finish_reason = "context";
       break;
     }
-    logits = ctx.step(next);
+    if (opts.window > 0 && int(ctx.tokens().size()) + 1 > opts.window) {
+      std::vector<int32_t> recent(ctx.tokens().end() - (opts.window - 1), ctx.tokens().end());
+      recent.push_back(next);
+      ctx.reset();
+      logits = ctx.prefill(recent);
+    } else {
+      logits = ctx.step(next);
+    }
   }
   if (!stops.stopped()) {
     emit(stops.push(decoder.flush()));

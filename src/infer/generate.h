@@ -37,6 +37,10 @@ struct GenerateOptions {
   SamplingParams sampling;
   std::vector<std::string> stop;      // stop strings: never emitted, may span tokens
   std::vector<int32_t> eos_ids;       // any of these ends generation (not emitted)
+  // > 0: the model sees at most the last `window` tokens, as a model trained on windows of that
+  // length expects (nanoGPT and makeMoE crop their context the same way). Past the window the
+  // cache is rebuilt from the last window tokens at every step, so positions restart at 0.
+  int window = 0;
 };
 
 struct GenerateStats {

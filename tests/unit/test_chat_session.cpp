@@ -72,6 +72,41 @@ TEST(Generate, GreedyUntilEosWithStreaming) {
   EXPECT_EQ(m.processed, int(prompt.size()) + 12);  // one prefill + one step per token (the last one yields EOS)
 }
 
+// Says the character after the last one it saw (the alphabet in order), whatever came before.
+class NextLetterModel : public mf::LanguageModel {
+ public:
+  explicit NextLetterModel(const mf::Tokenizer& tok) : tok_(tok) {}
+  std::vector<float> forward(std::span<const int32_t> tokens) override {
+    cache_.insert(cache_.end(), tokens.begin(), tokens.end());
+    longest = std::max(longest, int(cache_.size()));
+    std::vector<float> logits(size_t(tok_.vocab_size()), 0.0f);
+    logits[size_t(cache_.back() + 1 < tok_.vocab_size() ? cache_.back() + 1 : cache_.back())] = 10.0f;
+    return logits;
+  }
+  int cache_length() const override { return int(cache_.size()); }
+  void truncate(int n) override { cache_.resize(size_t(n)); }
+  int context_length() const override { return 512; }
+  int vocab_size() const override { return tok_.vocab_size(); }
+  int longest = 0;
+
+ private:
+  const mf::Tokenizer& tok_;
+  std::vector<int32_t> cache_;
+};
+
+TEST(Generate, AWindowKeepsTheModelWithinItsTrainedContext) {
+  Fixture f;
+  NextLetterModel m(*f.tok);
+  mf::ModelContext ctx(m);
+  mf::GenerateOptions o = f.opts();
+  o.max_tokens = 20;
+  o.window = 6;
+  const auto res = mf::generate(ctx, *f.tok, f.tok->encode("0123456789a"), o, nullptr);
+  EXPECT_EQ(res.text, "bcdefghijklmnopqrstu");
+  EXPECT_LE(m.longest, 6);
+  EXPECT_EQ(res.finish_reason, "length");
+}
+
 TEST(Generate, StopStringSpanningTokensIsNeverEmitted) {
   Fixture f;
   ScriptedModel m(*f.tok, "Yes<END>more text");
