@@ -5,18 +5,10 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/cpu/softmax.h"
 
 namespace mf {
 namespace {
-
-// p = softmax(row) in double (E is small).
-void softmax_row(const float* row, int n, double* p) {
-  double mx = row[0];
-  for (int e = 1; e < n; ++e) mx = std::max(mx, double(row[e]));
-  double sum = 0;
-  for (int e = 0; e < n; ++e) sum += (p[e] = std::exp(double(row[e]) - mx));
-  for (int e = 0; e < n; ++e) p[e] /= sum;
-}
 
 // The k largest scores, best first; ties to the lower index (strict '>' scanning upwards).
 void top_k(const double* score, int E, int k, int32_t* out) {
@@ -44,7 +36,7 @@ void route_token_choice(const float* logits, int64_t T, int E, const RouteOption
   for (int64_t t = 0; t < T; ++t) {
     const float* z = logits + t * E;
     std::vector<double> p(static_cast<size_t>(E)), score(static_cast<size_t>(E));
-    softmax_row(z, E, p.data());
+    softmax_row_f64(z, E, p.data());
     for (int e = 0; e < E; ++e) {
       r.probs[size_t(t * E + e)] = float(p[size_t(e)]);
       score[size_t(e)] = softmax_gated(o.policy) ? p[size_t(e)] : double(z[e]);
@@ -63,7 +55,7 @@ void route_token_choice(const float* logits, int64_t T, int E, const RouteOption
       std::vector<float> sel(static_cast<size_t>(k));
       std::vector<double> g(static_cast<size_t>(k));
       for (int s = 0; s < k; ++s) sel[size_t(s)] = z[idx[s]];
-      softmax_row(sel.data(), k, g.data());
+      softmax_row_f64(sel.data(), k, g.data());
       for (int s = 0; s < k; ++s) gate[s] = float(g[size_t(s)]);
     }
   }
@@ -163,7 +155,7 @@ void route(const float* logits, int64_t T, int E, const RouteOptions& o, Routing
   if (r.expert_choice) {
     std::vector<double> p(static_cast<size_t>(E));
     for (int64_t t = 0; t < T; ++t) {
-      softmax_row(logits + t * E, E, p.data());
+      softmax_row_f64(logits + t * E, E, p.data());
       for (int e = 0; e < E; ++e) r.probs[size_t(t * E + e)] = float(p[size_t(e)]);
     }
     route_expert_choice(T, E, o, r);
@@ -223,32 +215,8 @@ void route_backward(const float* logits, const Routing& r, const RouteOptions& o
 }
 
 DispatchPlan plan_dispatch(const Routing& r) {
-  DispatchPlan plan;
-  const int E = r.experts;
-  plan.num_experts = E;
-  plan.offsets.assign(size_t(E) + 1, 0);
-  for (size_t a = 0; a < r.expert.size(); ++a)
-    if (r.kept[a]) ++plan.offsets[size_t(r.expert[a]) + 1];
-  for (int e = 0; e < E; ++e) plan.offsets[size_t(e) + 1] += plan.offsets[size_t(e)];
-  const size_t rows = size_t(plan.offsets[size_t(E)]);
-  plan.token.resize(rows);
-  plan.gate.resize(rows);
-  plan.source.resize(rows);
-  // Within an expert, rows in token order (then slot), whatever the policy's assignment order,
-  // so that scatter-add sums in the same order for every policy.
-  std::vector<size_t> order;
-  order.reserve(rows);
-  for (size_t a = 0; a < r.expert.size(); ++a)
-    if (r.kept[a]) order.push_back(a);
-  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-    return r.expert[x] != r.expert[y] ? r.expert[x] < r.expert[y] : r.token[x] < r.token[y];
-  });
-  for (size_t i = 0; i < rows; ++i) {
-    plan.token[i] = r.token[order[i]];
-    plan.gate[i] = r.gate[order[i]];
-    plan.source[i] = int32_t(order[i]);
-  }
-  return plan;
+  return plan_dispatch_assignments(r.token.data(), r.expert.data(), r.gate.data(), r.kept.data(), r.assignments(),
+                                   r.experts);
 }
 
 }  // namespace mf

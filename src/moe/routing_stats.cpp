@@ -1,5 +1,7 @@
 #include "moe/routing_stats.h"
 
+#include "kernels/cpu/softmax.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -20,14 +22,10 @@ void RoutingTally::add(const Routing& r, const float* logits, const uint8_t* cou
   std::vector<double> p(static_cast<size_t>(E));
   for (int64_t t = 0; t < r.tokens; ++t) {
     if (counted && !counted[t]) continue;
-    const float* z = logits + t * E;
-    const double m = *std::max_element(z, z + E);
-    double total = 0, h = 0;
-    for (int e = 0; e < E; ++e) total += p[size_t(e)] = std::exp(double(z[e]) - m);
-    for (int e = 0; e < E; ++e) {
-      const double q = p[size_t(e)] / total;
+    softmax_row_f64(logits + t * E, E, p.data());
+    double h = 0;
+    for (double q : p)
       if (q > 0) h -= q * std::log(q);
-    }
     entropy_sum += h;
     ++entropy_tokens;
   }

@@ -19,6 +19,7 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/softmax_xent.h"
 #include "manifest.h"
+#include "moe/routing.h"
 #include "model/blocks.h"
 
 namespace {
@@ -173,12 +174,14 @@ TEST(BackwardReference, RouterTopKSoftmax) {
     auto z = load<float>(c, "logits");
     auto idx = load<int32_t>(c, "idx");
     auto dw = load<float>(c, "dweight");
-    std::vector<int32_t> idx_fwd(idx.size());
-    std::vector<float> w(idx.size());
-    mf::router_topk_softmax(z.data(), T, E, k, c["renormalize"], idx_fwd.data(), w.data());
-    ASSERT_EQ(idx_fwd, idx) << c["name"];
+    mf::RouteOptions o;
+    o.top_k = k;
+    o.renormalize = c["renormalize"];
+    mf::Routing r;
+    mf::route(z.data(), T, E, o, r);
+    ASSERT_EQ(r.expert, idx) << c["name"];
     std::vector<float> dz(z.size(), 0.0f);
-    mf::router_topk_softmax_backward(z.data(), idx.data(), dw.data(), T, E, k, c["renormalize"], dz.data());
+    mf::route_backward(z.data(), r, o, dw.data(), dz.data());
     expect_close(dz, load<float>(c, "dlogits"), c["name"].get<std::string>());
   }
 }
@@ -225,12 +228,14 @@ TEST(BackwardReference, SparseMoeLayerGradients) {
   };
   // Forward, keeping what the backward needs.
   const mf::Tensor router = mf::Tensor::from_f32({E, H}, {wr.data(), wr.size()});
-  std::vector<float> logits(size_t(T * E)), w(size_t(T * k));
-  std::vector<int32_t> idx(size_t(T * k));
+  std::vector<float> logits(size_t(T * E));
   mf::linear(x.data(), T, H, router, nullptr, logits.data());
-  mf::router_topk_softmax(logits.data(), T, E, k, true, idx.data(), w.data());
-  ASSERT_EQ(idx, load<int32_t>(c, "idx"));
-  const mf::DispatchPlan plan = mf::plan_dispatch(idx.data(), w.data(), T, k, E);
+  mf::RouteOptions o;
+  o.top_k = k;
+  mf::Routing routing;
+  mf::route(logits.data(), T, E, o, routing);
+  ASSERT_EQ(routing.expert, load<int32_t>(c, "idx"));
+  const mf::DispatchPlan plan = mf::plan_dispatch(routing.expert.data(), routing.gate.data(), T, k, E);
   const int64_t R = T * k;
   std::vector<float> xg(size_t(R * H)), a(size_t(R * I)), b(size_t(R * I)), hcur(size_t(R * I)), out(size_t(R * H));
   mf::moe_gather(x.data(), plan, H, xg.data());
@@ -261,7 +266,7 @@ TEST(BackwardReference, SparseMoeLayerGradients) {
   }
   std::vector<float> dx(x.size(), 0.0f), dlogits(logits.size(), 0.0f);
   mf::moe_gather_backward(dxg.data(), plan, H, dx.data());
-  mf::router_topk_softmax_backward(logits.data(), idx.data(), dgate.data(), T, E, k, true, dlogits.data());
+  mf::route_backward(logits.data(), routing, o, dgate.data(), dlogits.data());
   mf::linear_backward_weight(dlogits.data(), x.data(), T, E, H, dwr.data(), nullptr);
   mf::linear_backward_input(dlogits.data(), T, E, router, dx.data(), true);
   expect_close(dx, load<float>(c, "dx"), "dx");

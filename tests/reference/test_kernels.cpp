@@ -12,6 +12,7 @@
 
 #include "compare.h"
 #include "manifest.h"
+#include "moe/routing.h"
 #include "core/tensor.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
@@ -193,11 +194,13 @@ TEST(KernelsReference, RouterTopK) {
     const int64_t T = c["T"];
     const int E = c["E"], k = c["k"];
     auto logits = load<float>(c, "logits");
-    std::vector<int32_t> idx(size_t(T * k), -1);
-    std::vector<float> w(size_t(T * k));
-    mf::router_topk_softmax(logits.data(), T, E, k, c["renormalize"], idx.data(), w.data());
-    EXPECT_EQ(idx, load<int32_t>(c, "idx")) << c["name"];
-    expect_close(w, load<float>(c, "weight"), c["name"]);
+    mf::RouteOptions o;
+    o.top_k = k;
+    o.renormalize = c["renormalize"];
+    mf::Routing r;
+    mf::route(logits.data(), T, E, o, r);
+    EXPECT_EQ(r.expert, load<int32_t>(c, "idx")) << c["name"];
+    expect_close(r.gate, load<float>(c, "weight"), c["name"]);
   }
 }
 

@@ -8,30 +8,45 @@
 
 namespace mf {
 
-DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t T, int k, int E) {
-  MF_CHECK(T >= 0 && k > 0 && E > 0, "plan_dispatch: bad sizes T=", T, " k=", k, " E=", E);
-  const int64_t n = T * k;
+DispatchPlan plan_dispatch_assignments(const int32_t* token, const int32_t* expert, const float* gate,
+                                       const uint8_t* kept, int64_t A, int E) {
+  MF_CHECK(A >= 0 && E > 0, "plan_dispatch: bad sizes, ", A, " assignments and ", E, " experts");
   DispatchPlan plan;
   plan.num_experts = E;
   plan.offsets.assign(size_t(E) + 1, 0);
-  for (int64_t i = 0; i < n; ++i) {
-    MF_CHECK(idx[i] >= 0 && idx[i] < E, "plan_dispatch: token ", i / k, " slot ", i % k,
-             " routes to expert ", idx[i], ", outside [0, ", E, ")");
-    ++plan.offsets[size_t(idx[i]) + 1];
+  for (int64_t a = 0; a < A; ++a) {
+    if (kept && !kept[a]) continue;
+    MF_CHECK(expert[a] >= 0 && expert[a] < E, "plan_dispatch: assignment ", a, " of token ", token[a],
+             " routes to expert ", expert[a], ", outside [0, ", E, ")");
+    ++plan.offsets[size_t(expert[a]) + 1];
   }
   for (int e = 0; e < E; ++e) plan.offsets[size_t(e) + 1] += plan.offsets[size_t(e)];
-  // Counting sort: stable, O(T*k + E).
+  // Counting sort by expert (stable in assignment order), then token order within each expert
+  // (assignments of token choice already are; expert choice lists each expert's best first).
+  const size_t rows = size_t(plan.offsets[size_t(E)]);
   std::vector<int64_t> cursor(plan.offsets.begin(), plan.offsets.end() - 1);
-  plan.token.resize(size_t(n));
-  plan.gate.resize(size_t(n));
-  plan.source.resize(size_t(n));
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t r = cursor[size_t(idx[i])]++;
-    plan.token[size_t(r)] = int32_t(i / k);
-    plan.gate[size_t(r)] = weight[i];
-    plan.source[size_t(r)] = int32_t(i);
+  plan.source.resize(rows);
+  for (int64_t a = 0; a < A; ++a)
+    if (!kept || kept[a]) plan.source[size_t(cursor[size_t(expert[a])]++)] = int32_t(a);
+  for (int e = 0; e < E; ++e) {
+    const auto first = plan.source.begin() + plan.offsets[size_t(e)], last = plan.source.begin() + plan.offsets[size_t(e) + 1];
+    auto by_token = [&](int32_t x, int32_t y) { return token[x] < token[y]; };
+    if (!std::is_sorted(first, last, by_token)) std::stable_sort(first, last, by_token);
+  }
+  plan.token.resize(rows);
+  plan.gate.resize(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    plan.token[r] = token[plan.source[r]];
+    plan.gate[r] = gate[plan.source[r]];
   }
   return plan;
+}
+
+DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t T, int k, int E) {
+  MF_CHECK(T >= 0 && k > 0 && E > 0, "plan_dispatch: bad sizes T=", T, " k=", k, " E=", E);
+  std::vector<int32_t> token(static_cast<size_t>(T * k));
+  for (int64_t i = 0; i < T * k; ++i) token[size_t(i)] = int32_t(i / k);
+  return plan_dispatch_assignments(token.data(), idx, weight, nullptr, T * k, E);
 }
 
 namespace {

@@ -18,6 +18,12 @@ struct DispatchPlan {
 // expert, rows keep (token, slot) order. Throws mf::Error on an index outside [0, E).
 DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t T, int k, int E);
 
+// The general form: A assignments (token[a], expert[a], gate[a]), those with kept[a] == 0 left
+// out (kept may be null). Rows of an expert are in token order (ties: assignment order), and
+// plan.source[row] = a. Throws mf::Error on an expert outside [0, E).
+DispatchPlan plan_dispatch_assignments(const int32_t* token, const int32_t* expert, const float* gate,
+                                       const uint8_t* kept, int64_t A, int E);
+
 // gathered[r] = x[plan.token[r]] for every grouped row r  (x: [T, dim], gathered: [T*k, dim]).
 void moe_gather(const float* x, const DispatchPlan& plan, int64_t dim, float* gathered);
 

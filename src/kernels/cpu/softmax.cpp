@@ -36,6 +36,21 @@ void softmax_row(float* x, int64_t cols) {
   for (int64_t j = 0; j < cols; ++j) x[j] *= inv;
 }
 
+double softmax_row_f64(const float* x, int64_t n, double* p) {
+  double mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, double(x[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (p[i] = std::exp(double(x[i]) - mx));
+  for (int64_t i = 0; i < n; ++i) p[i] /= sum;
+  return mx + std::log(sum);
+}
+
+void softmax_row_f64_backward(const double* p, const double* dp, int64_t n, float* dx) {
+  double dot = 0;
+  for (int64_t i = 0; i < n; ++i) dot += dp[i] * p[i];
+  for (int64_t i = 0; i < n; ++i) dx[i] += float(p[i] * (dp[i] - dot));
+}
+
 void softmax_rows(float* x, int64_t rows, int64_t cols) {
   MF_CHECK(rows >= 0 && cols > 0, "softmax_rows: bad shape [", rows, ", ", cols, "]");
   if (rows * cols < (1 << 15)) {

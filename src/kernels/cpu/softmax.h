@@ -10,4 +10,11 @@ void softmax_rows(float* x, int64_t rows, int64_t cols);
 // One row; the building block shared with attention and routing.
 void softmax_row(float* x, int64_t cols);
 
+// p = softmax(x) in double precision for short rows (router logits over a few dozen experts,
+// where the routing and its gradients are computed); returns logsumexp(x).
+double softmax_row_f64(const float* x, int64_t n, double* p);
+
+// dx += the softmax backward of dp at probabilities p: p * (dp - sum(p * dp)).
+void softmax_row_f64_backward(const double* p, const double* dp, int64_t n, float* dx);
+
 }  // namespace mf
