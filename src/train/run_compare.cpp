@@ -28,6 +28,9 @@ std::string describe_routing(const ModelConfig& c) {
   if (c.shared_expert_intermediate_size > 0) o << " +shared";
   if (c.router_selection_bias) o << " +bias";
   if (!c.layer_experts.empty()) o << " pyramid";
+  int dense = 0;
+  for (int l = 0; l < c.num_layers; ++l) dense += !c.layer_is_moe(l);
+  if (dense > 0) o << " +" << dense << " dense";
   return o.str();
 }
 
