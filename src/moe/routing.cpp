@@ -25,17 +25,26 @@ void top_k(const double* score, int E, int k, int32_t* out) {
 
 bool softmax_gated(RouterPolicy p) { return p == RouterPolicy::SoftmaxTopK || p == RouterPolicy::Switch; }
 
+// n assignments, all kept until capacity says otherwise.
+void resize_assignments(Routing& r, int64_t n) {
+  r.token.resize(size_t(n));
+  r.expert.resize(size_t(n));
+  r.gate.resize(size_t(n));
+  r.kept.assign(size_t(n), 1);
+}
+
 void route_token_choice(const float* logits, int64_t T, int E, const RouteOptions& o, Routing& r) {
   const int k = o.policy == RouterPolicy::Switch ? 1 : o.top_k;
   r.slots = k;
-  r.token.resize(size_t(T * k));
-  r.expert.resize(size_t(T * k));
-  r.gate.resize(size_t(T * k));
-  r.kept.assign(size_t(T * k), 1);
-#pragma omp parallel for schedule(static) if (T * E >= 4096)
+  resize_assignments(r, T * k);
+#pragma omp parallel if (T * E >= 4096)
+  {
+  // Per-thread scratch, allocated once per call rather than per token.
+  std::vector<double> p(static_cast<size_t>(E)), score(static_cast<size_t>(E)), g(static_cast<size_t>(k));
+  std::vector<float> sel(static_cast<size_t>(k));
+#pragma omp for schedule(static)
   for (int64_t t = 0; t < T; ++t) {
     const float* z = logits + t * E;
-    std::vector<double> p(static_cast<size_t>(E)), score(static_cast<size_t>(E));
     softmax_row_f64(z, E, p.data());
     for (int e = 0; e < E; ++e) {
       r.probs[size_t(t * E + e)] = float(p[size_t(e)]);
@@ -52,12 +61,11 @@ void route_token_choice(const float* logits, int64_t T, int E, const RouteOption
       const bool renorm = o.policy == RouterPolicy::SoftmaxTopK && o.renormalize;
       for (int s = 0; s < k; ++s) gate[s] = float(renorm ? p[size_t(idx[s])] / kept : p[size_t(idx[s])]);
     } else {  // softmax over the k selected logits
-      std::vector<float> sel(static_cast<size_t>(k));
-      std::vector<double> g(static_cast<size_t>(k));
       for (int s = 0; s < k; ++s) sel[size_t(s)] = z[idx[s]];
       softmax_row_f64(sel.data(), k, g.data());
       for (int s = 0; s < k; ++s) gate[s] = float(g[size_t(s)]);
     }
+  }
   }
   r.capacity = expert_capacity(o, T, E);
   r.dropped = 0;
@@ -82,10 +90,7 @@ void route_expert_choice(int64_t T, int E, const RouteOptions& o, Routing& r) {
   r.capacity = C;
   r.slots = int(C);
   r.dropped = 0;
-  r.token.resize(size_t(E * C));
-  r.expert.resize(size_t(E * C));
-  r.gate.resize(size_t(E * C));
-  r.kept.assign(size_t(E * C), 1);
+  resize_assignments(r, E * C);
 #pragma omp parallel for schedule(static) if (T * E >= 4096)
   for (int e = 0; e < E; ++e) {
     std::vector<int32_t> order(static_cast<size_t>(T));
