@@ -33,26 +33,38 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 }  // namespace
 
 Trainer::Trainer(TrainableTransformer& model, TrainingData& data, TrainerConfig config)
+    : Trainer(std::make_unique<CpuTrainable>(model), data, std::move(config)) {}
+
+Trainer::Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config)
+    : owned_model_(std::move(owned)), model_(*owned_model_), data_(data), cfg_(std::move(config)) {
+  make_optimizer();
+}
+
+Trainer::Trainer(TrainableModel& model, TrainingData& data, TrainerConfig config)
     : model_(model), data_(data), cfg_(std::move(config)) {
+  make_optimizer();
+}
+
+void Trainer::make_optimizer() {
   MF_CHECK(cfg_.steps > 0 && cfg_.batch > 0 && cfg_.grad_accum > 0 && cfg_.lr > 0, "trainer: steps, batch, ",
            "grad_accum and lr must be positive");
   MF_CHECK(!cfg_.out_dir.empty(), "trainer: an output directory is required");
-  MF_CHECK(data.eval_batches() > 0, "trainer: no validation batches");
+  MF_CHECK(data_.eval_batches() > 0, "trainer: no validation batches");
   // Four groups: {non-MoE, MoE (routers and experts)} x {decayed matrices, norms/biases}.
   MF_CHECK(cfg_.moe_lr_scale >= 0, "trainer: moe_lr_scale must be >= 0, got ", cfg_.moe_lr_scale);
-  std::vector<TrainableParam> params = model_.trainable_params();
-  MF_CHECK(!params.empty(), "trainer: every tensor is frozen; nothing to train");
-  for (TrainableParam& p : params) {
-    const Tensor& t = model_.weights().tensors.at(p.name);
-    const bool moe = freeze_pattern_matches("experts", p.name) || freeze_pattern_matches("router", p.name);
-    p.group = (moe ? 2 : 0) + (default_no_decay(p.name, t.shape()) ? 1 : 0);
-  }
+  MF_CHECK(!model_.trainable_names().empty(), "trainer: every tensor is frozen; nothing to train");
   const float moe_lr = cfg_.lr * cfg_.moe_lr_scale;
-  opt_ = std::make_unique<AdamW>(std::vector<ParamGroup>{{"decay", cfg_.lr, cfg_.weight_decay},
-                                                         {"no_decay", cfg_.lr, 0.0f},
-                                                         {"moe_decay", moe_lr, cfg_.weight_decay},
-                                                         {"moe_no_decay", moe_lr, 0.0f}},
-                                 std::move(params), AdamW::Betas{cfg_.beta1, cfg_.beta2, cfg_.eps});
+  OptimizerSpec spec;
+  spec.groups = {{"decay", cfg_.lr, cfg_.weight_decay},
+                 {"no_decay", cfg_.lr, 0.0f},
+                 {"moe_decay", moe_lr, cfg_.weight_decay},
+                 {"moe_no_decay", moe_lr, 0.0f}};
+  spec.group_of = [](const std::string& name, const Shape& shape) {
+    const bool moe = freeze_pattern_matches("experts", name) || freeze_pattern_matches("router", name);
+    return (moe ? 2 : 0) + (default_no_decay(name, shape) ? 1 : 0);
+  };
+  spec.betas = AdamW::Betas{cfg_.beta1, cfg_.beta2, cfg_.eps};
+  opt_ = model_.make_optimizer(spec);
 }
 
 double Trainer::evaluate() {
@@ -98,16 +110,14 @@ void add_routing_stats(const std::vector<RoutingTally>& tallies, nlohmann::json&
 
 }  // namespace
 
-void Trainer::save_checkpoint(int64_t step) const {
+void Trainer::save_checkpoint(int64_t step) {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  const auto& params = opt_->params();
-  for (size_t i = 0; i < params.size(); ++i) {
-    const TrainableParam& p = params[i];
-    const int64_t n = int64_t(p.value.size());
-    tensors.emplace_back("param/" + p.name, Tensor::from_f32({n}, {p.value.data(), p.value.size()}));
-    tensors.emplace_back("adam_m/" + p.name, Tensor::from_f32({n}, opt_->exp_avg(i)));
-    tensors.emplace_back("adam_v/" + p.name, Tensor::from_f32({n}, opt_->exp_avg_sq(i)));
-  }
+  opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+    const int64_t n = int64_t(value.size());
+    tensors.emplace_back("param/" + name, Tensor::from_f32({n}, value));
+    tensors.emplace_back("adam_m/" + name, Tensor::from_f32({n}, m));
+    tensors.emplace_back("adam_v/" + name, Tensor::from_f32({n}, v));
+  });
   for (const auto& [name, values] : model_.buffers())
     tensors.emplace_back("buffer/" + name, Tensor::from_f32({int64_t(values.size())}, values));
   const std::map<std::string, std::string> meta = {
@@ -131,9 +141,7 @@ int64_t Trainer::load_checkpoint() {
     return it->second;
   };
   MF_CHECK(meta("format") == kCheckpointFormat, path, ": not a ", kCheckpointFormat, " file");
-  const auto& params = opt_->params();
-  for (size_t i = 0; i < params.size(); ++i) {
-    const TrainableParam& p = params[i];
+  opt_->restore_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
     auto copy = [&](const std::string& key, std::span<float> dst) {
       auto it = f.tensors.find(key);
       MF_CHECK(it != f.tensors.end(), path, ": checkpoint has no '", key, "' (was it saved with another freeze list?)");
@@ -141,10 +149,10 @@ int64_t Trainer::load_checkpoint() {
                it->second.numel(), " values, the model needs ", dst.size());
       std::copy_n(it->second.data<float>(), dst.size(), dst.begin());
     };
-    copy("param/" + p.name, p.value);
-    copy("adam_m/" + p.name, opt_->exp_avg(i));
-    copy("adam_v/" + p.name, opt_->exp_avg_sq(i));
-  }
+    copy("param/" + name, value);
+    copy("adam_m/" + name, m);
+    copy("adam_v/" + name, v);
+  });
   for (const auto& [name, values] : model_.buffers()) {
     auto it = f.tensors.find("buffer/" + name);
     MF_CHECK(it != f.tensors.end(), path, ": checkpoint has no 'buffer/", name, "'");
@@ -152,12 +160,13 @@ int64_t Trainer::load_checkpoint() {
              "' has ", it->second.numel(), " values, the model needs ", values.size());
     std::copy_n(it->second.data<float>(), values.size(), values.begin());
   }
+  model_.buffers_written();
   opt_->set_steps_taken(std::stoll(meta("optimizer_steps")));
   data_.set_state(meta("data_state"));
   return std::stoll(meta("step"));
 }
 
-void Trainer::export_model(const std::string& dir) const { save_model_weights(model_.weights(), dir); }
+void Trainer::export_model(const std::string& dir) { save_model_weights(model_.weights(), dir); }
 
 TrainResult Trainer::run() {
   fs::create_directories(cfg_.out_dir);
@@ -188,7 +197,6 @@ TrainResult Trainer::run() {
     }
   }
   std::vector<Batch> micro(size_t(cfg_.grad_accum));
-  const std::vector<std::span<float>> grads = model_.gradients();
   int64_t tokens_seen = 0;
   double step_seconds = 0;  // optimizer steps only: evaluation and checkpoints excluded from tokens/s
   Timer wall;
@@ -220,7 +228,7 @@ TrainResult Trainer::run() {
       sum.lb += l.lb / cfg_.grad_accum;
       sum.z += l.z / cfg_.grad_accum;
     }
-    const double grad_norm = clip_grad_norm(grads, cfg_.clip);
+    const double grad_norm = opt_->clip_grad_norm(cfg_.clip);
     const double loss = sum.lm();
     MF_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "step ", step + 1, ": non-finite ",
              std::isfinite(loss) ? "gradient norm" : "loss", " (loss ", loss, ", grad norm ", grad_norm,

@@ -8,6 +8,7 @@
 
 #include "model/training.h"
 #include "train/optimizer.h"
+#include "train/trainable_model.h"
 #include "train/training_data.h"
 
 namespace mf {
@@ -49,7 +50,9 @@ struct TrainResult {
 
 class Trainer {
  public:
-  // data must outlive the trainer. Throws mf::Error for an invalid config.
+  // model and data must outlive the trainer. Throws mf::Error for an invalid config.
+  Trainer(TrainableModel& model, TrainingData& data, TrainerConfig config);
+  // The CPU model, adapted by CpuTrainable.
   Trainer(TrainableTransformer& model, TrainingData& data, TrainerConfig config);
   // Trains to config.steps (or the time budget), evaluating, logging and checkpointing; ends
   // with a checkpoint and an export of the model (config.json + model.safetensors) to
@@ -60,14 +63,17 @@ class Trainer {
   double evaluate();
 
  private:
-  void save_checkpoint(int64_t step) const;
+  Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config);
+  void make_optimizer();
+  void save_checkpoint(int64_t step);
   int64_t load_checkpoint();
-  void export_model(const std::string& dir) const;
+  void export_model(const std::string& dir);
 
-  TrainableTransformer& model_;
+  std::unique_ptr<TrainableModel> owned_model_;  // the CPU adapter, when constructed from one
+  TrainableModel& model_;
   TrainingData& data_;
   TrainerConfig cfg_;
-  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<Optimizer> opt_;
 };
 
 }  // namespace mf

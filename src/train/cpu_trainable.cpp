@@ -1,0 +1,46 @@
+#include "train/trainable_model.h"
+
+namespace mf {
+
+namespace {
+
+class HostAdamW final : public Optimizer {
+ public:
+  HostAdamW(TrainableTransformer& model, const OptimizerSpec& spec) : model_(model), adam_(make(model, spec)) {}
+
+  double clip_grad_norm(float max_norm) override { return mf::clip_grad_norm(model_.gradients(), max_norm); }
+  void step(float lr_multiplier) override { adam_.step(lr_multiplier); }
+  int64_t steps_taken() const override { return adam_.steps_taken(); }
+  void set_steps_taken(int64_t steps) override { adam_.set_steps_taken(steps); }
+  void visit_state(const StateVisitor& visit) override { walk(visit); }
+  void restore_state(const StateVisitor& visit) override { walk(visit); }
+
+ private:
+  static AdamW make(TrainableTransformer& model, const OptimizerSpec& spec) {
+    std::vector<TrainableParam> params = model.trainable_params();
+    for (TrainableParam& p : params) p.group = spec.group_of(p.name, model.weights().tensors.at(p.name).shape());
+    return AdamW(spec.groups, std::move(params), spec.betas);
+  }
+  // The host state is the storage itself: visiting and restoring hand out the same spans.
+  void walk(const StateVisitor& visit) {
+    const auto& params = adam_.params();
+    for (size_t i = 0; i < params.size(); ++i) visit(params[i].name, params[i].value, adam_.exp_avg(i), adam_.exp_avg_sq(i));
+  }
+
+  TrainableTransformer& model_;
+  AdamW adam_;
+};
+
+}  // namespace
+
+std::vector<std::string> CpuTrainable::trainable_names() const {
+  std::vector<std::string> names;
+  for (const TrainableParam& p : model_.trainable_params()) names.push_back(p.name);
+  return names;
+}
+
+std::unique_ptr<Optimizer> CpuTrainable::make_optimizer(const OptimizerSpec& spec) {
+  return std::make_unique<HostAdamW>(model_, spec);
+}
+
+}  // namespace mf

@@ -1,0 +1,96 @@
+// What the trainer needs from a model and its optimizer, whatever device holds them. The CPU
+// model (TrainableTransformer) is adapted by CpuTrainable; the CUDA model implements these
+// directly, keeping weights, gradients and optimizer state on the GPU between steps.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/training.h"
+#include "train/optimizer.h"
+
+namespace mf {
+
+// AdamW with parameter groups and global-norm clipping over the model's trainable tensors.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // torch.nn.utils.clip_grad_norm_ over every gradient: the norm before clipping; gradients are
+  // scaled by max_norm / (norm + 1e-6) when that is below 1 (max_norm <= 0: measure only).
+  virtual double clip_grad_norm(float max_norm) = 0;
+  // One update of every trainable tensor with lr = group.lr * lr_multiplier.
+  virtual void step(float lr_multiplier) = 0;
+  virtual int64_t steps_taken() const = 0;
+  virtual void set_steps_taken(int64_t steps) = 0;
+  // Checkpoints: each trainable tensor's name, fp32 values and both Adam moments. A device
+  // optimizer stages them through host memory; `restore` uploads what the callback wrote.
+  using StateVisitor = std::function<void(const std::string& name, std::span<float> value, std::span<float> exp_avg,
+                                          std::span<float> exp_avg_sq)>;
+  virtual void visit_state(const StateVisitor& visit) = 0;    // read
+  virtual void restore_state(const StateVisitor& visit) = 0;  // write
+};
+
+struct OptimizerSpec {
+  std::vector<ParamGroup> groups;
+  // The group index of a trainable tensor, from its name and shape.
+  std::function<int(const std::string& name, const Shape& shape)> group_of;
+  AdamW::Betas betas;
+};
+
+class TrainableModel {
+ public:
+  virtual ~TrainableModel() = default;
+  // See TrainableTransformer for the meaning of each call.
+  virtual TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
+                                        const TrainingOptions& opts) = 0;
+  virtual TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch) = 0;
+  virtual const std::vector<RoutingTally>& routing_stats() const = 0;
+  virtual void reset_routing_stats() = 0;
+  virtual bool update_selection_bias(float rate) = 0;
+  // Tensors that change without gradients, as host spans; after writing into them (resume),
+  // call buffers_written() so a device model uploads them.
+  virtual std::vector<std::pair<std::string, std::span<float>>> buffers() = 0;
+  virtual void buffers_written() {}
+  virtual void zero_grad() = 0;
+  virtual const ModelConfig& config() const = 0;
+  // The weights with training applied so far (a device model copies its master weights back).
+  virtual const ModelWeights& weights() = 0;
+  // Names of the trainable tensors (the others are frozen).
+  virtual std::vector<std::string> trainable_names() const = 0;
+  virtual std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) = 0;
+  // "cpu", or the GPU's description.
+  virtual std::string device() const = 0;
+};
+
+// The CPU model as a TrainableModel: the optimizer is the host AdamW over its fp32 master copies.
+class CpuTrainable final : public TrainableModel {
+ public:
+  explicit CpuTrainable(TrainableTransformer& model) : model_(model) {}
+  TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
+                                const TrainingOptions& opts) override {
+    return model_.forward_backward(tokens, targets, batch, opts);
+  }
+  TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch) override {
+    return model_.evaluate(tokens, targets, batch);
+  }
+  const std::vector<RoutingTally>& routing_stats() const override { return model_.routing_stats(); }
+  void reset_routing_stats() override { model_.reset_routing_stats(); }
+  bool update_selection_bias(float rate) override { return model_.update_selection_bias(rate); }
+  std::vector<std::pair<std::string, std::span<float>>> buffers() override { return model_.buffers(); }
+  void zero_grad() override { model_.zero_grad(); }
+  const ModelConfig& config() const override { return model_.config(); }
+  const ModelWeights& weights() override { return model_.weights(); }
+  std::vector<std::string> trainable_names() const override;
+  std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) override;
+  std::string device() const override { return "cpu"; }
+
+ private:
+  TrainableTransformer& model_;
+};
+
+}  // namespace mf
