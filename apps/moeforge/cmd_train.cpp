@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "training_device.h"
 #include "core/mapped_file.h"
 #include "core/process_stats.h"
 #include "data/text_corpus.h"
@@ -137,7 +138,7 @@ int run_train(const std::vector<std::string>& args_in) {
   std::vector<std::string> sets;
   int max_steps = 0, threads = 0;
   float max_minutes = 0;
-  std::string output;
+  std::string output, device = "auto";
   bool resume = false, quiet = false;
   ArgParser p("moeforge train RECIPE.yaml [options]",
               "Trains a model as the recipe says (from scratch, fine-tuning, or only its routers), evaluating, "
@@ -148,6 +149,8 @@ int run_train(const std::vector<std::string>& args_in) {
   p.option("output", 'o', "DIR", "run directory (overrides output)", &output);
   p.flag("resume", "continue from DIR/checkpoint.safetensors", &resume);
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &threads);
+  p.option("device", 0, "auto|cpu|cuda", "where to train; auto = cuda when a GPU is present and the CUDA path runs "
+           "the model (default auto)", &device);
   p.flag("quiet", "no progress line", &quiet);
   if (!parse_or_usage(p, args)) return 0;
   if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge train RECIPE.yaml");
@@ -209,16 +212,17 @@ int run_train(const std::vector<std::string>& args_in) {
   ModelWeights weights = make_weights(r, *tok);
   const auto frozen = make_freeze_predicate(r.freeze, weights);
   const int64_t total = count_parameters(weights.config, false);
-  TrainableTransformer model(std::move(weights), frozen);
   int64_t trainable = 0;
-  for (const auto& prm : model.trainable_params()) trainable += int64_t(prm.value.size());
+  for (const auto& [name, t] : weights.tensors)
+    if (!frozen(name) && !name.ends_with(".e_score_correction_bias")) trainable += t.numel();
+  TrainingModel model = make_training_model(std::move(weights), frozen, device, quiet);
   if (!quiet) {
     const std::string sizes = sft ? cat(sft_train.size(), " train / ", sft_valid.size(), " valid examples")
                                   : cat(split.train.size(), " train / ", split.valid.size(), " valid tokens");
     std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %s tokenizer of %d, %s\n", r.path.c_str(),
                  (long long)total, (long long)trainable, tok->kind.c_str(), tok->vocab_size(), sizes.c_str());
   }
-  Trainer trainer(model, *data, r.trainer);
+  Trainer trainer(*model.model, *data, r.trainer);
   const TrainResult res = trainer.run();
   save_tokenizer(r, *tok, res.model_dir);
   if (res.best_step > 0) save_tokenizer(r, *tok, (fs::path(res.out_dir) / "best").string());

@@ -77,15 +77,20 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
 void DeviceBuffer::upload(const void* host, size_t bytes) {
   MF_CHECK(bytes <= bytes_, "upload of ", bytes, " bytes into a buffer of ", bytes_);
   if (bytes) check(cudaMemcpy(ptr_, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy(host->device)");
+  // A pageable copy may return before its DMA lands, and moeforge's streams do not wait for the
+  // legacy stream: finish here so that any later kernel sees the data.
+  check(cudaDeviceSynchronize(), "upload");
 }
 
 void DeviceBuffer::download(void* host, size_t bytes) const {
   MF_CHECK(bytes <= bytes_, "download of ", bytes, " bytes from a buffer of ", bytes_);
+  check(cudaDeviceSynchronize(), "download");
   if (bytes) check(cudaMemcpy(host, ptr_, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy(device->host)");
 }
 
 void DeviceBuffer::zero() {
   if (bytes_) check(cudaMemset(ptr_, 0, bytes_), "cudaMemset");
+  check(cudaDeviceSynchronize(), "zero");  // as upload: visible to every stream afterwards
 }
 
 DeviceArena::DeviceArena(size_t capacity_bytes, std::string name)
@@ -152,12 +157,14 @@ DeviceBuffer upload_bf16(std::span<const float> host) {
 
 std::vector<float> download_f32(const float* device, size_t count) {
   std::vector<float> host(count);
+  check(cudaDeviceSynchronize(), "download");  // work queued on other streams finishes first
   if (count) check(cudaMemcpy(host.data(), device, count * 4, cudaMemcpyDeviceToHost), "cudaMemcpy(device->host)");
   return host;
 }
 
 std::vector<float> download_bf16(const bf16* device, size_t count) {
   std::vector<uint16_t> bits(count);
+  check(cudaDeviceSynchronize(), "download");
   if (count) check(cudaMemcpy(bits.data(), device, count * 2, cudaMemcpyDeviceToHost), "cudaMemcpy(device->host)");
   std::vector<float> host(count);
   for (size_t i = 0; i < count; ++i) host[i] = float_from_bf16_bits(bits[i]);

@@ -1,0 +1,51 @@
+#include "training_device.h"
+
+#include <cstdio>
+
+#include "common.h"
+#include "core/error.h"
+
+#ifdef MOEFORGE_HAVE_CUDA
+#include "gpu/cuda_trainable.h"
+#include "kernels/cuda/device.h"
+#endif
+
+namespace mf::cli {
+
+namespace {
+
+TrainingModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen) {
+  TrainingModel out;
+  out.cpu = std::make_unique<TrainableTransformer>(std::move(weights), frozen);
+  out.model = std::make_unique<CpuTrainable>(*out.cpu);
+  return out;
+}
+
+}  // namespace
+
+TrainingModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                                  const std::string& device, bool quiet) {
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    throw UsageError("--device must be auto, cpu or cuda, not '" + device + "'");
+  if (device == "cpu") return on_cpu(std::move(weights), frozen);
+#ifdef MOEFORGE_HAVE_CUDA
+  std::string why_not;
+  if (cuda::device_count() == 0)
+    why_not = "no CUDA device on this machine";
+  else if (std::string unsupported = gpu::cuda_training_unsupported(weights.config); !unsupported.empty())
+    why_not = "the CUDA training path does not implement " + unsupported + " yet";
+  if (why_not.empty()) {
+    TrainingModel out;
+    out.model = std::make_unique<gpu::CudaTrainable>(std::move(weights), frozen);
+    if (!quiet) std::fprintf(stderr, "device: %s\n", out.model->device().c_str());
+    return out;
+  }
+  MF_CHECK(device != "cuda", "--device cuda: ", why_not);
+  if (!quiet) std::fprintf(stderr, "device: cpu (%s)\n", why_not.c_str());
+#else
+  MF_CHECK(device != "cuda", "--device cuda: this moeforge was built without CUDA (configure with nvcc present)");
+#endif
+  return on_cpu(std::move(weights), frozen);
+}
+
+}  // namespace mf::cli

@@ -1,0 +1,24 @@
+// Which device a training run uses (`--device auto|cpu|cuda`) and the model built for it.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "model/training.h"
+#include "train/trainable_model.h"
+
+namespace mf::cli {
+
+// The model a run trains: the CPU model through its adapter, or the CUDA model.
+struct TrainingModel {
+  std::unique_ptr<TrainableTransformer> cpu;  // set on the CPU path (the adapter refers to it)
+  std::unique_ptr<TrainableModel> model;
+};
+
+// device: "cpu", "cuda", or "auto" (cuda when this build has CUDA, a GPU is present and the
+// CUDA path runs this model; otherwise cpu, saying why on stderr unless quiet). An explicit
+// "cuda" that cannot be honoured is an mf::Error with the reason.
+TrainingModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                                  const std::string& device, bool quiet);
+
+}  // namespace mf::cli
