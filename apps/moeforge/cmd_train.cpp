@@ -9,7 +9,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "training_device.h"
+#include "device_choice.h"
 #include "core/mapped_file.h"
 #include "core/process_stats.h"
 #include "data/text_corpus.h"

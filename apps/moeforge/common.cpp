@@ -1,4 +1,5 @@
 #include "common.h"
+#include "device_choice.h"
 
 #include <cstdio>
 #include <iostream>
@@ -28,6 +29,8 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
            "0 = all (default 0)", &f.window);
   p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations, as llama.cpp does: faster, "
          "but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
+  p.option("device", 0, "auto|cpu|cuda", "where to run; auto = cuda when a GPU is present and the CUDA path "
+           "runs the model (default auto)", &f.device);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
 }
 
@@ -53,6 +56,7 @@ LoadedModel load_for_run(const RunFlags& f) {
   lo.max_context = f.ctx;
   lo.threads = f.threads;
   lo.int8_decode = f.int8;
+  lo.make_model = inference_model_factory(f.device);
   Timer t;
   LoadedModel m = load_model(f.model_path, lo);
   if (f.verbose)

@@ -26,6 +26,7 @@ struct RunFlags {
   int ctx = 4096;
   int window = 0;       // GenerateOptions::window
   bool verbose = false;
+  std::string device = "auto";  // auto | cpu | cuda
   bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (LoadOptions::int8_decode)
 };
 

@@ -3,6 +3,7 @@
 // and the end-of-sequence ids, plus a summary for `moeforge info`.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "infer/chat_template.h"
 #include "infer/language_model.h"
+#include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mf {
@@ -40,6 +42,9 @@ struct LoadOptions {
   // ...and multiply them with int8 activations: faster still, but the logits move by a few
   // percent (enough to change a small model's answers). Off: the PyTorch-checked path.
   bool int8_decode = false;
+  // Builds the model on another device from the loaded weights and the context length (the
+  // CLI's --device); null function or null result: the CPU Transformer.
+  std::function<std::unique_ptr<LanguageModel>(ModelWeights weights, int max_len)> make_model;
 };
 
 struct LoadedModel {

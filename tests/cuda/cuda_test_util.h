@@ -38,6 +38,7 @@ inline std::vector<float> round_to_bf16(std::vector<float> v) {
 inline double max_rel_err(const std::vector<float>& got, const std::vector<float>& want) {
   double err = 0, scale = 1e-30;
   for (size_t i = 0; i < want.size(); ++i) {
+    if (!std::isfinite(got[i]) && std::isfinite(want[i])) return INFINITY;  // std::max would drop a NaN
     err = std::max(err, double(std::fabs(got[i] - want[i])));
     scale = std::max(scale, double(std::fabs(want[i])));
   }

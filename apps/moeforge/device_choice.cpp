@@ -1,4 +1,4 @@
-#include "training_device.h"
+#include "device_choice.h"
 
 #include <cstdio>
 
@@ -6,6 +6,7 @@
 #include "core/error.h"
 
 #ifdef MOEFORGE_HAVE_CUDA
+#include "gpu/cuda_inference.h"
 #include "gpu/cuda_trainable.h"
 #include "kernels/cuda/device.h"
 #endif
@@ -13,6 +14,11 @@
 namespace mf::cli {
 
 namespace {
+
+void check_device_flag(const std::string& device) {
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    throw UsageError("--device must be auto, cpu or cuda, not '" + device + "'");
+}
 
 TrainingModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen) {
   TrainingModel out;
@@ -25,8 +31,7 @@ TrainingModel on_cpu(ModelWeights weights, const std::function<bool(const std::s
 
 TrainingModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
                                   const std::string& device, bool quiet) {
-  if (device != "auto" && device != "cpu" && device != "cuda")
-    throw UsageError("--device must be auto, cpu or cuda, not '" + device + "'");
+  check_device_flag(device);
   if (device == "cpu") return on_cpu(std::move(weights), frozen);
 #ifdef MOEFORGE_HAVE_CUDA
   std::string why_not;
@@ -46,6 +51,26 @@ TrainingModel make_training_model(ModelWeights weights, const std::function<bool
   MF_CHECK(device != "cuda", "--device cuda: this moeforge was built without CUDA (configure with nvcc present)");
 #endif
   return on_cpu(std::move(weights), frozen);
+}
+
+std::function<std::unique_ptr<LanguageModel>(ModelWeights, int)> inference_model_factory(const std::string& device) {
+  check_device_flag(device);
+  if (device == "cpu") return {};
+#ifdef MOEFORGE_HAVE_CUDA
+  return [device](ModelWeights weights, int max_len) -> std::unique_ptr<LanguageModel> {
+    std::string why_not;
+    if (cuda::device_count() == 0)
+      why_not = "no CUDA device on this machine";
+    else if (std::string unsupported = gpu::cuda_inference_unsupported(weights.config); !unsupported.empty())
+      why_not = "the CUDA inference path does not implement " + unsupported + " yet";
+    if (why_not.empty()) return gpu::make_cuda_language_model(std::move(weights), max_len);
+    MF_CHECK(device != "cuda", "--device cuda: ", why_not);
+    return nullptr;
+  };
+#else
+  if (device == "cuda") fail("--device cuda: this moeforge was built without CUDA (configure with nvcc present)");
+  return {};
+#endif
 }
 
 }  // namespace mf::cli

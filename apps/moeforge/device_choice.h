@@ -1,9 +1,10 @@
-// Which device a training run uses (`--device auto|cpu|cuda`) and the model built for it.
+// Which device a run uses (`--device auto|cpu|cuda`) and the models built for it.
 #pragma once
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "infer/bundle.h"
 #include "model/training.h"
 #include "train/trainable_model.h"
 
@@ -20,5 +21,10 @@ struct TrainingModel {
 // "cuda" that cannot be honoured is an mf::Error with the reason.
 TrainingModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
                                   const std::string& device, bool quiet);
+
+// LoadOptions::make_model for inference commands: on "cuda" the GPU model (an mf::Error when
+// it cannot run); on "auto" the GPU model when there is a GPU and the CUDA path runs the model,
+// else null (the CPU path); on "cpu" an empty function.
+std::function<std::unique_ptr<LanguageModel>(ModelWeights, int)> inference_model_factory(const std::string& device);
 
 }  // namespace mf::cli
