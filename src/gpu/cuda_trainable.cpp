@@ -389,7 +389,8 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     S.plan.offsets = A.alloc<int32_t>(size_t(E) + 1, "plan offsets");
     S.plan.row_of_slot = A.alloc<int32_t>(size_t(N * slots), "plan rows");
     S.plan.slot_of_row = A.alloc<int32_t>(size_t(N * slots), "plan slots");
-    const int64_t capacity = expert_capacity(ro, N, E);
+    // A capacity of every assignment drops nothing; the cap keeps it in the kernel's int.
+    const int64_t capacity = std::min<int64_t>(expert_capacity(ro, N, E), N * slots);
     cuda::plan_dispatch(S.index, N, slots, E, int(capacity), S.plan, plan_scratch, st);
     // The grouped GEMM takes its per-expert sizes on the host: one small copy and wait per layer.
     std::vector<int32_t>& offsets = host_offsets[size_t(l)];
@@ -440,6 +441,8 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
   cuda::sum_rows(row_loss, d_scored_targets, C, totals, st);
 
   // ------------------------------------------------------------------ backward
+  // Read by asynchronous copies from pageable memory: kept until the closing synchronisation.
+  cuda::EmbeddingGradPlan embed_plan;
   if (backward) {
     float* dx = A.alloc<float>(NH, "residual gradient");
     float* dh = A.alloc<float>(NH, "branch gradient (fp32)");
@@ -519,11 +522,11 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
       A.rewind(mark);
     }
     if (embed->grad) {
-      const cuda::EmbeddingGradPlan plan = cuda::make_embedding_grad_plan(tokens, V);
-      const int32_t* ids = upload_to<int32_t>(A, plan.ids, "embedding plan", st);
-      const int32_t* offs = upload_to<int32_t>(A, plan.offsets, "embedding plan", st);
-      const int32_t* pos = upload_to<int32_t>(A, plan.positions, "embedding plan", st);
-      cuda::embed_rows_backward(ids, offs, pos, plan.unique(), dx, H, embed->grad, st);
+      embed_plan = cuda::make_embedding_grad_plan(tokens, V);
+      const int32_t* ids = upload_to<int32_t>(A, embed_plan.ids, "embedding plan", st);
+      const int32_t* offs = upload_to<int32_t>(A, embed_plan.offsets, "embedding plan", st);
+      const int32_t* pos = upload_to<int32_t>(A, embed_plan.positions, "embedding plan", st);
+      cuda::embed_rows_backward(ids, offs, pos, embed_plan.unique(), dx, H, embed->grad, st);
     }
   }
 

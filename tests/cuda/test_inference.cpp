@@ -9,6 +9,7 @@
 
 #include "compare.h"
 #include "core/error.h"
+#include "cuda_model_util.h"
 #include "cuda_test_util.h"
 #include "gpu/cuda_inference.h"
 #include "infer/bundle.h"
@@ -39,18 +40,7 @@ mf::ModelConfig tiny(bool moe) {
   return c;
 }
 
-// Weights rounded to bf16 values so that the CPU sees what the GPU holds; routers scaled so that
-// bf16 activations do not flip routing decisions.
-mf::ModelWeights bf16_weights(const mf::ModelConfig& c) {
-  mf::ModelWeights w = mf::init_random_weights(c, 21, 0.05f);
-  for (auto& [name, t] : w.tensors) {
-    const float gain = name.find(".gate.weight") != std::string::npos ? 20.0f : 1.0f;
-    std::vector<float> v(t.data<float>(), t.data<float>() + t.numel());
-    for (float& x : v) x = mf::cuda::float_from_bf16_bits(mf::cuda::bf16_bits_from_float(x * gain));
-    t = mf::Tensor::from_f32(t.shape(), v);
-  }
-  return w;
-}
+mf::ModelWeights bf16_weights(const mf::ModelConfig& c) { return clear_routing_weights(c, 21); }
 
 int argmax(const float* row, int n) { return int(std::max_element(row, row + n) - row); }
 

@@ -99,22 +99,27 @@ TEST_F(CudaMatmul, GroupedExpertsMatchPerExpertProducts) {
   Stream stream;
   Blas blas(stream.get());
   auto dx_dev = upload_bf16(x), ddy = upload_bf16(dy);
-  DeviceBuffer y(rows * n * 4), dxo(rows * k * 4), pointers(grouped_pointer_bytes(experts));
+  DeviceBuffer y(rows * n * 4), y16(rows * n * 2), dxo(rows * k * 4), pointers(grouped_pointer_bytes(experts));
   ExpertGroups groups{offsets, wptr};
   grouped_linear_forward(blas, groups, dx_dev.as<bf16>(), y.get(), OutType::f32, n, k, pointers.get());
+  // bf16 outputs (what the model runs) take cublasGemmGroupedBatchedEx; fp32 ones a GEMM per expert.
+  grouped_linear_forward(blas, groups, dx_dev.as<bf16>(), y16.get(), OutType::bf16, n, k, pointers.get());
   grouped_linear_backward_input(blas, groups, ddy.as<bf16>(), dxo.get(), OutType::f32, n, k, pointers.get());
   grouped_linear_backward_weight(blas, groups, gptr, ddy.as<bf16>(), dx_dev.as<bf16>(), n, k, pointers.get());
   stream.synchronize();
 
   auto got_y = download_f32(y.as<float>(), rows * n), got_dx = download_f32(dxo.as<float>(), rows * k);
+  const auto got_y16 = download_bf16(y16.as<bf16>(), rows * n);
   for (int e = 0; e < experts; ++e) {
     const int64_t begin = offsets[e], r = offsets[e + 1] - begin;
     std::vector<float> xe(x.begin() + begin * k, x.begin() + (begin + r) * k);
     std::vector<float> dye(dy.begin() + begin * n, dy.begin() + (begin + r) * n);
     auto want = host_linear(xe, w[e], r, n, k);
     std::vector<float> got(got_y.begin() + begin * n, got_y.begin() + (begin + r) * n);
+    std::vector<float> got16(got_y16.begin() + begin * n, got_y16.begin() + (begin + r) * n);
     if (r) {
       EXPECT_LT(max_rel_err(got, want), kF32Tol) << "expert " << e;
+      EXPECT_LT(max_rel_err(got16, want), kBf16Tol) << "expert " << e;
     }
     std::vector<float> wt(size_t(k * n));
     for (int64_t j = 0; j < n; ++j)

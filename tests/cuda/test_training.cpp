@@ -1,10 +1,12 @@
 // The CUDA training model against the CPU one (itself checked against PyTorch): loss and every
 // gradient on tiny dense and MoE models, router-only training, the optimizer state round trip,
 // and a short training run whose loss curve tracks the CPU run's. Weights are rounded to bf16
-// first, so both sides start from the same values; the rest of the difference is the GPU's bf16
-// activations, hence the tolerances.
+// first, so both sides start from the same values, and routing decisions are clear-cut
+// (cuda_model_util.h); the rest of the difference is the GPU's bf16 activations, hence the
+// tolerances.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -12,9 +14,12 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "cuda_model_util.h"
 #include "cuda_test_util.h"
 #include "gpu/cuda_trainable.h"
 #include "model/init.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
 #include "train/trainer.h"
 #include "train/window_data.h"
 
@@ -49,18 +54,7 @@ mf::ModelConfig tiny(const std::string& kind) {
   return c;
 }
 
-// Random weights rounded to bf16 values (kept as F32), with routers scaled up so that routing
-// decisions have clear margins and bf16 activations do not flip them.
-mf::ModelWeights bf16_weights(const mf::ModelConfig& c, uint64_t seed) {
-  mf::ModelWeights w = mf::init_random_weights(c, seed, 0.05f);
-  for (auto& [name, t] : w.tensors) {
-    const float gain = name.find(".gate.weight") != std::string::npos ? 20.0f : 1.0f;
-    std::vector<float> v(t.data<float>(), t.data<float>() + t.numel());
-    for (float& x : v) x = mf::cuda::float_from_bf16_bits(mf::cuda::bf16_bits_from_float(x * gain));
-    t = mf::Tensor::from_f32(t.shape(), v);
-  }
-  return w;
-}
+mf::ModelWeights bf16_weights(const mf::ModelConfig& c, uint64_t seed) { return clear_routing_weights(c, seed); }
 
 struct Batch {
   std::vector<int32_t> tokens, targets;
@@ -213,7 +207,32 @@ TEST_F(CudaTraining, ShortRunTracksCpuLossCurve) {
   EXPECT_NEAR(gpu.valid_loss, cpu.valid_loss, 0.05 * cpu.valid_loss);
 }
 
-// These need no GPU: what the CUDA path refuses, it names.
+// These need no GPU. The comparison tests above rely on routing decisions that bf16 activations
+// cannot flip: on the CPU, every token's k-th and (k+1)-th router logits of every MoE layer are
+// far apart compared with the bf16 error (~0.5% of logits of size ~3).
+TEST(CudaTrainingSupport, TestModelsRouteWithClearMargins) {
+  for (const char* kind : {"moe", "switch_capacity", "topk_softmax_bias"}) {
+    const mf::ModelConfig c = tiny(kind);
+    mf::Transformer cpu(bf16_weights(c, 11));
+    mf::KVCache cache(c, 64, 3);
+    const Batch b = random_batch(3, 24, c.vocab_size, 5);
+    std::vector<mf::Tensor> logits;
+    mf::ForwardOptions fo;
+    fo.router_logits = &logits;
+    cpu.forward(b.tokens, b.rows, cache, fo);
+    const int k = c.routing.policy == mf::RouterPolicy::Switch ? 1 : c.top_k;
+    double smallest = 1e30;
+    for (const mf::Tensor& t : logits)
+      for (int64_t r = 0; r < t.dim(0); ++r) {
+        std::vector<float> row(t.data<float>() + r * t.dim(1), t.data<float>() + (r + 1) * t.dim(1));
+        std::sort(row.rbegin(), row.rend());
+        smallest = std::min(smallest, double(row[size_t(k) - 1] - row[size_t(k)]));
+      }
+    EXPECT_GT(smallest, 0.2) << kind << ": a routing decision is close enough to flip under bf16";
+  }
+}
+
+// What the CUDA path refuses, it names.
 TEST(CudaTrainingSupport, UnsupportedFeaturesAreNamed) {
   mf::ModelConfig c = tiny("moe");
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "");

@@ -10,18 +10,6 @@ namespace mf::cuda {
 
 namespace {
 
-template <class T, int V> struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-template <int V, class T> __device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T, V>*>(p);
-}
-template <int V, class T> __device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& x) {
-  *reinterpret_cast<Pack<T, V>*>(p) = x;
-}
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 constexpr int kThreads = 256;
 
 unsigned grid_for(int64_t items, int64_t per_block) {

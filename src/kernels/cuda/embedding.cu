@@ -11,18 +11,6 @@ namespace mf::cuda {
 
 namespace {
 
-template <class T, int V> struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-template <int V, class T> __device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T, V>*>(p);
-}
-template <int V, class T> __device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& x) {
-  *reinterpret_cast<Pack<T, V>*>(p) = x;
-}
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 int row_threads(int64_t vectors) { return int(std::clamp<int64_t>((vectors + 31) / 32 * 32, 32, 256)); }
 unsigned row_blocks(int64_t rows) { return unsigned(std::min<int64_t>(rows, int64_t(1) << 20)); }
 

@@ -54,6 +54,10 @@ struct GroupedCall {
   void run(Blas& blas, cudaDataType_t ab_type, cudaDataType_t c_type, void* pointer_scratch, const char* op) {
     const int groups = int(m.size());
     if (groups == 0) return;
+    // One grouped launch when cuBLAS takes this type combination. Its documented combinations
+    // may not include bf16 x bf16 -> fp32 C (the weight gradients); a library or GPU that turns
+    // the call down gets one cublasGemmEx per expert instead, with the same arguments (a
+    // parameter error would then surface from those calls).
     void** device_pointers = static_cast<void**>(pointer_scratch);
     std::vector<const void*> all;
     all.reserve(3 * size_t(groups));
@@ -63,12 +67,21 @@ struct GroupedCall {
     check(cudaMemcpyAsync(device_pointers, all.data(), all.size() * sizeof(void*), cudaMemcpyHostToDevice,
                           blas.stream()),
           op);
-    check_blas(cublasGemmGroupedBatchedEx(blas.handle(), trans_a.data(), trans_b.data(), m.data(), n.data(), k.data(),
-                                          alpha.data(), const_cast<const void* const*>(device_pointers), ab_type,
-                                          lda.data(), const_cast<const void* const*>(device_pointers + groups),
-                                          ab_type, ldb.data(), beta.data(), device_pointers + 2 * groups, c_type,
-                                          ldc.data(), groups, group_size.data(), CUBLAS_COMPUTE_32F),
-               op);
+    const cublasStatus_t status = cublasGemmGroupedBatchedEx(
+        blas.handle(), trans_a.data(), trans_b.data(), m.data(), n.data(), k.data(), alpha.data(),
+        const_cast<const void* const*>(device_pointers), ab_type, lda.data(),
+        const_cast<const void* const*>(device_pointers + groups), ab_type, ldb.data(), beta.data(),
+        device_pointers + 2 * groups, c_type, ldc.data(), groups, group_size.data(), CUBLAS_COMPUTE_32F);
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED && status != CUBLAS_STATUS_INVALID_VALUE) {
+      check_blas(status, op);
+      return;
+    }
+    for (int g = 0; g < groups; ++g)
+      check_blas(cublasGemmEx(blas.handle(), trans_a[size_t(g)], trans_b[size_t(g)], m[size_t(g)], n[size_t(g)],
+                              k[size_t(g)], &alpha[size_t(g)], a[size_t(g)], ab_type, lda[size_t(g)], b[size_t(g)],
+                              ab_type, ldb[size_t(g)], &beta[size_t(g)], c[size_t(g)], c_type, ldc[size_t(g)],
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 op);
   }
 };
 

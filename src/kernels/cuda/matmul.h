@@ -1,7 +1,9 @@
 // GEMMs on the GPU through cuBLAS: bf16 inputs, fp32 accumulation (CUBLAS_COMPUTE_32F), output
 // bf16 or fp32. Row-major throughout, as the rest of moeforge; the column-major translation
 // lives in matmul.cu only. The experts of a MoE layer run as one grouped GEMM over their
-// per-expert row counts (cublasGemmGroupedBatchedEx), never a host loop of launches.
+// per-expert row counts (cublasGemmGroupedBatchedEx). Where cuBLAS turns a grouped type
+// combination down (bf16 inputs with an fp32 output, i.e. the expert weight gradients, may be
+// one), that call falls back to one GEMM per expert.
 #pragma once
 #include <cstdint>
 #include <span>

@@ -11,18 +11,6 @@ namespace mf::cuda {
 namespace {
 
 // V consecutive elements moved with one load/store (16 bytes of fp32 for V = 4).
-template <class T, int V> struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-template <int V, class T> __device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T, V>*>(p);
-}
-template <int V, class T> __device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& x) {
-  *reinterpret_cast<Pack<T, V>*>(p) = x;
-}
-
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 // Threads for one row of `vectors` packs: a multiple of 32 in [32, 1024].
 int row_threads(int64_t vectors) {
   const int64_t t = (vectors + 31) / 32 * 32;
