@@ -53,11 +53,11 @@ TrainingModel make_training_model(ModelWeights weights, const std::function<bool
   return on_cpu(std::move(weights), frozen);
 }
 
-std::function<std::unique_ptr<LanguageModel>(ModelWeights, int)> inference_model_factory(const std::string& device) {
+std::function<std::unique_ptr<LanguageModel>(ModelWeights&, int)> inference_model_factory(const std::string& device) {
   check_device_flag(device);
   if (device == "cpu") return {};
 #ifdef MOEFORGE_HAVE_CUDA
-  return [device](ModelWeights weights, int max_len) -> std::unique_ptr<LanguageModel> {
+  return [device](ModelWeights& weights, int max_len) -> std::unique_ptr<LanguageModel> {
     std::string why_not;
     if (cuda::device_count() == 0)
       why_not = "no CUDA device on this machine";

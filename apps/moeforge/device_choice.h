@@ -25,6 +25,6 @@ TrainingModel make_training_model(ModelWeights weights, const std::function<bool
 // LoadOptions::make_model for inference commands: on "cuda" the GPU model (an mf::Error when
 // it cannot run); on "auto" the GPU model when there is a GPU and the CUDA path runs the model,
 // else null (the CPU path); on "cpu" an empty function.
-std::function<std::unique_ptr<LanguageModel>(ModelWeights, int)> inference_model_factory(const std::string& device);
+std::function<std::unique_ptr<LanguageModel>(ModelWeights&, int)> inference_model_factory(const std::string& device);
 
 }  // namespace mf::cli

@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/rng.h"
+#include "kernels/cpu/softmax.h"
 #include "gpu/cuda_optimizer.h"
 #include "gpu/param_store.h"
 #include "kernels/cuda/activation.h"
@@ -44,6 +46,7 @@ struct GpuLayer {
   int64_t inter = 0;                                                  // I
   const DeviceTensor *gate = nullptr, *up = nullptr, *down = nullptr;  // dense
   const DeviceTensor *router = nullptr, *selection_bias = nullptr;     // MoE
+  const DeviceTensor* noise = nullptr;                                // noisy top-k's W_noise
   int experts = 0;
   std::vector<const bf16*> gate_up_w, down_w;  // expert e's [2I, H] and [H, I] (bf16)
   std::vector<float*> gate_up_g, down_g;       // their gradients (null: frozen)
@@ -57,6 +60,7 @@ struct LayerSaved {
   bf16 *gu = nullptr, *hm = nullptr;  // dense: [N, 2I], [N, I]
   // MoE
   float *logits = nullptr, *probs = nullptr, *gates = nullptr, *aux = nullptr;
+  float *noise_logits = nullptr, *selection = nullptr, *gaussian = nullptr;  // noisy top-k in training
   int32_t* index = nullptr;
   cuda::DispatchPlanView plan;
   int64_t rows = 0;  // routed rows kept (offsets[E])
@@ -66,7 +70,8 @@ struct LayerSaved {
 cuda::RouterKind router_kind(RouterPolicy p) {
   switch (p) {
     case RouterPolicy::SoftmaxTopK: return cuda::RouterKind::SoftmaxTopK;
-    case RouterPolicy::TopKSoftmax: return cuda::RouterKind::TopKSoftmax;
+    case RouterPolicy::TopKSoftmax:
+    case RouterPolicy::NoisyTopK: return cuda::RouterKind::TopKSoftmax;  // over the noisy logits in training
     case RouterPolicy::Switch: return cuda::RouterKind::Switch;
     default: fail("the CUDA path routes softmax_topk, topk_softmax and switch only");
   }
@@ -112,7 +117,7 @@ std::string cuda_training_unsupported(const ModelConfig& c) {
       case RouterPolicy::SoftmaxTopK:
       case RouterPolicy::TopKSoftmax:
       case RouterPolicy::Switch: break;
-      case RouterPolicy::NoisyTopK: return "noisy_topk routing";
+      case RouterPolicy::NoisyTopK:
       case RouterPolicy::ExpertChoice: return "expert_choice routing";
     }
     if (c.top_k > cuda::kRouterMaxTopK) return "top_k above 8";
@@ -135,6 +140,7 @@ struct CudaTrainable::Impl {
   std::vector<GpuLayer> layers;
   std::vector<LayerSaved> saved;
   std::vector<std::vector<int32_t>> host_offsets;  // per layer: the dispatch plan's offsets, on the host
+  std::vector<std::vector<float>> gaussian;        // per layer: noisy top-k's draws of the current step
   std::vector<RoutingTally> tallies;
   std::vector<std::string> buffer_names;           // selection biases (host copies in `weights`)
   bool buffers_dirty = false;
@@ -226,6 +232,7 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
       const MoeNames names = moe_names(c, l);
       L.router = &P.at(names.router());
       L.selection_bias = P.find(names.selection_bias());
+      if (c.routing.policy == RouterPolicy::NoisyTopK) L.noise = &P.at(names.noise());
       L.experts = c.experts_in_layer(l);
       for (int e = 0; e < L.experts; ++e) {
         const DeviceTensor &g = P.at(names.expert(e, 0)), &u = P.at(names.expert(e, 1)), &d = P.at(names.expert(e, 2));
@@ -249,6 +256,7 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
   }
   m.saved.resize(size_t(c.num_layers));
   m.host_offsets.resize(size_t(c.num_layers));
+  m.gaussian.resize(size_t(c.num_layers));
   m.upload_buffers();
 
   size_t arena_bytes = options.arena_bytes;
@@ -289,8 +297,6 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
            " tokens do not split into ", batch, " equal rows");
   MF_CHECK(targets.size() == tokens.size(), "forward_backward: ", targets.size(), " targets for ", tokens.size(),
            " tokens");
-  MF_CHECK(!(backward && opts.lb_per_sequence), "the CUDA path computes the balance loss over the batch only ",
-           "(train.lb_scope: sequence is CPU-only for now)");
   for (int32_t t : tokens)
     MF_CHECK(t >= 0 && t < c.vocab_size, "forward_backward: token id ", t, " outside the vocabulary of ", c.vocab_size);
   if (buffers_dirty) upload_buffers();
@@ -299,6 +305,7 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
   const int64_t N = int64_t(tokens.size()), T = N / batch, H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = int64_t(c.num_heads) * D, kvdim = int64_t(c.num_kv_heads) * D, V = c.vocab_size;
   const float eps = c.rms_norm_eps, scale = 1.0f / std::sqrt(float(D));
+  const bool per_sequence = opts.lb_per_sequence && batch > 1;  // as the CPU: one sequence is the batch
   if (!rope || rope->max_positions() < T) rope = std::make_unique<cuda::DeviceRopeTable>(int(D), int(T), c.rope_theta);
   ArenaScope scope(arena);
   cuda::DeviceArena& A = arena;
@@ -379,12 +386,33 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     S.probs = A.alloc<float>(size_t(N * E), "router probabilities");
     S.index = A.alloc<int32_t>(size_t(N * slots), "expert index");
     S.gates = A.alloc<float>(size_t(N * slots), "gates");
-    S.aux = A.alloc<float>(2, "aux losses");
+    // aux: [lb, z] over the batch, then with a per-sequence scope [lb, z] of each sequence (the
+    // balance loss is then the mean of the sequences' ones; z stays over the batch).
+    S.aux = A.alloc<float>(2 + (per_sequence ? 2 * size_t(batch) : 0), "aux losses");
     cuda::linear_forward(B, S.h2, L.router->compute, S.logits, OutType::f32, N, E, H);
     const RouteOptions ro = route_options(c.routing, slots, backward, nullptr);
-    cuda::router_topk_forward(S.logits, N, E, slots, router_kind(c.routing.policy), ro.renormalize,
+    const float* selection = S.logits;
+    S.noise_logits = S.selection = S.gaussian = nullptr;
+    if (backward && L.noise) {
+      // The step's noise: the CPU's draws for (seed, layer), so both paths route alike.
+      std::vector<float>& g = gaussian[size_t(l)];
+      g.resize(size_t(N * E));
+      Rng rng(opts.noise_seed * 0x9E3779B97F4A7C15ull + uint64_t(l) + 1);
+      for (float& x : g) x = rng.normal();
+      S.gaussian = upload_to<float>(A, g, "router noise", st);
+      S.noise_logits = A.alloc<float>(size_t(N * E), "noise logits");
+      S.selection = A.alloc<float>(size_t(N * E), "noisy selection logits");
+      cuda::linear_forward(B, S.h2, L.noise->compute, S.noise_logits, OutType::f32, N, E, H);
+      cuda::noisy_logits_forward(S.logits, S.noise_logits, S.gaussian, S.selection, N * E, st);
+      selection = S.selection;
+    }
+    cuda::router_topk_forward(selection, N, E, slots, router_kind(c.routing.policy), ro.renormalize,
                               L.selection_bias ? L.selection_bias->f32 : nullptr, S.probs, S.index, S.gates, st);
     cuda::router_aux_forward(S.logits, S.index, N, E, slots, d_counted, S.aux, aux_scratch, st);
+    if (per_sequence)
+      for (int b = 0; b < batch; ++b)
+        cuda::router_aux_forward(S.logits + b * T * E, S.index + b * T * slots, T, E, slots, d_counted + b * T,
+                                 S.aux + 2 + 2 * b, aux_scratch, st);
     S.plan.counts = A.alloc<int32_t>(size_t(E), "plan counts");
     S.plan.offsets = A.alloc<int32_t>(size_t(E) + 1, "plan offsets");
     S.plan.row_of_slot = A.alloc<int32_t>(size_t(N * slots), "plan rows");
@@ -495,8 +523,26 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
         const RouteOptions ro = route_options(c.routing, slots, true, nullptr);
         cuda::router_topk_backward(S.probs, S.index, S.gates, dgates, S.plan.row_of_slot, N, E, slots,
                                    router_kind(c.routing.policy), ro.renormalize, dlogits, st);
-        cuda::router_aux_backward(S.logits, S.index, N, E, slots, d_counted, opts.lb_coef, opts.z_coef, opts.grad_scale,
-                                  dlogits, aux_scratch, st);
+        if (S.selection) {
+          // selection = z + eps * softplus(u): d z = d selection, d u = d selection * eps * sigmoid(u).
+          float* dnoise = A.alloc<float>(size_t(N * E), "d noise logits");
+          bf16* dnoise_b = A.alloc<bf16>(size_t(N * E), "d noise logits (bf16)");
+          cuda::noisy_logits_backward(dlogits, S.noise_logits, S.gaussian, dnoise, N * E, st);
+          cuda::convert_f32_to_bf16(dnoise, dnoise_b, N * E, st);
+          if (L.noise->grad) cuda::linear_backward_weight(B, dnoise_b, S.h2, L.noise->grad, N, E, H);
+          cuda::linear_backward_input(B, dnoise_b, L.noise->compute, dh, OutType::f32, N, E, H, 1.0f);
+        }
+        if (!per_sequence) {
+          cuda::router_aux_backward(S.logits, S.index, N, E, slots, d_counted, opts.lb_coef, opts.z_coef,
+                                    opts.grad_scale, dlogits, aux_scratch, st);
+        } else {
+          cuda::router_aux_backward(S.logits, S.index, N, E, slots, d_counted, 0.0f, opts.z_coef, opts.grad_scale,
+                                    dlogits, aux_scratch, st);
+          for (int b = 0; b < batch; ++b)
+            cuda::router_aux_backward(S.logits + b * T * E, S.index + b * T * slots, T, E, slots, d_counted + b * T,
+                                      opts.lb_coef / float(batch), 0.0f, opts.grad_scale, dlogits + b * T * E,
+                                      aux_scratch, st);
+        }
         cuda::convert_f32_to_bf16(dlogits, dlogits_b, N * E, st);
         if (L.router->grad) cuda::linear_backward_weight(B, dlogits_b, S.h2, L.router->grad, N, E, H);
         cuda::linear_backward_input(B, dlogits_b, L.router->compute, dh, OutType::f32, N, E, H, 1.0f);
@@ -534,28 +580,40 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
   TrainingLoss loss;
   cuda::CrossEntropyTotals lm;
   cuda::check(cudaMemcpyAsync(&lm, totals, sizeof(lm), cudaMemcpyDeviceToHost, st), "loss download");
-  std::vector<std::array<float, 2>> aux(size_t(c.num_layers));
+  const size_t aux_floats = 2 + (per_sequence ? 2 * size_t(batch) : 0);
+  std::vector<std::vector<float>> aux_all(size_t(c.num_layers), std::vector<float>(aux_floats));
   for (int l = 0; l < c.num_layers; ++l)
     if (layers[size_t(l)].moe)
-      cuda::check(cudaMemcpyAsync(aux[size_t(l)].data(), saved[size_t(l)].aux, 8, cudaMemcpyDeviceToHost, st),
+      cuda::check(cudaMemcpyAsync(aux_all[size_t(l)].data(), saved[size_t(l)].aux, aux_floats * 4,
+                                  cudaMemcpyDeviceToHost, st),
                   "aux loss download");
-  // Routing statistics of a training pass: the probabilities for the entropy, the plan for drops.
-  std::vector<std::vector<float>> probs(size_t(c.num_layers));
+  // Routing statistics of a training pass: the clean logits for the entropy (as the CPU's tally
+  // reads them, whatever the selection saw), the plan for drops.
+  std::vector<std::vector<float>> logits_host(size_t(c.num_layers));
   std::vector<std::vector<int32_t>> rows_of_slots(size_t(c.num_layers));
   if (backward)
     for (int l = 0; l < c.num_layers; ++l) {
       const GpuLayer& L = layers[size_t(l)];
       if (!L.moe) continue;
-      probs[size_t(l)].resize(size_t(N * L.experts));
+      logits_host[size_t(l)].resize(size_t(N * L.experts));
       rows_of_slots[size_t(l)].resize(size_t(N * slots));
-      cuda::check(cudaMemcpyAsync(probs[size_t(l)].data(), saved[size_t(l)].probs, probs[size_t(l)].size() * 4,
+      cuda::check(cudaMemcpyAsync(logits_host[size_t(l)].data(), saved[size_t(l)].logits, logits_host[size_t(l)].size() * 4,
                                   cudaMemcpyDeviceToHost, st),
-                  "router probabilities download");
+                  "router logits download");
       cuda::check(cudaMemcpyAsync(rows_of_slots[size_t(l)].data(), saved[size_t(l)].plan.row_of_slot,
                                   rows_of_slots[size_t(l)].size() * 4, cudaMemcpyDeviceToHost, st),
                   "dispatch plan download");
     }
   stream->synchronize(backward ? "training step" : "evaluation step");
+  std::vector<std::array<double, 2>> aux(size_t(c.num_layers));
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::vector<float>& a = aux_all[size_t(l)];
+    aux[size_t(l)] = {a[0], a[1]};
+    if (!per_sequence) continue;
+    double lb = 0;  // the mean over sequences, in the CPU's order
+    for (int b = 0; b < batch; ++b) lb += double(a[2 + 2 * size_t(b)]) / batch;
+    aux[size_t(l)][0] = lb;
+  }
   loss.lm_sum = lm.loss_sum;
   loss.lm_tokens = C;
   for (int l = 0; l < c.num_layers; ++l) {
@@ -575,16 +633,16 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     const RouteOptions ro = route_options(c.routing, slots, true, nullptr);
     tally.capacity_slots += expert_capacity(ro, N, E) * E;
     const std::vector<int32_t>& rs = rows_of_slots[size_t(l)];
+    std::vector<double> p(static_cast<size_t>(E));
     for (int64_t t = 0; t < N; ++t) {
       bool reached = false;
       for (int s2 = 0; s2 < slots; ++s2) reached |= rs[size_t(t * slots + s2)] >= 0;
       tally.unrouted += !reached;
       if (!counted[size_t(t)]) continue;
+      softmax_row_f64(logits_host[size_t(l)].data() + t * E, E, p.data());
       double h = 0;
-      for (int e = 0; e < E; ++e) {
-        const double p = probs[size_t(l)][size_t(t * E + e)];
-        if (p > 0) h -= p * std::log(p);
-      }
+      for (double q : p)
+        if (q > 0) h -= q * std::log(q);
       tally.entropy_sum += h;
       ++tally.entropy_tokens;
     }

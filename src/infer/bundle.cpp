@@ -148,16 +148,12 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   for (int32_t id : c.eos_token_ids)
     if (std::find(out.eos_ids.begin(), out.eos_ids.end(), id) == out.eos_ids.end()) out.eos_ids.push_back(id);
   int ctx = std::min(opts.max_context, c.max_position_embeddings > 0 ? c.max_position_embeddings : opts.max_context);
-  if (opts.make_model) {
-    // The factory takes the weights only when it builds; a null result leaves them for the CPU.
-    ModelWeights kept = std::move(w);
-    if (auto model = opts.make_model(std::move(kept), ctx)) {
+  if (opts.make_model)
+    if (auto model = opts.make_model(w, ctx)) {
       s.decode_activations = "bf16 (cuda)";
       out.model = std::move(model);
       return out;
     }
-    w = std::move(kept);
-  }
   auto transformer = std::make_unique<Transformer>(std::move(w));
   if (opts.pack_decode || opts.int8_decode) {
     const DecodeActivations act = opts.int8_decode ? DecodeActivations::int8 : DecodeActivations::fp32;

@@ -43,8 +43,9 @@ struct LoadOptions {
   // percent (enough to change a small model's answers). Off: the PyTorch-checked path.
   bool int8_decode = false;
   // Builds the model on another device from the loaded weights and the context length (the
-  // CLI's --device); null function or null result: the CPU Transformer.
-  std::function<std::unique_ptr<LanguageModel>(ModelWeights weights, int max_len)> make_model;
+  // CLI's --device), moving the weights out only when it builds; a null function or a null
+  // result (weights left as they were): the CPU Transformer.
+  std::function<std::unique_ptr<LanguageModel>(ModelWeights& weights, int max_len)> make_model;
 };
 
 struct LoadedModel {

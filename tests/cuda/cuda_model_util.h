@@ -58,6 +58,16 @@ inline ModelWeights clear_routing_weights(const ModelConfig& c, uint64_t seed) {
       for (int e = 0; e < El; ++e)
         for (int64_t i = 0; i < H; ++i) router[size_t(e * H + i)] = scale * dir[size_t(e % E)][size_t(i)];
       w.tensors[moe_names(c, l).router()] = Tensor::from_f32({El, H}, router);
+      if (c.routing.policy == RouterPolicy::NoisyTopK) {
+        // Noise scale softplus(u) ~ softplus(-4) ~ 0.02 for every token: the noise path runs
+        // (and is differentiated) without moving any selection across a margin.
+        std::vector<float> noise(size_t(El * H), 0.0f);
+        const float s = -4.0f * 3.6f / (5.0f * float(H));
+        for (int e = 0; e < El; ++e)
+          for (const auto& d : dir)
+            for (int64_t i = 0; i < H; ++i) noise[size_t(e * H + i)] += s * d[size_t(i)];
+        w.tensors[moe_names(c, l).noise()] = Tensor::from_f32({El, H}, noise);
+      }
     }
   }
   for (auto& [name, t] : w.tensors) {

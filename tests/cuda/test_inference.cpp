@@ -95,7 +95,9 @@ TEST_F(CudaInference, SmolLM2GreedyContinuationMatchesCpu) {
   cpu_opts.max_context = 256;
   mf::LoadedModel cpu = mf::load_model(path, cpu_opts);
   mf::LoadOptions gpu_opts = cpu_opts;
-  gpu_opts.make_model = [](mf::ModelWeights w, int max_len) { return mf::gpu::make_cuda_language_model(std::move(w), max_len); };
+  gpu_opts.make_model = [](mf::ModelWeights& w, int max_len) {
+    return mf::gpu::make_cuda_language_model(std::move(w), max_len);
+  };
   mf::LoadedModel gpu = mf::load_model(path, gpu_opts);
   const std::vector<mf::ChatMessage> messages = {{"user", "What is the capital of France?"}};
   const std::string text = cpu.chat_template->render(messages, true);

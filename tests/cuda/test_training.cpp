@@ -47,6 +47,7 @@ mf::ModelConfig tiny(const std::string& kind) {
     c.top_k = 1;
     c.routing.capacity_factor = 1.0;
   }
+  if (kind == "noisy") c.routing.policy = mf::RouterPolicy::NoisyTopK;
   if (kind == "topk_softmax_bias") {
     c.routing.policy = mf::RouterPolicy::TopKSoftmax;
     c.router_selection_bias = true;
@@ -91,7 +92,8 @@ class CudaTraining : public CudaTest {
   }
 
   // Loss parts and every trainable gradient of one forward/backward, CPU against GPU.
-  void compare(const mf::ModelConfig& c, const std::function<bool(const std::string&)>& frozen) {
+  void compare(const mf::ModelConfig& c, const std::function<bool(const std::string&)>& frozen,
+               bool lb_per_sequence = false) {
     const mf::ModelWeights w = bf16_weights(c, 11);
     mf::TrainableTransformer cpu(w, frozen);
     mf::gpu::CudaTrainable gpu(w, frozen, options());
@@ -99,6 +101,7 @@ class CudaTraining : public CudaTest {
     mf::TrainingOptions opts;
     opts.lb_coef = 0.01f;
     opts.z_coef = 0.001f;
+    opts.lb_per_sequence = lb_per_sequence;
     const mf::TrainingLoss lc = cpu.forward_backward(b.tokens, b.targets, b.rows, opts);
     const mf::TrainingLoss lg = gpu.forward_backward(b.tokens, b.targets, b.rows, opts);
     EXPECT_EQ(lg.lm_tokens, lc.lm_tokens);
@@ -134,6 +137,9 @@ TEST_F(CudaTraining, UntiedDenseLossAndGradientsMatchCpu) {
 TEST_F(CudaTraining, SoftmaxTopKMoeMatchesCpu) { compare(tiny("moe"), nothing_frozen); }
 TEST_F(CudaTraining, SwitchWithCapacityDropsLikeCpu) { compare(tiny("switch_capacity"), nothing_frozen); }
 TEST_F(CudaTraining, TopKSoftmaxWithSelectionBiasMatchesCpu) { compare(tiny("topk_softmax_bias"), nothing_frozen); }
+
+TEST_F(CudaTraining, NoisyTopKDrawsTheCpuNoise) { compare(tiny("noisy"), nothing_frozen); }
+TEST_F(CudaTraining, PerSequenceBalanceLossMatchesCpu) { compare(tiny("moe"), nothing_frozen, true); }
 
 TEST_F(CudaTraining, RouterOnlyTrainingReachesEveryRouter) {
   compare(tiny("moe"), [](const std::string& n) { return n.find(".gate.weight") == std::string::npos; });
@@ -211,7 +217,7 @@ TEST_F(CudaTraining, ShortRunTracksCpuLossCurve) {
 // cannot flip: on the CPU, every token's k-th and (k+1)-th router logits of every MoE layer are
 // far apart compared with the bf16 error (~0.5% of logits of size ~3).
 TEST(CudaTrainingSupport, TestModelsRouteWithClearMargins) {
-  for (const char* kind : {"moe", "switch_capacity", "topk_softmax_bias"}) {
+  for (const char* kind : {"moe", "switch_capacity", "topk_softmax_bias", "noisy"}) {
     const mf::ModelConfig c = tiny(kind);
     mf::Transformer cpu(bf16_weights(c, 11));
     mf::KVCache cache(c, 64, 3);
@@ -236,8 +242,8 @@ TEST(CudaTrainingSupport, TestModelsRouteWithClearMargins) {
 TEST(CudaTrainingSupport, UnsupportedFeaturesAreNamed) {
   mf::ModelConfig c = tiny("moe");
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "");
-  c.routing.policy = mf::RouterPolicy::NoisyTopK;
-  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "noisy_topk routing");
+  c.routing.policy = mf::RouterPolicy::ExpertChoice;
+  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "expert_choice routing");
   c = tiny("moe");
   c.shared_expert_intermediate_size = 32;
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "shared experts");

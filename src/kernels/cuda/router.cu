@@ -479,4 +479,40 @@ void router_expert_counts(const int32_t* expert_index, const int32_t* row_of_slo
   check_launch("router_expert_counts");
 }
 
+namespace {
+
+// As the CPU's softplus: exact log1p(exp(x)) below 20, x above (where they agree in fp32).
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__global__ void noisy_logits_forward_kernel(const float* logits, const float* noise_logits, const float* gaussian,
+                                            float* selection, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    selection[i] = logits[i] + gaussian[i] * softplus_f(noise_logits[i]);
+}
+
+__global__ void noisy_logits_backward_kernel(const float* dselection, const float* noise_logits,
+                                             const float* gaussian, float* dnoise_logits, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dnoise_logits[i] = dselection[i] * gaussian[i] * (1.0f / (1.0f + expf(-noise_logits[i])));
+}
+
+unsigned elementwise_grid(int64_t n) { return unsigned(std::min<int64_t>((n + 255) / 256, 4096)); }
+
+}  // namespace
+
+void noisy_logits_forward(const float* logits, const float* noise_logits, const float* gaussian, float* selection,
+                          int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  noisy_logits_forward_kernel<<<elementwise_grid(n), 256, 0, stream>>>(logits, noise_logits, gaussian, selection, n);
+  check_launch("noisy_logits_forward");
+}
+
+void noisy_logits_backward(const float* dselection, const float* noise_logits, const float* gaussian,
+                           float* dnoise_logits, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  noisy_logits_backward_kernel<<<elementwise_grid(n), 256, 0, stream>>>(dselection, noise_logits, gaussian,
+                                                                         dnoise_logits, n);
+  check_launch("noisy_logits_backward");
+}
+
 }  // namespace mf::cuda

@@ -73,4 +73,15 @@ void router_aux_backward(const float* logits, const int32_t* expert_index, int64
 void router_expert_counts(const int32_t* expert_index, const int32_t* row_of_slot, const uint8_t* counted,
                           int64_t rows, int top_k, int experts, int32_t* counts, cudaStream_t stream);
 
+// Noisy top-k (Shazeer et al. 2017) in training: selection logits
+//   selection = logits + gaussian * softplus(noise_logits)
+// over n elements (gaussian: the step's N(0, 1) draws, made on the host from the same seed as
+// the CPU's). The top-k and gates are then TopKSoftmax over the selection logits.
+void noisy_logits_forward(const float* logits, const float* noise_logits, const float* gaussian, float* selection,
+                          int64_t n, cudaStream_t stream);
+// Its backward to the noise projection's output: dnoise = dselection * gaussian * sigmoid(noise_logits)
+// (written); the clean logits' gradient is dselection itself.
+void noisy_logits_backward(const float* dselection, const float* noise_logits, const float* gaussian,
+                           float* dnoise_logits, int64_t n, cudaStream_t stream);
+
 }  // namespace mf::cuda
