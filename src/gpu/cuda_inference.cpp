@@ -11,6 +11,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/gated_add.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/moe_dispatch.h"
 #include "kernels/cuda/norm.h"
@@ -39,6 +40,8 @@ struct InferLayer {
   const DeviceTensor *router = nullptr, *selection_bias = nullptr;
   int experts = 0;
   std::vector<const bf16*> gate_up_w, down_w;
+  const bf16 *shared_gate_up = nullptr, *shared_down = nullptr, *shared_gate = nullptr;  // shared expert
+  int64_t shared_inter = 0;
 };
 
 cuda::RouterKind router_kind(RouterPolicy p) {
@@ -65,6 +68,7 @@ std::vector<std::string> layout_order(const ModelConfig& c) {
       const MoeNames names = moe_names(c, l);
       for (int e = 0; e < c.experts_in_layer(l); ++e)
         for (int part : {0, 1, 2}) order.push_back(names.expert(e, part));
+      for (int part : {0, 1, 2}) order.push_back(names.shared(part));
     } else {
       const std::string p = layer_prefix(l);
       for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) order.push_back(p + n);
@@ -90,7 +94,6 @@ class ArenaScope {
 std::string cuda_inference_unsupported(const ModelConfig& c) {
   if (c.attention_bias) return "attention biases (qwen2)";
   if (c.sliding_window > 0) return "sliding-window attention";
-  if (c.shared_expert_intermediate_size > 0) return "shared experts";
   if (c.is_moe()) {
     if (c.routing.policy == RouterPolicy::ExpertChoice) return "expert_choice routing";
     if (c.top_k > cuda::kRouterMaxTopK) return "top_k above 8";
@@ -156,6 +159,13 @@ CudaInference::CudaInference(ModelWeights weights, int max_len, int max_batch, i
         L.inter = g.shape[0];
         L.gate_up_w.push_back(fused_gate_up(g, P.at(names.expert(e, 1))));
         L.down_w.push_back(P.at(names.expert(e, 2)).compute);
+      }
+      if (c.shared_expert_intermediate_size > 0) {
+        const DeviceTensor& g = P.at(names.shared(0));
+        L.shared_inter = g.shape[0];
+        L.shared_gate_up = fused_gate_up(g, P.at(names.shared(1)));
+        L.shared_down = P.at(names.shared(2)).compute;
+        if (const DeviceTensor* gate = P.find(names.shared_gate())) L.shared_gate = gate->compute;
       }
     } else {
       const DeviceTensor& g = P.at(p + "mlp.gate_proj.weight");
@@ -300,6 +310,18 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
     cuda::silu_mul(gu, gu + I, m.offsets.back(), I, 2 * I, hm, st);
     cuda::grouped_linear_forward(B, down, hm, yp, OutType::bf16, H, I, pointers);
     cuda::combine_rows(yp, gates, plan, N, slots, H, x, st);
+    if (L.shared_gate_up) {
+      const int64_t Sd = L.shared_inter;
+      bf16* gu_s = A.alloc<bf16>(size_t(N * 2 * Sd), "shared gate/up");
+      bf16* hm_s = A.alloc<bf16>(size_t(N * Sd), "shared SwiGLU");
+      bf16* ys = A.alloc<bf16>(NH, "shared expert output");
+      float* shared_logits = L.shared_gate ? A.alloc<float>(size_t(N), "shared gate logits") : nullptr;
+      cuda::linear_forward(B, h, L.shared_gate_up, gu_s, OutType::bf16, N, 2 * Sd, H);
+      cuda::silu_mul(gu_s, gu_s + Sd, N, Sd, 2 * Sd, hm_s, st);
+      cuda::linear_forward(B, hm_s, L.shared_down, ys, OutType::bf16, N, H, Sd);
+      if (shared_logits) cuda::linear_forward(B, h, L.shared_gate, shared_logits, OutType::f32, N, 1, H);
+      cuda::sigmoid_gated_add(ys, shared_logits, N, H, x, st);
+    }
     A.rewind(mark);
   }
   // The head scores only each sequence's last position.

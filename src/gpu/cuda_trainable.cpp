@@ -16,6 +16,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/gated_add.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/moe_dispatch.h"
 #include "kernels/cuda/norm.h"
@@ -47,6 +48,10 @@ struct GpuLayer {
   const DeviceTensor *gate = nullptr, *up = nullptr, *down = nullptr;  // dense
   const DeviceTensor *router = nullptr, *selection_bias = nullptr;     // MoE
   const DeviceTensor* noise = nullptr;                                // noisy top-k's W_noise
+  // Shared expert (Qwen2-MoE): gate_proj (with up_proj right after it), down_proj, and the
+  // optional [1, H] sigmoid gate; null when the layer has none.
+  const DeviceTensor *shared_gate_up = nullptr, *shared_down = nullptr, *shared_gate = nullptr;
+  int64_t shared_inter = 0;
   int experts = 0;
   std::vector<const bf16*> gate_up_w, down_w;  // expert e's [2I, H] and [H, I] (bf16)
   std::vector<float*> gate_up_g, down_g;       // their gradients (null: frozen)
@@ -65,6 +70,8 @@ struct LayerSaved {
   cuda::DispatchPlanView plan;
   int64_t rows = 0;  // routed rows kept (offsets[E])
   bf16 *xp = nullptr, *gu_p = nullptr, *hm_p = nullptr, *yp = nullptr;
+  bf16 *gu_s = nullptr, *hm_s = nullptr, *ys = nullptr;  // shared expert: [N, 2S], [N, S], [N, H]
+  float* shared_logits = nullptr;                        // [N] when the shared expert is gated
 };
 
 cuda::RouterKind router_kind(RouterPolicy p) {
@@ -111,7 +118,6 @@ void copy_device(void* dst, const void* src, size_t bytes, cudaStream_t stream) 
 std::string cuda_training_unsupported(const ModelConfig& c) {
   if (c.attention_bias) return "attention biases (qwen2)";
   if (c.sliding_window > 0) return "sliding-window attention";
-  if (c.shared_expert_intermediate_size > 0) return "shared experts";
   if (c.is_moe()) {
     switch (c.routing.policy) {
       case RouterPolicy::SoftmaxTopK:
@@ -167,6 +173,8 @@ std::vector<std::string> layout_order(const ModelConfig& c) {
       order.push_back(names.router());
       for (int e = 0; e < c.experts_in_layer(l); ++e)
         for (int part : {0, 1, 2}) order.push_back(names.expert(e, part));
+      for (int part : {0, 1, 2}) order.push_back(names.shared(part));
+      order.push_back(names.shared_gate());
     } else {
       for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) order.push_back(p + n);
     }
@@ -242,6 +250,13 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
         L.down_w.push_back(d.compute);
         L.gate_up_g.push_back(g.grad);
         L.down_g.push_back(d.grad);
+      }
+      if (c.shared_expert_intermediate_size > 0) {
+        L.shared_gate_up = &P.at(names.shared(0));
+        check_adjacent(*L.shared_gate_up, P.at(names.shared(1)));
+        L.shared_down = &P.at(names.shared(2));
+        L.shared_gate = P.find(names.shared_gate());
+        L.shared_inter = L.shared_gate_up->shape[0];
       }
       L.tally = int(m.tallies.size());
       m.tallies.emplace_back();
@@ -438,6 +453,21 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     cuda::silu_mul(S.gu_p, S.gu_p + I, S.rows, I, 2 * I, S.hm_p, st);
     cuda::grouped_linear_forward(B, down, S.hm_p, S.yp, OutType::bf16, H, I, pointer_scratch);
     cuda::combine_rows(S.yp, S.gates, S.plan, N, slots, H, x_out, st);
+    if (L.shared_gate_up) {
+      const int64_t Sd = L.shared_inter;
+      S.gu_s = A.alloc<bf16>(size_t(N * 2 * Sd), "shared gate/up");
+      S.hm_s = A.alloc<bf16>(size_t(N * Sd), "shared SwiGLU");
+      S.ys = A.alloc<bf16>(NH, "shared expert output");
+      cuda::linear_forward(B, S.h2, L.shared_gate_up->compute, S.gu_s, OutType::bf16, N, 2 * Sd, H);
+      cuda::silu_mul(S.gu_s, S.gu_s + Sd, N, Sd, 2 * Sd, S.hm_s, st);
+      cuda::linear_forward(B, S.hm_s, L.shared_down->compute, S.ys, OutType::bf16, N, H, Sd);
+      S.shared_logits = nullptr;
+      if (L.shared_gate) {
+        S.shared_logits = A.alloc<float>(size_t(N), "shared gate logits");
+        cuda::linear_forward(B, S.h2, L.shared_gate->compute, S.shared_logits, OutType::f32, N, 1, H);
+      }
+      cuda::sigmoid_gated_add(S.ys, S.shared_logits, N, H, x_out, st);
+    }
   }
   const float* x_final = residual.back();
   float* rstd_final = A.alloc<float>(size_t(N), "rstd");
@@ -546,6 +576,27 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
         cuda::convert_f32_to_bf16(dlogits, dlogits_b, N * E, st);
         if (L.router->grad) cuda::linear_backward_weight(B, dlogits_b, S.h2, L.router->grad, N, E, H);
         cuda::linear_backward_input(B, dlogits_b, L.router->compute, dh, OutType::f32, N, E, H, 1.0f);
+        if (L.shared_gate_up) {
+          // x_out += s * shared(h2), s = sigmoid(h2 . w_gate) or 1; dx holds d x_out.
+          const int64_t Sd = L.shared_inter;
+          bf16* dys = A.alloc<bf16>(NH, "d shared output");
+          bf16* dhm_s = A.alloc<bf16>(size_t(N * Sd), "d shared SwiGLU");
+          bf16* dgu_s = A.alloc<bf16>(size_t(N * 2 * Sd), "d shared gate/up");
+          float* dsl = L.shared_gate ? A.alloc<float>(size_t(N), "d shared gate logits") : nullptr;
+          cuda::sigmoid_gated_add_backward(dx, S.ys, S.shared_logits, N, H, dys, dsl, st);
+          if (L.shared_down->grad) cuda::linear_backward_weight(B, dys, S.hm_s, L.shared_down->grad, N, H, Sd);
+          cuda::linear_backward_input(B, dys, L.shared_down->compute, dhm_s, OutType::bf16, N, H, Sd);
+          cuda::silu_mul_backward(S.gu_s, S.gu_s + Sd, dhm_s, N, Sd, 2 * Sd, dgu_s, dgu_s + Sd, st);
+          if (L.shared_gate_up->grad)
+            cuda::linear_backward_weight(B, dgu_s, S.h2, L.shared_gate_up->grad, N, 2 * Sd, H);
+          cuda::linear_backward_input(B, dgu_s, L.shared_gate_up->compute, dh, OutType::f32, N, 2 * Sd, H, 1.0f);
+          if (L.shared_gate) {
+            bf16* dsl_b = A.alloc<bf16>(size_t(N), "d shared gate logits (bf16)");
+            cuda::convert_f32_to_bf16(dsl, dsl_b, N, st);
+            if (L.shared_gate->grad) cuda::linear_backward_weight(B, dsl_b, S.h2, L.shared_gate->grad, N, 1, H);
+            cuda::linear_backward_input(B, dsl_b, L.shared_gate->compute, dh, OutType::f32, N, 1, H, 1.0f);
+          }
+        }
         cuda::convert_f32_to_bf16(dh, dhb, int64_t(NH), st);
       }
       cuda::rmsnorm_backward(dhb, S.x_mid, L.ffn_norm->f32, S.rstd2, N, H, dx, L.ffn_norm->grad, norm_scratch, st);

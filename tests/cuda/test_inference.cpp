@@ -22,7 +22,7 @@ namespace {
 
 using namespace mf::cuda::testing;
 
-mf::ModelConfig tiny(bool moe) {
+mf::ModelConfig tiny(bool moe, bool shared = false) {
   mf::ModelConfig c;
   c.model_type = moe ? "mixtral" : "llama";
   c.vocab_size = 101;
@@ -37,6 +37,7 @@ mf::ModelConfig tiny(bool moe) {
     c.num_experts = 4;
     c.top_k = 2;
   }
+  if (shared) c.shared_expert_intermediate_size = 64;  // ungated: residual MoE style
   return c;
 }
 
@@ -46,8 +47,8 @@ int argmax(const float* row, int n) { return int(std::max_element(row, row + n) 
 
 class CudaInference : public CudaTest {};
 
-void compare_prefill_and_decode(bool moe) {
-  const mf::ModelConfig c = tiny(moe);
+void compare_prefill_and_decode(bool moe, bool shared = false) {
+  const mf::ModelConfig c = tiny(moe, shared);
   const mf::ModelWeights w = bf16_weights(c);
   const int batch = 2, T = 19, V = c.vocab_size;
   mf::Transformer cpu(w);
@@ -75,6 +76,7 @@ void compare_prefill_and_decode(bool moe) {
 
 TEST_F(CudaInference, DensePrefillAndDecodeMatchCpu) { compare_prefill_and_decode(false); }
 TEST_F(CudaInference, MoePrefillAndDecodeMatchCpu) { compare_prefill_and_decode(true); }
+TEST_F(CudaInference, SharedExpertMoeMatchesCpu) { compare_prefill_and_decode(true, true); }
 
 TEST_F(CudaInference, TruncateRewindsTheCache) {
   const mf::ModelConfig c = tiny(true);

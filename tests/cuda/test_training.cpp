@@ -48,6 +48,10 @@ mf::ModelConfig tiny(const std::string& kind) {
     c.routing.capacity_factor = 1.0;
   }
   if (kind == "noisy") c.routing.policy = mf::RouterPolicy::NoisyTopK;
+  if (kind == "shared_gated") {
+    c.shared_expert_intermediate_size = 48;
+    c.shared_expert_gated = true;
+  }
   if (kind == "topk_softmax_bias") {
     c.routing.policy = mf::RouterPolicy::TopKSoftmax;
     c.router_selection_bias = true;
@@ -138,6 +142,7 @@ TEST_F(CudaTraining, SoftmaxTopKMoeMatchesCpu) { compare(tiny("moe"), nothing_fr
 TEST_F(CudaTraining, SwitchWithCapacityDropsLikeCpu) { compare(tiny("switch_capacity"), nothing_frozen); }
 TEST_F(CudaTraining, TopKSoftmaxWithSelectionBiasMatchesCpu) { compare(tiny("topk_softmax_bias"), nothing_frozen); }
 
+TEST_F(CudaTraining, GatedSharedExpertMatchesCpu) { compare(tiny("shared_gated"), nothing_frozen); }
 TEST_F(CudaTraining, NoisyTopKDrawsTheCpuNoise) { compare(tiny("noisy"), nothing_frozen); }
 TEST_F(CudaTraining, PerSequenceBalanceLossMatchesCpu) { compare(tiny("moe"), nothing_frozen, true); }
 
@@ -217,7 +222,7 @@ TEST_F(CudaTraining, ShortRunTracksCpuLossCurve) {
 // cannot flip: on the CPU, every token's k-th and (k+1)-th router logits of every MoE layer are
 // far apart compared with the bf16 error (~0.5% of logits of size ~3).
 TEST(CudaTrainingSupport, TestModelsRouteWithClearMargins) {
-  for (const char* kind : {"moe", "switch_capacity", "topk_softmax_bias", "noisy"}) {
+  for (const char* kind : {"moe", "switch_capacity", "topk_softmax_bias", "noisy", "shared_gated"}) {
     const mf::ModelConfig c = tiny(kind);
     mf::Transformer cpu(bf16_weights(c, 11));
     mf::KVCache cache(c, 64, 3);
@@ -245,8 +250,8 @@ TEST(CudaTrainingSupport, UnsupportedFeaturesAreNamed) {
   c.routing.policy = mf::RouterPolicy::ExpertChoice;
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "expert_choice routing");
   c = tiny("moe");
-  c.shared_expert_intermediate_size = 32;
-  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "shared experts");
+  c.attention_bias = true;
+  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "attention biases (qwen2)");
   c = tiny("dense");
   c.hidden_size = 80;  // head_dim 20
   EXPECT_NE(mf::gpu::cuda_training_unsupported(c).find("head_dim 20"), std::string::npos);
