@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "gpu/model_layout.h"
 #include "gpu/param_store.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/attention.h"
@@ -28,8 +29,6 @@ namespace {
 using cuda::bf16;
 using cuda::OutType;
 
-std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
-
 struct InferLayer {
   const DeviceTensor *attn_norm = nullptr, *ffn_norm = nullptr, *q = nullptr, *k = nullptr, *v = nullptr,
                      *o = nullptr;
@@ -44,65 +43,9 @@ struct InferLayer {
   int64_t shared_inter = 0;
 };
 
-cuda::RouterKind router_kind(RouterPolicy p) {
-  switch (p) {
-    case RouterPolicy::SoftmaxTopK: return cuda::RouterKind::SoftmaxTopK;
-    case RouterPolicy::TopKSoftmax:
-    case RouterPolicy::NoisyTopK: return cuda::RouterKind::TopKSoftmax;  // no noise at inference
-    case RouterPolicy::Switch: return cuda::RouterKind::Switch;
-    default: fail("the CUDA path does not route ", router_policy_name(p));
-  }
-}
-
-// gate and up of one MLP, laid out side by side by the ParamStore order below.
-const bf16* fused_gate_up(const DeviceTensor& gate, const DeviceTensor& up) {
-  MF_CHECK(up.compute == gate.compute + gate.numel, "'", gate.name, "' and '", up.name,
-           "' are not adjacent on the device");
-  return gate.compute;
-}
-
-std::vector<std::string> layout_order(const ModelConfig& c) {
-  std::vector<std::string> order;
-  for (int l = 0; l < c.num_layers; ++l) {
-    if (c.layer_is_moe(l)) {
-      const MoeNames names = moe_names(c, l);
-      for (int e = 0; e < c.experts_in_layer(l); ++e)
-        for (int part : {0, 1, 2}) order.push_back(names.expert(e, part));
-      for (int part : {0, 1, 2}) order.push_back(names.shared(part));
-    } else {
-      const std::string p = layer_prefix(l);
-      for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) order.push_back(p + n);
-    }
-  }
-  return order;
-}
-
-class ArenaScope {
- public:
-  explicit ArenaScope(cuda::DeviceArena& arena) : arena_(arena), mark_(arena.mark()) {}
-  ~ArenaScope() { arena_.rewind(mark_); }
-  ArenaScope(const ArenaScope&) = delete;
-  ArenaScope& operator=(const ArenaScope&) = delete;
-
- private:
-  cuda::DeviceArena& arena_;
-  size_t mark_;
-};
-
 }  // namespace
 
-std::string cuda_inference_unsupported(const ModelConfig& c) {
-  if (c.attention_bias) return "attention biases (qwen2)";
-  if (c.sliding_window > 0) return "sliding-window attention";
-  if (c.is_moe()) {
-    if (c.routing.policy == RouterPolicy::ExpertChoice) return "expert_choice routing";
-    if (c.top_k > cuda::kRouterMaxTopK) return "top_k above 8";
-    if (c.num_experts > cuda::kRouterMaxExperts) return "more than 256 experts";
-  }
-  const int64_t D = c.effective_head_dim();
-  if (D != 32 && D != 64 && D != 96 && D != 128) return "head_dim " + std::to_string(D) + " (32, 64, 96, 128 run)";
-  return "";
-}
+std::string cuda_inference_unsupported(const ModelConfig& c) { return cuda_unsupported(c); }
 
 struct CudaInference::Impl {
   ModelConfig config;
@@ -132,7 +75,7 @@ CudaInference::CudaInference(ModelWeights weights, int max_len, int max_batch, i
   m.max_batch = max_batch;
   m.stream = std::make_unique<cuda::Stream>();
   m.blas = std::make_unique<cuda::Blas>(m.stream->get());
-  m.params = std::make_unique<ParamStore>(weights, [](const std::string&) { return true; }, layout_order(c));
+  m.params = std::make_unique<ParamStore>(weights, [](const std::string&) { return true; }, device_layout_order(c));
   weights.tensors.clear();  // the device holds them now
   const ParamStore& P = *m.params;
   m.embed = &P.at("model.embed_tokens.weight");
@@ -140,14 +83,15 @@ CudaInference::CudaInference(ModelWeights weights, int max_len, int max_batch, i
   m.head = c.tie_word_embeddings ? m.embed : &P.at("lm_head.weight");
   const int64_t D = c.effective_head_dim(), kvdim = int64_t(c.num_kv_heads) * D;
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = layer_prefix(l), a = p + "self_attn.";
+    const std::string p = layer_prefix(l);
     InferLayer L;
-    L.attn_norm = &P.at(p + "input_layernorm.weight");
-    L.ffn_norm = &P.at(p + "post_attention_layernorm.weight");
-    L.q = &P.at(a + "q_proj.weight");
-    L.k = &P.at(a + "k_proj.weight");
-    L.v = &P.at(a + "v_proj.weight");
-    L.o = &P.at(a + "o_proj.weight");
+    const AttentionTensors at = bind_attention(P, l);
+    L.attn_norm = at.attn_norm;
+    L.ffn_norm = at.ffn_norm;
+    L.q = at.q;
+    L.k = at.k;
+    L.v = at.v;
+    L.o = at.o;
     L.moe = c.layer_is_moe(l);
     if (L.moe) {
       const MoeNames names = moe_names(c, l);
@@ -213,7 +157,7 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
   const cudaStream_t st = m.stream->get();
   cuda::Blas& B = *m.blas;
   const float eps = c.rms_norm_eps, scale = 1.0f / std::sqrt(float(D));
-  ArenaScope scope(m.arena);
+  cuda::ArenaRewind scope(m.arena);
   cuda::DeviceArena& A = m.arena;
 
   std::vector<int32_t> positions(static_cast<size_t>(N)), pasts(size_t(batch), past),

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "kernels/cpu/softmax.h"
 #include "gpu/cuda_optimizer.h"
+#include "gpu/model_layout.h"
 #include "gpu/param_store.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/adamw.h"
@@ -36,8 +37,6 @@ using cuda::OutType;
 
 // Bytes of LM-head logits computed at once ([rows, vocab] bf16).
 constexpr size_t kHeadChunkBytes = size_t(256) << 20;
-
-std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
 
 // The tensors of one decoder layer on the device, and the pointer tables of its experts.
 struct GpuLayer {
@@ -74,29 +73,6 @@ struct LayerSaved {
   float* shared_logits = nullptr;                        // [N] when the shared expert is gated
 };
 
-cuda::RouterKind router_kind(RouterPolicy p) {
-  switch (p) {
-    case RouterPolicy::SoftmaxTopK: return cuda::RouterKind::SoftmaxTopK;
-    case RouterPolicy::TopKSoftmax:
-    case RouterPolicy::NoisyTopK: return cuda::RouterKind::TopKSoftmax;  // over the noisy logits in training
-    case RouterPolicy::Switch: return cuda::RouterKind::Switch;
-    default: fail("the CUDA path routes softmax_topk, topk_softmax and switch only");
-  }
-}
-
-// Rewinds the arena to where the call found it, whatever way the call leaves.
-class ArenaScope {
- public:
-  explicit ArenaScope(cuda::DeviceArena& arena) : arena_(arena), mark_(arena.mark()) {}
-  ~ArenaScope() { arena_.rewind(mark_); }
-  ArenaScope(const ArenaScope&) = delete;
-  ArenaScope& operator=(const ArenaScope&) = delete;
-
- private:
-  cuda::DeviceArena& arena_;
-  size_t mark_;
-};
-
 template <class T>
 T* upload_to(cuda::DeviceArena& arena, std::span<const T> host, const char* what, cudaStream_t stream) {
   T* device = arena.alloc<T>(std::max<size_t>(host.size(), 1), what);
@@ -115,24 +91,7 @@ void copy_device(void* dst, const void* src, size_t bytes, cudaStream_t stream) 
 
 }  // namespace
 
-std::string cuda_training_unsupported(const ModelConfig& c) {
-  if (c.attention_bias) return "attention biases (qwen2)";
-  if (c.sliding_window > 0) return "sliding-window attention";
-  if (c.is_moe()) {
-    switch (c.routing.policy) {
-      case RouterPolicy::SoftmaxTopK:
-      case RouterPolicy::TopKSoftmax:
-      case RouterPolicy::Switch: break;
-      case RouterPolicy::NoisyTopK:
-      case RouterPolicy::ExpertChoice: return "expert_choice routing";
-    }
-    if (c.top_k > cuda::kRouterMaxTopK) return "top_k above 8";
-    if (c.num_experts > cuda::kRouterMaxExperts) return "more than 256 experts";
-  }
-  const int64_t D = c.effective_head_dim();
-  if (D != 32 && D != 64 && D != 96 && D != 128) return "head_dim " + std::to_string(D) + " (32, 64, 96, 128 run)";
-  return "";
-}
+std::string cuda_training_unsupported(const ModelConfig& c) { return cuda_unsupported(c); }
 
 struct CudaTrainable::Impl {
   ModelWeights weights;  // host copy: config, frozen tensors, and the export target of weights()
@@ -158,42 +117,6 @@ struct CudaTrainable::Impl {
   void sync_weights_to_host();
 };
 
-namespace {
-
-// Layout order: per layer, each gate projection directly followed by its up projection, so
-// that [gate; up] is one [2I, H] matrix for a single GEMM.
-std::vector<std::string> layout_order(const ModelConfig& c) {
-  std::vector<std::string> order = {"model.embed_tokens.weight"};
-  for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = layer_prefix(l), a = p + "self_attn.";
-    for (const char* n : {"input_layernorm.weight", "post_attention_layernorm.weight"}) order.push_back(p + n);
-    for (const char* n : {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"}) order.push_back(a + n);
-    if (c.layer_is_moe(l)) {
-      const MoeNames names = moe_names(c, l);
-      order.push_back(names.router());
-      for (int e = 0; e < c.experts_in_layer(l); ++e)
-        for (int part : {0, 1, 2}) order.push_back(names.expert(e, part));
-      for (int part : {0, 1, 2}) order.push_back(names.shared(part));
-      order.push_back(names.shared_gate());
-    } else {
-      for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) order.push_back(p + n);
-    }
-  }
-  order.push_back("model.norm.weight");
-  order.push_back("lm_head.weight");
-  return order;
-}
-
-// gate and up must be adjacent in both their bf16 copy and (when training) their gradient.
-void check_adjacent(const DeviceTensor& gate, const DeviceTensor& up) {
-  MF_CHECK(up.compute == gate.compute + gate.numel && gate.trainable == up.trainable &&
-               (!gate.trainable || up.grad == gate.grad + gate.numel),
-           "CUDA training needs '", gate.name, "' and '", up.name,
-           "' both trainable or both frozen (they run as one GEMM)");
-}
-
-}  // namespace
-
 CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
                              CudaTrainOptions options)
     : impl_(std::make_unique<Impl>()) {
@@ -207,7 +130,7 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
   m.device = options.device;
   m.stream = std::make_unique<cuda::Stream>();
   m.blas = std::make_unique<cuda::Blas>(m.s());
-  m.params = std::make_unique<ParamStore>(weights, frozen, layout_order(c));
+  m.params = std::make_unique<ParamStore>(weights, frozen, device_layout_order(c));
   // Host copies of trainable tensors become owned fp32 tensors, refreshed by weights().
   for (const DeviceTensor* d : m.params->trainable()) {
     Tensor& t = weights.tensors.at(d->name);
@@ -227,14 +150,15 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
   m.final_norm = &P.at("model.norm.weight");
   m.head = c.tie_word_embeddings ? m.embed : &P.at("lm_head.weight");
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = layer_prefix(l), a = p + "self_attn.";
+    const std::string p = layer_prefix(l);
     GpuLayer L;
-    L.attn_norm = &P.at(p + "input_layernorm.weight");
-    L.ffn_norm = &P.at(p + "post_attention_layernorm.weight");
-    L.q = &P.at(a + "q_proj.weight");
-    L.k = &P.at(a + "k_proj.weight");
-    L.v = &P.at(a + "v_proj.weight");
-    L.o = &P.at(a + "o_proj.weight");
+    const AttentionTensors at = bind_attention(P, l);
+    L.attn_norm = at.attn_norm;
+    L.ffn_norm = at.ffn_norm;
+    L.q = at.q;
+    L.k = at.k;
+    L.v = at.v;
+    L.o = at.o;
     L.moe = c.layer_is_moe(l);
     if (L.moe) {
       const MoeNames names = moe_names(c, l);
@@ -244,7 +168,7 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
       L.experts = c.experts_in_layer(l);
       for (int e = 0; e < L.experts; ++e) {
         const DeviceTensor &g = P.at(names.expert(e, 0)), &u = P.at(names.expert(e, 1)), &d = P.at(names.expert(e, 2));
-        check_adjacent(g, u);
+        fused_gate_up(g, u);
         L.inter = g.shape[0];
         L.gate_up_w.push_back(g.compute);
         L.down_w.push_back(d.compute);
@@ -253,7 +177,7 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
       }
       if (c.shared_expert_intermediate_size > 0) {
         L.shared_gate_up = &P.at(names.shared(0));
-        check_adjacent(*L.shared_gate_up, P.at(names.shared(1)));
+        fused_gate_up(*L.shared_gate_up, P.at(names.shared(1)));
         L.shared_down = &P.at(names.shared(2));
         L.shared_gate = P.find(names.shared_gate());
         L.shared_inter = L.shared_gate_up->shape[0];
@@ -264,7 +188,7 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
       L.gate = &P.at(p + "mlp.gate_proj.weight");
       L.up = &P.at(p + "mlp.up_proj.weight");
       L.down = &P.at(p + "mlp.down_proj.weight");
-      check_adjacent(*L.gate, *L.up);
+      fused_gate_up(*L.gate, *L.up);
       L.inter = L.gate->shape[0];
     }
     m.layers.push_back(std::move(L));
@@ -322,7 +246,7 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
   const float eps = c.rms_norm_eps, scale = 1.0f / std::sqrt(float(D));
   const bool per_sequence = opts.lb_per_sequence && batch > 1;  // as the CPU: one sequence is the batch
   if (!rope || rope->max_positions() < T) rope = std::make_unique<cuda::DeviceRopeTable>(int(D), int(T), c.rope_theta);
-  ArenaScope scope(arena);
+  cuda::ArenaRewind scope(arena);
   cuda::DeviceArena& A = arena;
 
   std::vector<int32_t> positions(static_cast<size_t>(N));
@@ -725,14 +649,7 @@ bool CudaTrainable::update_selection_bias(float rate) {
     const RoutingTally& tally = m.tallies[size_t(L.tally)];
     if (tally.load.empty()) continue;
     any = true;
-    float* bias = m.weights.tensors.at(L.selection_bias->name).data<float>();
-    double mean = 0;
-    for (int64_t n : tally.load) mean += double(n);
-    mean /= double(tally.load.size());
-    for (size_t e = 0; e < tally.load.size(); ++e) {
-      const double n = double(tally.load[e]);
-      bias[e] += n < mean ? rate : (n > mean ? -rate : 0.0f);
-    }
+    mf::update_selection_bias(tally, rate, m.weights.tensors.at(L.selection_bias->name).data<float>());
   }
   m.buffers_dirty = m.buffers_dirty || any;
   return any;

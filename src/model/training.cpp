@@ -219,14 +219,7 @@ bool TrainableTransformer::update_selection_bias(float rate) {
     auto it = impl_->weights.tensors.find(moe_names(c, l).selection_bias());
     if (it == impl_->weights.tensors.end() || tally.load.empty()) continue;
     any = true;
-    float* bias = it->second.data<float>();
-    double mean = 0;
-    for (int64_t n : tally.load) mean += double(n);
-    mean /= double(tally.load.size());
-    for (size_t e = 0; e < tally.load.size(); ++e) {
-      const double n = double(tally.load[e]);
-      bias[e] += n < mean ? rate : (n > mean ? -rate : 0.0f);
-    }
+    mf::update_selection_bias(tally, rate, it->second.data<float>());
   }
   return any;
 }

@@ -58,4 +58,15 @@ double RoutingTally::capacity_used() const {
   return double(std::accumulate(load.begin(), load.end(), int64_t(0))) / double(capacity_slots);
 }
 
+void update_selection_bias(const RoutingTally& tally, float rate, float* bias) {
+  if (tally.load.empty()) return;
+  double mean = 0;
+  for (int64_t n : tally.load) mean += double(n);
+  mean /= double(tally.load.size());
+  for (size_t e = 0; e < tally.load.size(); ++e) {
+    const double n = double(tally.load[e]);
+    bias[e] += n < mean ? rate : (n > mean ? -rate : 0.0f);
+  }
+}
+
 }  // namespace mf

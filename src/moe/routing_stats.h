@@ -36,4 +36,9 @@ struct RoutingTally {
   double z() const { return passes ? z_sum / passes : 0.0; }
 };
 
+// Auxiliary-loss-free balancing (DeepSeek-V3): moves each expert's selection bias [E] by `rate`
+// towards balance, +rate if the expert took fewer rows than the layer's mean in `tally`, -rate
+// if more. Does nothing when the tally has no load yet.
+void update_selection_bias(const RoutingTally& tally, float rate, float* bias);
+
 }  // namespace mf

@@ -247,6 +247,8 @@ TEST(CudaTrainingSupport, TestModelsRouteWithClearMargins) {
 TEST(CudaTrainingSupport, UnsupportedFeaturesAreNamed) {
   mf::ModelConfig c = tiny("moe");
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "");
+  c.routing.policy = mf::RouterPolicy::NoisyTopK;
+  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "");
   c.routing.policy = mf::RouterPolicy::ExpertChoice;
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "expert_choice routing");
   c = tiny("moe");

@@ -81,6 +81,20 @@ class DeviceArena {
   size_t high_water_ = 0;
 };
 
+// Rewinds an arena to where it was at construction, whatever way the scope is left: a call's
+// activations are taken after the mark and given back at its end.
+class ArenaRewind {
+ public:
+  explicit ArenaRewind(DeviceArena& arena) : arena_(arena), mark_(arena.mark()) {}
+  ~ArenaRewind() { arena_.rewind(mark_); }
+  ArenaRewind(const ArenaRewind&) = delete;
+  ArenaRewind& operator=(const ArenaRewind&) = delete;
+
+ private:
+  DeviceArena& arena_;
+  size_t mark_;
+};
+
 // A CUDA stream owned by one object (non-blocking with respect to the legacy default stream).
 class Stream {
  public:
