@@ -7,9 +7,11 @@
 
 #include "core/error.h"
 #include "gpu/model_layout.h"
+#include "kernels/cpu/softmax.h"
 #include "gpu/param_store.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/bias.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/gated_add.h"
@@ -32,6 +34,7 @@ using cuda::OutType;
 struct InferLayer {
   const DeviceTensor *attn_norm = nullptr, *ffn_norm = nullptr, *q = nullptr, *k = nullptr, *v = nullptr,
                      *o = nullptr;
+  const DeviceTensor *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;  // null: none
   bool moe = false;
   int64_t inter = 0;
   const bf16* gate_up = nullptr;  // dense [2I, H] (gate rows, then up rows)
@@ -92,6 +95,10 @@ CudaInference::CudaInference(ModelWeights weights, int max_len, int max_batch, i
     L.k = at.k;
     L.v = at.v;
     L.o = at.o;
+    L.q_bias = P.find(p + "self_attn.q_proj.bias");
+    L.k_bias = P.find(p + "self_attn.k_proj.bias");
+    L.v_bias = P.find(p + "self_attn.v_proj.bias");
+    L.o_bias = P.find(p + "self_attn.o_proj.bias");
     L.moe = c.layer_is_moe(l);
     if (L.moe) {
       const MoeNames names = moe_names(c, l);
@@ -142,7 +149,8 @@ void CudaInference::truncate(int length) {
   impl_->length = length;  // positions past the length are overwritten by the next forward
 }
 
-std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int batch) {
+std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int batch,
+                                          std::vector<std::vector<float>>* router_logits) {
   Impl& m = *impl_;
   const ModelConfig& c = m.config;
   MF_CHECK(batch >= 1 && batch <= m.max_batch, "CUDA forward: batch ", batch, " outside 1..", m.max_batch);
@@ -157,6 +165,7 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
   const cudaStream_t st = m.stream->get();
   cuda::Blas& B = *m.blas;
   const float eps = c.rms_norm_eps, scale = 1.0f / std::sqrt(float(D));
+  if (router_logits) router_logits->clear();
   cuda::ArenaRewind scope(m.arena);
   cuda::DeviceArena& A = m.arena;
 
@@ -191,6 +200,9 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
     cuda::linear_forward(B, h, L.q->compute, q, OutType::bf16, N, qdim, H);
     cuda::linear_forward(B, h, L.k->compute, k, OutType::bf16, N, kvdim, H);
     cuda::linear_forward(B, h, L.v->compute, v, OutType::bf16, N, kvdim, H);
+    if (L.q_bias) cuda::add_bias(q, L.q_bias->f32, N, qdim, st);
+    if (L.k_bias) cuda::add_bias(k, L.k_bias->f32, N, kvdim, st);
+    if (L.v_bias) cuda::add_bias(v, L.v_bias->f32, N, kvdim, st);
     cuda::rope_apply(q, N, c.num_heads, int(D), d_positions, *m.rope, st);
     cuda::rope_apply(k, N, c.num_kv_heads, int(D), d_positions, *m.rope, st);
     // Append the new keys and values: row b of the batch goes to cache rows past..past+T-1.
@@ -210,6 +222,7 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
       cuda::attention_prefill_cached(q, kc, vc, d_past, attn, batch, int(T), m.max_len, c.num_heads, c.num_kv_heads,
                                      int(D), scale, st);
     cuda::linear_forward(B, attn, L.o->compute, x, OutType::f32, N, H, qdim, 1.0f);
+    if (L.o_bias) cuda::add_bias(x, L.o_bias->f32, N, H, st);
     cuda::rmsnorm(x, L.ffn_norm->f32, N, H, eps, h, nullptr, st);
     const int64_t I = L.inter;
     const size_t mark = A.mark();
@@ -239,6 +252,12 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
     cuda::router_topk_forward(logits, N, E, slots, router_kind(c.routing.policy), ro.renormalize,
                               L.selection_bias ? L.selection_bias->f32 : nullptr, nullptr, index, gates, st);
     cuda::plan_dispatch(index, N, slots, E, int(expert_capacity(ro, N, E)), plan, plan_scratch, st);
+    if (router_logits) {
+      // Read back with the dispatch offsets below, under the same wait.
+      router_logits->emplace_back(size_t(N * E));
+      cuda::check(cudaMemcpyAsync(router_logits->back().data(), logits, size_t(N * E) * 4, cudaMemcpyDeviceToHost, st),
+                  "router logits download");
+    }
     m.offsets.resize(size_t(E) + 1);
     cuda::check(cudaMemcpyAsync(m.offsets.data(), plan.offsets, m.offsets.size() * 4, cudaMemcpyDeviceToHost, st),
                 "dispatch offsets");
@@ -286,14 +305,39 @@ namespace {
 class CudaLanguageModel final : public LanguageModel {
  public:
   CudaLanguageModel(ModelWeights weights, int max_len) : model_(std::move(weights), max_len, 1) {}
-  std::vector<float> forward(std::span<const int32_t> tokens) override { return model_.forward(tokens, 1); }
+  std::vector<float> forward(std::span<const int32_t> tokens) override {
+    const bool tally = tally_ && tokens.size() == 1 && model_.config().is_moe();
+    std::vector<float> logits = model_.forward(tokens, 1, tally ? &routes_ : nullptr);
+    if (tally) add_routes();
+    return logits;
+  }
   int cache_length() const override { return model_.cache_length(); }
   void truncate(int length) override { model_.truncate(length); }
   int context_length() const override { return model_.capacity(); }
   int vocab_size() const override { return model_.config().vocab_size; }
+  void observe_routes(RouteTally* tally) override {
+    tally_ = tally;
+    if (!tally_) return;
+    const ModelConfig& c = model_.config();
+    tally_->experts = c.expert_names;
+    for (int e = int(tally_->experts.size()); e < c.num_experts; ++e) tally_->experts.push_back("expert" + std::to_string(e));
+    tally_->prob_sum.assign(size_t(c.num_experts), 0.0);
+    tally_->tokens = 0;
+  }
 
  private:
+  // Each MoE layer's routing probabilities of the decoded token, summed (as the CPU model does).
+  void add_routes() {
+    for (std::vector<float>& p : routes_) {
+      softmax_row(p.data(), int64_t(p.size()));
+      for (size_t e = 0; e < p.size(); ++e) tally_->prob_sum[e] += p[e];
+    }
+    ++tally_->tokens;
+  }
+
   CudaInference model_;
+  RouteTally* tally_ = nullptr;
+  std::vector<std::vector<float>> routes_;
 };
 
 }  // namespace

@@ -24,8 +24,10 @@ class CudaInference {
   CudaInference& operator=(const CudaInference&) = delete;
 
   // Appends tokens [batch, T] (row-major; every sequence at the same cache length) and returns
-  // the logits of each sequence's last new position: [batch, vocab] fp32.
-  std::vector<float> forward(std::span<const int32_t> tokens, int batch);
+  // the logits of each sequence's last new position: [batch, vocab] fp32. When router_logits is
+  // set, it receives each MoE layer's router logits [batch * T, E] (observation only).
+  std::vector<float> forward(std::span<const int32_t> tokens, int batch,
+                             std::vector<std::vector<float>>* router_logits = nullptr);
   int cache_length() const;
   void truncate(int length);
   int capacity() const;
@@ -39,7 +41,8 @@ class CudaInference {
 // What the CUDA inference path cannot run for this model, or "" when it can.
 std::string cuda_inference_unsupported(const ModelConfig& c);
 
-// A one-sequence LanguageModel on the GPU (chat, generate). Routes are not observed yet.
+// A one-sequence LanguageModel on the GPU (chat, generate), observing decode routes as the
+// CPU's does (chat --show-experts).
 std::unique_ptr<LanguageModel> make_cuda_language_model(ModelWeights weights, int max_len);
 
 }  // namespace mf::gpu

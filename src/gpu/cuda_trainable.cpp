@@ -15,6 +15,7 @@
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/bias.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/gated_add.h"
@@ -42,6 +43,7 @@ constexpr size_t kHeadChunkBytes = size_t(256) << 20;
 struct GpuLayer {
   const DeviceTensor *attn_norm = nullptr, *ffn_norm = nullptr;
   const DeviceTensor *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
+  const DeviceTensor *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;  // null: none
   bool moe = false;
   int64_t inter = 0;                                                  // I
   const DeviceTensor *gate = nullptr, *up = nullptr, *down = nullptr;  // dense
@@ -159,6 +161,10 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
     L.k = at.k;
     L.v = at.v;
     L.o = at.o;
+    L.q_bias = P.find(p + "self_attn.q_proj.bias");
+    L.k_bias = P.find(p + "self_attn.k_proj.bias");
+    L.v_bias = P.find(p + "self_attn.v_proj.bias");
+    L.o_bias = P.find(p + "self_attn.o_proj.bias");
     L.moe = c.layer_is_moe(l);
     if (L.moe) {
       const MoeNames names = moe_names(c, l);
@@ -297,6 +303,9 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     cuda::linear_forward(B, S.h1, L.q->compute, S.q, OutType::bf16, N, qdim, H);
     cuda::linear_forward(B, S.h1, L.k->compute, S.k, OutType::bf16, N, kvdim, H);
     cuda::linear_forward(B, S.h1, L.v->compute, S.v, OutType::bf16, N, kvdim, H);
+    if (L.q_bias) cuda::add_bias(S.q, L.q_bias->f32, N, qdim, st);
+    if (L.k_bias) cuda::add_bias(S.k, L.k_bias->f32, N, kvdim, st);
+    if (L.v_bias) cuda::add_bias(S.v, L.v_bias->f32, N, kvdim, st);
     cuda::rope_apply(S.q, N, c.num_heads, int(D), d_positions, *rope, st);
     cuda::rope_apply(S.k, N, c.num_kv_heads, int(D), d_positions, *rope, st);
     S.attn = A.alloc<bf16>(size_t(N * qdim), "attention output");
@@ -306,6 +315,7 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     S.x_mid = A.alloc<float>(NH, "residual (mid-layer)");
     copy_device(S.x_mid, S.x_in, NH * 4, st);
     cuda::linear_forward(B, S.attn, L.o->compute, S.x_mid, OutType::f32, N, H, qdim, 1.0f);
+    if (L.o_bias) cuda::add_bias(S.x_mid, L.o_bias->f32, N, H, st);
     S.rstd2 = A.alloc<float>(size_t(N), "rstd");
     S.h2 = A.alloc<bf16>(NH, "FFN input");
     cuda::rmsnorm(S.x_mid, L.ffn_norm->f32, N, H, eps, S.h2, S.rstd2, st);
@@ -439,6 +449,7 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
     bf16* dk = A.alloc<bf16>(size_t(N * kvdim), "dk");
     bf16* dv = A.alloc<bf16>(size_t(N * kvdim), "dv");
     bf16* dattn = A.alloc<bf16>(size_t(N * qdim), "d attention output");
+    void* bias_scratch = A.allocate(cuda::bias_backward_scratch_bytes(N, std::max(qdim, H)), "bias gradient scratch");
     for (int l = c.num_layers - 1; l >= 0; --l) {
       const GpuLayer& L = layers[size_t(l)];
       LayerSaved& S = saved[size_t(l)];
@@ -526,12 +537,16 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
       cuda::rmsnorm_backward(dhb, S.x_mid, L.ffn_norm->f32, S.rstd2, N, H, dx, L.ffn_norm->grad, norm_scratch, st);
       // Attention: x_mid = x_in + o_proj(attn(rmsnorm(x_in))); dx holds d x_mid.
       cuda::convert_f32_to_bf16(dx, dxb, int64_t(NH), st);
+      if (L.o_bias && L.o_bias->grad) cuda::bias_backward(dx, N, H, L.o_bias->grad, bias_scratch, st);
       if (L.o->grad) cuda::linear_backward_weight(B, dxb, S.attn, L.o->grad, N, H, qdim);
       cuda::linear_backward_input(B, dxb, L.o->compute, dattn, OutType::bf16, N, H, qdim);
       cuda::attention_backward(S.q, S.k, S.v, S.attn, dattn, S.lse, dq, dk, dv, attn_scratch, batch, int(T),
                                c.num_heads, c.num_kv_heads, int(D), scale, st);
       cuda::rope_backward(dq, N, c.num_heads, int(D), d_positions, *rope, st);
       cuda::rope_backward(dk, N, c.num_kv_heads, int(D), d_positions, *rope, st);
+      if (L.q_bias && L.q_bias->grad) cuda::bias_backward(dq, N, qdim, L.q_bias->grad, bias_scratch, st);
+      if (L.k_bias && L.k_bias->grad) cuda::bias_backward(dk, N, kvdim, L.k_bias->grad, bias_scratch, st);
+      if (L.v_bias && L.v_bias->grad) cuda::bias_backward(dv, N, kvdim, L.v_bias->grad, bias_scratch, st);
       if (L.q->grad) cuda::linear_backward_weight(B, dq, S.h1, L.q->grad, N, qdim, H);
       if (L.k->grad) cuda::linear_backward_weight(B, dk, S.h1, L.k->grad, N, kvdim, H);
       if (L.v->grad) cuda::linear_backward_weight(B, dv, S.h1, L.v->grad, N, kvdim, H);

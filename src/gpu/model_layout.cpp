@@ -6,7 +6,6 @@
 namespace mf::gpu {
 
 std::string cuda_unsupported(const ModelConfig& c) {
-  if (c.attention_bias) return "attention biases (qwen2)";
   if (c.sliding_window > 0) return "sliding-window attention";
   if (c.is_moe()) {
     if (c.routing.policy == RouterPolicy::ExpertChoice) return "expert_choice routing";

@@ -78,6 +78,25 @@ TEST_F(CudaInference, DensePrefillAndDecodeMatchCpu) { compare_prefill_and_decod
 TEST_F(CudaInference, MoePrefillAndDecodeMatchCpu) { compare_prefill_and_decode(true); }
 TEST_F(CudaInference, SharedExpertMoeMatchesCpu) { compare_prefill_and_decode(true, true); }
 
+TEST_F(CudaInference, DecodeRoutesAreObservedLikeCpu) {
+  const mf::ModelConfig c = tiny(true);
+  auto cpu = mf::make_language_model(std::make_unique<mf::Transformer>(bf16_weights(c)), 32);
+  auto gpu = mf::gpu::make_cuda_language_model(bf16_weights(c), 32);
+  mf::RouteTally tc, tg;
+  cpu->observe_routes(&tc);
+  gpu->observe_routes(&tg);
+  const std::vector<int32_t> prompt = {3, 14, 15, 92};
+  cpu->forward(prompt);
+  gpu->forward(prompt);
+  for (int32_t t : {65, 35, 89}) {
+    cpu->forward(std::vector<int32_t>{t});
+    gpu->forward(std::vector<int32_t>{t});
+  }
+  EXPECT_EQ(tg.tokens, tc.tokens);
+  ASSERT_EQ(tg.prob_sum.size(), tc.prob_sum.size());
+  for (size_t e = 0; e < tc.prob_sum.size(); ++e) EXPECT_NEAR(tg.prob_sum[e], tc.prob_sum[e], 2e-2) << "expert " << e;
+}
+
 TEST_F(CudaInference, TruncateRewindsTheCache) {
   const mf::ModelConfig c = tiny(true);
   mf::gpu::CudaInference gpu(bf16_weights(c), 32, 1);
@@ -125,8 +144,8 @@ TEST(CudaInferenceSupport, UnsupportedFeaturesAreNamed) {
   c.routing.policy = mf::RouterPolicy::ExpertChoice;
   EXPECT_EQ(mf::gpu::cuda_inference_unsupported(c), "expert_choice routing");
   c = tiny(false);
-  c.attention_bias = true;
-  EXPECT_EQ(mf::gpu::cuda_inference_unsupported(c), "attention biases (qwen2)");
+  c.sliding_window = 16;
+  EXPECT_EQ(mf::gpu::cuda_inference_unsupported(c), "sliding-window attention");
 }
 
 }  // namespace

@@ -48,6 +48,12 @@ mf::ModelConfig tiny(const std::string& kind) {
     c.routing.capacity_factor = 1.0;
   }
   if (kind == "noisy") c.routing.policy = mf::RouterPolicy::NoisyTopK;
+  if (kind == "qwen2_bias") {
+    c.model_type = "qwen2";
+    c.num_experts = 0;
+    c.top_k = 0;
+    c.attention_bias = true;
+  }
   if (kind == "shared_gated") {
     c.shared_expert_intermediate_size = 48;
     c.shared_expert_gated = true;
@@ -59,7 +65,18 @@ mf::ModelConfig tiny(const std::string& kind) {
   return c;
 }
 
-mf::ModelWeights bf16_weights(const mf::ModelConfig& c, uint64_t seed) { return clear_routing_weights(c, seed); }
+mf::ModelWeights bf16_weights(const mf::ModelConfig& c, uint64_t seed) {
+  mf::ModelWeights w = clear_routing_weights(c, seed);
+  // Attention biases start at zero; random ones make their forward part of the comparison.
+  mf::Rng rng(seed + 7);
+  for (auto& [name, t] : w.tensors)
+    if (name.ends_with("_proj.bias")) {
+      std::vector<float> v(size_t(t.numel()));
+      for (float& x : v) x = round_bf16(0.1f * rng.normal());
+      t = mf::Tensor::from_f32(t.shape(), v);
+    }
+  return w;
+}
 
 struct Batch {
   std::vector<int32_t> tokens, targets;
@@ -138,6 +155,7 @@ TEST_F(CudaTraining, UntiedDenseLossAndGradientsMatchCpu) {
   c.model_type = "llama";
   compare(c, nothing_frozen);
 }
+TEST_F(CudaTraining, Qwen2AttentionBiasesMatchCpu) { compare(tiny("qwen2_bias"), nothing_frozen); }
 TEST_F(CudaTraining, SoftmaxTopKMoeMatchesCpu) { compare(tiny("moe"), nothing_frozen); }
 TEST_F(CudaTraining, SwitchWithCapacityDropsLikeCpu) { compare(tiny("switch_capacity"), nothing_frozen); }
 TEST_F(CudaTraining, TopKSoftmaxWithSelectionBiasMatchesCpu) { compare(tiny("topk_softmax_bias"), nothing_frozen); }
@@ -252,8 +270,8 @@ TEST(CudaTrainingSupport, UnsupportedFeaturesAreNamed) {
   c.routing.policy = mf::RouterPolicy::ExpertChoice;
   EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "expert_choice routing");
   c = tiny("moe");
-  c.attention_bias = true;
-  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "attention biases (qwen2)");
+  c.sliding_window = 16;
+  EXPECT_EQ(mf::gpu::cuda_training_unsupported(c), "sliding-window attention");
   c = tiny("dense");
   c.hidden_size = 80;  // head_dim 20
   EXPECT_NE(mf::gpu::cuda_training_unsupported(c).find("head_dim 20"), std::string::npos);
