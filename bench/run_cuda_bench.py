@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""GPU training benchmark: moeforge's bench_cuda_training beside a PyTorch eager implementation of
-the same MoE on the same GPU in the same run. Prints JSON lines: each side's median tokens/s and
-model FLOPs utilisation, then a summary with the speed-up.
+"""GPU benchmarks: moeforge's bench_cuda_training and bench_cuda_decode beside PyTorch eager
+implementations of the same models on the same GPU in the same run. Prints JSON lines: each
+side's median tokens/s (and, for training, model FLOPs utilisation), then a summary.
 
     bench/run_cuda_bench.py [--config smollm2-moe|moe-0.5b|all] [--steps 10] [--peak-tflops 989]
+    bench/run_cuda_bench.py --decode [--batches 1,32]
+
+Decode: SmolLM2-135M's shape and the 8x135M MoE shape with random bf16 weights, 128 prompt
+tokens then 128 decode steps per sequence; the reference is Hugging Face transformers'
+LlamaForCausalLM / MixtralForCausalLM in bf16 with its KV cache, stepped by hand (no sampling).
 
 The PyTorch side is what people run by default: an nn.Module in the Hugging Face Mixtral style
 (router softmax, top-k, renormalise, a loop over experts with index_select / index_add_),
@@ -176,13 +181,70 @@ def bench_torch(name, steps):
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
 
 
+DECODE_CONFIGS = {
+    "smollm2": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, tie_word_embeddings=True,
+                    max_position_embeddings=2048),
+    "smollm2-moe": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                        num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, tie_word_embeddings=True,
+                        max_position_embeddings=2048, num_local_experts=8, num_experts_per_tok=2),
+}
+
+
+def bench_torch_decode(name, batch, prompt=128, steps=128, runs=3):
+    import transformers
+    d = DECODE_CONFIGS[name]
+    cfg = transformers.MixtralConfig(**d) if "num_local_experts" in d else transformers.LlamaConfig(**d)
+    torch.manual_seed(1)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16).cuda().eval()
+    rates = []
+    with torch.no_grad():
+        for r in range(runs + 1):
+            ids = torch.randint(0, d["vocab_size"], (batch, prompt), device="cuda")
+            out = model(input_ids=ids, use_cache=True)
+            past = out.past_key_values
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                nxt = torch.randint(0, d["vocab_size"], (batch, 1), device="cuda")
+                out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+            torch.cuda.synchronize()
+            if r:
+                rates.append(batch * steps / (time.perf_counter() - t0))
+    return {"bench": "cuda_decode", "impl": "pytorch_eager_hf", "torch": torch.__version__,
+            "transformers": transformers.__version__, "config": name, "batch": batch, "prompt": prompt,
+            "steps": steps, "runs": runs, "tokens_per_s": round(statistics.median(rates), 1)}
+
+
+def decode_main(args):
+    for name in DECODE_CONFIGS:
+        for batch in [int(b) for b in args.batches.split(",")]:
+            out = subprocess.run([args.decode_bin, "--config", name, "--batch", str(batch)], check=True,
+                                 capture_output=True, text=True).stdout
+            ours = json.loads(out.strip().splitlines()[-1])
+            print(json.dumps(ours), flush=True)
+            ref = json.loads(subprocess.run([sys.executable, __file__, "--torch-decode", name, str(batch)],
+                                            check=True, capture_output=True, text=True).stdout)
+            print(json.dumps(ref), flush=True)
+            print(json.dumps({"bench": "cuda_decode_summary", "config": name, "batch": batch,
+                              "speedup_vs_torch_eager": round(ours["tokens_per_s"] / ref["tokens_per_s"], 2)}),
+                  flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default="all", choices=["all"] + list(CONFIGS))
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--peak-tflops", type=float, default=989.0)
     p.add_argument("--bin", default=os.path.join(HERE, "..", "build", "release", "bench", "bench_cuda_training"))
+    p.add_argument("--decode", action="store_true", help="the decode benchmark instead of training")
+    p.add_argument("--batches", default="1,32")
+    p.add_argument("--decode-bin", default=os.path.join(HERE, "..", "build", "release", "bench", "bench_cuda_decode"))
     args = p.parse_args()
+    if args.decode:
+        decode_main(args)
+        return
     for name in (CONFIGS if args.config == "all" else [args.config]):
         _, batch, seq, _ = CONFIGS[name]
         out = subprocess.run([args.bin, "--config", name, "--batch", str(batch), "--seq", str(seq), "--steps",
@@ -204,5 +266,7 @@ def main():
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--torch-only":
         print(json.dumps(bench_torch(sys.argv[2], int(sys.argv[3]))))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--torch-decode":
+        print(json.dumps(bench_torch_decode(sys.argv[2], int(sys.argv[3]))))
     else:
         main()

@@ -43,9 +43,8 @@ for stage in "$@"; do
       ;;
     bench)
       python3 bench/run_cuda_bench.py --config all --bin "$BUILD/bench/bench_cuda_training" 2>&1 | tee "$OUT/bench-training.jsonl"
-      for cfg in smollm2 smollm2-moe; do
-        for b in 1 32; do "$BUILD/bench/bench_cuda_decode" --config "$cfg" --batch "$b"; done
-      done 2>&1 | tee "$OUT/bench-decode.jsonl"
+      python3 bench/run_cuda_bench.py --decode --decode-bin "$BUILD/bench/bench_cuda_decode" 2>&1 \
+        | tee "$OUT/bench-decode.jsonl"
       ;;
     *) echo "unknown stage $stage (build, test, sanitize, bench)"; exit 2 ;;
   esac
