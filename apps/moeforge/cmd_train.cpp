@@ -154,6 +154,7 @@ int run_train(const std::vector<std::string>& args_in) {
   p.flag("quiet", "no progress line", &quiet);
   if (!parse_or_usage(p, args)) return 0;
   if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge train RECIPE.yaml");
+  check_device_flag(device);
   if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");
   if (threads > 0) omp_set_num_threads(threads);
 

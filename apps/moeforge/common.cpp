@@ -52,6 +52,7 @@ LoadedModel load_for_run(const RunFlags& f) {
   if (f.ctx <= 0) throw UsageError(cat("--ctx must be > 0, got ", f.ctx));
   if (f.window < 0) throw UsageError(cat("--window must be >= 0, got ", f.window));
   if (f.threads < 0) throw UsageError(cat("--threads must be >= 0, got ", f.threads));
+  check_device_flag(f.device);
   LoadOptions lo;
   lo.max_context = f.ctx;
   lo.threads = f.threads;

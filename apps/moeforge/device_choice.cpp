@@ -13,12 +13,12 @@
 
 namespace mf::cli {
 
-namespace {
-
 void check_device_flag(const std::string& device) {
   if (device != "auto" && device != "cpu" && device != "cuda")
     throw UsageError("--device must be auto, cpu or cuda, not '" + device + "'");
 }
+
+namespace {
 
 TrainingModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen) {
   TrainingModel out;

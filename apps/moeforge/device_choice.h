@@ -10,6 +10,9 @@
 
 namespace mf::cli {
 
+// Throws UsageError unless device is auto, cpu or cuda (checked before any work starts).
+void check_device_flag(const std::string& device);
+
 // The model a run trains: the CPU model through its adapter, or the CUDA model.
 struct TrainingModel {
   std::unique_ptr<TrainableTransformer> cpu;  // set on the CPU path (the adapter refers to it)

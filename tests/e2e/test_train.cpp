@@ -46,8 +46,19 @@ class Train : public ::testing::Test {
 TEST_F(Train, HelpListsTheOptions) {
   auto r = run({"train", "--help"});
   EXPECT_EQ(r.rc, 0) << r.err;
-  for (const char* opt : {"--set", "--max-steps", "--max-minutes", "--output", "--resume"})
+  for (const char* opt : {"--set", "--max-steps", "--max-minutes", "--output", "--resume", "--device"})
     EXPECT_TRUE(has(r.out, opt)) << opt << "\n" << r.out;
+}
+
+TEST_F(Train, DeviceChoiceIsCheckedAndExplained) {
+  auto bad = run({"train", write_recipe().string(), "--device", "tpu", "--quiet"});
+  EXPECT_EQ(bad.rc, 2) << bad.err;  // a usage error
+  EXPECT_TRUE(has(bad.err, "auto, cpu or cuda")) << bad.err;
+  // --device cuda on a machine or build without a GPU stops at once and says why.
+  auto cuda = run({"train", write_recipe().string(), "--device", "cuda", "--quiet"});
+  if (cuda.rc == 0) GTEST_SKIP() << "this machine trained on a GPU";
+  EXPECT_TRUE(has(cuda.err, "--device cuda:")) << cuda.err;
+  EXPECT_FALSE(fs::exists(dir_ / "run" / "checkpoint.safetensors"));
 }
 
 TEST_F(Train, ShortRunEndsWithAJsonSummaryAndAUsableModel) {
