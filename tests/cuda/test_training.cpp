@@ -37,7 +37,11 @@ mf::ModelConfig tiny(const std::string& kind) {
   c.num_heads = 4;  // head_dim 32
   c.num_kv_heads = 2;
   c.max_position_embeddings = 64;
-  c.tie_word_embeddings = kind != "untied";
+  // MoE models get clear-routing embeddings of size ~3.6 per element (cuda_model_util.h): tied,
+  // they would make the head's logits ~300, where bf16 logits are 2 apart, so the softmax (and
+  // the embedding gradient through the head) could not match the CPU's, and the loss (~250
+  // nats) would not come down in a short run on either device. Their heads are untied.
+  c.tie_word_embeddings = kind == "dense";
   if (kind != "dense") {
     c.num_experts = 4;
     c.top_k = 2;
