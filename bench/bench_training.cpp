@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "bench_models.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -19,39 +20,6 @@
 #include "model/training.h"
 #include "train/freeze.h"
 #include "train/optimizer.h"
-
-namespace {
-
-mf::ModelConfig config_named(const std::string& name) {
-  mf::ModelConfig c;
-  c.model_type = "mixtral";
-  c.top_k = 2;
-  c.num_experts = 8;
-  c.tie_word_embeddings = true;
-  if (name == "shakespeare") {
-    c.vocab_size = 69;
-    c.hidden_size = 128;
-    c.intermediate_size = 256;
-    c.num_layers = 4;
-    c.num_heads = 4;
-    c.num_kv_heads = 2;
-    c.max_position_embeddings = 512;
-  } else if (name == "smollm2-moe") {
-    c.vocab_size = 49152;
-    c.hidden_size = 576;
-    c.intermediate_size = 1536;
-    c.num_layers = 30;
-    c.num_heads = 9;
-    c.num_kv_heads = 3;
-    c.max_position_embeddings = 2048;
-    c.rope_theta = 100000.0;
-  } else {
-    mf::fail("unknown --config ", name, " (shakespeare, smollm2-moe)");
-  }
-  return c;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) try {
   std::string config = "shakespeare";
@@ -73,7 +41,7 @@ int main(int argc, char** argv) try {
     } else mf::fail("unknown argument ", a);
   }
   omp_set_num_threads(threads);
-  const mf::ModelConfig c = config_named(config);
+  const mf::ModelConfig c = mf::bench::model_named(config);
   const bool router_only = config == "smollm2-moe";
   mf::ModelWeights w = mf::init_random_weights(c, 1);
   const auto frozen = router_only ? mf::make_freeze_predicate({"experts", "attention", "embeddings"}, w)

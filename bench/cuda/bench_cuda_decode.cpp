@@ -8,38 +8,13 @@
 #include <vector>
 
 #include "../bench_common.h"
+#include "../bench_models.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "gpu/cuda_inference.h"
 #include "model/init.h"
 #include "model/load.h"
-
-namespace {
-
-mf::ModelConfig config_named(const std::string& name) {
-  mf::ModelConfig c;
-  c.model_type = "llama";
-  c.vocab_size = 49152;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_layers = 30;
-  c.num_heads = 9;
-  c.num_kv_heads = 3;
-  c.max_position_embeddings = 2048;
-  c.rope_theta = 100000.0;
-  c.tie_word_embeddings = true;
-  if (name == "smollm2-moe") {
-    c.model_type = "mixtral";
-    c.num_experts = 8;
-    c.top_k = 2;
-  } else if (name != "smollm2") {
-    mf::fail("unknown --config ", name, " (smollm2, smollm2-moe)");
-  }
-  return c;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) try {
   std::string config = "smollm2", gguf;
@@ -62,7 +37,7 @@ int main(int argc, char** argv) try {
       return 0;
     } else mf::fail("unknown argument ", a);
   }
-  mf::ModelWeights w = gguf.empty() ? mf::init_random_weights(config_named(config), 1) : mf::load_model_weights(gguf);
+  mf::ModelWeights w = gguf.empty() ? mf::init_random_weights(mf::bench::model_named(config), 1) : mf::load_model_weights(gguf);
   const int vocab = w.config.vocab_size;
   mf::gpu::CudaInference model(std::move(w), prompt + steps, batch);
   mf::Rng rng(7);

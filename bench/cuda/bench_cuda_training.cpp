@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../bench_common.h"
+#include "../bench_models.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -20,35 +21,6 @@
 
 namespace {
 
-mf::ModelConfig config_named(const std::string& name) {
-  mf::ModelConfig c;
-  c.model_type = "mixtral";
-  c.top_k = 2;
-  c.num_experts = 8;
-  c.tie_word_embeddings = true;
-  if (name == "smollm2-moe") {
-    c.vocab_size = 49152;
-    c.hidden_size = 576;
-    c.intermediate_size = 1536;
-    c.num_layers = 30;
-    c.num_heads = 9;
-    c.num_kv_heads = 3;
-    c.max_position_embeddings = 2048;
-    c.rope_theta = 100000.0;
-  } else if (name == "moe-0.5b") {
-    c.vocab_size = 32000;
-    c.hidden_size = 1024;
-    c.intermediate_size = 1408;
-    c.num_layers = 12;
-    c.num_heads = 16;
-    c.num_kv_heads = 4;
-    c.max_position_embeddings = 4096;
-    c.tie_word_embeddings = false;
-  } else {
-    mf::fail("unknown --config ", name, " (smollm2-moe, moe-0.5b)");
-  }
-  return c;
-}
 
 // Matmul FLOPs of one token's forward pass (attention over a causal window of T: on average
 // T/2 keys for the scores and as many for the values). Training costs 3x this when every
@@ -86,7 +58,7 @@ int main(int argc, char** argv) try {
     } else mf::fail("unknown argument ", a);
   }
   mf::cuda::require_device();
-  const mf::ModelConfig c = config_named(config);
+  const mf::ModelConfig c = mf::bench::model_named(config);
   const bool router_only = config == "smollm2-moe";
   mf::ModelWeights w = mf::init_random_weights(c, 1);
   const auto frozen = router_only ? mf::make_freeze_predicate({"experts", "attention", "embeddings"}, w)
