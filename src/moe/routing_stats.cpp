@@ -8,16 +8,31 @@
 
 namespace mf {
 
+RoutingCounts routing_counts(const Routing& r) {
+  RoutingCounts n;
+  n.load = r.load();
+  n.assignments = r.assignments();
+  n.dropped = r.dropped;
+  n.tokens = r.tokens;
+  n.unrouted = r.unrouted_tokens();
+  n.capacity = r.capacity;
+  n.expert_choice = r.expert_choice;
+  return n;
+}
+
 void RoutingTally::add(const Routing& r, const float* logits, const uint8_t* counted) {
-  const int E = r.experts;
+  add(routing_counts(r), logits, counted);
+}
+
+void RoutingTally::add(const RoutingCounts& r, const float* logits, const uint8_t* counted) {
+  const int E = int(r.load.size());
   if (load.size() != size_t(E)) load.assign(size_t(E), 0);
-  const std::vector<int64_t> l = r.load();
-  for (int e = 0; e < E; ++e) load[size_t(e)] += l[size_t(e)];
+  for (int e = 0; e < E; ++e) load[size_t(e)] += r.load[size_t(e)];
   expert_choice = r.expert_choice;
-  assignments += r.assignments();
+  assignments += r.assignments;
   dropped += r.dropped;
   tokens += r.tokens;
-  unrouted += r.unrouted_tokens();
+  unrouted += r.unrouted;
   capacity_slots += r.capacity * E;
   std::vector<double> p(static_cast<size_t>(E));
   for (int64_t t = 0; t < r.tokens; ++t) {

@@ -10,6 +10,18 @@
 
 namespace mf {
 
+// What one forward pass's routing did, as counts: every statistic but the entropy comes from
+// these. The CPU reads them off a Routing; a device path fills them from its dispatch plan.
+struct RoutingCounts {
+  std::vector<int64_t> load;      // kept rows per expert
+  int64_t assignments = 0;        // routed slots offered
+  int64_t dropped = 0;            // slots over capacity
+  int64_t tokens = 0, unrouted = 0;  // tokens seen; tokens no kept slot reached
+  int64_t capacity = 0;           // rows each expert may take; 0: unlimited
+  bool expert_choice = false;
+};
+RoutingCounts routing_counts(const Routing& r);
+
 struct RoutingTally {
   std::vector<int64_t> load;      // kept rows per expert
   int64_t assignments = 0;        // routed slots offered (token choice: tokens * k)
@@ -25,6 +37,7 @@ struct RoutingTally {
   // Adds one forward pass: its routing, the router's clean logits [T, E] and which tokens are
   // scored (null: all) for the entropy.
   void add(const Routing& r, const float* logits, const uint8_t* counted);
+  void add(const RoutingCounts& counts, const float* logits, const uint8_t* counted);
   void add_losses(double lb, double z);
   void reset() { *this = RoutingTally{}; }
 

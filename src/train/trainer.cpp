@@ -8,12 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/timer.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
 #include "model/save.h"
+#include "moe/router_noise.h"
 #include "train/freeze.h"
 #include "train/schedule.h"
 
@@ -190,7 +192,7 @@ TrainResult Trainer::run() {
   const fs::path best_state = fs::path(cfg_.out_dir) / "best" / "trainer_state.json";
   if (cfg_.resume && fs::exists(best_state)) {
     // The best model so far is part of the run's state: a resumed run keeps competing with it.
-    const auto j = nlohmann::json::parse(read_text_file(best_state.string()));
+    const auto j = read_json_file(best_state.string());
     if (j.value("step", int64_t(0)) <= step) {
       result.best_step = j.value("step", int64_t(0));
       result.best_valid_loss = j.value("valid_loss", 0.0);
@@ -221,7 +223,7 @@ TrainResult Trainer::run() {
     model_.reset_routing_stats();
     for (size_t mi = 0; mi < micro.size(); ++mi) {
       const Batch& b = micro[mi];
-      opts.noise_seed = (cfg_.seed * 1000003ull + uint64_t(step)) * 64ull + mi;
+      opts.noise_seed = router_noise_step_seed(cfg_.seed, step, mi);
       const TrainingLoss l = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
       sum.lm_sum += l.lm_sum;
       sum.lm_tokens += l.lm_tokens;

@@ -16,7 +16,8 @@
 #include "model/init.h"
 #include "model/kv_cache.h"
 #include "model/load.h"
-#include "model/moe_names.h"
+#include "model/tensor_names.h"
+#include "moe/router_noise.h"
 #include "model/save.h"
 #include "model/training.h"
 #include "model/transformer.h"
@@ -206,6 +207,22 @@ TEST(Routing, InferenceRoutesExactlyAsTrainingEvaluatesForEveryPolicy) {
     // Capacity depends on the token count, so both paths see the same 19 tokens.
     EXPECT_NEAR(l.lm(), inference_loss(w, inputs, ids.back()), 2e-5);
   }
+}
+
+// The noise of noisy top-k has one home (moe/router_noise) that both devices and the trainer
+// call: a changed formula would silently change every resumed run's routing, so it is pinned.
+TEST(Routing, RouterNoiseIsPinned) {
+  const uint64_t seed = mf::router_noise_step_seed(7, 12, 3);
+  EXPECT_EQ(seed, 448002115u);  // (7 * 1000003 + 12) * 64 + 3
+  EXPECT_NE(mf::router_noise_step_seed(7, 12, 4), seed);
+  EXPECT_NE(mf::router_noise_step_seed(7, 13, 3), seed);
+  std::vector<float> g(4);
+  mf::draw_router_noise(seed, 2, g);
+  const float want[4] = {1.02465928f, -0.216953978f, 0.754021645f, 1.25493264f};
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(g[size_t(i)], want[i]) << i;
+  std::vector<float> other(4);
+  mf::draw_router_noise(seed, 3, other);  // another layer, another stream
+  EXPECT_NE(other, g);
 }
 
 TEST(Routing, NoiseFollowsItsSeed) {
