@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "model/config.h"
-#include "moe/routing.h"
+#include "model/moe_ffn.h"
 
 namespace mf {
 
@@ -15,11 +15,8 @@ struct Workspace {
   int64_t tokens = 0, per_seq = 0, capacity = 0;
   std::vector<float> x, h, out;            // residual stream, normed input, block output [N, H]
   std::vector<float> q, k, v, attn;        // [N, nH*D], [N, kv], [N, kv], [N, nH*D]
-  std::vector<float> ffn_a, ffn_b;         // [routed rows or N, max FFN width]
-  std::vector<float> gathered, expert_out;  // [routed rows, H]
-  std::vector<float> router;               // [N, E]
-  Routing routing;                         // the last MoE layer's decision
-  std::vector<float> shared_gate;          // [N]
+  std::vector<float> ffn_a, ffn_b;         // dense FFN: [N, I]
+  MoeActs moe;                             // MoE FFN buffers (the last MoE layer's routing), grown on use
   std::vector<float> attn_scratch;
   std::vector<int32_t> positions;          // [N]
 };

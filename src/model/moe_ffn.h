@@ -1,15 +1,17 @@
-// Training forward and backward of one MoE FFN under every routing policy: router (plus the
-// noise projection of noisy top-k), routing with capacity, sparse dispatch over the experts,
-// gated combine, an optional shared expert, and the auxiliary losses (load balancing per batch
-// or per sequence, router z-loss). Forward and backward sit side by side; the whole-layer
-// gradients are checked against PyTorch in tests/reference/test_routing.cpp.
+// One MoE FFN on the CPU under every routing policy, for inference and training alike: router
+// (plus the noise projection of noisy top-k), routing with capacity, sparse dispatch over the
+// experts, gated combine, an optional shared expert; the auxiliary losses (load balancing per
+// batch or per sequence, router z-loss) and the backward beside the forward. Inference calls the
+// forward with training = false and keep = false: no noise, the evaluation capacity, nothing kept
+// for a backward. The whole-layer gradients
+// are checked against PyTorch in tests/reference/test_routing.cpp.
 #pragma once
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "model/config.h"
-#include "model/swiglu_train.h"
+#include "model/swiglu.h"
 #include "moe/routing.h"
 #include "moe/routing_stats.h"
 
@@ -24,7 +26,8 @@ struct MoeGrads {
   float* shared_gate = nullptr;
 };
 
-// What the forward keeps for the backward (buffers reused across steps).
+// What the forward keeps for the backward (buffers reused across steps and, in inference,
+// across layers). Without `keep` the SwiGLU products are not kept (ffn.h, shared.h unused).
 struct MoeActs {
   std::vector<float> logits;        // [N, E] clean router logits
   std::vector<float> noise_logits;  // noisy_topk while training: [N, E] W_noise h
@@ -47,9 +50,11 @@ struct MoeLossOptions {
 };
 
 // y[N, H] += moe(h[N, H]). gaussian: [N, E] standard normal draws for noisy_topk while training
-// (ignored otherwise; must be given then). Training uses the training capacity factor.
+// (ignored otherwise; must be given then). Training uses the training capacity factor. `keep`
+// keeps what moe_ffn_backward needs; either way A.logits / A.routing describe the pass (for aux
+// losses and observers).
 void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
-                     std::span<const float> gaussian, MoeActs& A, float* y);
+                     std::span<const float> gaussian, MoeActs& A, float* y, bool keep = true);
 
 // The aux losses of the last forward over the counted rows (null: all), before coefficients.
 struct MoeAuxLosses {
@@ -60,7 +65,7 @@ MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeL
 // Backward from dy[N, H]: dh[N, H] is written, weight gradients are accumulated into g, and the
 // aux losses' gradients (with o's coefficients) reach the router. scratch is reused.
 struct MoeScratch {
-  std::vector<float> dout, dgate, dmid, dgathered, dlogits, dnoise, dshared, dshared_mid;
+  std::vector<float> dout, dgate, dmid, dgathered, dlogits, dnoise, dshared, dshared_mid, dshared_gate;
 };
 void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads& g, MoeActs& A, const float* h,
                       const float* dy, int64_t N, const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s,

@@ -1,5 +1,6 @@
-// Training forward and backward of one SwiGLU MLP, down(silu(gate(x)) * up(x)), shared by dense
-// layers, routed experts and shared experts.
+// Forward and backward of one SwiGLU MLP, down(silu(gate(x)) * up(x)), on the CPU: the one
+// implementation that dense layers, routed experts and shared experts use, in inference and in
+// training alike.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -16,14 +17,17 @@ struct SwigluGrads {
 // What one application keeps for its backward: gate and up pre-activations and their product.
 struct SwigluActs {
   std::vector<float> a, b, h;
-  void resize(int64_t rows, int64_t width) {
+  // keep_product: h as well (a backward follows); otherwise the product lives in a.
+  void resize(int64_t rows, int64_t width, bool keep_product = true) {
     a.resize(size_t(rows * width));
     b.resize(size_t(rows * width));
-    h.resize(size_t(rows * width));
+    if (keep_product) h.resize(size_t(rows * width));
   }
+  float* product(bool keep_product) { return keep_product ? h.data() : a.data(); }
 };
 
-// out[rows, H] (written) from x[rows, H]; a, b, h: [rows, I].
+// out[rows, H] (written) from x[rows, H]; a, b, h: [rows, I]. h may be a when nothing is kept
+// for a backward (inference): the product then overwrites the gate pre-activations.
 void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
                     float* out);
 

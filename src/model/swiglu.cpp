@@ -1,4 +1,4 @@
-#include "model/swiglu_train.h"
+#include "model/swiglu.h"
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/matmul.h"
@@ -8,10 +8,11 @@ namespace mf {
 void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
                     float* out) {
   const int64_t I = w.gate.dim(0);
-  linear(x, rows, H, w.gate.w, nullptr, a);
-  linear(x, rows, H, w.up.w, nullptr, b);
+  // The LinearWeight overloads: decode steps of a packed quantized model take the packed copy.
+  linear(x, rows, H, w.gate, nullptr, a);
+  linear(x, rows, H, w.up, nullptr, b);
   silu_mul(a, b, h, rows * I);
-  linear(h, rows, I, w.down.w, nullptr, out);
+  linear(h, rows, I, w.down, nullptr, out);
 }
 
 void swiglu_backward(const SwigluWeights& w, const SwigluGrads& g, const float* x, int64_t rows, int64_t H, float* a,

@@ -1,9 +1,10 @@
-#include "model/moe_ffn_train.h"
+#include "model/moe_ffn.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/gated_add.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/router.h"
@@ -20,11 +21,10 @@ T* sized(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-}  // namespace
-
-void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
-                     std::span<const float> gaussian, MoeActs& A, float* y) {
-  const int64_t H = c.hidden_size, I = c.expert_intermediate_size();
+// Router logits, noisy selection logits (training), the routing decision and its dispatch plan.
+void route_rows(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
+                std::span<const float> gaussian, MoeActs& A) {
+  const int64_t H = c.hidden_size;
   const int E = w.num_experts();
   float* logits = sized(A.logits, N * E);
   linear(h, N, H, w.router, nullptr, logits);
@@ -41,34 +41,41 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
     for (int64_t i = 0; i < N * E; ++i) sel[i] = logits[i] + A.gaussian[size_t(i)] * softplus(u[i]);
     selection = sel;
   }
-  const float* bias = w.selection_bias_or_null();
-  A.options = route_options(c.routing, c.top_k, training, bias);
+  A.options = route_options(c.routing, c.top_k, training, w.selection_bias_or_null());
   route(selection, N, E, A.options, A.routing);
   A.plan = plan_dispatch(A.routing);
+}
+
+}  // namespace
+
+void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
+                     std::span<const float> gaussian, MoeActs& A, float* y, bool keep) {
+  const int64_t H = c.hidden_size, I = c.expert_intermediate_size();
+  const int E = w.num_experts();
+  route_rows(c, w, h, N, training, gaussian, A);
   const int64_t rows = A.plan.offsets[size_t(E)];
   float* gathered = sized(A.gathered, rows * H);
   float* out = sized(A.out, rows * H);
-  A.ffn.resize(rows, I);
+  A.ffn.resize(rows, I, keep);
+  float* product = A.ffn.product(keep);
   moe_gather(h, A.plan, H, gathered);
+  // One GEMM chain per expert over exactly the rows routed to it.
   for (int e = 0; e < E; ++e) {
     const int64_t r0 = A.plan.offsets[size_t(e)], n = A.plan.offsets[size_t(e) + 1] - r0;
     if (n == 0) continue;
     swiglu_forward(w.experts[size_t(e)], gathered + r0 * H, n, H, A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I,
-                   A.ffn.h.data() + r0 * I, out + r0 * H);
+                   product + r0 * I, out + r0 * H);
   }
   moe_scatter_add(out, A.plan, H, y);
   if (!w.has_shared) return;
   const int64_t S = w.shared.gate.dim(0);
-  A.shared.resize(N, S);
+  A.shared.resize(N, S, keep);
   float* so = sized(A.shared_out, N * H);
-  swiglu_forward(w.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.h.data(), so);
+  swiglu_forward(w.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.product(keep), so);
   const bool gated = w.shared_is_gated();
   float* sg = sized(A.shared_gate, gated ? N : 0);
   if (gated) linear(h, N, H, w.shared_gate, nullptr, sg);
-  for (int64_t t = 0; t < N; ++t) {
-    const float g = gated ? sigmoid(sg[t]) : 1.0f;
-    for (int64_t i = 0; i < H; ++i) y[t * H + i] += g * so[t * H + i];
-  }
+  sigmoid_gated_add(so, gated ? sg : nullptr, N, H, y);
 }
 
 namespace {
@@ -161,19 +168,11 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
   const int64_t S = w.shared.gate.dim(0);
   const bool gated = w.shared_is_gated();
   float* dso = sized(s.dshared, N * H);
-  std::vector<float> dpre(static_cast<size_t>(gated ? N : 0));
-  for (int64_t t = 0; t < N; ++t) {
-    const float gt = gated ? sigmoid(A.shared_gate[size_t(t)]) : 1.0f;
-    double dot = 0;
-    for (int64_t i = 0; i < H; ++i) {
-      dso[t * H + i] = gt * dy[t * H + i];
-      dot += double(dy[t * H + i]) * double(A.shared_out[size_t(t * H + i)]);
-    }
-    if (gated) dpre[size_t(t)] = float(dot * gt * (1.0f - gt));
-  }
+  float* dpre = sized(s.dshared_gate, gated ? N : 0);
+  sigmoid_gated_add_backward(dy, A.shared_out.data(), gated ? A.shared_gate.data() : nullptr, N, H, dso, dpre);
   if (gated) {
-    if (g.shared_gate) linear_backward_weight(dpre.data(), h, N, 1, H, g.shared_gate, nullptr);
-    linear_backward_input(dpre.data(), N, 1, w.shared_gate, dh, true);
+    if (g.shared_gate) linear_backward_weight(dpre, h, N, 1, H, g.shared_gate, nullptr);
+    linear_backward_input(dpre, N, 1, w.shared_gate, dh, true);
   }
   float* dmid_shared = sized(s.dshared_mid, N * S);
   swiglu_backward(w.shared, g.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.h.data(), dso,
