@@ -37,6 +37,10 @@ struct TrainingLoss {
   double lm() const { return lm_tokens ? lm_sum / double(lm_tokens) : 0.0; }
 };
 
+// The shape rule of every training call, on either device: tokens split into `batch` equal
+// rows, one target per token. Throws mf::Error saying which part is wrong.
+void check_training_batch(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch);
+
 class TrainableTransformer {
  public:
   // frozen(name) says which HF tensors do not train. Trainable tensors become fp32 master
