@@ -1,7 +1,7 @@
 #include "gpu/model_layout.h"
 
 #include "core/error.h"
-#include "model/moe_names.h"
+#include "model/tensor_names.h"
 
 namespace mf::gpu {
 
@@ -17,14 +17,13 @@ std::string cuda_unsupported(const ModelConfig& c) {
   return "";
 }
 
-std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
-
 std::vector<std::string> device_layout_order(const ModelConfig& c) {
-  std::vector<std::string> order = {"model.embed_tokens.weight"};
+  std::vector<std::string> order = {kEmbedTokensName};
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = layer_prefix(l), a = p + "self_attn.";
-    for (const char* n : {"input_layernorm.weight", "post_attention_layernorm.weight"}) order.push_back(p + n);
-    for (const char* n : {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"}) order.push_back(a + n);
+    const LayerNames ln = layer_names(l);
+    order.push_back(ln.attn_norm());
+    order.push_back(ln.ffn_norm());
+    for (char which : {'q', 'k', 'v', 'o'}) order.push_back(ln.attn(which));
     if (c.layer_is_moe(l)) {
       const MoeNames names = moe_names(c, l);
       order.push_back(names.router());
@@ -33,24 +32,12 @@ std::vector<std::string> device_layout_order(const ModelConfig& c) {
       for (int part : {0, 1, 2}) order.push_back(names.shared(part));
       order.push_back(names.shared_gate());
     } else {
-      for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) order.push_back(p + n);
+      for (int part : {kMlpGate, kMlpUp, kMlpDown}) order.push_back(ln.mlp(part));
     }
   }
-  order.push_back("model.norm.weight");
-  order.push_back("lm_head.weight");
+  order.push_back(kFinalNormName);
+  order.push_back(kLmHeadName);
   return order;
-}
-
-AttentionTensors bind_attention(const ParamStore& P, int layer) {
-  const std::string p = layer_prefix(layer), a = p + "self_attn.";
-  AttentionTensors t;
-  t.attn_norm = &P.at(p + "input_layernorm.weight");
-  t.ffn_norm = &P.at(p + "post_attention_layernorm.weight");
-  t.q = &P.at(a + "q_proj.weight");
-  t.k = &P.at(a + "k_proj.weight");
-  t.v = &P.at(a + "v_proj.weight");
-  t.o = &P.at(a + "o_proj.weight");
-  return t;
 }
 
 const bf16* fused_gate_up(const DeviceTensor& gate, const DeviceTensor& up) {

@@ -1,6 +1,6 @@
 // What the CUDA training and inference models share: which models the CUDA path runs, the
-// order in which tensors are laid out on the device, the tensors of a layer's attention, and
-// the router kernel's kind for a routing policy.
+// order in which tensors are laid out on the device, the gate/up adjacency rule, and the router
+// kernel's kind for a routing policy. (A layer's tensors are bound in gpu/layer_binding.)
 #pragma once
 #include <string>
 #include <vector>
@@ -14,18 +14,10 @@ namespace mf::gpu {
 // What the CUDA path does not implement for this model, or "" when it runs it.
 std::string cuda_unsupported(const ModelConfig& c);
 
-std::string layer_prefix(int layer);
-
 // Every weight name the decoder uses, in device layout order: each gate projection (dense,
 // expert, shared expert) directly followed by its up projection, so that [gate; up] is one
 // [2I, H] matrix and one GEMM. Names a checkpoint lacks are skipped by the ParamStore.
 std::vector<std::string> device_layout_order(const ModelConfig& c);
-
-struct AttentionTensors {
-  const DeviceTensor *attn_norm = nullptr, *ffn_norm = nullptr;
-  const DeviceTensor *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
-};
-AttentionTensors bind_attention(const ParamStore& params, int layer);
 
 // gate then up, adjacent in their bf16 copy (and, when they train, in their gradient); throws
 // mf::Error naming both otherwise (one frozen and one trainable, say).

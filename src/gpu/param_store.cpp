@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 
 namespace mf::gpu {
 
@@ -57,7 +58,7 @@ ParamStore::ParamStore(const ModelWeights& weights, const std::function<bool(con
     d.shape = t.shape();
     d.numel = t.numel();
     // Selection biases are buffers moved by the balancing rule, never by gradients.
-    d.trainable = !frozen(n) && !n.ends_with(".e_score_correction_bias");
+    d.trainable = is_trainable(n, frozen);
     if (d.trainable) {
       d.offset = trainable_count_;
       trainable_count_ += d.numel;

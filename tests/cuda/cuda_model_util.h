@@ -13,7 +13,7 @@
 #include "core/rng.h"
 #include "kernels/cuda/device.h"
 #include "model/init.h"
-#include "model/moe_names.h"
+#include "model/tensor_names.h"
 
 namespace mf::cuda::testing {
 
