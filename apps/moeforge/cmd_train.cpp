@@ -19,6 +19,7 @@
 #include "model/config_json.h"
 #include "model/init.h"
 #include "model/load.h"
+#include "model/tensor_names.h"
 #include "model/transformer.h"
 #include "train/freeze.h"
 #include "train/recipe.h"
@@ -215,7 +216,7 @@ int run_train(const std::vector<std::string>& args_in) {
   const int64_t total = count_parameters(weights.config, false);
   int64_t trainable = 0;
   for (const auto& [name, t] : weights.tensors)
-    if (!frozen(name) && !name.ends_with(".e_score_correction_bias")) trainable += t.numel();
+    if (is_trainable(name, frozen)) trainable += t.numel();
   TrainingModel model = make_training_model(std::move(weights), frozen, device, quiet);
   if (!quiet) {
     const std::string sizes = sft ? cat(sft_train.size(), " train / ", sft_valid.size(), " valid examples")

@@ -7,20 +7,15 @@
 #include "core/rng.h"
 #include "infer/model_files.h"
 #include "model/load.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 
 namespace {
 
-// Mixtral names its expert matrices w1 (gate), w3 (up) and w2 (down).
-struct MlpPart {
-  const char* dense;
-  const char* expert;
-};
-constexpr MlpPart kMlpParts[] = {{"gate_proj", "w1"}, {"up_proj", "w3"}, {"down_proj", "w2"}};
+constexpr int kMlpParts[] = {kMlpGate, kMlpUp, kMlpDown};
 
-std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
-std::string dense_mlp_name(int l, const char* part) { return layer_prefix(l) + "mlp." + part + ".weight"; }
+// A llama/mistral source's MLP tensors (the experts-to-be) are all under ".mlp.".
 bool is_dense_mlp(const std::string& name) { return name.find(".mlp.") != std::string::npos; }
 
 void check_fusable(const ModelConfig& c, const std::string& where) {
@@ -72,16 +67,10 @@ ModelConfig moe_config(ModelConfig c, int experts, int top_k, std::vector<std::s
 void add_zero_routers(ModelWeights& w) {
   const ModelConfig& c = w.config;
   for (int l = 0; l < c.num_layers; ++l)
-    w.tensors[router_tensor_name(l)] = Tensor::zeros(DType::F32, {int64_t(c.num_experts), int64_t(c.hidden_size)});
+    w.tensors[mixtral_moe_names(l).router()] = Tensor::zeros(DType::F32, {int64_t(c.num_experts), int64_t(c.hidden_size)});
 }
 
 }  // namespace
-
-std::string expert_tensor_name(int layer, int expert, const char* which) {
-  return layer_prefix(layer) + "block_sparse_moe.experts." + std::to_string(expert) + "." + which + ".weight";
-}
-
-std::string router_tensor_name(int layer) { return layer_prefix(layer) + "block_sparse_moe.gate.weight"; }
 
 ModelWeights fuse_experts(const FuseOptions& opts, const std::function<void(const std::string&)>& log) {
   MF_CHECK(!opts.experts.empty(), "fuse: no expert sources");
@@ -133,14 +122,14 @@ ModelWeights fuse_experts(const FuseOptions& opts, const std::function<void(cons
       }
     }
     for (int l = 0; l < base.num_layers; ++l)
-      for (const MlpPart& part : kMlpParts) {
-        const std::string name = dense_mlp_name(l, part.dense);
+      for (int part : kMlpParts) {
+        const std::string name = layer_names(l).mlp(part);
         auto it = w.tensors.find(name);
         MF_CHECK(it != w.tensors.end(), src.path, ": missing tensor '", name, "'");
         const Tensor& want = skeleton.tensors.at(name);
         MF_CHECK(it->second.shape() == want.shape(), src.path, ": tensor '", name, "' has shape ",
                  shape_str(it->second.shape()), " but the skeleton's has ", shape_str(want.shape()));
-        fused.tensors[expert_tensor_name(l, int(e), part.expert)] = it->second;
+        fused.tensors[mixtral_moe_names(l).expert(int(e), part)] = it->second;
       }
   }
   if (opts.average_shared) {
@@ -169,13 +158,13 @@ ModelWeights upcycle(const ModelWeights& dense, int num_experts, int top_k, floa
     if (!is_dense_mlp(name)) out.tensors[name] = t;
   Rng rng(seed);
   for (int l = 0; l < dense.config.num_layers; ++l)
-    for (const MlpPart& part : kMlpParts) {
-      const std::string name = dense_mlp_name(l, part.dense);
+    for (int part : kMlpParts) {
+      const std::string name = layer_names(l).mlp(part);
       auto it = dense.tensors.find(name);
       MF_CHECK(it != dense.tensors.end(), dense.source, ": missing tensor '", name, "'");
       for (int e = 0; e < num_experts; ++e) {
         if (noise_std == 0) {
-          out.tensors[expert_tensor_name(l, e, part.expert)] = it->second;  // a view: copies share storage
+          out.tensors[mixtral_moe_names(l).expert(e, part)] = it->second;  // a view: copies share storage
           continue;
         }
         Tensor t = it->second.to_f32();
@@ -184,7 +173,7 @@ ModelWeights upcycle(const ModelWeights& dense, int num_experts, int top_k, floa
         for (int64_t i = 0; i < t.numel(); ++i) ss += double(p[i]) * p[i];
         const float scale = noise_std * float(std::sqrt(ss / double(std::max<int64_t>(1, t.numel()))));
         for (int64_t i = 0; i < t.numel(); ++i) p[i] += scale * rng.normal();
-        out.tensors[expert_tensor_name(l, e, part.expert)] = std::move(t);
+        out.tensors[mixtral_moe_names(l).expert(e, part)] = std::move(t);
       }
     }
   add_zero_routers(out);

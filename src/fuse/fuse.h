@@ -35,8 +35,4 @@ ModelWeights fuse_experts(const FuseOptions& opts, const std::function<void(cons
 // (relative to each tensor's RMS) so the copies can diverge when trained. Routers are zero.
 ModelWeights upcycle(const ModelWeights& dense, int num_experts, int top_k, float noise_std, uint64_t seed);
 
-// HF names of a Mixtral layer's expert matrices, and of the dense MLP they come from.
-std::string expert_tensor_name(int layer, int expert, const char* which /* w1 | w2 | w3 */);
-std::string router_tensor_name(int layer);
-
 }  // namespace mf

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 #include "core/rng.h"
 #include "fuse/fuse.h"
 #include "model/kv_cache.h"
@@ -12,8 +13,8 @@ namespace mf {
 namespace {
 
 Tensor& router(ModelWeights& moe, int l) {
-  auto it = moe.tensors.find(router_tensor_name(l));
-  MF_CHECK(it != moe.tensors.end(), moe.source, ": no router tensor '", router_tensor_name(l), "'");
+  auto it = moe.tensors.find(mixtral_moe_names(l).router());
+  MF_CHECK(it != moe.tensors.end(), moe.source, ": no router tensor '", mixtral_moe_names(l).router(), "'");
   const int64_t E = moe.config.num_experts, H = moe.config.hidden_size;
   if (it->second.dtype() != DType::F32 || it->second.shape() != Shape{E, H}) it->second = Tensor::zeros(DType::F32, {E, H});
   return it->second;

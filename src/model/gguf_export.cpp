@@ -6,6 +6,7 @@
 #include "io/gguf.h"
 #include "kernels/cpu/quant.h"
 #include "model/gguf_names.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 
@@ -31,12 +32,12 @@ Tensor convert(const Tensor& t, DType type, const std::string& name) {
 }
 
 // Experts e = 0..E-1 of one matrix kind, stacked into [E, rows, cols] of `type`.
-Tensor stack_experts(const ModelWeights& w, int layer, const char* leaf, DType type) {
+Tensor stack_experts(const ModelWeights& w, int layer, int part, DType type) {
   const int E = w.config.num_experts;
+  const MoeNames names = mixtral_moe_names(layer);
   std::vector<Tensor> parts;
   for (int e = 0; e < E; ++e) {
-    const std::string name = "model.layers." + std::to_string(layer) + ".block_sparse_moe.experts." +
-                             std::to_string(e) + "." + leaf + ".weight";
+    const std::string name = names.expert(e, part);
     parts.push_back(convert(find(w, name), type, name));
   }
   const Shape s = parts[0].shape();
@@ -116,27 +117,28 @@ void save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::st
 
   auto matrix = [&](const std::string& gguf, const std::string& hf) { g.add_tensor(gguf, convert(find(w, hf), mt, hf)); };
   auto vector = [&](const std::string& gguf, const std::string& hf) { g.add_tensor(gguf, find(w, hf).to_f32()); };
-  matrix("token_embd.weight", "model.embed_tokens.weight");
-  vector("output_norm.weight", "model.norm.weight");
-  if (!c.tie_word_embeddings) matrix("output.weight", "lm_head.weight");
+  matrix("token_embd.weight", kEmbedTokensName);
+  vector("output_norm.weight", kFinalNormName);
+  if (!c.tie_word_embeddings) matrix("output.weight", kLmHeadName);
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".", p = "model.layers." + std::to_string(l) + ".";
-    vector(b + "attn_norm.weight", p + "input_layernorm.weight");
-    vector(b + "ffn_norm.weight", p + "post_attention_layernorm.weight");
-    const std::string q = p + "self_attn.q_proj.weight", k = p + "self_attn.k_proj.weight";
+    const std::string b = "blk." + std::to_string(l) + ".";
+    const LayerNames p = layer_names(l);
+    vector(b + "attn_norm.weight", p.attn_norm());
+    vector(b + "ffn_norm.weight", p.ffn_norm());
+    const std::string q = p.attn('q'), k = p.attn('k');
     g.add_tensor(b + "attn_q.weight", convert(permute_qk_rows(find(w, q), c.num_heads, q), mt, q));
     g.add_tensor(b + "attn_k.weight", convert(permute_qk_rows(find(w, k), c.num_kv_heads, k), mt, k));
-    matrix(b + "attn_v.weight", p + "self_attn.v_proj.weight");
-    matrix(b + "attn_output.weight", p + "self_attn.o_proj.weight");
+    matrix(b + "attn_v.weight", p.attn('v'));
+    matrix(b + "attn_output.weight", p.attn('o'));
     if (c.layer_is_moe(l)) {
-      vector(b + "ffn_gate_inp.weight", p + "block_sparse_moe.gate.weight");
-      g.add_tensor(b + "ffn_gate_exps.weight", stack_experts(w, l, "w1", mt));
-      g.add_tensor(b + "ffn_up_exps.weight", stack_experts(w, l, "w3", mt));
-      g.add_tensor(b + "ffn_down_exps.weight", stack_experts(w, l, "w2", mt));
+      vector(b + "ffn_gate_inp.weight", mixtral_moe_names(l).router());
+      g.add_tensor(b + "ffn_gate_exps.weight", stack_experts(w, l, kMlpGate, mt));
+      g.add_tensor(b + "ffn_up_exps.weight", stack_experts(w, l, kMlpUp, mt));
+      g.add_tensor(b + "ffn_down_exps.weight", stack_experts(w, l, kMlpDown, mt));
     } else {
-      matrix(b + "ffn_gate.weight", p + "mlp.gate_proj.weight");
-      matrix(b + "ffn_up.weight", p + "mlp.up_proj.weight");
-      matrix(b + "ffn_down.weight", p + "mlp.down_proj.weight");
+      matrix(b + "ffn_gate.weight", p.mlp(kMlpGate));
+      matrix(b + "ffn_up.weight", p.mlp(kMlpUp));
+      matrix(b + "ffn_down.weight", p.mlp(kMlpDown));
     }
   }
   g.write(path);

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "model/gguf_names.h"
 #include "model/load.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 namespace {
@@ -95,10 +96,9 @@ ModelWeights load_gguf_weights(const GgufFile& f) {
     if (auto stacked = parse_stacked_experts(name)) {
       MF_CHECK(t.ndim() == 3 && t.dim(0) == c.num_experts, f.path(), ": tensor '", name, "' has shape ",
                shape_str(t.shape()), ", expected [", c.num_experts, ", rows, cols] (one slice per expert)");
-      const std::string p = "model.layers." + std::to_string(stacked->layer) + ".block_sparse_moe.experts.";
+      const MoeNames names = mixtral_moe_names(stacked->layer);
       for (int e = 0; e < c.num_experts; ++e)
-        w.tensors[p + std::to_string(e) + "." + stacked->leaf + ".weight"] =
-            t.slice_rows(e, e + 1).reshape({t.dim(1), t.dim(2)});
+        w.tensors[names.expert(e, stacked->part)] = t.slice_rows(e, e + 1).reshape({t.dim(1), t.dim(2)});
       continue;
     }
     std::optional<std::string> hf = gguf_to_hf_name(name);

@@ -5,20 +5,21 @@
 #include <regex>
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 
-std::optional<std::string> gguf_to_hf_name(const std::string& g, const std::string& moe_prefix) {
+std::optional<std::string> gguf_to_hf_name(const std::string& g) {
   static const std::map<std::string, std::string> kGlobal = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"},
+      {"token_embd.weight", kEmbedTokensName},
+      {"output_norm.weight", kFinalNormName},
+      {"output.weight", kLmHeadName},
   };
   if (auto it = kGlobal.find(g); it != kGlobal.end()) return it->second;
   static const std::regex kBlock(R"(blk\.(\d+)\.([a-z_]+)(?:\.(\d+))?\.(weight|bias))");
   std::smatch m;
   if (!std::regex_match(g, m, kBlock)) return std::nullopt;
-  const std::string layer = "model.layers." + m[1].str() + ".", part = m[2].str(), kind = m[4].str();
+  const std::string layer = layer_prefix(std::stoi(m[1].str())), part = m[2].str(), kind = m[4].str();
   static const std::map<std::string, std::string> kLayer = {
       {"attn_norm", "input_layernorm"},    {"ffn_norm", "post_attention_layernorm"},
       {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
@@ -27,12 +28,13 @@ std::optional<std::string> gguf_to_hf_name(const std::string& g, const std::stri
       {"ffn_down", "mlp.down_proj"},
   };
   if (m[3].matched) {  // older Mixtral GGUFs: one tensor per expert, blk.N.ffn_gate.E.weight
-    static const std::map<std::string, std::string> kExpert = {{"ffn_gate", "w1"}, {"ffn_up", "w3"}, {"ffn_down", "w2"}};
+    static const std::map<std::string, int> kExpert = {{"ffn_gate", kMlpGate}, {"ffn_up", kMlpUp}, {"ffn_down", kMlpDown}};
     auto it = kExpert.find(part);
     if (it == kExpert.end()) return std::nullopt;
-    return layer + moe_prefix + ".experts." + m[3].str() + "." + it->second + "." + kind;
+    const MoeNames moe = mixtral_moe_names(std::stoi(m[1].str()));
+    return moe.prefix + "experts." + m[3].str() + "." + moe.leaves[size_t(it->second)] + "." + kind;
   }
-  if (part == "ffn_gate_inp") return layer + moe_prefix + ".gate." + kind;
+  if (part == "ffn_gate_inp") return mixtral_moe_names(std::stoi(m[1].str())).prefix + "gate." + kind;
   auto it = kLayer.find(part);
   if (it == kLayer.end()) return std::nullopt;
   return layer + it->second + "." + kind;
@@ -42,8 +44,8 @@ std::optional<StackedExperts> parse_stacked_experts(const std::string& g) {
   static const std::regex kExps(R"(blk\.(\d+)\.ffn_(gate|up|down)_exps\.weight)");
   std::smatch m;
   if (!std::regex_match(g, m, kExps)) return std::nullopt;
-  static const std::map<std::string, std::string> kLeaf = {{"gate", "w1"}, {"up", "w3"}, {"down", "w2"}};
-  return StackedExperts{std::stoi(m[1].str()), kLeaf.at(m[2].str())};
+  static const std::map<std::string, int> kPart = {{"gate", kMlpGate}, {"up", kMlpUp}, {"down", kMlpDown}};
+  return StackedExperts{std::stoi(m[1].str()), kPart.at(m[2].str())};
 }
 
 namespace {

@@ -10,14 +10,14 @@ namespace mf {
 
 // The HF name of a 2-D/1-D GGUF tensor ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.
 // q_proj.weight"); `moe_prefix` is the HF container of a MoE layer's router and experts
-// ("block_sparse_moe"). Stacked expert tensors (ffn_*_exps) are not mapped here.
+// Stacked expert tensors (ffn_*_exps) are not mapped here; MoE layers map to Mixtral's layout.
 // std::nullopt for a name outside the llama tensor set.
-std::optional<std::string> gguf_to_hf_name(const std::string& gguf_name, const std::string& moe_prefix = "block_sparse_moe");
+std::optional<std::string> gguf_to_hf_name(const std::string& gguf_name);
 
-// For "blk.N.ffn_gate_exps.weight" etc: the layer and the HF leaf of each expert ("w1"/"w3"/"w2").
+// For "blk.N.ffn_gate_exps.weight" etc: the layer and the expert matrix (kMlpGate, kMlpUp, kMlpDown).
 struct StackedExperts {
   int layer = 0;
-  std::string leaf;
+  int part = 0;
 };
 std::optional<StackedExperts> parse_stacked_experts(const std::string& gguf_name);
 

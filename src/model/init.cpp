@@ -1,12 +1,13 @@
 #include "model/init.h"
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "model/moe_names.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 
@@ -26,29 +27,30 @@ ModelWeights init_random_weights(const ModelConfig& c, uint64_t seed, float std)
   auto filled = [&](const std::string& name, int64_t n, float value) {
     w.tensors[name] = Tensor::from_f32({n}, std::vector<float>(size_t(n), value));
   };
-  auto swiglu = [&](const std::string& p, const char* gate, const char* up, const char* down, int64_t I) {
-    matrix(p + gate + ".weight", I, H, std);
-    matrix(p + up + ".weight", I, H, std);
-    matrix(p + down + ".weight", H, I, residual_std);
+  // Names in gate, up, down order.
+  auto swiglu = [&](const std::array<std::string, 3>& names, int64_t I) {
+    matrix(names[0], I, H, std);
+    matrix(names[1], I, H, std);
+    matrix(names[2], H, I, residual_std);
   };
-  matrix("model.embed_tokens.weight", c.vocab_size, H, std);
-  filled("model.norm.weight", H, 1.0f);
-  if (!c.tie_word_embeddings) matrix("lm_head.weight", c.vocab_size, H, std);
+  matrix(kEmbedTokensName, c.vocab_size, H, std);
+  filled(kFinalNormName, H, 1.0f);
+  if (!c.tie_word_embeddings) matrix(kLmHeadName, c.vocab_size, H, std);
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
-    filled(p + "input_layernorm.weight", H, 1.0f);
-    filled(p + "post_attention_layernorm.weight", H, 1.0f);
-    matrix(a + "q_proj.weight", c.num_heads * D, H, std);
-    matrix(a + "k_proj.weight", c.num_kv_heads * D, H, std);
-    matrix(a + "v_proj.weight", c.num_kv_heads * D, H, std);
-    matrix(a + "o_proj.weight", H, c.num_heads * D, residual_std);
+    const LayerNames ln = layer_names(l);
+    filled(ln.attn_norm(), H, 1.0f);
+    filled(ln.ffn_norm(), H, 1.0f);
+    matrix(ln.attn('q'), c.num_heads * D, H, std);
+    matrix(ln.attn('k'), c.num_kv_heads * D, H, std);
+    matrix(ln.attn('v'), c.num_kv_heads * D, H, std);
+    matrix(ln.attn('o'), H, c.num_heads * D, residual_std);
     if (c.attention_bias) {
-      filled(a + "q_proj.bias", c.num_heads * D, 0.0f);
-      filled(a + "k_proj.bias", c.num_kv_heads * D, 0.0f);
-      filled(a + "v_proj.bias", c.num_kv_heads * D, 0.0f);
+      filled(ln.attn_bias('q'), c.num_heads * D, 0.0f);
+      filled(ln.attn_bias('k'), c.num_kv_heads * D, 0.0f);
+      filled(ln.attn_bias('v'), c.num_kv_heads * D, 0.0f);
     }
     if (!c.layer_is_moe(l)) {
-      swiglu(p + "mlp.", "gate_proj", "up_proj", "down_proj", c.intermediate_size);
+      swiglu({ln.mlp(kMlpGate), ln.mlp(kMlpUp), ln.mlp(kMlpDown)}, c.intermediate_size);
       continue;
     }
     const MoeNames n = moe_names(c, l);
@@ -57,16 +59,9 @@ ModelWeights init_random_weights(const ModelConfig& c, uint64_t seed, float std)
     matrix(n.router(), E, H, std);
     if (c.routing.policy == RouterPolicy::NoisyTopK) matrix(n.noise(), E, H, std);
     if (c.router_selection_bias) filled(n.selection_bias(), E, 0.0f);
-    for (int e = 0; e < E; ++e) {
-      matrix(n.expert(e, 0), I, H, std);
-      matrix(n.expert(e, 1), I, H, std);
-      matrix(n.expert(e, 2), H, I, residual_std);
-    }
+    for (int e = 0; e < E; ++e) swiglu({n.expert(e, 0), n.expert(e, 1), n.expert(e, 2)}, I);
     if (c.shared_expert_intermediate_size > 0) {
-      const int64_t S = c.shared_expert_intermediate_size;
-      matrix(n.shared(0), S, H, std);
-      matrix(n.shared(1), S, H, std);
-      matrix(n.shared(2), H, S, residual_std);
+      swiglu({n.shared(0), n.shared(1), n.shared(2)}, c.shared_expert_intermediate_size);
       if (c.shared_expert_gated) matrix(n.shared_gate(), 1, H, std);
     }
   }

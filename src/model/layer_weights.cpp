@@ -1,7 +1,9 @@
 #include "model/layer_weights.h"
 
+#include <array>
+
 #include "core/error.h"
-#include "model/moe_names.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 namespace {
@@ -30,10 +32,9 @@ class Binder {
   Tensor optional_vector_f32(const std::string& name, int64_t n) const {
     return has(name) ? vector_f32(name, n) : Tensor::empty(DType::F32, {0});
   }
-  SwigluWeights swiglu(const std::string& p, const char* gate, const char* up, const char* down, int64_t H,
-                       int64_t I) const {
-    return {matrix(p + gate + ".weight", I, H), matrix(p + up + ".weight", I, H),
-            matrix(p + down + ".weight", H, I)};
+  // Names in gate, up, down order.
+  SwigluWeights swiglu(const std::array<std::string, 3>& names, int64_t H, int64_t I) const {
+    return {matrix(names[0], I, H), matrix(names[1], I, H), matrix(names[2], H, I)};
   }
   void check_shape(const std::string& name, const Tensor& t, const Shape& want) const {
     MF_CHECK(t.shape() == want, where(), "tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ",
@@ -71,12 +72,11 @@ MoeWeights bind_moe(const Binder& b, const ModelConfig& c, int layer, int64_t H)
   std::vector<SwigluWeights> raw;
   for (int e = 0; e < E; ++e) raw.push_back({b.find(n.expert(e, 0)), b.find(n.expert(e, 1)), b.find(n.expert(e, 2))});
   check_experts_agree(b, raw, ep, names);
-  for (int e = 0; e < E; ++e)
-    m.experts.push_back(b.swiglu(ep + std::to_string(e) + ".", names[0], names[1], names[2], H, I));
+  for (int e = 0; e < E; ++e) m.experts.push_back(b.swiglu({n.expert(e, 0), n.expert(e, 1), n.expert(e, 2)}, H, I));
   if (c.shared_expert_intermediate_size > 0) {
     const int64_t S = c.shared_expert_intermediate_size;
     m.has_shared = true;
-    m.shared = {b.matrix(n.shared(0), S, H), b.matrix(n.shared(1), S, H), b.matrix(n.shared(2), H, S)};
+    m.shared = b.swiglu({n.shared(0), n.shared(1), n.shared(2)}, H, S);
     if (c.shared_expert_gated) m.shared_gate = b.matrix(n.shared_gate(), 1, H);
   }
   return m;
@@ -91,34 +91,33 @@ TransformerWeights bind_weights(const ModelWeights& w) {
   const int64_t H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = int64_t(c.num_heads) * D, kvdim = int64_t(c.num_kv_heads) * D;
   TransformerWeights t;
-  t.embed = b.matrix("model.embed_tokens.weight", c.vocab_size, H);
-  t.final_norm = b.vector_f32("model.norm.weight", H);
-  t.head = c.tie_word_embeddings ? t.embed : b.matrix("lm_head.weight", c.vocab_size, H);
+  t.embed = b.matrix(kEmbedTokensName, c.vocab_size, H);
+  t.final_norm = b.vector_f32(kFinalNormName, H);
+  t.head = c.tie_word_embeddings ? t.embed : b.matrix(kLmHeadName, c.vocab_size, H);
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const std::string a = p + "self_attn.";
+    const LayerNames n = layer_names(l);
     LayerWeights L;
-    L.attn_norm = b.vector_f32(p + "input_layernorm.weight", H);
-    L.ffn_norm = b.vector_f32(p + "post_attention_layernorm.weight", H);
-    L.q = b.matrix(a + "q_proj.weight", qdim, H);
-    L.k = b.matrix(a + "k_proj.weight", kvdim, H);
-    L.v = b.matrix(a + "v_proj.weight", kvdim, H);
-    L.o = b.matrix(a + "o_proj.weight", H, qdim);
+    L.attn_norm = b.vector_f32(n.attn_norm(), H);
+    L.ffn_norm = b.vector_f32(n.ffn_norm(), H);
+    L.q = b.matrix(n.attn('q'), qdim, H);
+    L.k = b.matrix(n.attn('k'), kvdim, H);
+    L.v = b.matrix(n.attn('v'), kvdim, H);
+    L.o = b.matrix(n.attn('o'), H, qdim);
     if (c.attention_bias) {
-      L.q_bias = b.vector_f32(a + "q_proj.bias", qdim);
-      L.k_bias = b.vector_f32(a + "k_proj.bias", kvdim);
-      L.v_bias = b.vector_f32(a + "v_proj.bias", kvdim);
+      L.q_bias = b.vector_f32(n.attn_bias('q'), qdim);
+      L.k_bias = b.vector_f32(n.attn_bias('k'), kvdim);
+      L.v_bias = b.vector_f32(n.attn_bias('v'), kvdim);
     } else {
-      L.q_bias = b.optional_vector_f32(a + "q_proj.bias", qdim);
-      L.k_bias = b.optional_vector_f32(a + "k_proj.bias", kvdim);
-      L.v_bias = b.optional_vector_f32(a + "v_proj.bias", kvdim);
+      L.q_bias = b.optional_vector_f32(n.attn_bias('q'), qdim);
+      L.k_bias = b.optional_vector_f32(n.attn_bias('k'), kvdim);
+      L.v_bias = b.optional_vector_f32(n.attn_bias('v'), kvdim);
     }
-    L.o_bias = b.optional_vector_f32(a + "o_proj.bias", H);
+    L.o_bias = b.optional_vector_f32(n.attn_bias('o'), H);
     L.is_moe = c.layer_is_moe(l);
     if (L.is_moe)
       L.moe = bind_moe(b, c, l, H);
     else
-      L.mlp = b.swiglu(p + "mlp.", "gate_proj", "up_proj", "down_proj", H, c.intermediate_size);
+      L.mlp = b.swiglu({n.mlp(kMlpGate), n.mlp(kMlpUp), n.mlp(kMlpDown)}, H, c.intermediate_size);
     t.layers.push_back(std::move(L));
   }
   return t;

@@ -7,6 +7,7 @@
 #include "io/safetensors.h"
 #include "model/config_json.h"
 #include "model/packed_experts.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 namespace fs = std::filesystem;
@@ -28,7 +29,7 @@ ModelWeights load_hf_weights(const std::string& dir) {
   w.config = load_hf_config(config.string());
   w.tensors = load_safetensors(dir);
   w.source = dir;
-  if (w.config.tie_word_embeddings) w.tensors.erase("lm_head.weight");  // HF ignores it when tied
+  if (w.config.tie_word_embeddings) w.tensors.erase(kLmHeadName);  // HF ignores it when tied
   unpack_packed_experts(w);
   return w;
 }

@@ -1,6 +1,7 @@
 #include "model/packed_experts.h"
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 
@@ -12,7 +13,7 @@ int unpack_packed_experts(ModelWeights& w) {
   const int64_t E = c.num_experts, H = c.hidden_size, I = c.expert_intermediate_size();
   int unpacked = 0;
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string mlp = "model.layers." + std::to_string(l) + ".mlp.";
+    const std::string mlp = layer_prefix(l) + "mlp.";  // transformers-5 packs under mlp. in both layouts
     const auto gate_up_it = w.tensors.find(mlp + "experts.gate_up_proj");
     const auto down_it = w.tensors.find(mlp + "experts.down_proj");
     if (gate_up_it == w.tensors.end() && down_it == w.tensors.end()) continue;
@@ -26,26 +27,22 @@ int unpack_packed_experts(ModelWeights& w) {
     w.tensors.erase(gate_up_it);
     w.tensors.erase(down_it);
 
-    const std::string block = "model.layers." + std::to_string(l) + (mixtral ? ".block_sparse_moe." : ".mlp.");
-    const char* gate_name = mixtral ? "w1" : "gate_proj";
-    const char* up_name = mixtral ? "w3" : "up_proj";
-    const char* down_name = mixtral ? "w2" : "down_proj";
+    const MoeNames names = moe_names(c, l);
     const Tensor gate_up_rows = gate_up.reshape({E * 2 * I, H});
     const Tensor down_rows = down.reshape({E * H, I});
     for (int64_t e = 0; e < E; ++e) {
-      const std::string p = block + "experts." + std::to_string(e) + ".";
-      MF_CHECK(!w.tensors.count(p + gate_name + ".weight"), where, "layer ", l,
-               " has both packed experts and '", p, gate_name, ".weight'");
-      w.tensors[p + gate_name + ".weight"] = gate_up_rows.slice_rows(e * 2 * I, e * 2 * I + I);
-      w.tensors[p + up_name + ".weight"] = gate_up_rows.slice_rows(e * 2 * I + I, (e + 1) * 2 * I);
-      w.tensors[p + down_name + ".weight"] = down_rows.slice_rows(e * H, (e + 1) * H);
+      const std::string gate = names.expert(int(e), kMlpGate);
+      MF_CHECK(!w.tensors.count(gate), where, "layer ", l, " has both packed experts and '", gate, "'");
+      w.tensors[gate] = gate_up_rows.slice_rows(e * 2 * I, e * 2 * I + I);
+      w.tensors[names.expert(int(e), kMlpUp)] = gate_up_rows.slice_rows(e * 2 * I + I, (e + 1) * 2 * I);
+      w.tensors[names.expert(int(e), kMlpDown)] = down_rows.slice_rows(e * H, (e + 1) * H);
     }
     if (mixtral) {
       const auto router = w.tensors.find(mlp + "gate.weight");
       if (router != w.tensors.end()) {
-        MF_CHECK(!w.tensors.count(block + "gate.weight"), where, "layer ", l, " has two routers: '",
-                 router->first, "' and '", block, "gate.weight'");
-        w.tensors[block + "gate.weight"] = router->second;
+        MF_CHECK(!w.tensors.count(names.router()), where, "layer ", l, " has two routers: '", router->first, "' and '",
+                 names.router(), "'");
+        w.tensors[names.router()] = router->second;
         w.tensors.erase(router);
       }
     }

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/mapped_file.h"
+#include "model/tensor_names.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
 
@@ -12,7 +13,7 @@ void save_model_weights(const ModelWeights& w, const std::string& dir, size_t ma
   std::filesystem::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const auto& [name, t] : w.tensors) {
-    if (name == "lm_head.weight" && w.config.tie_word_embeddings) continue;
+    if (name == kLmHeadName && w.config.tie_word_embeddings) continue;
     const bool plain = t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16;
     tensors.emplace_back(name, plain ? t : t.to_f32());
   }

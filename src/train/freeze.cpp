@@ -3,16 +3,16 @@
 #include <fnmatch.h>
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 
 namespace mf {
 
 bool freeze_pattern_matches(const std::string& pattern, const std::string& name) {
-  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
-  if (pattern == "experts") return has(".experts.");
-  if (pattern == "attention") return has(".self_attn.");
-  if (pattern == "embeddings") return name == "model.embed_tokens.weight" || name == "lm_head.weight";
-  if (pattern == "router") return has(".block_sparse_moe.gate.") || has(".mlp.gate.weight");
-  if (pattern == "norm") return has("norm.weight");
+  if (pattern == "experts") return is_expert_name(name);
+  if (pattern == "attention") return is_attention_name(name);
+  if (pattern == "embeddings") return is_embedding_name(name);
+  if (pattern == "router") return is_router_name(name);
+  if (pattern == "norm") return is_norm_name(name);
   return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
 }
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "manifest.h"
-#include "model/moe_ffn_train.h"
+#include "model/moe_ffn.h"
 
 namespace {
 

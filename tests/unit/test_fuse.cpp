@@ -15,6 +15,7 @@
 #include "core/mapped_file.h"
 #include "fuse/fuse.h"
 #include "fuse/router_init.h"
+#include "model/tensor_names.h"
 #include "infer/model_files.h"
 #include "io/safetensors.h"
 #include "model/init.h"
@@ -114,9 +115,9 @@ TEST_F(Fuse, ExpertsAreTheSourcesMlpsAndSharedTensorsTheSkeletons) {
     const mf::ModelWeights src = mf::load_model_weights(sources_[size_t(e)]);
     for (int l = 0; l < 3; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".mlp.";
-      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::expert_tensor_name(l, e, "w1")), src.tensors.at(p + "gate_proj.weight")));
-      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::expert_tensor_name(l, e, "w3")), src.tensors.at(p + "up_proj.weight")));
-      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::expert_tensor_name(l, e, "w2")), src.tensors.at(p + "down_proj.weight")));
+      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpGate)), src.tensors.at(p + "gate_proj.weight")));
+      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpUp)), src.tensors.at(p + "up_proj.weight")));
+      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpDown)), src.tensors.at(p + "down_proj.weight")));
     }
   }
   for (const auto& [name, t] : skel.tensors) {
@@ -196,11 +197,11 @@ TEST_F(Fuse, PackedExpertLayoutLoadsToTheSameLogits) {
     mf::Tensor gate_up = mf::Tensor::empty(mf::DType::F32, {E, 2 * I, H});
     mf::Tensor down = mf::Tensor::empty(mf::DType::F32, {E, H, I});
     for (int e = 0; e < E; ++e) {
-      const auto part = [&](const char* leaf) { return moe.tensors.at(mf::expert_tensor_name(l, e, leaf)); };
+      const auto part = [&](int which) { return moe.tensors.at(mf::mixtral_moe_names(l).expert(e, which)); };
       float* gu = gate_up.data<float>() + e * 2 * I * H;
-      std::memcpy(gu, part("w1").raw(), size_t(I * H) * 4);
-      std::memcpy(gu + I * H, part("w3").raw(), size_t(I * H) * 4);
-      std::memcpy(down.data<float>() + e * H * I, part("w2").raw(), size_t(H * I) * 4);
+      std::memcpy(gu, part(mf::kMlpGate).raw(), size_t(I * H) * 4);
+      std::memcpy(gu + I * H, part(mf::kMlpUp).raw(), size_t(I * H) * 4);
+      std::memcpy(down.data<float>() + e * H * I, part(mf::kMlpDown).raw(), size_t(H * I) * 4);
     }
     packed.emplace_back(mlp + "experts.gate_up_proj", gate_up);
     packed.emplace_back(mlp + "experts.down_proj", down);
@@ -286,8 +287,8 @@ TEST_F(Fuse, UpcycledCopiesComputeTheDenseModel) {
   const std::vector<int32_t> ids = tok_->encode("jumps over");
   EXPECT_LT(max_abs_diff(logits(std::move(moe), ids), logits(mf::load_model_weights(sources_[2]), ids)), 2e-5);
   const mf::ModelWeights noisy = mf::upcycle(dense, 2, 1, 0.01f, 7);
-  EXPECT_FALSE(same_bytes(noisy.tensors.at(mf::expert_tensor_name(0, 0, "w1")),
-                          noisy.tensors.at(mf::expert_tensor_name(0, 1, "w1"))));
+  EXPECT_FALSE(same_bytes(noisy.tensors.at(mf::mixtral_moe_names(0).expert(0, mf::kMlpGate)),
+                          noisy.tensors.at(mf::mixtral_moe_names(0).expert(1, mf::kMlpGate))));
 }
 
 TEST_F(Fuse, PromptRoutersHaveEqualRowsAndPreferTheirOwnPrompts) {
@@ -300,7 +301,7 @@ TEST_F(Fuse, PromptRoutersHaveEqualRowsAndPreferTheirOwnPrompts) {
   for (mf::PromptHidden where : {mf::PromptHidden::ffn_input_mean, mf::PromptHidden::layer_input_last}) {
     mf::init_routers_from_prompts(moe, skeleton, *tok_, prompts, where, 1.0f);
     for (int l = 0; l < 3; ++l) {
-      const mf::Tensor& r = moe.tensors.at(mf::router_tensor_name(l));
+      const mf::Tensor& r = moe.tensors.at(mf::mixtral_moe_names(l).router());
       ASSERT_EQ(r.shape(), (mf::Shape{3, 32}));
       // Centred, then every row scaled to the same length: no expert starts out favoured.
       double norms[3] = {0, 0, 0};
