@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 
@@ -15,15 +16,6 @@ namespace mf {
 namespace fs = std::filesystem;
 
 namespace {
-
-nlohmann::json read_json_if_present(const fs::path& p) {
-  if (!fs::exists(p)) return nullptr;
-  try {
-    return nlohmann::json::parse(read_text_file(p.string()));
-  } catch (const nlohmann::json::exception& e) {
-    fail(p.string(), ": invalid JSON: ", e.what());
-  }
-}
 
 void add_eos_ids(const nlohmann::json& j, const char* key, std::vector<int32_t>& out, const fs::path& file) {
   if (!j.is_object() || !j.contains(key) || j[key].is_null()) return;
@@ -73,7 +65,7 @@ TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
   out.tokenizer = fs::exists(tj) ? load_hf_tokenizer(tj.string()) : load_char_tokenizer(char_json.string());
   if (out.tokenizer->eos_id >= 0) out.eos_ids.push_back(out.tokenizer->eos_id);
   fs::path tc = d / "tokenizer_config.json";
-  nlohmann::json tcfg = read_json_if_present(tc);
+  nlohmann::json tcfg = read_json_file_if_present(tc.string());
   out.chat_template = template_from_config(tcfg, tc);
   if (!out.chat_template.empty()) out.chat_template_origin = tc.string() + ":chat_template";
   fs::path jinja = d / "chat_template.jinja";  // newer transformers save it beside the config
@@ -82,9 +74,9 @@ TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
     out.chat_template_origin = jinja.string();
   }
   fs::path gc = d / "generation_config.json";
-  add_eos_ids(read_json_if_present(gc), "eos_token_id", out.eos_ids, gc);
+  add_eos_ids(read_json_file_if_present(gc.string()), "eos_token_id", out.eos_ids, gc);
   fs::path cc = d / "config.json";
-  add_eos_ids(read_json_if_present(cc), "eos_token_id", out.eos_ids, cc);
+  add_eos_ids(read_json_file_if_present(cc.string()), "eos_token_id", out.eos_ids, cc);
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "model/json_fields.h"
@@ -113,12 +114,7 @@ ModelConfig config_from_hf_json(const nlohmann::json& j) {
 }
 
 ModelConfig load_hf_config(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": invalid JSON: ", e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   try {
     return config_from_hf_json(j);
   } catch (const Error& e) {

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "model/json_fields.h"
@@ -34,12 +35,7 @@ GenerationConfig generation_config_from_json(const nlohmann::json& j) {
 
 GenerationConfig load_generation_config(const std::string& path) {
   if (!std::filesystem::exists(path)) return {};
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": invalid JSON: ", e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   try {
     return generation_config_from_json(j);
   } catch (const Error& e) {

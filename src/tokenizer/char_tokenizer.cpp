@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "tokenizer/tokenizer.h"
@@ -123,12 +124,7 @@ void save_char_tokenizer(const Tokenizer& tok, const std::string& path) {
 }
 
 std::unique_ptr<Tokenizer> load_char_tokenizer(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": not valid JSON: ", e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   MF_CHECK(j.is_object() && j.value("type", "") == "char", path, ": not a char tokenizer (\"type\" != \"char\")");
   MF_CHECK(j.contains("specials") && j["specials"].is_array() && j.contains("chars") && j["chars"].is_array(),
            path, ": needs \"specials\" and \"chars\" arrays");

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "tokenizer/bpe_tokenizer.h"
@@ -11,15 +12,6 @@ namespace mf {
 namespace {
 
 using json = nlohmann::json;
-
-json parse_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    fail(path, ": not valid JSON: ", e.what());
-  }
-}
 
 std::string type_of(const json& j, const std::string& where) {
   MF_CHECK(j.is_object() && j.contains("type") && j["type"].is_string(), where, ": missing \"type\"");
@@ -113,7 +105,7 @@ int32_t id_of(const BpeConfig& c, const std::string& token) {
 }
 
 void read_tokenizer_config(const std::string& path, BpeConfig& c) {
-  const json cfg = parse_json_file(path);
+  const json cfg = read_json_file(path);
   auto set = [&](const char* key, int32_t& id) {
     if (auto name = token_name(cfg, key)) {
       id = id_of(c, *name);
@@ -131,7 +123,7 @@ void read_tokenizer_config(const std::string& path, BpeConfig& c) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
-  const json root = parse_json_file(path);
+  const json root = read_json_file(path);
   BpeConfig c;
   c.source = path;
   try {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,20 +25,10 @@ std::string pre_name(const json& pre, const std::string& path) {
   fail(path, ": this pre_tokenizer has no GGUF name moeforge knows (ByteLevel -> gpt2, Digits + ByteLevel -> smollm)");
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  MF_CHECK(in, path, ": cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path, ": malformed JSON (", e.what(), ")");
-  }
-}
-
 }  // namespace
 
 BpeVocab bpe_vocab_from_tokenizer_json(const std::string& tokenizer_json_path) {
-  const json root = read_json(tokenizer_json_path);
+  const json root = read_json_file(tokenizer_json_path);
   const json& model = root.value("model", json::object());
   MF_CHECK(model.value("type", "") == "BPE", tokenizer_json_path, ": model.type must be BPE");
   BpeVocab v;
@@ -66,7 +57,7 @@ BpeVocab bpe_vocab_from_tokenizer_json(const std::string& tokenizer_json_path) {
       tokenizer_json_path.substr(0, tokenizer_json_path.find_last_of('/') + 1) + "tokenizer_config.json";
   std::ifstream probe(cfg_path);
   if (probe) {
-    const json cfg = read_json(cfg_path);
+    const json cfg = read_json_file(cfg_path);
     auto id_of = [&](const char* key) -> int32_t {
       if (!cfg.contains(key)) return -1;
       const json& t = cfg[key];

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "model/config_json.h"
@@ -54,12 +55,7 @@ RunRow read_run(const std::string& dir) {
   if (row.name.empty()) row.name = fs::path(dir).parent_path().filename().string();
   const fs::path summary_path = fs::path(dir) / "summary.json";
   MF_CHECK(fs::exists(summary_path), summary_path.string(), ": no summary (is the run finished?)");
-  nlohmann::json s;
-  try {
-    s = nlohmann::json::parse(read_text_file(summary_path.string()));
-  } catch (const nlohmann::json::exception& e) {
-    fail(summary_path.string(), ": malformed JSON (", e.what(), ")");
-  }
+  const nlohmann::json s = read_json_file(summary_path.string());
   row.steps = s.value("steps", int64_t(0));
   row.valid_loss = s.value("valid_loss", 0.0);
   row.best_valid_loss = s.value("best_valid_loss", row.valid_loss);
