@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "infer/bundle.h"
-#include "infer/cli_args.h"
+#include "cli_args.h"
 #include "infer/generate.h"
 
 namespace mf::cli {
@@ -34,8 +34,8 @@ struct RunFlags {
 void add_run_flags(ArgParser& p, RunFlags& f);
 // Parses; returns false after printing help. Wraps parse errors in UsageError.
 bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args);
-LoadedModel load_for_run(const RunFlags& f);
-GenerateOptions generate_options(const RunFlags& f, const LoadedModel& m);
+ModelBundle load_for_run(const RunFlags& f);
+GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m);
 void print_stats(const GenerateStats& s);   // to stderr
 
 }  // namespace mf::cli

@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "infer/cli_args.h"
+#include "moeforge/cli_args.h"
 
 namespace {
 

@@ -1,4 +1,7 @@
-#include "infer/cli_args.h"
+// ArgParser keeps a setter closure per option that parses and assigns its value, so parse() is one
+// loop with no per-type code. A number must use its whole text (std::from_chars / std::stof), and
+// the argument after an option is always its value, even one starting with '-' (a negative number).
+#include "cli_args.h"
 
 #include <charconv>
 #include <cmath>
