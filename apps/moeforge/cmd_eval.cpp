@@ -15,7 +15,7 @@
 #include "infer/bundle.h"
 #include "infer/model_files.h"
 #include "model/load.h"
-#include "sft_inputs.h"
+#include "train/sft_inputs.h"
 #include "train/domain_eval.h"
 
 namespace mf::cli {

@@ -15,7 +15,7 @@
 #include "infer/model_files.h"
 #include "infer/router_analysis.h"
 #include "model/load.h"
-#include "sft_inputs.h"
+#include "train/sft_inputs.h"
 
 namespace mf::cli {
 

@@ -1,4 +1,4 @@
-#include "sft_inputs.h"
+#include "train/sft_inputs.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +8,7 @@
 
 #include "data/token_cache.h"
 
-namespace mf::cli {
+namespace mf {
 
 namespace {
 
@@ -84,4 +84,4 @@ SftExamples load_sft_examples(const std::vector<std::string>& files, const Token
   return ex;
 }
 
-}  // namespace mf::cli
+}  // namespace mf

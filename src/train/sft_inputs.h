@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "data/sft_tokenize.h"
-#include "infer/chat_template.h"
+#include "chat/chat_template.h"
 
-namespace mf::cli {
+namespace mf {
 
 struct SftInputOptions {
   std::vector<std::string> domains;  // keep only these (case-insensitive); empty = all
@@ -25,4 +25,4 @@ RenderChat chat_renderer(const ChatTemplate& tmpl);
 SftExamples load_sft_examples(const std::vector<std::string>& files, const Tokenizer& tok, const ChatTemplate& tmpl,
                               const SftInputOptions& opts);
 
-}  // namespace mf::cli
+}  // namespace mf
