@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "infer/chat_template.h"
+#include "chat/chat_template.h"
 #include "infer/generate.h"
 
 namespace mf {

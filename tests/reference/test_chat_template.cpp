@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "infer/chat_template.h"
+#include "chat/chat_template.h"
 
 namespace {
 

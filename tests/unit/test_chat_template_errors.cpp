@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "infer/chat_template.h"
-#include "infer/jinja/template.h"
+#include "chat/chat_template.h"
+#include "chat/jinja/template.h"
 
 namespace {
 

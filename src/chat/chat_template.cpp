@@ -1,6 +1,6 @@
-#include "infer/chat_template.h"
+#include "chat/chat_template.h"
 
-#include "infer/jinja/template.h"
+#include "chat/jinja/template.h"
 
 namespace mf {
 

@@ -5,8 +5,8 @@
 #pragma once
 #include <string>
 
-#include "infer/jinja/ast.h"
-#include "infer/jinja/lexer.h"
+#include "chat/jinja/ast.h"
+#include "chat/jinja/lexer.h"
 
 namespace mf::jinja {
 

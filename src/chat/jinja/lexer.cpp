@@ -1,4 +1,7 @@
-#include "infer/jinja/lexer.h"
+// The lexer makes one pass: the text before each tag is trimmed when the tag's opener is found, and
+// the tag's tokens are read up to its closer while tracking bracket nesting, so a "}}" inside a
+// dict literal does not end the tag. String literals are decoded with Python's escapes.
+#include "chat/jinja/lexer.h"
 
 #include <cctype>
 #include <cstring>

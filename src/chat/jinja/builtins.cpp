@@ -1,4 +1,7 @@
-#include "infer/jinja/builtins.h"
+// Filters, tests, methods and operators, behaving as CPython's where a template can tell: floor
+// division and modulo round toward -inf, negative indices and slices count from the end, split()
+// with no separator drops empty strings. Case mapping alone is ASCII only. Unknown names fail.
+#include "chat/jinja/builtins.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,7 @@
-#include "infer/jinja/value.h"
+// Value's Python behaviour: rendered text must match transformers' Jinja2, so floats print as
+// Python's repr (shortest round-trip digits from std::to_chars) and tojson writes json.dumps's
+// separators and escapes rather than nlohmann's dump().
+#include "chat/jinja/value.h"
 
 #include <algorithm>
 #include <charconv>

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "infer/jinja/ast.h"
-#include "infer/jinja/value.h"
+#include "chat/jinja/ast.h"
+#include "chat/jinja/value.h"
 
 namespace mf::jinja {
 

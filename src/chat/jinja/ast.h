@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "infer/jinja/value.h"
+#include "chat/jinja/value.h"
 
 namespace mf::jinja {
 

@@ -1,9 +1,12 @@
-#include "infer/jinja/template.h"
+// The tree-walking interpreter. Scopes are a stack of dicts (globals, render context, then one per
+// loop iteration or macro call), so a `set` inside a loop stays local as in Jinja2; an error is
+// wrapped once, with the position of the innermost node or expression that raised it.
+#include "chat/jinja/template.h"
 
 #include "core/error.h"
-#include "infer/jinja/builtins.h"
-#include "infer/jinja/lexer.h"
-#include "infer/jinja/parser.h"
+#include "chat/jinja/builtins.h"
+#include "chat/jinja/lexer.h"
+#include "chat/jinja/parser.h"
 
 namespace mf::jinja {
 namespace {

@@ -1,4 +1,7 @@
-#include "infer/jinja/parser.h"
+// Recursive descent with one method per precedence level, named and ordered as in Jinja2's
+// parser.py (or, and, not, compare, math1, concat, math2, pow, unary), so that operators bind
+// as they do in Jinja2 (`~` tighter than `+`, comparisons chained as in Python).
+#include "chat/jinja/parser.h"
 
 #include <algorithm>
 #include <initializer_list>

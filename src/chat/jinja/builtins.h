@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "infer/jinja/value.h"
+#include "chat/jinja/value.h"
 
 namespace mf::jinja {
 
