@@ -17,7 +17,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "model/init.h"
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 #include "train/freeze.h"
 #include "train/optimizer.h"
 
@@ -58,7 +58,7 @@ int main(int argc, char** argv) try {
     for (auto& t : targets) t = int32_t(rng.below(uint64_t(c.vocab_size)));
     mf::Timer t;
     model.zero_grad();
-    mf::TrainingOptions o;
+    mf::StepOptions o;
     o.lb_coef = 0.01f;
     model.forward_backward(tokens, targets, batch, o);
     mf::clip_grad_norm(grads, 1.0f);

@@ -26,8 +26,8 @@ int run_chat(const std::vector<std::string>& args) {
   bool show_experts = false;
   p.flag("show-experts", "after each answer, the experts that wrote it (MoE models)", &show_experts);
   if (!parse_or_usage(p, args)) return 0;
-  LoadedModel m = load_for_run(f);
-  RouteTally tally;
+  ModelBundle m = load_for_run(f);
+  DecodeExpertShares tally;
   if (show_experts) m.model->observe_routes(&tally);
   const bool interactive = isatty(STDIN_FILENO) != 0;
   ChatOptions co;

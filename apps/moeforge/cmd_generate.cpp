@@ -18,7 +18,7 @@ int run_generate(const std::vector<std::string>& args) {
   add_run_flags(p, f);
   if (!parse_or_usage(p, args)) return 0;
   if (!chat && !f.system.empty()) throw UsageError("--system needs --chat");
-  LoadedModel m = load_for_run(f);
+  ModelBundle m = load_for_run(f);
   auto print = [](std::string_view piece) {
     std::cout << piece;
     std::cout.flush();

@@ -24,7 +24,7 @@ int run_info(const std::vector<std::string>& args) {
   if (!parse_or_usage(p, args)) return 0;
   LoadOptions lo;
   lo.max_context = 1;  // info never runs the model; keep the KV cache tiny
-  LoadedModel m = load_model(path, lo);
+  ModelBundle m = load_model_bundle(path, lo);
   const ModelSummary& s = m.summary;
   std::cout << "path: " << s.path << "\n"
             << "format: " << s.format << "\n"

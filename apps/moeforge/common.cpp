@@ -42,7 +42,7 @@ bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args) {
   }
 }
 
-LoadedModel load_for_run(const RunFlags& f) {
+ModelBundle load_for_run(const RunFlags& f) {
   try {
     f.sampling.validate();
   } catch (const Error& e) {
@@ -59,7 +59,7 @@ LoadedModel load_for_run(const RunFlags& f) {
   lo.int8_decode = f.int8;
   lo.make_model = inference_model_factory(f.device);
   Timer t;
-  LoadedModel m = load_model(f.model_path, lo);
+  ModelBundle m = load_model_bundle(f.model_path, lo);
   if (f.verbose)
     std::cerr << "loaded " << f.model_path << " (" << m.summary.architecture << ", " << m.summary.layers
               << " layers, context " << m.model->context_length() << ") in " << t.seconds() << " s; decode: "
@@ -68,7 +68,7 @@ LoadedModel load_for_run(const RunFlags& f) {
   return m;
 }
 
-GenerateOptions generate_options(const RunFlags& f, const LoadedModel& m) {
+GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m) {
   GenerateOptions o;
   o.max_tokens = f.max_tokens;
   o.sampling = f.sampling;

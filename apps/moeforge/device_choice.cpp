@@ -7,7 +7,7 @@
 
 #ifdef MOEFORGE_HAVE_CUDA
 #include "gpu/cuda_inference.h"
-#include "gpu/cuda_trainable.h"
+#include "gpu/cuda_trainable_model.h"
 #include "kernels/cuda/device.h"
 #endif
 
@@ -20,17 +20,17 @@ void check_device_flag(const std::string& device) {
 
 namespace {
 
-TrainingModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen) {
-  TrainingModel out;
+RunModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen) {
+  RunModel out;
   out.cpu = std::make_unique<TrainableTransformer>(std::move(weights), frozen);
-  out.model = std::make_unique<CpuTrainable>(*out.cpu);
+  out.model = std::make_unique<CpuTrainableModel>(*out.cpu);
   return out;
 }
 
 }  // namespace
 
-TrainingModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                                  const std::string& device, bool quiet) {
+RunModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                             const std::string& device, bool quiet) {
   check_device_flag(device);
   if (device == "cpu") return on_cpu(std::move(weights), frozen);
 #ifdef MOEFORGE_HAVE_CUDA
@@ -40,8 +40,8 @@ TrainingModel make_training_model(ModelWeights weights, const std::function<bool
   else if (std::string unsupported = gpu::cuda_training_unsupported(weights.config); !unsupported.empty())
     why_not = "the CUDA training path does not implement " + unsupported + " yet";
   if (why_not.empty()) {
-    TrainingModel out;
-    out.model = std::make_unique<gpu::CudaTrainable>(std::move(weights), frozen);
+    RunModel out;
+    out.model = std::make_unique<gpu::CudaTrainableModel>(std::move(weights), frozen);
     if (!quiet) std::fprintf(stderr, "device: %s\n", out.model->device().c_str());
     return out;
   }

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "infer/bundle.h"
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 #include "train/trainable_model.h"
 
 namespace mf::cli {
@@ -14,7 +14,7 @@ namespace mf::cli {
 void check_device_flag(const std::string& device);
 
 // The model a run trains: the CPU model through its adapter, or the CUDA model.
-struct TrainingModel {
+struct RunModel {
   std::unique_ptr<TrainableTransformer> cpu;  // set on the CPU path (the adapter refers to it)
   std::unique_ptr<TrainableModel> model;
 };
@@ -22,8 +22,8 @@ struct TrainingModel {
 // device: "cpu", "cuda", or "auto" (cuda when this build has CUDA, a GPU is present and the
 // CUDA path runs this model; otherwise cpu, saying why on stderr unless quiet). An explicit
 // "cuda" that cannot be honoured is an mf::Error with the reason.
-TrainingModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                                  const std::string& device, bool quiet);
+RunModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                             const std::string& device, bool quiet);
 
 // LoadOptions::make_model for inference commands: on "cuda" the GPU model (an mf::Error when
 // it cannot run); on "auto" the GPU model when there is a GPU and the CUDA path runs the model,

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
-#include "gpu/cuda_trainable.h"
+#include "gpu/cuda_trainable_model.h"
 #include "kernels/cuda/device.h"
 #include "model/init.h"
 #include "train/freeze.h"
@@ -63,7 +63,7 @@ int main(int argc, char** argv) try {
   mf::ModelWeights w = mf::init_random_weights(c, 1);
   const auto frozen = router_only ? mf::make_freeze_predicate({"experts", "attention", "embeddings"}, w)
                                   : std::function<bool(const std::string&)>([](const std::string&) { return false; });
-  mf::gpu::CudaTrainable model(std::move(w), frozen);
+  mf::gpu::CudaTrainableModel model(std::move(w), frozen);
   mf::OptimizerSpec spec;
   spec.groups = {{"all", 1e-4f, 0.0f}};
   spec.group_of = [](const std::string&, const mf::Shape&) { return 0; };
@@ -76,7 +76,7 @@ int main(int argc, char** argv) try {
     for (auto& t : targets) t = int32_t(rng.below(uint64_t(c.vocab_size)));
     mf::Timer t;
     model.zero_grad();
-    mf::TrainingOptions o;
+    mf::StepOptions o;
     o.lb_coef = 0.01f;
     model.forward_backward(tokens, targets, batch, o);
     opt->clip_grad_norm(1.0f);  // waits for the step's kernels (it reads the norm back)

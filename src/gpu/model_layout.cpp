@@ -48,12 +48,12 @@ const bf16* fused_gate_up(const DeviceTensor& gate, const DeviceTensor& up) {
   return gate.compute;
 }
 
-cuda::RouterKind router_kind(RouterPolicy policy) {
+cuda::TopKGating topk_gating(RouterPolicy policy) {
   switch (policy) {
-    case RouterPolicy::SoftmaxTopK: return cuda::RouterKind::SoftmaxTopK;
+    case RouterPolicy::SoftmaxTopK: return cuda::TopKGating::SoftmaxTopK;
     case RouterPolicy::TopKSoftmax:
-    case RouterPolicy::NoisyTopK: return cuda::RouterKind::TopKSoftmax;
-    case RouterPolicy::Switch: return cuda::RouterKind::Switch;
+    case RouterPolicy::NoisyTopK: return cuda::TopKGating::TopKSoftmax;
+    case RouterPolicy::Switch: return cuda::TopKGating::Switch;
     case RouterPolicy::ExpertChoice: break;
   }
   fail("the CUDA path does not route ", router_policy_name(policy));

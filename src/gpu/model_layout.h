@@ -25,6 +25,6 @@ const bf16* fused_gate_up(const DeviceTensor& gate, const DeviceTensor& up);
 
 // The router kernel's kind: noisy top-k selects like top-k-then-softmax (over noisy logits in
 // training, the clean ones otherwise).
-cuda::RouterKind router_kind(RouterPolicy policy);
+cuda::TopKGating topk_gating(RouterPolicy policy);
 
 }  // namespace mf::gpu

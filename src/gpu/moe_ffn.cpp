@@ -39,7 +39,7 @@ void route_rows(DeviceStep& d, const ModelConfig& c, const GpuLayer& L, const bf
     cuda::noisy_logits_forward(S.logits, S.noise_logits, S.gaussian, S.selection, N * E, st);
     selection = S.selection;
   }
-  cuda::router_topk_forward(selection, N, E, slots, router_kind(c.routing.policy), ro.renormalize,
+  cuda::router_topk_forward(selection, N, E, slots, topk_gating(c.routing.policy), ro.renormalize,
                             L.selection_bias ? L.selection_bias->f32 : nullptr, S.probs, S.index, S.gates, st);
   S.aux = nullptr;
   if (pass.counted) {
@@ -138,7 +138,7 @@ void moe_ffn_backward(DeviceStep& d, const ModelConfig& c, const GpuLayer& L, co
   // The router: gates, noise, aux losses.
   const RouteOptions ro = route_options(c.routing, slots, true, nullptr);
   cuda::router_topk_backward(S.probs, S.index, S.gates, dgates, S.plan.row_of_slot, N, E, slots,
-                             router_kind(c.routing.policy), ro.renormalize, dlogits, st);
+                             topk_gating(c.routing.policy), ro.renormalize, dlogits, st);
   if (S.selection) {
     // selection = z + eps * softplus(u): d z = d selection, d u = d selection * eps * sigmoid(u).
     float* dnoise = A.alloc<float>(size_t(N * E), "d noise logits");

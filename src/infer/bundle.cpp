@@ -1,3 +1,6 @@
+// Loading a model bundle. The eos set is the union of the tokenizer files', the config's and, under
+// a ChatML template, <|im_end|>, so generation stops at a turn's end whatever eos the model names.
+// The CPU LanguageModel returns the last position's logits and can tally routes per decode token.
 #include "infer/bundle.h"
 
 #include <algorithm>
@@ -43,7 +46,7 @@ class TransformerModel : public LanguageModel {
   void truncate(int length) override { cache_.truncate(0, length); }
   int context_length() const override { return max_len_; }
   int vocab_size() const override { return t_->config().vocab_size; }
-  void observe_routes(RouteTally* tally) override {
+  void observe_routes(DecodeExpertShares* tally) override {
     tally_ = tally;
     if (!tally_) return;
     const ModelConfig& c = t_->config();
@@ -66,14 +69,14 @@ class TransformerModel : public LanguageModel {
   }
 
   std::unique_ptr<Transformer> t_;
-  RouteTally* tally_ = nullptr;
+  DecodeExpertShares* tally_ = nullptr;
   KVCache cache_;
   int max_len_;
 };
 
 }  // namespace
 
-std::vector<std::pair<std::string, double>> RouteTally::top(size_t n) const {
+std::vector<std::pair<std::string, double>> DecodeExpertShares::top(size_t n) const {
   double total = 0;
   for (double v : prob_sum) total += v;
   std::vector<std::pair<std::string, double>> out;
@@ -98,11 +101,11 @@ std::unique_ptr<ChatTemplate> model_chat_template(const Tokenizer& tok, const st
                                         token_text(tok.eos_id), source.empty() ? "built-in ChatML" : origin);
 }
 
-LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
+ModelBundle load_model_bundle(const std::string& path, const LoadOptions& opts) {
   MF_CHECK(fs::exists(path), path, ": no such file or directory");
   MF_CHECK(opts.max_context > 0, "load_model: max_context must be > 0, got ", opts.max_context);
   if (opts.threads > 0) omp_set_num_threads(opts.threads);
-  LoadedModel out;
+  ModelBundle out;
   ModelSummary& s = out.summary;
   s.path = path;
   const bool gguf = !fs::is_directory(path) && is_gguf_path(path);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "infer/chat_template.h"
+#include "chat/chat_template.h"
 #include "infer/language_model.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
@@ -48,7 +48,7 @@ struct LoadOptions {
   std::function<std::unique_ptr<LanguageModel>(ModelWeights& weights, int max_len)> make_model;
 };
 
-struct LoadedModel {
+struct ModelBundle {
   std::unique_ptr<LanguageModel> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ChatTemplate> chat_template;  // the model's, else ChatML (origin says so)
@@ -58,7 +58,7 @@ struct LoadedModel {
 };
 
 // The tokenizer is read first, so a directory without one fails fast with a clear error.
-LoadedModel load_model(const std::string& path, const LoadOptions& opts = {});
+ModelBundle load_model_bundle(const std::string& path, const LoadOptions& opts = {});
 
 // The chat template a model runs with: its own `source`, else ChatML; bos/eos token text
 // from the tokenizer, as transformers passes them.

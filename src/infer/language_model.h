@@ -13,7 +13,7 @@ namespace mf {
 
 // Routing probability a MoE spends on each expert, summed over the tokens it generated (decode
 // steps, not the prompt) and over its MoE layers.
-struct RouteTally {
+struct DecodeExpertShares {
   std::vector<std::string> experts;
   std::vector<double> prob_sum;  // [E]
   int64_t tokens = 0;
@@ -37,7 +37,7 @@ class LanguageModel {
   virtual int vocab_size() const = 0;
   // Starts (or, with null, stops) adding each decode step's routes to `tally`; models without
   // experts leave it untouched.
-  virtual void observe_routes(RouteTally* tally) { (void)tally; }
+  virtual void observe_routes(DecodeExpertShares* tally) { (void)tally; }
 };
 
 }  // namespace mf

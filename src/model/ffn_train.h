@@ -33,7 +33,7 @@ struct FfnScratch {
 // How the step routes: training (noise, training capacity, keep activations) or evaluation.
 struct FfnPass {
   bool training = false;
-  uint64_t noise_seed = 0;  // TrainingOptions::noise_seed
+  uint64_t noise_seed = 0;  // StepOptions::noise_seed
   const uint8_t* counted = nullptr;  // [N] rows with a target: the only ones in the aux losses
   MoeLossOptions losses;             // coefficients already times the gradient scale
 };

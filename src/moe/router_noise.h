@@ -7,7 +7,7 @@
 
 namespace mf {
 
-// The seed of one micro-batch's noise (TrainingOptions::noise_seed).
+// The seed of one micro-batch's noise (StepOptions::noise_seed).
 uint64_t router_noise_step_seed(uint64_t run_seed, int64_t step, uint64_t micro_batch);
 
 // Fills out ([tokens, experts] of MoE layer `layer`) with standard normal draws.

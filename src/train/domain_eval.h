@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "data/sft_tokenize.h"
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 #include "train/sft_data.h"
 
 namespace mf {

@@ -1,5 +1,5 @@
 // What the trainer needs from a model and its optimizer, whatever device holds them. The CPU
-// model (TrainableTransformer) is adapted by CpuTrainable; the CUDA model implements these
+// model (TrainableTransformer) is adapted by CpuTrainableModel; the CUDA model implements these
 // directly, keeping weights, gradients and optimizer state on the GPU between steps.
 #pragma once
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 #include "train/optimizer.h"
 
 namespace mf {
@@ -47,7 +47,7 @@ class TrainableModel {
   virtual ~TrainableModel() = default;
   // See TrainableTransformer for the meaning of each call.
   virtual TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
-                                        const TrainingOptions& opts) = 0;
+                                        const StepOptions& opts) = 0;
   virtual TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch) = 0;
   virtual const std::vector<RoutingTally>& routing_stats() const = 0;
   virtual void reset_routing_stats() = 0;
@@ -68,11 +68,11 @@ class TrainableModel {
 };
 
 // The CPU model as a TrainableModel: the optimizer is the host AdamW over its fp32 master copies.
-class CpuTrainable final : public TrainableModel {
+class CpuTrainableModel final : public TrainableModel {
  public:
-  explicit CpuTrainable(TrainableTransformer& model) : model_(model) {}
+  explicit CpuTrainableModel(TrainableTransformer& model) : model_(model) {}
   TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
-                                const TrainingOptions& opts) override {
+                                const StepOptions& opts) override {
     return model_.forward_backward(tokens, targets, batch, opts);
   }
   TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch) override {

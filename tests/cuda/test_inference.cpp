@@ -82,7 +82,7 @@ TEST_F(CudaInference, DecodeRoutesAreObservedLikeCpu) {
   const mf::ModelConfig c = tiny(true);
   auto cpu = mf::make_language_model(std::make_unique<mf::Transformer>(bf16_weights(c)), 32);
   auto gpu = mf::gpu::make_cuda_language_model(bf16_weights(c), 32);
-  mf::RouteTally tc, tg;
+  mf::DecodeExpertShares tc, tg;
   cpu->observe_routes(&tc);
   gpu->observe_routes(&tg);
   const std::vector<int32_t> prompt = {3, 14, 15, 92};
@@ -114,12 +114,12 @@ TEST_F(CudaInference, SmolLM2GreedyContinuationMatchesCpu) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not fetched (scripts/fetch-smollm2.sh)";
   mf::LoadOptions cpu_opts;
   cpu_opts.max_context = 256;
-  mf::LoadedModel cpu = mf::load_model(path, cpu_opts);
+  mf::ModelBundle cpu = mf::load_model_bundle(path, cpu_opts);
   mf::LoadOptions gpu_opts = cpu_opts;
   gpu_opts.make_model = [](mf::ModelWeights& w, int max_len) {
     return mf::gpu::make_cuda_language_model(std::move(w), max_len);
   };
-  mf::LoadedModel gpu = mf::load_model(path, gpu_opts);
+  mf::ModelBundle gpu = mf::load_model_bundle(path, gpu_opts);
   const std::vector<mf::ChatMessage> messages = {{"user", "What is the capital of France?"}};
   const std::string text = cpu.chat_template->render(messages, true);
   std::vector<int32_t> tokens = cpu.tokenizer->encode(text);

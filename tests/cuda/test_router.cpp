@@ -20,7 +20,7 @@
 namespace {
 
 using mf::cuda::DeviceBuffer;
-using mf::cuda::RouterKind;
+using mf::cuda::TopKGating;
 using mf::cuda::testing::max_rel_err;
 using mf::cuda::testing::random_normal;
 
@@ -48,16 +48,16 @@ double max_abs_diff(const std::vector<float>& got, const std::vector<float>& wan
 }
 
 struct Kind {
-  RouterKind kind;
+  TopKGating kind;
   mf::RouterPolicy policy;
   bool renorm;
   const char* name;
 };
 const Kind kKinds[] = {
-    {RouterKind::SoftmaxTopK, mf::RouterPolicy::SoftmaxTopK, true, "softmax_topk"},
-    {RouterKind::SoftmaxTopK, mf::RouterPolicy::SoftmaxTopK, false, "softmax_topk_unnormalised"},
-    {RouterKind::TopKSoftmax, mf::RouterPolicy::TopKSoftmax, true, "topk_softmax"},
-    {RouterKind::Switch, mf::RouterPolicy::Switch, false, "switch"},
+    {TopKGating::SoftmaxTopK, mf::RouterPolicy::SoftmaxTopK, true, "softmax_topk"},
+    {TopKGating::SoftmaxTopK, mf::RouterPolicy::SoftmaxTopK, false, "softmax_topk_unnormalised"},
+    {TopKGating::TopKSoftmax, mf::RouterPolicy::TopKSoftmax, true, "topk_softmax"},
+    {TopKGating::Switch, mf::RouterPolicy::Switch, false, "switch"},
 };
 
 mf::RouteOptions options(const Kind& kind, int k, double capacity_factor, const std::vector<float>& bias) {
@@ -100,7 +100,7 @@ TEST_F(CudaRouter, ForwardMatchesCpuRoute) {
       for (int k : {1, 2})
         for (const Kind& kind : kKinds)
           for (bool biased : {false, true}) {
-            if (kind.kind == RouterKind::Switch && k != 1) continue;
+            if (kind.kind == TopKGating::Switch && k != 1) continue;
             SCOPED_TRACE(label(T, E, k, kind) + (biased ? " biased" : ""));
             const auto logits = random_normal(size_t(T * E), ++seed, 2.0f);
             const auto bias = biased ? random_normal(size_t(E), ++seed, 0.05f) : std::vector<float>{};
@@ -122,7 +122,7 @@ TEST_F(CudaRouter, TiesGoToTheLowerExpertAsOnTheCpu) {
   for (int E : {8, 64})
     for (int k : {1, 2})
       for (const Kind& kind : kKinds) {
-        if (kind.kind == RouterKind::Switch && k != 1) continue;
+        if (kind.kind == TopKGating::Switch && k != 1) continue;
         SCOPED_TRACE(label(1000, E, k, kind));
         // Logits from {0, 1, 2}: most rows have tied maxima; row 0 is all equal.
         mf::Rng rng(uint64_t(7 * E + k));
@@ -139,7 +139,7 @@ TEST_F(CudaRouter, TiesGoToTheLowerExpertAsOnTheCpu) {
   std::vector<float> logits(16, 1.0f);
   DeviceBuffer d_logits = to_device(logits), d_idx(2 * 4), d_gates(2 * 4);
   sync();
-  mf::cuda::router_topk_forward(d_logits.as<float>(), 1, 16, 2, RouterKind::SoftmaxTopK, true, nullptr, nullptr,
+  mf::cuda::router_topk_forward(d_logits.as<float>(), 1, 16, 2, TopKGating::SoftmaxTopK, true, nullptr, nullptr,
                                 d_idx.as<int32_t>(), d_gates.as<float>(), stream.get());
   sync();
   EXPECT_EQ(to_host<int32_t>(d_idx, 2), (std::vector<int32_t>{0, 1}));
@@ -183,7 +183,7 @@ TEST_F(CudaRouter, BackwardMatchesCpuRouteBackward) {
       for (int k : {1, 2})
         for (const Kind& kind : kKinds)
           for (double capacity_factor : {0.0, 0.5}) {
-            if (kind.kind == RouterKind::Switch && k != 1) continue;
+            if (kind.kind == TopKGating::Switch && k != 1) continue;
             SCOPED_TRACE(label(T, E, k, kind) + " capacity_factor=" + std::to_string(capacity_factor));
             check_backward(T, E, k, kind, capacity_factor, seed += 2, stream.get());
           }
@@ -262,7 +262,7 @@ TEST_F(CudaRouter, ResultsAreBitReproducible) {
   for (int run = 0; run < 2; ++run) {
     DeviceBuffer d_dlogits = to_device(std::vector<float>(size_t(T * E), 0.0f));
     sync();
-    mf::cuda::router_topk_forward(d_logits.as<float>(), T, E, k, RouterKind::SoftmaxTopK, true, nullptr,
+    mf::cuda::router_topk_forward(d_logits.as<float>(), T, E, k, TopKGating::SoftmaxTopK, true, nullptr,
                                   d_probs.as<float>(), d_idx.as<int32_t>(), d_gates.as<float>(), stream.get());
     mf::cuda::router_aux_forward(d_logits.as<float>(), d_idx.as<int32_t>(), T, E, k, nullptr, d_out.as<float>(),
                                  d_scratch.get(), stream.get());
@@ -311,13 +311,13 @@ TEST_F(CudaRouter, ExpertCountsMatchCpu) {
 }
 
 TEST(CudaRouterArgs, BadShapesThrowBeforeAnyLaunch) {
-  EXPECT_THROW(mf::cuda::router_topk_forward(nullptr, 4, 300, 2, RouterKind::SoftmaxTopK, true, nullptr, nullptr,
+  EXPECT_THROW(mf::cuda::router_topk_forward(nullptr, 4, 300, 2, TopKGating::SoftmaxTopK, true, nullptr, nullptr,
                                              nullptr, nullptr, nullptr),
                mf::Error);
-  EXPECT_THROW(mf::cuda::router_topk_forward(nullptr, 4, 8, 9, RouterKind::SoftmaxTopK, true, nullptr, nullptr,
+  EXPECT_THROW(mf::cuda::router_topk_forward(nullptr, 4, 8, 9, TopKGating::SoftmaxTopK, true, nullptr, nullptr,
                                              nullptr, nullptr, nullptr),
                mf::Error);
-  EXPECT_THROW(mf::cuda::router_topk_forward(nullptr, 4, 8, 2, RouterKind::Switch, false, nullptr, nullptr, nullptr,
+  EXPECT_THROW(mf::cuda::router_topk_forward(nullptr, 4, 8, 2, TopKGating::Switch, false, nullptr, nullptr, nullptr,
                                              nullptr, nullptr),
                mf::Error);
 }

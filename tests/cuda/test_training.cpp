@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "cuda_model_util.h"
 #include "cuda_test_util.h"
-#include "gpu/cuda_trainable.h"
+#include "gpu/cuda_trainable_model.h"
 #include "model/init.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
@@ -110,8 +110,8 @@ double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
 
 class CudaTraining : public CudaTest {
  protected:
-  mf::gpu::CudaTrainOptions options() const {
-    mf::gpu::CudaTrainOptions o;
+  mf::gpu::CudaDeviceOptions options() const {
+    mf::gpu::CudaDeviceOptions o;
     o.arena_bytes = size_t(256) << 20;
     return o;
   }
@@ -121,9 +121,9 @@ class CudaTraining : public CudaTest {
                bool lb_per_sequence = false) {
     const mf::ModelWeights w = bf16_weights(c, 11);
     mf::TrainableTransformer cpu(w, frozen);
-    mf::gpu::CudaTrainable gpu(w, frozen, options());
+    mf::gpu::CudaTrainableModel gpu(w, frozen, options());
     const Batch b = random_batch(3, 24, c.vocab_size, 5);
-    mf::TrainingOptions opts;
+    mf::StepOptions opts;
     opts.lb_coef = 0.01f;
     opts.z_coef = 0.001f;
     opts.lb_per_sequence = lb_per_sequence;
@@ -188,7 +188,7 @@ TEST_F(CudaTraining, RouterOnlyTrainingReachesEveryRouter) {
 
 TEST_F(CudaTraining, OptimizerStateRoundTrips) {
   const mf::ModelConfig c = tiny("moe");
-  mf::gpu::CudaTrainable gpu(bf16_weights(c, 3), nothing_frozen, options());
+  mf::gpu::CudaTrainableModel gpu(bf16_weights(c, 3), nothing_frozen, options());
   mf::OptimizerSpec spec;
   spec.groups = {{"all", 1e-3f, 0.1f}};
   spec.group_of = [](const std::string&, const mf::Shape&) { return 0; };
@@ -243,7 +243,7 @@ TEST_F(CudaTraining, ShortRunTracksCpuLossCurve) {
     mf::WindowData data(split, cfg.batch, cfg.seq_len, cfg.eval_windows, cfg.seed);
     const mf::ModelWeights w = bf16_weights(c, 8);
     if (on_gpu) {
-      mf::gpu::CudaTrainable model(w, nothing_frozen, options());
+      mf::gpu::CudaTrainableModel model(w, nothing_frozen, options());
       return mf::Trainer(model, data, cfg).run();
     }
     mf::TrainableTransformer model(w, nothing_frozen);
@@ -298,7 +298,7 @@ TEST(CudaTrainingSupport, UnsupportedFeaturesAreNamed) {
 TEST(CudaTrainingSupport, NoDeviceIsAClearError) {
   if (mf::cuda::device_count() > 0) GTEST_SKIP() << "a device is present";
   try {
-    mf::gpu::CudaTrainable gpu(bf16_weights(tiny("moe"), 1), nothing_frozen);
+    mf::gpu::CudaTrainableModel gpu(bf16_weights(tiny("moe"), 1), nothing_frozen);
     FAIL() << "constructed without a GPU";
   } catch (const mf::Error& e) {
     EXPECT_NE(std::string(e.what()).find("--device cpu"), std::string::npos) << e.what();

@@ -73,7 +73,7 @@ class SmolLM2Model : public ::testing::Test {
 };
 
 TEST_F(SmolLM2Model, ChatPromptRendersAndTokenizesAsTheReference) {
-  LoadedModel m = load_model(model_path(), {.max_context = 256});
+  ModelBundle m = load_model_bundle(model_path(), {.max_context = 256});
   std::vector<ChatMessage> messages;
   for (const json& msg : (*ref_)["messages"]) messages.push_back({msg["role"], msg["content"]});
   ASSERT_TRUE(m.has_own_chat_template);
@@ -108,7 +108,7 @@ TEST_F(SmolLM2Model, PrefillLogitsMatchTorchAtEveryPosition) {
 TEST_F(SmolLM2Model, GreedyDecodeWithCacheFollowsTheReference) {
   for (const bool packed : {false, true}) {
     SCOPED_TRACE(packed ? "packed decode layout" : "stored layout");
-    LoadedModel m = load_model(model_path(), {.max_context = 256, .pack_decode = packed, .int8_decode = false});
+    ModelBundle m = load_model_bundle(model_path(), {.max_context = 256, .pack_decode = packed, .int8_decode = false});
     const bool can_pack = PackedQuantMatrix::supports(Tensor::empty(DType::Q4_1, {16, 32}));
     if (packed && can_pack)
       EXPECT_GT(m.summary.decode_packed_bytes, size_t(90) << 20) << "every Q4_1/Q8_0 matrix should be packed";
@@ -143,7 +143,7 @@ TEST_F(SmolLM2Model, Int8DecodeStaysCloseAndStillAnswers) {
   LoadOptions opts;
   opts.max_context = 256;
   opts.int8_decode = true;
-  LoadedModel m = load_model(model_path(), opts);
+  ModelBundle m = load_model_bundle(model_path(), opts);
   if (m.summary.decode_activations != "int8") GTEST_SKIP() << "no AVX-512 VNNI: the int8 decode path is off";
   const auto want = (*ref_)["greedy"].get<std::vector<int32_t>>();
   const auto prompt = ids();

@@ -15,7 +15,7 @@
 #include "io/safetensors.h"
 #include "manifest.h"
 #include "model/load.h"
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 
 namespace {
 
@@ -37,7 +37,7 @@ void check_gradients(const std::string& name, const std::function<bool(const std
   std::vector<int32_t> tokens, targets;
   for (const auto& row : m["tokens"]) for (int v : row) tokens.push_back(v);
   for (const auto& row : m["targets"]) for (int v : row) targets.push_back(v);
-  mf::TrainingOptions opts;
+  mf::StepOptions opts;
   opts.lb_coef = m["lb_coef"];
   opts.z_coef = m["z_coef"];
   const mf::TrainingLoss loss = model.forward_backward(tokens, targets, 2, opts);

@@ -19,7 +19,7 @@
 #include "model/tensor_names.h"
 #include "moe/router_noise.h"
 #include "model/save.h"
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 #include "model/transformer.h"
 #include "moe/routing.h"
 #include "moe/routing_stats.h"
@@ -233,7 +233,7 @@ TEST(Routing, NoiseFollowsItsSeed) {
   auto router_grad = [&](uint64_t seed) {
     mf::TrainableTransformer m(w, [](const std::string& n) { return n.find(".gate.") == std::string::npos &&
                                                                       n.find(".noise.") == std::string::npos; });
-    mf::TrainingOptions o;
+    mf::StepOptions o;
     o.noise_seed = seed;
     m.forward_backward(inputs, targets, 1, o);
     return *m.grad(mf::moe_names(c, 0).noise());

@@ -13,7 +13,7 @@
 #include "data/records.h"
 #include "data/sft_record.h"
 #include "data/sft_tokenize.h"
-#include "infer/chat_template.h"
+#include "chat/chat_template.h"
 #include "model/init.h"
 #include "tokenizer/tokenizer.h"
 #include "train/domain_eval.h"

@@ -1,3 +1,6 @@
+// Router kernels, one warp per row: each lane keeps its (at most 8) experts in registers, so top-k
+// is k rounds of shuffle reductions with no shared memory. The aux losses reduce in two fixed-order
+// stages (per-block partials over row chunks, then one block), never with float atomics.
 #include "kernels/cuda/router.h"
 
 #include <cuda_runtime.h>
@@ -398,28 +401,28 @@ unsigned row_blocks(int64_t rows) { return blocks_for(rows, kWarps); }
 
 }  // namespace
 
-void router_topk_forward(const float* logits, int64_t rows, int experts, int top_k, RouterKind kind, bool renormalize,
+void router_topk_forward(const float* logits, int64_t rows, int experts, int top_k, TopKGating kind, bool renormalize,
                          const float* selection_bias, float* probs, int32_t* expert_index, float* gates,
                          cudaStream_t stream) {
   check_shape("router_topk_forward", rows, experts, top_k);
-  MF_CHECK(kind != RouterKind::Switch || top_k == 1, "router_topk_forward: switch routing has top_k 1, got ", top_k);
+  MF_CHECK(kind != TopKGating::Switch || top_k == 1, "router_topk_forward: switch routing has top_k 1, got ", top_k);
   if (rows == 0) return;
-  const bool gated = kind != RouterKind::TopKSoftmax;
-  const bool renorm = kind == RouterKind::SoftmaxTopK && renormalize;
+  const bool gated = kind != TopKGating::TopKSoftmax;
+  const bool renorm = kind == TopKGating::SoftmaxTopK && renormalize;
   topk_forward_kernel<<<row_blocks(rows), kThreads, 0, stream>>>(logits, rows, experts, top_k, gated, renorm,
                                                                   selection_bias, probs, expert_index, gates);
   check_launch("router_topk_forward");
 }
 
 void router_topk_backward(const float* probs, const int32_t* expert_index, const float* gates, const float* dgates,
-                          const int32_t* row_of_slot, int64_t rows, int experts, int top_k, RouterKind kind,
+                          const int32_t* row_of_slot, int64_t rows, int experts, int top_k, TopKGating kind,
                           bool renormalize, float* dlogits, cudaStream_t stream) {
   check_shape("router_topk_backward", rows, experts, top_k);
-  MF_CHECK(kind != RouterKind::Switch || top_k == 1, "router_topk_backward: switch routing has top_k 1, got ", top_k);
-  const bool gated = kind != RouterKind::TopKSoftmax;
+  MF_CHECK(kind != TopKGating::Switch || top_k == 1, "router_topk_backward: switch routing has top_k 1, got ", top_k);
+  const bool gated = kind != TopKGating::TopKSoftmax;
   MF_CHECK(!gated || probs, "router_topk_backward: softmax-gated routing needs the forward's probs");
   if (rows == 0) return;
-  const bool renorm = kind == RouterKind::SoftmaxTopK && renormalize;
+  const bool renorm = kind == TopKGating::SoftmaxTopK && renormalize;
   topk_backward_kernel<<<row_blocks(rows), kThreads, 0, stream>>>(probs, expert_index, gates, dgates, row_of_slot,
                                                                    rows, experts, top_k, gated, renorm, dlogits);
   check_launch("router_topk_backward");

@@ -20,9 +20,11 @@ namespace mf::cuda {
 inline constexpr int kRouterMaxExperts = 256;
 inline constexpr int kRouterMaxTopK = 8;
 
-// The token-choice policies of mf::RouterPolicy. Noisy top-k is TopKSoftmax over the noisy
-// logits (the caller adds the noise); expert choice is not here.
-enum class RouterKind {
+// How the kernel turns a row of logits into k gates: the order of softmax and top-k that each
+// token-choice mf::RouterPolicy implies (gpu/model_layout's topk_gating maps one to the other).
+// Noisy top-k is TopKSoftmax over the noisy logits (the caller adds the noise); expert choice is
+// not here.
+enum class TopKGating {
   SoftmaxTopK,  // softmax over all E, top k by prob (+bias), gates = picked probs (renormalised if asked)
   TopKSoftmax,  // top k by logit (+bias), gates = softmax over the k picked logits
   Switch,       // top-1 by prob (+bias), gate = that prob, never renormalised; top_k must be 1
@@ -34,7 +36,7 @@ enum class RouterKind {
 // TopKSoftmax), never to the gates. `renormalize` applies to SoftmaxTopK only.
 // Needs 1 <= E <= 256 and 1 <= top_k <= min(8, E); Switch needs top_k == 1 (the CPU's Routing
 // has one slot under switch whatever the config's top_k).
-void router_topk_forward(const float* logits, int64_t rows, int experts, int top_k, RouterKind kind, bool renormalize,
+void router_topk_forward(const float* logits, int64_t rows, int experts, int top_k, TopKGating kind, bool renormalize,
                          const float* selection_bias, float* probs, int32_t* expert_index, float* gates,
                          cudaStream_t stream);
 
@@ -44,7 +46,7 @@ void router_topk_forward(const float* logits, int64_t rows, int experts, int top
 // DispatchPlanView::row_of_slot): slots with a negative entry were dropped by capacity and their
 // dgates are ignored, like the CPU's kept == 0. The selection bias takes no part.
 void router_topk_backward(const float* probs, const int32_t* expert_index, const float* gates, const float* dgates,
-                          const int32_t* row_of_slot, int64_t rows, int experts, int top_k, RouterKind kind,
+                          const int32_t* row_of_slot, int64_t rows, int experts, int top_k, TopKGating kind,
                           bool renormalize, float* dlogits, cudaStream_t stream);
 
 // Scratch for router_aux_forward / router_aux_backward (256-byte aligned is enough).

@@ -1,7 +1,7 @@
 // The CPU training model: binds gradient buffers to the unfrozen tensors, then runs a step as
 // a loop over layers calling the blocks' training forwards (attention_train, ffn_train), the
 // head and loss (lm_head_train), and the reverse loop over their backwards.
-#include "model/training.h"
+#include "model/trainable_transformer.h"
 
 #include <algorithm>
 
@@ -162,7 +162,7 @@ std::vector<TrainableParam> TrainableTransformer::trainable_params() {
 }
 
 TrainingLoss TrainableTransformer::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
-                                                    int batch, const TrainingOptions& opts) {
+                                                    int batch, const StepOptions& opts) {
   return run(tokens, targets, batch, opts, true);
 }
 
@@ -202,7 +202,7 @@ std::vector<std::pair<std::string, std::span<float>>> TrainableTransformer::buff
 }
 
 TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
-                                       const TrainingOptions& opts, bool backward) {
+                                       const StepOptions& opts, bool backward) {
   Impl& m = *impl_;
   const FlushDenormals flush_denormals;
   const ModelConfig& c = m.weights.config;

@@ -13,25 +13,25 @@
 
 namespace mf::gpu {
 
-struct CudaTrainOptions {
+struct CudaDeviceOptions {
   int device = 0;
   // Device memory reserved for one step's activations and scratch; 0: sized from the free
   // memory after the weights are placed (most of it, leaving headroom for cuBLAS).
   size_t arena_bytes = 0;
 };
 
-class CudaTrainable final : public TrainableModel {
+class CudaTrainableModel final : public TrainableModel {
  public:
   // Throws mf::Error when no GPU is usable, when the model uses what the CUDA path does not
   // implement yet (named), or when the weights do not fit (asked and free bytes).
-  CudaTrainable(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                CudaTrainOptions options = {});
-  ~CudaTrainable() override;
-  CudaTrainable(const CudaTrainable&) = delete;
-  CudaTrainable& operator=(const CudaTrainable&) = delete;
+  CudaTrainableModel(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                     CudaDeviceOptions options = {});
+  ~CudaTrainableModel() override;
+  CudaTrainableModel(const CudaTrainableModel&) = delete;
+  CudaTrainableModel& operator=(const CudaTrainableModel&) = delete;
 
   TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
-                                const TrainingOptions& opts) override;
+                                const StepOptions& opts) override;
   TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch) override;
   const std::vector<RoutingTally>& routing_stats() const override;
   void reset_routing_stats() override;

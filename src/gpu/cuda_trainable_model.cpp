@@ -2,7 +2,7 @@
 // calling the blocks' training forwards (gpu/attention_train, gpu/ffn_train), the head and loss
 // (gpu/lm_head_train), the reverse loop over their backwards, and one read-back of the loss
 // parts and routing statistics.
-#include "gpu/cuda_trainable.h"
+#include "gpu/cuda_trainable_model.h"
 
 #include <cuda_runtime_api.h>
 
@@ -91,7 +91,7 @@ RoutingCounts plan_counts(const ModelConfig& c, const MoeSaved& S, const std::ve
 
 std::string cuda_training_unsupported(const ModelConfig& c) { return cuda_unsupported(c); }
 
-struct CudaTrainable::Impl {
+struct CudaTrainableModel::Impl {
   ModelWeights weights;  // host copy: config, frozen tensors, and the export target of weights()
   int device = 0;
   std::unique_ptr<cuda::Stream> stream;
@@ -111,7 +111,7 @@ struct CudaTrainable::Impl {
 
   cudaStream_t s() const { return stream->get(); }
   TrainingLoss run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
-                   const TrainingOptions& opts, bool backward);
+                   const StepOptions& opts, bool backward);
   void forward_layers(DeviceStep& d, const DeviceSequenceBatch& sb, MoeFfnPass& pass, const StepInputs& in,
                uint64_t noise_seed, std::vector<float*>& residual);
   void backward_layers(DeviceStep& d, const DeviceSequenceBatch& sb, const MoeFfnPass& pass, const MoeLossCoefs& coefs,
@@ -122,8 +122,8 @@ struct CudaTrainable::Impl {
   void sync_weights_to_host();
 };
 
-CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                             CudaTrainOptions options)
+CudaTrainableModel::CudaTrainableModel(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                                       CudaDeviceOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   const ModelConfig& c = weights.config;
@@ -175,9 +175,9 @@ CudaTrainable::CudaTrainable(ModelWeights weights, const std::function<bool(cons
   m.arena = cuda::DeviceArena(arena_bytes, "training activations");
 }
 
-CudaTrainable::~CudaTrainable() = default;
+CudaTrainableModel::~CudaTrainableModel() = default;
 
-void CudaTrainable::Impl::upload_buffers() {
+void CudaTrainableModel::Impl::upload_buffers() {
   for (const std::string& name : buffer_names) {
     const DeviceTensor& d = params->at(name);
     const Tensor& t = weights.tensors.at(name);
@@ -186,7 +186,7 @@ void CudaTrainable::Impl::upload_buffers() {
   buffers_dirty = false;
 }
 
-void CudaTrainable::Impl::sync_weights_to_host() {
+void CudaTrainableModel::Impl::sync_weights_to_host() {
   stream->synchronize("training step");
   for (const DeviceTensor* d : params->trainable()) {
     Tensor& t = weights.tensors.at(d->name);
@@ -194,8 +194,8 @@ void CudaTrainable::Impl::sync_weights_to_host() {
   }
 }
 
-TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
-                                      const TrainingOptions& opts, bool backward) {
+TrainingLoss CudaTrainableModel::Impl::run(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
+                                           const StepOptions& opts, bool backward) {
   const ModelConfig& c = weights.config;
   check_training_batch(tokens, targets, batch);
   if (buffers_dirty) upload_buffers();
@@ -235,8 +235,9 @@ TrainingLoss CudaTrainable::Impl::run(std::span<const int32_t> tokens, std::span
   return read_results(pass, in, totals, backward);
 }
 
-void CudaTrainable::Impl::forward_layers(DeviceStep& d, const DeviceSequenceBatch& sb, MoeFfnPass& pass,
-                                  const StepInputs& in, uint64_t noise_seed, std::vector<float*>& residual) {
+void CudaTrainableModel::Impl::forward_layers(DeviceStep& d, const DeviceSequenceBatch& sb, MoeFfnPass& pass,
+                                              const StepInputs& in, uint64_t noise_seed,
+                                              std::vector<float*>& residual) {
   const ModelConfig& c = weights.config;
   const int64_t N = sb.rows(), H = c.hidden_size, V = c.vocab_size;
   const size_t NH = size_t(N * H);
@@ -262,8 +263,8 @@ void CudaTrainable::Impl::forward_layers(DeviceStep& d, const DeviceSequenceBatc
   }
 }
 
-void CudaTrainable::Impl::backward_layers(DeviceStep& d, const DeviceSequenceBatch& sb, const MoeFfnPass& pass,
-                                   const MoeLossCoefs& coefs, const BackwardBuffers& b) {
+void CudaTrainableModel::Impl::backward_layers(DeviceStep& d, const DeviceSequenceBatch& sb, const MoeFfnPass& pass,
+                                               const MoeLossCoefs& coefs, const BackwardBuffers& b) {
   const ModelConfig& c = weights.config;
   const AttentionBackwardScratch scratch = alloc_attention_backward(arena, c, sb);
   for (int l = c.num_layers - 1; l >= 0; --l) {
@@ -276,8 +277,8 @@ void CudaTrainable::Impl::backward_layers(DeviceStep& d, const DeviceSequenceBat
   }
 }
 
-TrainingLoss CudaTrainable::Impl::read_results(const MoeFfnPass& pass, const StepInputs& in,
-                                               const cuda::CrossEntropyTotals* totals, bool backward) {
+TrainingLoss CudaTrainableModel::Impl::read_results(const MoeFfnPass& pass, const StepInputs& in,
+                                                    const cuda::CrossEntropyTotals* totals, bool backward) {
   const ModelConfig& c = weights.config;
   const int64_t N = int64_t(in.counted.size());
   const int slots = moe_slots(c);
@@ -325,22 +326,23 @@ TrainingLoss CudaTrainable::Impl::read_results(const MoeFfnPass& pass, const Ste
   return loss;
 }
 
-TrainingLoss CudaTrainable::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
-                                             int batch, const TrainingOptions& opts) {
+TrainingLoss CudaTrainableModel::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                                                  int batch, const StepOptions& opts) {
   return impl_->run(tokens, targets, batch, opts, true);
 }
 
-TrainingLoss CudaTrainable::evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch) {
+TrainingLoss CudaTrainableModel::evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                                          int batch) {
   return impl_->run(tokens, targets, batch, {}, false);
 }
 
-const std::vector<RoutingTally>& CudaTrainable::routing_stats() const { return impl_->tallies; }
+const std::vector<RoutingTally>& CudaTrainableModel::routing_stats() const { return impl_->tallies; }
 
-void CudaTrainable::reset_routing_stats() {
+void CudaTrainableModel::reset_routing_stats() {
   for (RoutingTally& t : impl_->tallies) t.reset();
 }
 
-bool CudaTrainable::update_selection_bias(float rate) {
+bool CudaTrainableModel::update_selection_bias(float rate) {
   Impl& m = *impl_;
   bool any = false;
   for (size_t l = 0; l < m.layers.size(); ++l) {
@@ -355,7 +357,7 @@ bool CudaTrainable::update_selection_bias(float rate) {
   return any;
 }
 
-std::vector<std::pair<std::string, std::span<float>>> CudaTrainable::buffers() {
+std::vector<std::pair<std::string, std::span<float>>> CudaTrainableModel::buffers() {
   std::vector<std::pair<std::string, std::span<float>>> out;
   for (const std::string& name : impl_->buffer_names) {
     Tensor& t = impl_->weights.tensors.at(name);
@@ -364,34 +366,34 @@ std::vector<std::pair<std::string, std::span<float>>> CudaTrainable::buffers() {
   return out;
 }
 
-void CudaTrainable::buffers_written() { impl_->buffers_dirty = true; }
+void CudaTrainableModel::buffers_written() { impl_->buffers_dirty = true; }
 
-void CudaTrainable::zero_grad() {
+void CudaTrainableModel::zero_grad() {
   Impl& m = *impl_;
   zero_device(m.params->grads(), size_t(m.params->trainable_count()) * 4, m.s());
 }
 
-const ModelConfig& CudaTrainable::config() const { return impl_->weights.config; }
+const ModelConfig& CudaTrainableModel::config() const { return impl_->weights.config; }
 
-const ModelWeights& CudaTrainable::weights() {
+const ModelWeights& CudaTrainableModel::weights() {
   impl_->sync_weights_to_host();
   return impl_->weights;
 }
 
-std::vector<std::string> CudaTrainable::trainable_names() const {
+std::vector<std::string> CudaTrainableModel::trainable_names() const {
   std::vector<std::string> names;
   for (const DeviceTensor* d : impl_->params->trainable()) names.push_back(d->name);
   return names;
 }
 
-std::unique_ptr<Optimizer> CudaTrainable::make_optimizer(const OptimizerSpec& spec) {
+std::unique_ptr<Optimizer> CudaTrainableModel::make_optimizer(const OptimizerSpec& spec) {
   return std::make_unique<CudaAdamW>(*impl_->params, *impl_->stream, spec);
 }
 
-std::string CudaTrainable::device() const { return "cuda:" + std::to_string(impl_->device) + " (" +
+std::string CudaTrainableModel::device() const { return "cuda:" + std::to_string(impl_->device) + " (" +
                                                    cuda::device_description(impl_->device) + ")"; }
 
-std::vector<float> CudaTrainable::grad(const std::string& name) const {
+std::vector<float> CudaTrainableModel::grad(const std::string& name) const {
   const DeviceTensor* d = impl_->params->find(name);
   if (!d || !d->grad) return {};
   impl_->stream->synchronize("gradient download");

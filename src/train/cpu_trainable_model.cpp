@@ -33,13 +33,13 @@ class HostAdamW final : public Optimizer {
 
 }  // namespace
 
-std::vector<std::string> CpuTrainable::trainable_names() const {
+std::vector<std::string> CpuTrainableModel::trainable_names() const {
   std::vector<std::string> names;
   for (const TrainableParam& p : model_.trainable_params()) names.push_back(p.name);
   return names;
 }
 
-std::unique_ptr<Optimizer> CpuTrainable::make_optimizer(const OptimizerSpec& spec) {
+std::unique_ptr<Optimizer> CpuTrainableModel::make_optimizer(const OptimizerSpec& spec) {
   return std::make_unique<HostAdamW>(model_, spec);
 }
 
