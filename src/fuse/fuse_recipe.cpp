@@ -27,7 +27,7 @@ FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::stri
     src.path = resolve_recipe_path(base, src.path);
     e.get("positive", prompts.positive);
     e.get("negative", prompts.negative);
-    e.finish({"name", "source", "positive", "negative"});
+    e.finish();
     r.fuse.experts.push_back(std::move(src));
     r.prompts.push_back(std::move(prompts));
   }
@@ -46,10 +46,10 @@ FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::stri
   ri.get("temperature", r.temperature);
   ri.get("seed", r.seed);
   ri.get("std", r.random_std);
-  ri.finish({"method", "hidden", "temperature", "seed", "std"});
+  ri.finish();
   top.get("output", r.output);
   MF_CHECK(!r.output.empty(), path, ": 'output' (the fused model's directory) is required");
-  top.finish({"skeleton", "experts", "top_k", "shared", "router_init", "output"});
+  top.finish();
   return r;
 }
 

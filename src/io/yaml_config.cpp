@@ -83,16 +83,17 @@ ConfigReader::ConfigReader(const nlohmann::json& j, std::string where, std::stri
   MF_CHECK(j_.is_object(), file_, ": '", where_, "' must be a mapping");
 }
 
-void ConfigReader::finish(const std::set<std::string>& known) const {
+void ConfigReader::finish() const {
   for (const auto& [k, v] : j_.items()) {
-    if (known.count(k)) continue;
+    if (asked_.count(k)) continue;
     std::string list;
-    for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+    for (const auto& n : asked_) list += (list.empty() ? "" : ", ") + n;
     fail(file_, ": unknown key '", prefix(), k, "' (known here: ", list, ")");
   }
 }
 
 ConfigReader ConfigReader::sub(const char* key) const {
+  asked_.insert(key);
   return ConfigReader(j_.contains(key) && !j_[key].is_null() ? j_[key] : nlohmann::json::object(), prefix() + key, file_);
 }
 

@@ -1,5 +1,6 @@
 // YAML recipes read as JSON values, with strict key checking: a key nobody reads is an error
-// naming its path, so a typo never silently falls back to a default. `--set a.b=value`
+// naming its path, so a typo never silently falls back to a default. The reader records every
+// key it is asked for, so the reading code is the one list of a mapping's keys. `--set a.b=value`
 // overrides (YAML values) are applied before reading.
 #pragma once
 #include <set>
@@ -19,10 +20,11 @@ class ConfigReader {
  public:
   // `where` is the key path of this mapping ("" at the top), `file` the recipe for messages.
   ConfigReader(const nlohmann::json& j, std::string where, std::string file);
-  // Fails on a key the caller did not read.
-  void finish(const std::set<std::string>& known) const;
+  // Fails on a key of the mapping that no get / raw / sub asked for, listing those that were.
+  void finish() const;
   template <class T>
   void get(const char* key, T& out) const {
+    asked_.insert(key);
     if (!j_.contains(key) || j_[key].is_null()) return;
     try {
       out = j_[key].get<T>();
@@ -30,7 +32,10 @@ class ConfigReader {
       fail(file_, ": '", prefix(), key, "' has the wrong type (", j_[key].dump(), ")");
     }
   }
-  nlohmann::json raw(const char* key) const { return j_.contains(key) ? j_[key] : nlohmann::json(); }
+  nlohmann::json raw(const char* key) const {
+    asked_.insert(key);
+    return j_.contains(key) ? j_[key] : nlohmann::json();
+  }
   ConfigReader sub(const char* key) const;
   std::string path_of(const char* key) const { return prefix() + key; }
   const std::string& file() const { return file_; }
@@ -39,6 +44,7 @@ class ConfigReader {
   std::string prefix() const { return where_.empty() ? "" : where_ + "."; }
   nlohmann::json j_;
   std::string where_, file_;
+  mutable std::set<std::string> asked_;  // keys read so far: what finish() accepts
 };
 
 // Relative paths are relative to `base` (a recipe's folder); "~/" is the home directory.

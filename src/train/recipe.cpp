@@ -27,7 +27,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   r.config = model.raw("config");
   MF_CHECK(r.config.is_null() || r.config.is_object(), path, ": 'model.config' must be a mapping of config.json keys");
   if (r.init != "scratch") r.init = resolve_recipe_path(base, r.init);
-  model.finish({"init", "seed", "init_std", "config"});
+  model.finish();
 
   top.get("tokenizer", r.tokenizer);
   if (r.tokenizer != "char" && r.tokenizer != "model") r.tokenizer = resolve_recipe_path(base, r.tokenizer);
@@ -53,7 +53,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   data.get("valid_fraction", r.valid_fraction);
   data.get("domains", r.domains);
   data.get("skip_bad", r.skip_bad);
-  data.finish({"train", "valid", "format", "valid_fraction", "domains", "skip_bad"});
+  data.finish();
 
   top.get("freeze", r.freeze);
 
@@ -86,9 +86,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   tr.get("checkpoint_every", t.checkpoint_every);
   tr.get("seed", t.seed);
   tr.get("max_minutes", t.max_minutes);
-  tr.finish({"steps", "batch", "seq_len", "grad_accum", "lr", "moe_lr_scale", "min_lr_ratio", "warmup", "weight_decay", "beta1",
-             "beta2", "eps", "clip", "lb_coef", "z_coef", "lb_scope", "balance_bias_rate", "eval_every", "eval_windows", "checkpoint_every", "seed",
-             "max_minutes"});
+  tr.finish();
 
   top.get("output", t.out_dir);
   MF_CHECK(!t.out_dir.empty(), path, ": 'output' (the run directory) is required");
@@ -97,9 +95,9 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   sample.get("prompt", r.sample_prompt);
   sample.get("max_tokens", r.sample_tokens);
   sample.get("temperature", r.sample_temperature);
-  sample.finish({"prompt", "max_tokens", "temperature"});
+  sample.finish();
 
-  top.finish({"model", "tokenizer", "data", "freeze", "train", "output", "sample"});
+  top.finish();
   return r;
 }
 
