@@ -11,6 +11,11 @@
 
 namespace mf::gpu {
 
+cuda::AttentionShape attention_shape(const ModelConfig& c, const DeviceSequenceBatch& sb) {
+  const int D = c.effective_head_dim();
+  return {sb.batch, int(sb.seq_len), c.num_heads, c.num_kv_heads, D, 1.0f / std::sqrt(float(D))};
+}
+
 void attention_train_forward(DeviceStep& d, const ModelConfig& c, const GpuLayer& L, const DeviceSequenceBatch& sb,
                              const float* x_in, float* x_mid, AttentionSaved& S) {
   cuda::DeviceArena& A = d.arena;
@@ -36,8 +41,7 @@ void attention_train_forward(DeviceStep& d, const ModelConfig& c, const GpuLayer
   cuda::rope_apply(S.k, N, c.num_kv_heads, int(D), sb.positions, *sb.rope, st);
   S.attn = A.alloc<bf16>(size_t(N * qdim), "attention output");
   S.lse = A.alloc<float>(size_t(N) * size_t(c.num_heads), "attention lse");
-  cuda::attention_forward(S.q, S.k, S.v, S.attn, S.lse, sb.batch, int(sb.seq_len), c.num_heads, c.num_kv_heads,
-                          int(D), 1.0f / std::sqrt(float(D)), st);
+  cuda::attention_forward(S.q, S.k, S.v, S.attn, S.lse, attention_shape(c, sb), st);
   copy_device(x_mid, x_in, NH * 4, st);
   cuda::linear_forward(B, S.attn, L.o->compute, x_mid, OutType::f32, N, H, qdim, 1.0f);
   if (L.o_bias) cuda::add_bias(x_mid, L.o_bias->f32, N, H, st);
@@ -48,7 +52,7 @@ AttentionBackwardScratch alloc_attention_backward(cuda::DeviceArena& A, const Mo
   const int64_t N = sb.rows(), H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = int64_t(c.num_heads) * D, kvdim = int64_t(c.num_kv_heads) * D;
   AttentionBackwardScratch s;
-  const size_t attn_bytes = cuda::attention_backward_scratch_bytes(sb.batch, int(sb.seq_len), c.num_heads, int(D));
+  const size_t attn_bytes = cuda::attention_backward_scratch_bytes(attention_shape(c, sb));
   s.attention = static_cast<float*>(A.allocate(std::max<size_t>(attn_bytes, 4), "attention scratch"));
   s.dq = A.alloc<bf16>(size_t(N * qdim), "dq");
   s.dk = A.alloc<bf16>(size_t(N * kvdim), "dk");
@@ -69,8 +73,8 @@ void attention_train_backward(DeviceStep& d, const ModelConfig& c, const GpuLaye
   if (L.o_bias && L.o_bias->grad) cuda::bias_backward(b.dx, N, H, L.o_bias->grad, s.bias, st);
   if (L.o->grad) cuda::linear_backward_weight(B, b.dxb, S.attn, L.o->grad, N, H, qdim);
   cuda::linear_backward_input(B, b.dxb, L.o->compute, s.dattn, OutType::bf16, N, H, qdim);
-  cuda::attention_backward(S.q, S.k, S.v, S.attn, s.dattn, S.lse, s.dq, s.dk, s.dv, s.attention, sb.batch,
-                           int(sb.seq_len), c.num_heads, c.num_kv_heads, int(D), 1.0f / std::sqrt(float(D)), st);
+  cuda::attention_backward(S.q, S.k, S.v, S.attn, s.dattn, S.lse, s.dq, s.dk, s.dv, s.attention,
+                           attention_shape(c, sb), st);
   cuda::rope_backward(s.dq, N, c.num_heads, int(D), sb.positions, *sb.rope, st);
   cuda::rope_backward(s.dk, N, c.num_kv_heads, int(D), sb.positions, *sb.rope, st);
   if (L.q_bias && L.q_bias->grad) cuda::bias_backward(s.dq, N, qdim, L.q_bias->grad, s.bias, st);

@@ -5,9 +5,13 @@
 #pragma once
 #include "gpu/device_step.h"
 #include "gpu/layer_binding.h"
+#include "kernels/cuda/attention.h"
 #include "model/config.h"
 
 namespace mf::gpu {
+
+// The attention kernels' shape of a training call.
+cuda::AttentionShape attention_shape(const ModelConfig& c, const DeviceSequenceBatch& sb);
 
 // What the forward keeps for the backward (arena memory of the current call).
 struct AttentionSaved {

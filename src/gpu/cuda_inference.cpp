@@ -130,7 +130,8 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
   bf16* k = A.alloc<bf16>(size_t(N * kvdim), "k");
   bf16* v = A.alloc<bf16>(size_t(N * kvdim), "v");
   bf16* attn = A.alloc<bf16>(size_t(N * qdim), "attention output");
-  const size_t decode_scratch = cuda::attention_decode_scratch_bytes(batch, m.max_len, c.num_heads, int(D));
+  const cuda::AttentionShape shape{batch, int(T), c.num_heads, c.num_kv_heads, int(D), scale};
+  const size_t decode_scratch = cuda::attention_decode_scratch_bytes(shape, m.max_len);
   float* attn_scratch = decode_scratch ? static_cast<float*>(A.allocate(decode_scratch, "decode scratch")) : nullptr;
   cuda::embed_rows(m.embed->compute, d_tokens, N, H, V, x, st);
   for (int l = 0; l < c.num_layers; ++l) {
@@ -155,11 +156,9 @@ std::vector<float> CudaInference::forward(std::span<const int32_t> tokens, int b
                                   size_t(T) * row_bytes, size_t(batch), cudaMemcpyDeviceToDevice, st),
                 "KV cache append (values)");
     if (T == 1)
-      cuda::attention_decode(q, kc, vc, d_lengths, attn, attn_scratch, batch, m.max_len, c.num_heads, c.num_kv_heads,
-                             int(D), scale, st);
+      cuda::attention_decode(q, kc, vc, d_lengths, attn, attn_scratch, shape, m.max_len, st);
     else
-      cuda::attention_prefill_cached(q, kc, vc, d_past, attn, batch, int(T), m.max_len, c.num_heads, c.num_kv_heads,
-                                     int(D), scale, st);
+      cuda::attention_prefill_cached(q, kc, vc, d_past, attn, shape, m.max_len, st);
     cuda::linear_forward(B, attn, L.o->compute, x, OutType::f32, N, H, qdim, 1.0f);
     if (L.o_bias) cuda::add_bias(x, L.o_bias->f32, N, H, st);
     cuda::rmsnorm(x, L.ffn_norm->f32, N, H, eps, h, nullptr, st);
@@ -208,7 +207,7 @@ class CudaLanguageModel final : public LanguageModel {
   void truncate(int length) override { model_.truncate(length); }
   int context_length() const override { return model_.capacity(); }
   int vocab_size() const override { return model_.config().vocab_size; }
-  void observe_routes(RouteTally* tally) override {
+  void observe_routes(DecodeExpertShares* tally) override {
     tally_ = tally;
     if (!tally_) return;
     const ModelConfig& c = model_.config();
@@ -229,7 +228,7 @@ class CudaLanguageModel final : public LanguageModel {
   }
 
   CudaInference model_;
-  RouteTally* tally_ = nullptr;
+  DecodeExpertShares* tally_ = nullptr;
   std::vector<std::vector<float>> routes_;
 };
 

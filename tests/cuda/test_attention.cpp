@@ -50,6 +50,10 @@ struct Shape {
   int batch, T, n_heads, n_kv_heads, head_dim;
 };
 
+mf::cuda::AttentionShape shape_of(const Shape& s, float scale) {
+  return {s.batch, s.T, s.n_heads, s.n_kv_heads, s.head_dim, scale};
+}
+
 std::string describe(const Shape& s) {
   return "batch " + std::to_string(s.batch) + " T " + std::to_string(s.T) + " heads " + std::to_string(s.n_heads) +
          "/" + std::to_string(s.n_kv_heads) + " head_dim " + std::to_string(s.head_dim);
@@ -87,7 +91,7 @@ void drain() { mf::cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize")
 // CPU attention of T queries against the first S positions of one sequence's keys/values.
 void cpu_forward(const float* q, const float* k, const float* v, int64_t kv_stride, int T, int S, int n_heads,
                  int n_kv_heads, int head_dim, float scale, float* out) {
-  std::vector<float> scratch(mf::attention_scratch_floats(T, S, n_heads));
+  std::vector<float> scratch(mf::attention_scratch_floats(T, S));
   mf::attention_forward(q, k, v, kv_stride, T, S, n_heads, n_kv_heads, head_dim, scale, out, scratch.data());
 }
 
@@ -157,8 +161,7 @@ TEST_F(CudaAttention, ForwardMatchesCpuAndLse) {
     drain();
     mf::cuda::Stream stream;
     mf::cuda::attention_forward(q.as<mf::cuda::bf16>(), k.as<mf::cuda::bf16>(), v.as<mf::cuda::bf16>(),
-                                out.as<mf::cuda::bf16>(), lse.as<float>(), s.batch, s.T, s.n_heads, s.n_kv_heads,
-                                s.head_dim, p.scale, stream.get());
+                                out.as<mf::cuda::bf16>(), lse.as<float>(), shape_of(s, p.scale), stream.get());
     stream.synchronize("attention_forward");
     EXPECT_LT(rel_err(download(out, p.q_count()), cpu_forward_all(p)), kBf16Tol);
     EXPECT_LT(rel_err(mf::cuda::download_f32(lse.as<float>(), p.lse_count()), host_lse(p)), kLseTol);
@@ -174,16 +177,16 @@ TEST_F(CudaAttention, BackwardMatchesCpuAndIsDeterministic) {
     DeviceBuffer q = upload(p.q), k = upload(p.k), v = upload(p.v), dout = upload(dout_host);
     DeviceBuffer out(p.q_count() * 2, "out"), lse(p.lse_count() * 4, "lse");
     DeviceBuffer dq(p.q_count() * 2, "dq"), dk(p.kv_count() * 2, "dk"), dv(p.kv_count() * 2, "dv");
-    DeviceBuffer scratch(mf::cuda::attention_backward_scratch_bytes(s.batch, s.T, s.n_heads, s.head_dim), "scratch");
+    DeviceBuffer scratch(mf::cuda::attention_backward_scratch_bytes(shape_of(s, p.scale)), "scratch");
     drain();
     mf::cuda::Stream stream;
     using mf::cuda::bf16;
-    mf::cuda::attention_forward(q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), out.as<bf16>(), lse.as<float>(), s.batch,
-                                s.T, s.n_heads, s.n_kv_heads, s.head_dim, p.scale, stream.get());
+    mf::cuda::attention_forward(q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), out.as<bf16>(), lse.as<float>(),
+                                shape_of(s, p.scale), stream.get());
     auto backward = [&] {
       mf::cuda::attention_backward(q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), out.as<bf16>(), dout.as<bf16>(),
                                    lse.as<float>(), dq.as<bf16>(), dk.as<bf16>(), dv.as<bf16>(), scratch.as<float>(),
-                                   s.batch, s.T, s.n_heads, s.n_kv_heads, s.head_dim, p.scale, stream.get());
+                                   shape_of(s, p.scale), stream.get());
       stream.synchronize("attention_backward");
     };
     backward();
@@ -249,13 +252,13 @@ TEST_F(CudaAttention, DecodeMatchesCpuOverTheCache) {
 
     DeviceBuffer q = upload(q_host), k = upload(cache.k), v = upload(cache.v), len = upload_ints(lengths);
     DeviceBuffer out(q_count * 2, "out");
-    DeviceBuffer scratch(mf::cuda::attention_decode_scratch_bytes(batch, c.capacity, c.n_heads, D), "scratch");
+    const mf::cuda::AttentionShape shape{batch, 1, c.n_heads, c.n_kv_heads, D, scale};
+    DeviceBuffer scratch(mf::cuda::attention_decode_scratch_bytes(shape, c.capacity), "scratch");
     drain();
     mf::cuda::Stream stream;
     using mf::cuda::bf16;
     mf::cuda::attention_decode(q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), len.as<int32_t>(), out.as<bf16>(),
-                               scratch.as<float>(), batch, c.capacity, c.n_heads, c.n_kv_heads, D, scale,
-                               stream.get());
+                               scratch.as<float>(), shape, c.capacity, stream.get());
     stream.synchronize("attention_decode");
 
     std::vector<float> want(q_count);
@@ -295,7 +298,7 @@ TEST_F(CudaAttention, CachedPrefillMatchesCpuOverTheCache) {
     mf::cuda::Stream stream;
     using mf::cuda::bf16;
     mf::cuda::attention_prefill_cached(q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), past_dev.as<int32_t>(),
-                                       out.as<bf16>(), batch, c.T, c.capacity, c.n_heads, c.n_kv_heads, D, scale,
+                                       out.as<bf16>(), {batch, c.T, c.n_heads, c.n_kv_heads, D, scale}, c.capacity,
                                        stream.get());
     stream.synchronize("attention_prefill_cached");
 
@@ -311,15 +314,15 @@ TEST_F(CudaAttention, CachedPrefillMatchesCpuOverTheCache) {
 
 // Shape errors are raised on the host before anything touches a device, so this runs anywhere.
 TEST(CudaAttentionShapes, UnsupportedHeadDimAndBadGroupsThrow) {
-  EXPECT_THROW(mf::cuda::attention_forward(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 8, 4, 4, 80, 1.f, nullptr),
+  EXPECT_THROW(mf::cuda::attention_forward(nullptr, nullptr, nullptr, nullptr, nullptr, {1, 8, 4, 4, 80, 1.f}, nullptr),
                mf::Error);
-  EXPECT_THROW(mf::cuda::attention_forward(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 8, 6, 4, 64, 1.f, nullptr),
+  EXPECT_THROW(mf::cuda::attention_forward(nullptr, nullptr, nullptr, nullptr, nullptr, {1, 8, 6, 4, 64, 1.f}, nullptr),
                mf::Error);
-  EXPECT_THROW(mf::cuda::attention_decode(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 16, 4, 4, 48, 1.f,
-                                          nullptr),
+  EXPECT_THROW(mf::cuda::attention_decode(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, {1, 1, 4, 4, 48, 1.f},
+                                          16, nullptr),
                mf::Error);
-  EXPECT_EQ(mf::cuda::attention_decode_scratch_bytes(2, 256, 4, 64), 0u);
-  EXPECT_GT(mf::cuda::attention_decode_scratch_bytes(2, 257, 4, 64), 0u);
+  EXPECT_EQ(mf::cuda::attention_decode_scratch_bytes({2, 1, 4, 4, 64, 1.f}, 256), 0u);
+  EXPECT_GT(mf::cuda::attention_decode_scratch_bytes({2, 1, 4, 4, 64, 1.f}, 257), 0u);
 }
 
 }  // namespace

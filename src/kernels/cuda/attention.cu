@@ -678,8 +678,10 @@ void forward_common(const char* op, const FwdParams& params, int batch, int head
 
 }  // namespace
 
-void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int batch, int T,
-                       int n_heads, int n_kv_heads, int head_dim, float scale, cudaStream_t stream) {
+void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, const AttentionShape& s,
+                       cudaStream_t stream) {
+  const int batch = s.batch, T = s.T, n_heads = s.n_heads, n_kv_heads = s.n_kv_heads, head_dim = s.head_dim;
+  const float scale = s.scale;
   constexpr const char* op = "attention_forward";
   check_shape(op, batch, T, n_heads, n_kv_heads, head_dim);
   if (batch == 0 || T == 0) return;
@@ -692,8 +694,9 @@ void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, f
 }
 
 void attention_prefill_cached(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* past,
-                              bf16* out, int batch, int T, int capacity, int n_heads, int n_kv_heads, int head_dim,
-                              float scale, cudaStream_t stream) {
+                              bf16* out, const AttentionShape& s, int capacity, cudaStream_t stream) {
+  const int batch = s.batch, T = s.T, n_heads = s.n_heads, n_kv_heads = s.n_kv_heads, head_dim = s.head_dim;
+  const float scale = s.scale;
   constexpr const char* op = "attention_prefill_cached";
   check_shape(op, batch, T, n_heads, n_kv_heads, head_dim);
   MF_CHECK(capacity >= T, op, ": cache capacity ", capacity, " cannot hold T = ", T, " new tokens");
@@ -708,13 +711,15 @@ void attention_prefill_cached(const bf16* q, const bf16* k_cache, const bf16* v_
   forward_common(op, params, batch, head_dim, stream);
 }
 
-size_t attention_backward_scratch_bytes(int batch, int T, int n_heads, int /*head_dim*/) {
-  return size_t(std::max(batch, 0)) * size_t(std::max(T, 0)) * size_t(std::max(n_heads, 0)) * sizeof(float);
+size_t attention_backward_scratch_bytes(const AttentionShape& s) {
+  return size_t(std::max(s.batch, 0)) * size_t(std::max(s.T, 0)) * size_t(std::max(s.n_heads, 0)) * sizeof(float);
 }
 
 void attention_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out, const bf16* dout,
-                        const float* lse, bf16* dq, bf16* dk, bf16* dv, float* scratch, int batch, int T,
-                        int n_heads, int n_kv_heads, int head_dim, float scale, cudaStream_t stream) {
+                        const float* lse, bf16* dq, bf16* dk, bf16* dv, float* scratch, const AttentionShape& s,
+                        cudaStream_t stream) {
+  const int batch = s.batch, T = s.T, n_heads = s.n_heads, n_kv_heads = s.n_kv_heads, head_dim = s.head_dim;
+  const float scale = s.scale;
   constexpr const char* op = "attention_backward";
   check_shape(op, batch, T, n_heads, n_kv_heads, head_dim);
   if (batch == 0 || T == 0) return;
@@ -744,7 +749,8 @@ void attention_backward(const bf16* q, const bf16* k, const bf16* v, const bf16*
   });
 }
 
-size_t attention_decode_scratch_bytes(int batch, int capacity, int n_heads, int head_dim) {
+size_t attention_decode_scratch_bytes(const AttentionShape& s, int capacity) {
+  const int batch = s.batch, n_heads = s.n_heads, head_dim = s.head_dim;
   const int splits = decode_splits(std::max(capacity, 0));
   if (splits <= 1) return 0;
   return size_t(std::max(batch, 0)) * size_t(std::max(n_heads, 0)) * size_t(splits) *
@@ -752,8 +758,9 @@ size_t attention_decode_scratch_bytes(int batch, int capacity, int n_heads, int 
 }
 
 void attention_decode(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* lengths, bf16* out,
-                      float* scratch, int batch, int capacity, int n_heads, int n_kv_heads, int head_dim,
-                      float scale, cudaStream_t stream) {
+                      float* scratch, const AttentionShape& s, int capacity, cudaStream_t stream) {
+  const int batch = s.batch, n_heads = s.n_heads, n_kv_heads = s.n_kv_heads, head_dim = s.head_dim;
+  const float scale = s.scale;
   constexpr const char* op = "attention_decode";
   check_shape(op, batch, 1, n_heads, n_kv_heads, head_dim);
   MF_CHECK(capacity > 0, op, ": cache capacity must be positive, got ", capacity);
@@ -765,7 +772,7 @@ void attention_decode(const bf16* q, const bf16* k_cache, const bf16* v_cache, c
   MF_CHECK(lengths != nullptr, op, ": lengths is null");
   const int splits = decode_splits(capacity);
   MF_CHECK(splits == 1 || scratch != nullptr, op, ": scratch is null but ",
-           attention_decode_scratch_bytes(batch, capacity, n_heads, head_dim), " bytes are needed");
+           attention_decode_scratch_bytes(s, capacity), " bytes are needed");
   const size_t partials = size_t(batch) * size_t(n_heads) * size_t(splits);
   DecodeParams params{q,
                       k_cache,

@@ -23,32 +23,41 @@
 
 namespace mf::cuda {
 
+// The shape of one attention call, instead of a run of positional integers.
+struct AttentionShape {
+  int batch = 1;          // sequences
+  int T = 0;              // queries per sequence (1 for decode)
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  float scale = 0.0f;     // multiplies q.k before the softmax (normally 1/sqrt(head_dim))
+};
+
 // Causal attention over whole sequences (training, and prefill without a cache).
 // q, out: [batch, T, n_heads, head_dim]; k, v: [batch, T, n_kv_heads, head_dim]. Query t of a
 // sequence sees keys 0..t of the same sequence.
 // lse: [batch, n_heads, T] fp32, log(sum_j exp(scale * q_t . k_j)) over the keys query t sees:
 // the backward recomputes the probabilities from it instead of storing them. May be null when
 // no backward will follow.
-void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int batch, int T,
-                       int n_heads, int n_kv_heads, int head_dim, float scale, cudaStream_t stream);
+void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, const AttentionShape& s,
+                       cudaStream_t stream);
 
 // Bytes of scratch attention_backward needs: Delta = rowsum(dout * out), one float per
-// (sequence, head, query). head_dim is part of the query so a later kernel may size by it.
-size_t attention_backward_scratch_bytes(int batch, int T, int n_heads, int head_dim);
+// (sequence, head, query).
+size_t attention_backward_scratch_bytes(const AttentionShape& s);
 
 // Backward of attention_forward. q, k, v, out, lse are what the forward saw and wrote; dout is
 // laid out like out. Writes (does not accumulate into) dq like q and dk, dv like k, v; every
 // query head of a group contributes to its kv head's dk/dv. Deterministic: each gradient element
 // is summed by one thread in a fixed order (no atomics), so reruns are bit-identical.
-// scratch: attention_backward_scratch_bytes(batch, T, n_heads, head_dim) bytes.
+// scratch: attention_backward_scratch_bytes(s) bytes.
 void attention_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out, const bf16* dout,
-                        const float* lse, bf16* dq, bf16* dk, bf16* dv, float* scratch, int batch, int T,
-                        int n_heads, int n_kv_heads, int head_dim, float scale, cudaStream_t stream);
+                        const float* lse, bf16* dq, bf16* dk, bf16* dv, float* scratch, const AttentionShape& s,
+                        cudaStream_t stream);
 
 // Bytes of scratch attention_decode needs: the key axis is split into chunks of a fixed size
 // and each chunk's partial result (head_dim + 2 floats per (sequence, head, chunk)) is merged
 // by a second kernel. 0 when the cache fits one chunk (the single kernel writes out directly).
-size_t attention_decode_scratch_bytes(int batch, int capacity, int n_heads, int head_dim);
+// s.T is not read (decode has one query per sequence).
+size_t attention_decode_scratch_bytes(const AttentionShape& s, int capacity);
 
 // One generation step: each sequence's single new query against its KV cache.
 // q, out: [batch, n_heads, head_dim]; k_cache, v_cache: [batch, capacity, n_kv_heads, head_dim]
@@ -56,11 +65,10 @@ size_t attention_decode_scratch_bytes(int batch, int capacity, int n_heads, int 
 // cached positions of each sequence including the new one (1..capacity; the query sees all of
 // them). Lengths live on the device so a decode loop (or a CUDA graph) never waits on the host;
 // the grid is sized by capacity and chunks past a sequence's length return at once.
-// scratch: attention_decode_scratch_bytes(batch, capacity, n_heads, head_dim) bytes (may be
-// null when that is 0).
+// scratch: attention_decode_scratch_bytes(s, capacity) bytes (may be null when that is 0).
+// s.T is not read.
 void attention_decode(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* lengths, bf16* out,
-                      float* scratch, int batch, int capacity, int n_heads, int n_kv_heads, int head_dim,
-                      float scale, cudaStream_t stream);
+                      float* scratch, const AttentionShape& s, int capacity, cudaStream_t stream);
 
 // Prefill of T new tokens per sequence appended to a KV cache whose keys and values for the new
 // tokens are already written. q, out: [batch, T, n_heads, head_dim]; k_cache, v_cache: [batch,
@@ -69,7 +77,6 @@ void attention_decode(const bf16* q, const bf16* k_cache, const bf16* v_cache, c
 // past[b] + T must not exceed capacity (positions beyond capacity are never read: such queries
 // would see only the first capacity keys).
 void attention_prefill_cached(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* past,
-                              bf16* out, int batch, int T, int capacity, int n_heads, int n_kv_heads, int head_dim,
-                              float scale, cudaStream_t stream);
+                              bf16* out, const AttentionShape& s, int capacity, cudaStream_t stream);
 
 }  // namespace mf::cuda
