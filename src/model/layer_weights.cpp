@@ -1,3 +1,6 @@
+// Weight binding over model/tensor_names.h, so the HF, Mixtral and Qwen2-MoE layouts share one
+// binder. Bound tensors share the model's storage (a tied head is the embedding itself); only
+// norms and biases not stored as fp32 are converted. Experts are checked against expert 0 first.
 #include "model/layer_weights.h"
 
 #include <array>
@@ -74,9 +77,9 @@ MoeWeights bind_moe(const Binder& b, const ModelConfig& c, int layer, int64_t H)
   check_experts_agree(b, raw, ep, names);
   for (int e = 0; e < E; ++e) m.experts.push_back(b.swiglu({n.expert(e, 0), n.expert(e, 1), n.expert(e, 2)}, H, I));
   if (c.shared_expert_intermediate_size > 0) {
-    const int64_t S = c.shared_expert_intermediate_size;
+    const int64_t Is = c.shared_expert_intermediate_size;  // the shared expert's width
     m.has_shared = true;
-    m.shared = b.swiglu({n.shared(0), n.shared(1), n.shared(2)}, H, S);
+    m.shared = b.swiglu({n.shared(0), n.shared(1), n.shared(2)}, H, Is);
     if (c.shared_expert_gated) m.shared_gate = b.matrix(n.shared_gate(), 1, H);
   }
   return m;

@@ -30,14 +30,14 @@ double lm_head_train(const ModelConfig& c, const TransformerWeights& W, const Lm
   s.rows.clear();
   for (int64_t i = 0; i < N; ++i)
     if (targets[size_t(i)] >= 0) s.rows.push_back(i);
-  const int64_t C = int64_t(s.rows.size()), chunk = std::min(C, kHeadChunk);
+  const int64_t n_scored = int64_t(s.rows.size()), chunk = std::min(n_scored, kHeadChunk);
   float* logits = sized(s.logits, chunk * V);
   float* head_in = sized(s.head_in, chunk * H);
   float* head_dx = sized(s.head_dx, chunk * H);
   int32_t* head_targets = sized(s.targets, chunk);
   double loss_sum = 0;
-  for (int64_t r0 = 0; r0 < C; r0 += kHeadChunk) {
-    const int64_t rows = std::min(kHeadChunk, C - r0);
+  for (int64_t r0 = 0; r0 < n_scored; r0 += kHeadChunk) {
+    const int64_t rows = std::min(kHeadChunk, n_scored - r0);
     for (int64_t j = 0; j < rows; ++j) {
       const int64_t i = s.rows[size_t(r0 + j)];
       std::copy_n(hf + i * H, H, head_in + j * H);

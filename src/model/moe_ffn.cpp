@@ -68,8 +68,8 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
   }
   moe_scatter_add(out, A.plan, H, y);
   if (!w.has_shared) return;
-  const int64_t S = w.shared.gate.dim(0);
-  A.shared.resize(N, S, keep);
+  const int64_t Is = w.shared.gate.dim(0);  // the shared expert's width
+  A.shared.resize(N, Is, keep);
   float* so = sized(A.shared_out, N * H);
   swiglu_forward(w.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.product(keep), so);
   const bool gated = w.shared_is_gated();
@@ -165,7 +165,7 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
   linear_backward_input(dz, N, E, w.router, dh, true);
 
   if (!w.has_shared) return;
-  const int64_t S = w.shared.gate.dim(0);
+  const int64_t Is = w.shared.gate.dim(0);  // the shared expert's width
   const bool gated = w.shared_is_gated();
   float* dso = sized(s.dshared, N * H);
   float* dpre = sized(s.dshared_gate, gated ? N : 0);
@@ -174,7 +174,7 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
     if (g.shared_gate) linear_backward_weight(dpre, h, N, 1, H, g.shared_gate, nullptr);
     linear_backward_input(dpre, N, 1, w.shared_gate, dh, true);
   }
-  float* dmid_shared = sized(s.dshared_mid, N * S);
+  float* dmid_shared = sized(s.dshared_mid, N * Is);
   swiglu_backward(w.shared, g.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.h.data(), dso,
                   dmid_shared, dh, true);
 }

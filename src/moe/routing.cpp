@@ -1,3 +1,6 @@
+// The reference routing: softmax in double, top-k by a plain scan with ties to the lower index,
+// then capacity applied slot-major once every token has chosen (GShard / Switch priority). The
+// CUDA router and dispatch plan reproduce these choices index for index.
 #include "moe/routing.h"
 
 #include <algorithm>
@@ -33,17 +36,17 @@ void resize_assignments(Routing& r, int64_t n) {
   r.kept.assign(size_t(n), 1);
 }
 
-void route_token_choice(const float* logits, int64_t T, int E, const RouteOptions& o, Routing& r) {
+void route_token_choice(const float* logits, int64_t N, int E, const RouteOptions& o, Routing& r) {
   const int k = o.policy == RouterPolicy::Switch ? 1 : o.top_k;
   r.slots = k;
-  resize_assignments(r, T * k);
-#pragma omp parallel if (T * E >= 4096)
+  resize_assignments(r, N * k);
+#pragma omp parallel if (N * E >= 4096)
   {
   // Per-thread scratch, allocated once per call rather than per token.
   std::vector<double> p(static_cast<size_t>(E)), score(static_cast<size_t>(E)), g(static_cast<size_t>(k));
   std::vector<float> sel(static_cast<size_t>(k));
 #pragma omp for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; t < N; ++t) {
     const float* z = logits + t * E;
     softmax_row_f64(z, E, p.data());
     for (int e = 0; e < E; ++e) {
@@ -67,14 +70,14 @@ void route_token_choice(const float* logits, int64_t T, int E, const RouteOption
     }
   }
   }
-  r.capacity = expert_capacity(o, T, E);
+  r.capacity = expert_capacity(o, N, E);
   r.dropped = 0;
   if (r.capacity == 0) return;
   // Slot-major priority (GShard / Switch): every token's first choice is placed before any
   // second choice, and within a slot earlier tokens first.
   std::vector<int64_t> used(static_cast<size_t>(E), 0);
   for (int s = 0; s < k; ++s)
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < N; ++t) {
       const size_t a = size_t(t * k + s);
       if (used[size_t(r.expert[a])] < r.capacity) {
         ++used[size_t(r.expert[a])];
@@ -85,15 +88,15 @@ void route_token_choice(const float* logits, int64_t T, int E, const RouteOption
     }
 }
 
-void route_expert_choice(int64_t T, int E, const RouteOptions& o, Routing& r) {
-  const int64_t C = expert_capacity(o, T, E);
+void route_expert_choice(int64_t N, int E, const RouteOptions& o, Routing& r) {
+  const int64_t C = expert_capacity(o, N, E);
   r.capacity = C;
   r.slots = int(C);
   r.dropped = 0;
   resize_assignments(r, E * C);
-#pragma omp parallel for schedule(static) if (T * E >= 4096)
+#pragma omp parallel for schedule(static) if (N * E >= 4096)
   for (int e = 0; e < E; ++e) {
-    std::vector<int32_t> order(static_cast<size_t>(T));
+    std::vector<int32_t> order(static_cast<size_t>(N));
     std::iota(order.begin(), order.end(), 0);
     const float* p = r.probs.data();
     std::partial_sort(order.begin(), order.begin() + C, order.end(), [&](int32_t a, int32_t b) {
@@ -122,15 +125,15 @@ RouteOptions route_options(const RoutingConfig& c, int top_k, bool training, con
   return o;
 }
 
-int64_t expert_capacity(const RouteOptions& o, int64_t T, int E) {
+int64_t expert_capacity(const RouteOptions& o, int64_t N, int E) {
   if (o.policy == RouterPolicy::ExpertChoice) {
     const double factor = o.capacity_factor > 0 ? o.capacity_factor : double(o.top_k);
-    const int64_t c = std::max<int64_t>(o.min_capacity, int64_t(std::ceil(factor * double(T) / double(E))));
-    return std::clamp<int64_t>(c, T > 0 ? 1 : 0, T);
+    const int64_t c = std::max<int64_t>(o.min_capacity, int64_t(std::ceil(factor * double(N) / double(E))));
+    return std::clamp<int64_t>(c, N > 0 ? 1 : 0, N);
   }
   if (o.capacity_factor <= 0) return 0;
   const int k = o.policy == RouterPolicy::Switch ? 1 : o.top_k;
-  return std::max<int64_t>({1, o.min_capacity, int64_t(std::ceil(o.capacity_factor * double(T * k) / double(E)))});
+  return std::max<int64_t>({1, o.min_capacity, int64_t(std::ceil(o.capacity_factor * double(N * k) / double(E)))});
 }
 
 int64_t Routing::unrouted_tokens() const {
@@ -147,36 +150,36 @@ std::vector<int64_t> Routing::load() const {
   return n;
 }
 
-void route(const float* logits, int64_t T, int E, const RouteOptions& o, Routing& r) {
-  MF_CHECK(T >= 0 && E > 0, "route: need tokens >= 0 and experts > 0, got ", T, " and ", E);
+void route(const float* logits, int64_t N, int E, const RouteOptions& o, Routing& r) {
+  MF_CHECK(N >= 0 && E > 0, "route: need tokens >= 0 and experts > 0, got ", N, " and ", E);
   MF_CHECK(o.policy == RouterPolicy::ExpertChoice || (o.top_k >= 1 && o.top_k <= E), "route: top_k ", o.top_k,
            " is not in [1, ", E, "]");
-  for (int64_t i = 0; i < T * E; ++i)
+  for (int64_t i = 0; i < N * E; ++i)
     MF_CHECK(!std::isnan(logits[i]), "route: NaN router logit for token ", i / E, " expert ", i % E);
-  r.tokens = T;
+  r.tokens = N;
   r.experts = E;
   r.expert_choice = o.policy == RouterPolicy::ExpertChoice;
-  r.probs.resize(size_t(T * E));
+  r.probs.resize(size_t(N * E));
   if (r.expert_choice) {
     std::vector<double> p(static_cast<size_t>(E));
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < N; ++t) {
       softmax_row_f64(logits + t * E, E, p.data());
       for (int e = 0; e < E; ++e) r.probs[size_t(t * E + e)] = float(p[size_t(e)]);
     }
-    route_expert_choice(T, E, o, r);
+    route_expert_choice(N, E, o, r);
   } else {
-    route_token_choice(logits, T, E, o, r);
+    route_token_choice(logits, N, E, o, r);
   }
 }
 
 void route_backward(const float* logits, const Routing& r, const RouteOptions& o, const float* dgate, float* dlogits) {
-  const int64_t T = r.tokens;
+  const int64_t N = r.tokens;
   const int E = r.experts;
   auto live = [&](size_t a) { return r.kept[a] ? double(dgate[a]) : 0.0; };
   if (!r.expert_choice && !softmax_gated(o.policy)) {
     // Softmax over the k selected logits: dz_j = g_j (dg_j - sum_s g_s dg_s).
     const int k = r.slots;
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < N; ++t) {
       double dot = 0;
       for (int s = 0; s < k; ++s) dot += double(r.gate[size_t(t * k + s)]) * live(size_t(t * k + s));
       for (int s = 0; s < k; ++s) {
@@ -187,13 +190,13 @@ void route_backward(const float* logits, const Routing& r, const RouteOptions& o
     return;
   }
   // Gates read from p = softmax(z): accumulate dp, then dz = p (dp - sum(p dp)).
-  std::vector<double> dp(static_cast<size_t>(T * E), 0.0);
+  std::vector<double> dp(static_cast<size_t>(N * E), 0.0);
   if (r.expert_choice) {
     for (size_t a = 0; a < r.token.size(); ++a) dp[size_t(r.token[a]) * size_t(E) + size_t(r.expert[a])] += live(a);
   } else {
     const int k = r.slots;
     const bool renorm = o.policy == RouterPolicy::SoftmaxTopK && o.renormalize;
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < N; ++t) {
       const float* p = r.probs.data() + t * E;
       if (!renorm) {
         for (int s = 0; s < k; ++s) dp[size_t(t * E + r.expert[size_t(t * k + s)])] += live(size_t(t * k + s));
@@ -210,7 +213,7 @@ void route_backward(const float* logits, const Routing& r, const RouteOptions& o
     }
   }
   (void)logits;
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; t < N; ++t) {
     const float* p = r.probs.data() + t * E;
     const double* d = dp.data() + t * E;
     double dot = 0;

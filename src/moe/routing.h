@@ -25,7 +25,7 @@ struct RouteOptions {
 
 RouteOptions route_options(const RoutingConfig& c, int top_k, bool training, const float* selection_bias = nullptr);
 
-// One routing decision over T tokens. Assignment a is
+// One routing decision over N tokens. Assignment a is
 //   token choice:  a = t * slots + s, token t's s-th choice (best first), slots = k;
 //   expert choice: a = e * slots + j, expert e's j-th token (best first), slots = capacity.
 struct Routing {
@@ -37,7 +37,7 @@ struct Routing {
   std::vector<int32_t> token, expert;
   std::vector<float> gate;         // weight of the expert's output in the token's FFN output
   std::vector<uint8_t> kept;       // 0: over capacity; the slot adds nothing (residual only)
-  std::vector<float> probs;        // [T, E] softmax of the logits (what softmax gates are read from)
+  std::vector<float> probs;        // [N, E] softmax of the logits (what softmax gates are read from)
   int64_t dropped = 0;             // assignments over capacity (token choice)
 
   int64_t assignments() const { return int64_t(token.size()); }
@@ -47,14 +47,14 @@ struct Routing {
   std::vector<int64_t> load() const;
 };
 
-// The capacity the options give for T tokens and E experts (0: unlimited).
-int64_t expert_capacity(const RouteOptions& o, int64_t T, int E);
+// The capacity the options give for N tokens and E experts (0: unlimited).
+int64_t expert_capacity(const RouteOptions& o, int64_t N, int E);
 
-// Fills r from logits [T, E]. Ties go to the lower expert (token choice) or the earlier token
+// Fills r from logits [N, E]. Ties go to the lower expert (token choice) or the earlier token
 // (expert choice). Throws mf::Error on a NaN logit or bad options.
-void route(const float* logits, int64_t T, int E, const RouteOptions& o, Routing& r);
+void route(const float* logits, int64_t N, int E, const RouteOptions& o, Routing& r);
 
-// dlogits [T, E] += the gradient of the gates given dgate [assignments] (entries of dropped
+// dlogits [N, E] += the gradient of the gates given dgate [assignments] (entries of dropped
 // assignments are ignored). Selection is not differentiable; the selection bias takes no part.
 void route_backward(const float* logits, const Routing& r, const RouteOptions& o, const float* dgate, float* dlogits);
 

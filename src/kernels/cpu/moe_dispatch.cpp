@@ -42,11 +42,11 @@ DispatchPlan plan_dispatch_assignments(const int32_t* token, const int32_t* expe
   return plan;
 }
 
-DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t T, int k, int E) {
-  MF_CHECK(T >= 0 && k > 0 && E > 0, "plan_dispatch: bad sizes T=", T, " k=", k, " E=", E);
-  std::vector<int32_t> token(static_cast<size_t>(T * k));
-  for (int64_t i = 0; i < T * k; ++i) token[size_t(i)] = int32_t(i / k);
-  return plan_dispatch_assignments(token.data(), idx, weight, nullptr, T * k, E);
+DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t N, int k, int E) {
+  MF_CHECK(N >= 0 && k > 0 && E > 0, "plan_dispatch: bad sizes N=", N, " k=", k, " E=", E);
+  std::vector<int32_t> token(static_cast<size_t>(N * k));
+  for (int64_t i = 0; i < N * k; ++i) token[size_t(i)] = int32_t(i / k);
+  return plan_dispatch_assignments(token.data(), idx, weight, nullptr, N * k, E);
 }
 
 namespace {

@@ -10,12 +10,12 @@
 
 namespace mf {
 
-double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_t* mask, int64_t T, int E, int k,
+double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_t* mask, int64_t N, int E, int k,
                            float coef, float* dlogits) {
-  MF_CHECK(T >= 0 && E > 0 && k > 0 && k <= E, "load_balancing_loss: need 0 < k <= E, got k=", k, " E=", E);
+  MF_CHECK(N >= 0 && E > 0 && k > 0 && k <= E, "load_balancing_loss: need 0 < k <= E, got k=", k, " E=", E);
   std::vector<double> mean_p(static_cast<size_t>(E), 0.0), routed(static_cast<size_t>(E), 0.0), p(static_cast<size_t>(E));
   int64_t rows = 0;
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; t < N; ++t) {
     if (mask && !mask[t]) continue;
     ++rows;
     softmax_row_f64(logits + t * E, E, p.data());
@@ -34,7 +34,7 @@ double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_
     // d loss / d p_{t,e} = E * f_e / rows for every counted row t.
     std::vector<double> dp(static_cast<size_t>(E));
     for (int e = 0; e < E; ++e) dp[size_t(e)] = double(coef) * E * (routed[size_t(e)] / double(rows)) / double(rows);
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < N; ++t) {
       if (mask && !mask[t]) continue;
       softmax_row_f64(logits + t * E, E, p.data());
       softmax_row_f64_backward(p.data(), dp.data(), E, dlogits + t * E);
@@ -43,14 +43,14 @@ double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_
   return loss;
 }
 
-double router_z_loss(const float* logits, const uint8_t* mask, int64_t T, int E, float coef, float* dlogits) {
-  MF_CHECK(T >= 0 && E > 0, "router_z_loss: bad shape [", T, ", ", E, "]");
+double router_z_loss(const float* logits, const uint8_t* mask, int64_t N, int E, float coef, float* dlogits) {
+  MF_CHECK(N >= 0 && E > 0, "router_z_loss: bad shape [", N, ", ", E, "]");
   int64_t rows = 0;
-  for (int64_t t = 0; t < T; ++t) rows += (!mask || mask[t]) ? 1 : 0;
+  for (int64_t t = 0; t < N; ++t) rows += (!mask || mask[t]) ? 1 : 0;
   if (rows == 0) return 0.0;
   std::vector<double> p(static_cast<size_t>(E));
   double loss = 0;
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = 0; t < N; ++t) {
     if (mask && !mask[t]) continue;
     const double lse = softmax_row_f64(logits + t * E, E, p.data());
     loss += lse * lse;

@@ -5,16 +5,16 @@
 namespace mf {
 
 // Auxiliary router losses over the rows whose mask is non-zero (mask may be null: all rows);
-// both add coef * (their gradient) into dlogits [T, E] when dlogits is non-null and return the
+// both add coef * (their gradient) into dlogits [N, E] when dlogits is non-null and return the
 // loss (before coef).
 //
 // Load balancing (Switch / Mixtral, as HF's load_balancing_loss_func): with P_e the mean
 // softmax probability of expert e over the counted rows and f_e the number of top-k slots
 // routed to e divided by the number of counted rows, loss = E * sum_e f_e * P_e. The gradient
 // flows through P only.
-double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_t* mask, int64_t T, int E, int k,
+double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_t* mask, int64_t N, int E, int k,
                            float coef, float* dlogits);
 // Router z-loss (ST-MoE): mean over counted rows of logsumexp(logits)^2.
-double router_z_loss(const float* logits, const uint8_t* mask, int64_t T, int E, float coef, float* dlogits);
+double router_z_loss(const float* logits, const uint8_t* mask, int64_t N, int E, float coef, float* dlogits);
 
 }  // namespace mf
