@@ -1,3 +1,6 @@
+// Trainer::run and its checkpoints: one safetensors file holding every trainable tensor with its
+// AdamW moments, the model's buffers and, as metadata, the step, optimizer steps and data position:
+// all a resumed run needs to continue the same loss curve. The metrics log is cut back to match.
 #include "train/trainer.h"
 
 #include <cmath>
@@ -35,7 +38,7 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 }  // namespace
 
 Trainer::Trainer(TrainableTransformer& model, TrainingData& data, TrainerConfig config)
-    : Trainer(std::make_unique<CpuTrainable>(model), data, std::move(config)) {}
+    : Trainer(std::make_unique<CpuTrainableModel>(model), data, std::move(config)) {}
 
 Trainer::Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config)
     : owned_model_(std::move(owned)), model_(*owned_model_), data_(data), cfg_(std::move(config)) {
@@ -170,9 +173,7 @@ int64_t Trainer::load_checkpoint() {
 
 void Trainer::export_model(const std::string& dir) { save_model_weights(model_.weights(), dir); }
 
-TrainResult Trainer::run() {
-  fs::create_directories(cfg_.out_dir);
-  const std::string metrics_path = (fs::path(cfg_.out_dir) / "metrics.jsonl").string();
+int64_t Trainer::start_or_resume(const std::string& metrics_path, TrainResult& result) {
   int64_t step = 0;
   if (cfg_.resume) {
     step = load_checkpoint();
@@ -185,10 +186,6 @@ TrainResult Trainer::run() {
   } else {
     write_text_atomic(metrics_path, "");
   }
-  std::ofstream log(metrics_path, std::ios::app);
-  const WarmupCosine schedule{cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio};
-  TrainResult result;
-  result.out_dir = cfg_.out_dir;
   const fs::path best_state = fs::path(cfg_.out_dir) / "best" / "trainer_state.json";
   if (cfg_.resume && fs::exists(best_state)) {
     // The best model so far is part of the run's state: a resumed run keeps competing with it.
@@ -198,6 +195,71 @@ TrainResult Trainer::run() {
       result.best_valid_loss = j.value("valid_loss", 0.0);
     }
   }
+  return step;
+}
+
+Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& micro, const WarmupCosine& schedule) {
+  model_.zero_grad();
+  StepResult r;
+  // The step's loss is the mean over every scored token of its micro-batches, so the
+  // micro-batches are drawn first: instruction batches score different numbers of tokens.
+  int64_t scored = 0;
+  for (Batch& b : micro) {
+    data_.next(b);
+    scored += std::count_if(b.targets.begin(), b.targets.end(), [](int32_t t) { return t >= 0; });
+    r.tokens += b.real_tokens;
+  }
+  StepOptions opts;
+  opts.lb_coef = cfg_.lb_coef / float(cfg_.grad_accum);
+  opts.z_coef = cfg_.z_coef / float(cfg_.grad_accum);
+  opts.lb_per_sequence = cfg_.lb_per_sequence;
+  opts.loss_tokens = std::max<int64_t>(scored, 1);
+  model_.reset_routing_stats();
+  for (size_t mi = 0; mi < micro.size(); ++mi) {
+    const Batch& b = micro[mi];
+    opts.noise_seed = router_noise_step_seed(cfg_.seed, step, mi);
+    const TrainingLoss l = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
+    r.loss.lm_sum += l.lm_sum;
+    r.loss.lm_tokens += l.lm_tokens;
+    r.loss.lb += l.lb / cfg_.grad_accum;
+    r.loss.z += l.z / cfg_.grad_accum;
+  }
+  r.grad_norm = opt_->clip_grad_norm(cfg_.clip);
+  const double loss = r.loss.lm();
+  MF_CHECK(std::isfinite(loss) && std::isfinite(r.grad_norm), "step ", step + 1, ": non-finite ",
+           std::isfinite(loss) ? "gradient norm" : "loss", " (loss ", loss, ", grad norm ", r.grad_norm,
+           "); stopped without updating. The last checkpoint in ", cfg_.out_dir, " is the last good state");
+  r.lr_mult = schedule.multiplier(step);
+  opt_->step(r.lr_mult);
+  if (cfg_.balance_bias_rate > 0)
+    MF_CHECK(model_.update_selection_bias(cfg_.balance_bias_rate), "train.balance_bias_rate is set but the model ",
+             "has no router selection bias (set router_selection_bias: true in the model config)");
+  return r;
+}
+
+void Trainer::evaluate_and_track_best(int64_t step, TrainResult& result, nlohmann::json& rec) {
+  result.valid_loss = evaluate();
+  rec["valid_loss"] = result.valid_loss;
+  rec["valid_ppl"] = std::exp(result.valid_loss);
+  if (result.best_step != 0 && result.valid_loss >= result.best_valid_loss) return;
+  // Best-checkpoint tracking: the model at its lowest validation loss so far.
+  result.best_valid_loss = result.valid_loss;
+  result.best_step = step;
+  const fs::path best = fs::path(cfg_.out_dir) / "best";
+  export_model(best.string());
+  const std::string state = nlohmann::json{{"step", step}, {"valid_loss", result.valid_loss}}.dump() + "\n";
+  write_text_atomic((best / "trainer_state.json").string(), state);
+  rec["best"] = true;
+}
+
+TrainResult Trainer::run() {
+  fs::create_directories(cfg_.out_dir);
+  const std::string metrics_path = (fs::path(cfg_.out_dir) / "metrics.jsonl").string();
+  TrainResult result;
+  result.out_dir = cfg_.out_dir;
+  int64_t step = start_or_resume(metrics_path, result);
+  std::ofstream log(metrics_path, std::ios::app);
+  const WarmupCosine schedule{cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio};
   std::vector<Batch> micro(size_t(cfg_.grad_accum));
   int64_t tokens_seen = 0;
   double step_seconds = 0;  // optimizer steps only: evaluation and checkpoints excluded from tokens/s
@@ -205,73 +267,26 @@ TrainResult Trainer::run() {
   const int64_t first_step = step;
   while (step < cfg_.steps) {
     Timer step_timer;
-    model_.zero_grad();
-    TrainingLoss sum;
-    // The step's loss is the mean over every scored token of its micro-batches, so the
-    // micro-batches are drawn first: instruction batches score different numbers of tokens.
-    int64_t scored = 0, step_tokens = 0;
-    for (Batch& b : micro) {
-      data_.next(b);
-      scored += std::count_if(b.targets.begin(), b.targets.end(), [](int32_t t) { return t >= 0; });
-      step_tokens += b.real_tokens;
-    }
-    TrainingOptions opts;
-    opts.lb_coef = cfg_.lb_coef / float(cfg_.grad_accum);
-    opts.z_coef = cfg_.z_coef / float(cfg_.grad_accum);
-    opts.lb_per_sequence = cfg_.lb_per_sequence;
-    opts.loss_tokens = std::max<int64_t>(scored, 1);
-    model_.reset_routing_stats();
-    for (size_t mi = 0; mi < micro.size(); ++mi) {
-      const Batch& b = micro[mi];
-      opts.noise_seed = router_noise_step_seed(cfg_.seed, step, mi);
-      const TrainingLoss l = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
-      sum.lm_sum += l.lm_sum;
-      sum.lm_tokens += l.lm_tokens;
-      sum.lb += l.lb / cfg_.grad_accum;
-      sum.z += l.z / cfg_.grad_accum;
-    }
-    const double grad_norm = opt_->clip_grad_norm(cfg_.clip);
-    const double loss = sum.lm();
-    MF_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "step ", step + 1, ": non-finite ",
-             std::isfinite(loss) ? "gradient norm" : "loss", " (loss ", loss, ", grad norm ", grad_norm,
-             "); stopped without updating. The last checkpoint in ", cfg_.out_dir, " is the last good state");
-    const float lr_mult = schedule.multiplier(step);
-    opt_->step(lr_mult);
-    if (cfg_.balance_bias_rate > 0)
-      MF_CHECK(model_.update_selection_bias(cfg_.balance_bias_rate), "train.balance_bias_rate is set but the model ",
-               "has no router selection bias (set router_selection_bias: true in the model config)");
+    const StepResult r = optimizer_step(step, micro, schedule);
     ++step;
     const double step_s = step_timer.seconds();
+    const double loss = r.loss.lm();
     result.train_loss = loss;
     nlohmann::json rec = {{"step", step},
                           {"loss", loss},
-                          {"lb_loss", sum.lb},
-                          {"z_loss", sum.z},
-                          {"lr", cfg_.lr * lr_mult},
-                          {"grad_norm", grad_norm},
-                          {"tokens_per_s", double(step_tokens) / step_s}};
-    tokens_seen += step_tokens;
+                          {"lb_loss", r.loss.lb},
+                          {"z_loss", r.loss.z},
+                          {"lr", cfg_.lr * r.lr_mult},
+                          {"grad_norm", r.grad_norm},
+                          {"tokens_per_s", double(r.tokens) / step_s}};
+    tokens_seen += r.tokens;
     step_seconds += step_s;
     add_routing_stats(model_.routing_stats(), rec);
     const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
     // stop_after pauses a run to be resumed: no final evaluation, so the resumed log equals
     // an uninterrupted one.
     const bool last = finished || (cfg_.stop_after > 0 && step >= cfg_.stop_after);
-    if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) {
-      result.valid_loss = evaluate();
-      rec["valid_loss"] = result.valid_loss;
-      rec["valid_ppl"] = std::exp(result.valid_loss);
-      if (result.best_step == 0 || result.valid_loss < result.best_valid_loss) {
-        // Best-checkpoint tracking: the model at its lowest validation loss so far.
-        result.best_valid_loss = result.valid_loss;
-        result.best_step = step;
-        const fs::path best = fs::path(cfg_.out_dir) / "best";
-        export_model(best.string());
-        const std::string state = nlohmann::json{{"step", step}, {"valid_loss", result.valid_loss}}.dump() + "\n";
-        write_text_atomic((best / "trainer_state.json").string(), state);
-        rec["best"] = true;
-      }
-    }
+    if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) evaluate_and_track_best(step, result, rec);
     log << rec.dump() << "\n";
     log.flush();
     if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) save_checkpoint(step);
@@ -279,8 +294,9 @@ TrainResult Trainer::run() {
       const double elapsed = wall.seconds();
       const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
       std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
-                   (long long)cfg_.steps, loss, double(cfg_.lr * lr_mult), double(tokens_seen) / std::max(step_seconds, 1e-9),
-                   format_duration(elapsed).c_str(), format_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
+                   (long long)cfg_.steps, loss, double(cfg_.lr * r.lr_mult),
+                   double(tokens_seen) / std::max(step_seconds, 1e-9), format_duration(elapsed).c_str(),
+                   format_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
       if (last) std::fprintf(stderr, "\n");
     }
     if (last) break;

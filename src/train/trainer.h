@@ -5,9 +5,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "model/training.h"
+#include <nlohmann/json.hpp>
+
+#include "model/trainable_transformer.h"
 #include "train/optimizer.h"
+#include "train/schedule.h"
 #include "train/trainable_model.h"
 #include "train/training_data.h"
 
@@ -52,7 +56,7 @@ class Trainer {
  public:
   // model and data must outlive the trainer. Throws mf::Error for an invalid config.
   Trainer(TrainableModel& model, TrainingData& data, TrainerConfig config);
-  // The CPU model, adapted by CpuTrainable.
+  // The CPU model, adapted by CpuTrainableModel.
   Trainer(TrainableTransformer& model, TrainingData& data, TrainerConfig config);
   // Trains to config.steps (or the time budget), evaluating, logging and checkpointing; ends
   // with a checkpoint and an export of the model (config.json + model.safetensors) to
@@ -68,6 +72,20 @@ class Trainer {
   void save_checkpoint(int64_t step);
   int64_t load_checkpoint();
   void export_model(const std::string& dir);
+  // Resumes from the checkpoint (cutting metrics.jsonl back to it) or starts both afresh; the
+  // step to continue from.
+  int64_t start_or_resume(const std::string& metrics_path, TrainResult& result);
+  // One optimizer step over grad_accum micro-batches drawn from the data: forward/backward with
+  // the loss averaged over every scored token, clipping, the update, the selection-bias rule.
+  struct StepResult {
+    TrainingLoss loss;  // lb and z averaged over the micro-batches
+    double grad_norm = 0;
+    float lr_mult = 0;  // the schedule's multiplier of this step
+    int64_t tokens = 0;  // real tokens of the step (padding excluded)
+  };
+  StepResult optimizer_step(int64_t step, std::vector<Batch>& micro, const WarmupCosine& schedule);
+  // Evaluates into rec and, at a new best validation loss, exports out_dir/best.
+  void evaluate_and_track_best(int64_t step, TrainResult& result, nlohmann::json& rec);
 
   std::unique_ptr<TrainableModel> owned_model_;  // the CPU adapter, when constructed from one
   TrainableModel& model_;
