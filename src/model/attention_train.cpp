@@ -48,7 +48,7 @@ void attention_train_forward(const ModelConfig& c, const LayerWeights& L, const 
   rope_apply(q, N, c.num_heads, sb.positions, *sb.rope);
   rope_apply(k, N, c.num_kv_heads, sb.positions, *sb.rope);
   float* attn = sized(A.attn, N * qdim);
-  float* scratch = sized(s.forward, int64_t(attention_scratch_floats(T, T, c.num_heads)));
+  float* scratch = sized(s.forward, int64_t(attention_scratch_floats(T, T)));
   for (int b = 0; b < sb.batch; ++b)
     attention_forward(q + b * T * qdim, k + b * T * kvdim, v + b * T * kvdim, kvdim, T, T, c.num_heads,
                       c.num_kv_heads, int(D), scale, attn + b * T * qdim, scratch);

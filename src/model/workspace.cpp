@@ -22,7 +22,7 @@ Workspace::Workspace(const ModelConfig& c, int64_t n, int64_t max_tokens_per_seq
   ffn_a.resize(size_t(n * width));
   ffn_b.resize(size_t(n * width));
   // A sliding window attends one query at a time, which needs less scratch than this.
-  attn_scratch.resize(attention_scratch_floats(max_tokens_per_seq, cache_capacity, c.num_heads));
+  attn_scratch.resize(attention_scratch_floats(max_tokens_per_seq, cache_capacity));
   positions.resize(size_t(n));
 }
 

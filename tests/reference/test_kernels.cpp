@@ -158,7 +158,7 @@ TEST(KernelsReference, Attention) {
     auto k = load<float>(c, "k");
     auto v = load<float>(c, "v");
     std::vector<float> out(size_t(T * H * D), -1.0f);
-    std::vector<float> scratch(mf::attention_scratch_floats(T, S, H));
+    std::vector<float> scratch(mf::attention_scratch_floats(T, S));
     mf::attention_forward(q.data(), k.data(), v.data(), c["kv_stride"], T, S, H, KV, D,
                           1.0f / std::sqrt(float(D)), out.data(), scratch.data());
     expect_close(out, load<float>(c, "y"), c["name"]);

@@ -32,7 +32,7 @@ void attend_one(const float* q, const float* k, const float* v, int64_t kv_strid
 
 }  // namespace
 
-size_t attention_scratch_floats(int64_t T, int64_t S, int n_heads) {
+size_t attention_scratch_floats(int64_t T, int64_t S) {
   size_t per_thread = size_t(omp_get_max_threads()) * size_t(padded(S));
   if (T >= kGemmMinQueries) return std::max(per_thread, size_t(T) * size_t(S));
   return per_thread;

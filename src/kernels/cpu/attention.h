@@ -7,14 +7,14 @@ namespace mf {
 
 // Floats of scratch attention_forward needs for these sizes with the current OpenMP thread
 // count (omp_get_max_threads()); allocate it once per (T, S) bound and reuse it.
-size_t attention_scratch_floats(int64_t T, int64_t S, int n_heads);
+size_t attention_scratch_floats(int64_t T, int64_t S);
 
 // Causal GQA attention of T new queries against a cache of S keys (S >= T). Query t sits at
 // absolute position past + t, past = S - T, and attends keys 0..past+t. Query head h reads
 // kv head h / (n_heads / n_kv_heads).
 // q: [T, n_heads, head_dim]; k, v: [S, n_kv_heads, head_dim] with kv_stride floats between
 // consecutive positions (>= n_kv_heads * head_dim); out: [T, n_heads, head_dim].
-// scale is normally 1/sqrt(head_dim). scratch: attention_scratch_floats(T, S, n_heads) floats.
+// scale is normally 1/sqrt(head_dim). scratch: attention_scratch_floats(T, S) floats.
 void attention_forward(const float* q, const float* k, const float* v, int64_t kv_stride,
                        int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim,
                        float scale, float* out, float* scratch);
