@@ -1,3 +1,6 @@
+// Fusion and upcycling take llama and mistral models only: all their tensors have Mixtral names
+// (qwen2's attention biases have none), and layer l's mlp gate/up/down become its expert e. Sources
+// must match the skeleton in every dimension and, by default, token for token (one embedding).
 #include "fuse/fuse.h"
 
 #include <cmath>
@@ -58,16 +61,16 @@ ModelConfig moe_config(ModelConfig c, int experts, int top_k, std::vector<std::s
   c.num_experts = experts;
   c.top_k = top_k;
   c.moe_intermediate_size = c.intermediate_size;
-  c.routing.norm_topk_prob = true;
   c.expert_names = std::move(names);
-  c.routing = RoutingConfig{};
+  c.routing = RoutingConfig{};  // the defaults: softmax top-k with renormalised gates, as Mixtral
   return c;
 }
 
 void add_zero_routers(ModelWeights& w) {
   const ModelConfig& c = w.config;
   for (int l = 0; l < c.num_layers; ++l)
-    w.tensors[mixtral_moe_names(l).router()] = Tensor::zeros(DType::F32, {int64_t(c.num_experts), int64_t(c.hidden_size)});
+    w.tensors[mixtral_moe_names(l).router()] =
+        Tensor::zeros(DType::F32, {int64_t(c.num_experts), int64_t(c.hidden_size)});
 }
 
 }  // namespace

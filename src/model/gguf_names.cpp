@@ -28,7 +28,8 @@ std::optional<std::string> gguf_to_hf_name(const std::string& g) {
       {"ffn_down", "mlp.down_proj"},
   };
   if (m[3].matched) {  // older Mixtral GGUFs: one tensor per expert, blk.N.ffn_gate.E.weight
-    static const std::map<std::string, int> kExpert = {{"ffn_gate", kMlpGate}, {"ffn_up", kMlpUp}, {"ffn_down", kMlpDown}};
+    static const std::map<std::string, int> kExpert = {
+        {"ffn_gate", kMlpGate}, {"ffn_up", kMlpUp}, {"ffn_down", kMlpDown}};
     auto it = kExpert.find(part);
     if (it == kExpert.end()) return std::nullopt;
     const MoeNames moe = mixtral_moe_names(std::stoi(m[1].str()));

@@ -33,7 +33,8 @@ bool is_embedding_name(const std::string& name) { return name == kEmbedTokensNam
 bool is_attention_name(const std::string& name) { return name.find(".self_attn.") != std::string::npos; }
 bool is_router_name(const std::string& name) {
   // Mixtral's block_sparse_moe.gate.{weight, e_score_correction_bias}; Qwen2-MoE's mlp.gate.weight.
-  return name.find(".block_sparse_moe.gate.") != std::string::npos || name.find(".mlp.gate.weight") != std::string::npos;
+  return name.find(".block_sparse_moe.gate.") != std::string::npos ||
+         name.find(".mlp.gate.weight") != std::string::npos;
 }
 bool is_expert_name(const std::string& name) { return name.find(".experts.") != std::string::npos; }
 bool is_norm_name(const std::string& name) { return name.find("norm.weight") != std::string::npos; }

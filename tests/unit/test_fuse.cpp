@@ -115,9 +115,12 @@ TEST_F(Fuse, ExpertsAreTheSourcesMlpsAndSharedTensorsTheSkeletons) {
     const mf::ModelWeights src = mf::load_model_weights(sources_[size_t(e)]);
     for (int l = 0; l < 3; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".mlp.";
-      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpGate)), src.tensors.at(p + "gate_proj.weight")));
-      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpUp)), src.tensors.at(p + "up_proj.weight")));
-      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpDown)), src.tensors.at(p + "down_proj.weight")));
+      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpGate)),
+                             src.tensors.at(p + "gate_proj.weight")));
+      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpUp)),
+                             src.tensors.at(p + "up_proj.weight")));
+      EXPECT_TRUE(same_bytes(moe.tensors.at(mf::mixtral_moe_names(l).expert(e, mf::kMlpDown)),
+                             src.tensors.at(p + "down_proj.weight")));
     }
   }
   for (const auto& [name, t] : skel.tensors) {
