@@ -1,3 +1,6 @@
+// The mix in stages: dedupe in input order, per-source subsets (caps, ratios below 1), per-domain
+// splits, then repeats for ratios above 1, added to train so no copy lands in validation or test.
+// Each shuffle has its own named stream: changing one source's cap does not reshuffle the others.
 #include "data/mix.h"
 
 #include <algorithm>

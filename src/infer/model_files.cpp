@@ -1,3 +1,6 @@
+// Tokenizer files of a model. eos ids come from every file that may declare one (tokenizer,
+// generation_config.json, config.json; a GGUF's eos and eot), as a chat model may end its turns on
+// a token other than the tokenizer's eos. A GGUF vocabulary is copied out as tokenizer.json.
 #include "infer/model_files.h"
 
 #include <algorithm>

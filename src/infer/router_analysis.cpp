@@ -1,3 +1,6 @@
+// Each sequence runs one full forward with a fresh KV cache and the router logits captured. The
+// dataset tally takes the argmax of the logits (the softmax's argmax too); the reports are plain
+// text tables and one HTML page with inline styles, nothing to fetch.
 #include "infer/router_analysis.h"
 
 #include <algorithm>

@@ -1,3 +1,6 @@
+// GgufValue keeps each value's exact GGUF type, checked at construction, so the writer stores every
+// key with the type it was given. Reading is lenient instead: any integer type whose value fits is
+// accepted, and an error in an array element names the array's key.
 #include <limits>
 
 #include "core/error.h"

@@ -1,3 +1,6 @@
+// safetensors layout: u64 little-endian header size, a JSON header {name: {dtype, shape,
+// data_offsets}, "__metadata__"}, then the data. Every offset, size and name is checked before a
+// view is made: a view over a bad offset would read outside the file instead of failing.
 #include "io/safetensors.h"
 
 #include <algorithm>

@@ -1,3 +1,6 @@
+// Reading applies each model_type's own defaults and quirks (Qwen2's implicit q/k/v biases and
+// opt-in sliding window, Mixtral's and Qwen2-MoE's expert keys), then moeforge's moe_* keys
+// override them. Writing labels every MoE other than qwen2_moe as mixtral.
 #include "model/config_json.h"
 
 #include <map>

@@ -1,3 +1,6 @@
+// BPE encoding in HF tokenizers' order: added tokens split out (leftmost, longest), then per
+// segment optional NFC, pre-tokenization, the byte map and merges by rank via a priority queue.
+// Short words' results are cached under a mutex: encode() is const and may run on many threads.
 #include "tokenizer/bpe_tokenizer.h"
 
 #include <algorithm>

@@ -1,3 +1,6 @@
+// The split regexes, each hand-compiled into a matcher that tries its alternatives in order at the
+// current code point, as Oniguruma's leftmost-first search does, so no regex engine is needed. A
+// regex that is not one of the three known strings is refused rather than approximated.
 #include "tokenizer/pretokenize.h"
 
 #include "core/error.h"

@@ -1,3 +1,6 @@
+// NFC as UAX #15 defines it: full canonical decomposition, canonical ordering of non-starters, then
+// composition of unblocked pairs, with Hangul syllables computed arithmetically rather than tabled.
+// Class lookups are binary searches over the generated range tables, with an ASCII fast path.
 #include "tokenizer/unicode.h"
 
 #include <algorithm>

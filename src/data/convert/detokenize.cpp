@@ -1,3 +1,6 @@
+// One pass over the space-separated tokens: each token decides whether it glues to its left
+// neighbour, its right one or both, by hand-written rules (punctuation, contractions, possessives,
+// alternating quote marks), with small word lists to settle the ambiguous straight apostrophe.
 #include "data/convert/detokenize.h"
 
 #include <array>

@@ -1,3 +1,6 @@
+// Decode GEMV: each weight is read once and reused for all M activation rows, so W is streamed in
+// its stored format and dequantized in registers (AVX-512: F32/F16/BF16/Q8_0/Q4_0/Q4_1). Other
+// formats, or a build without AVX-512, dequantize one row at a time into scratch.
 #include "kernels/cpu/gemv.h"
 
 #include <omp.h>

@@ -1,3 +1,6 @@
+// linear() picks its path by row count: M <= 8 runs the GEMV kernels (or a packed copy); larger M
+// dequantizes W in panels of ~2 MiB of fp32, each multiplied by oneDNN's sgemm while in cache, so
+// a non-fp32 matrix is never expanded whole. linear_backward_input panels the same way.
 #include "kernels/cpu/matmul.h"
 
 #include <oneapi/dnnl/dnnl.h>

@@ -1,3 +1,6 @@
+// Repacking and AVX-512 kernels of PackedQuantMatrix. Each kernel is a template over the format
+// and the activation row count (1..8) so its accumulators stay in registers; a group of 16 output
+// rows is the unit of OpenMP work. Without AVX-512 VNNI they compile out and supports() is false.
 #include "kernels/cpu/packed_quant.h"
 
 #include <omp.h>

@@ -1,3 +1,6 @@
+// AdamW, gradient norm and clipping kernels. Per-group constants (bias corrections, decay) are
+// computed on the host as the CPU does and passed in the kernel's parameters, so nothing is
+// uploaded per step; the clip factor stays on the device, read by the update without a round trip.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

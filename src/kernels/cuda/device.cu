@@ -1,3 +1,6 @@
+// Host-side wrappers of the CUDA runtime (no kernels). Uploads, downloads and zeroing synchronise
+// the whole device, because moeforge's non-blocking streams are not ordered against the legacy
+// stream these copies use; they are meant for setup and tests, not for the step loop.
 #include <cuda_runtime.h>
 
 #include <cstring>

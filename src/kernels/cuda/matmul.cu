@@ -1,3 +1,6 @@
+// The GEMMs go to cuBLAS, which is column-major: each row-major product is issued as its
+// transpose, C^T = op(B)^T op(A)^T, so no matrix is copied or transposed in memory. Grouped calls
+// copy their per-expert pointer arrays to device scratch on the same stream just before the call.
 #include <cublas_v2.h>
 
 #include <utility>

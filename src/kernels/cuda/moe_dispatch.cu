@@ -1,3 +1,6 @@
+// The dispatch plan takes two launches of one block per expert (count and capacity cutoff, then
+// placement), each scanning every assignment with block-wide prefix sums: no global atomics, so
+// row numbers are deterministic. Row kernels run one block per token (or assignment).
 #include "kernels/cuda/moe_dispatch.h"
 
 #include <cuda_runtime.h>

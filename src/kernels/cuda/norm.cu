@@ -1,3 +1,6 @@
+// RMSNorm kernels: one block per row, sized to it (a multiple of 32, up to 1024 threads), with
+// 16-byte accesses when dim and alignment allow. Each backward block accumulates its dweight row in
+// shared memory up to 8192 columns, else in the caller's scratch; rows are summed in a fixed order.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>

@@ -1,3 +1,6 @@
+// Cross-entropy in two passes per row: an online (max, sum of exp) merged across lanes and warps,
+// then the gradient written over the bf16 logits in place, so the logits need no second buffer.
+// Merges avoid FMA contraction so that every lane ends with the same bits.
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
