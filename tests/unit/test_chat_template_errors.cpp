@@ -51,4 +51,68 @@ TEST(Jinja, DeepRecursionIsAnErrorNotACrash) {
   EXPECT_THROW(t.render(mf::jinja::Value(mf::jinja::Dict{})), mf::Error);
 }
 
+
+// Templates come from strangers' model files: whatever their shape, a clear error and no crash,
+// hang or runaway allocation (the bounds are in chat/jinja/limits.h).
+std::string render_error(const std::string& source) {
+  try {
+    mf::jinja::Template t(source, "hostile");
+    t.render(mf::jinja::Value(mf::jinja::Dict{}));
+  } catch (const mf::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+TEST(JinjaHostile, DeepNestingIsRefusedBeforeTheStackRunsOut) {
+  const int n = 100000;
+  EXPECT_NE(render_error("{{ " + repeat("(", n) + "1" + repeat(")", n) + " }}").find("nested deeper than"),
+            std::string::npos);
+  EXPECT_NE(render_error("{{ " + repeat("[", n) + repeat("]", n) + " }}").find("nested deeper than"),
+            std::string::npos);
+  EXPECT_NE(render_error("{{ " + repeat("not ", n) + "1 }}").find("nested deeper than"), std::string::npos);
+  EXPECT_NE(render_error("{{ " + repeat("-", n) + "1 }}").find("nested deeper than"), std::string::npos);
+  EXPECT_NE(render_error(repeat("{% if true %}", n) + "x" + repeat("{% endif %}", n)).find("nested deeper than"),
+            std::string::npos);
+  // Left-deep chains are built without nesting but evaluated by recursion.
+  EXPECT_NE(render_error("{{ 1" + repeat(" + 1", n) + " }}").find("nested deeper than"), std::string::npos);
+  EXPECT_NE(render_error("{{ 'a'" + repeat(" | lower", n) + " }}").find("nested deeper than"), std::string::npos);
+  EXPECT_NE(render_error("{{ x" + repeat(".y", n) + " }}").find("nested deeper than"), std::string::npos);
+  // Real templates stay far inside the bounds.
+  EXPECT_EQ(render_error("{{ " + repeat("(", 50) + "1" + repeat(")", 50) + " }}"), "");
+  EXPECT_EQ(render_error("{{ 1" + repeat(" + 1", 300) + " }}"), "");
+}
+
+TEST(JinjaHostile, ArithmeticOverflowsAreErrors) {
+  EXPECT_NE(render_error("{{ 9223372036854775807 + 1 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ -9223372036854775807 - 2 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ 4294967296 * 4294967296 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ (-9223372036854775807 - 1) // -1 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ 2 ** 64 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ 99999999999999999999 }}").find("integer literal out of range"), std::string::npos);
+  mf::jinja::Template ok("{{ 2 ** 62 }} {{ 3 ** 0 }} {{ (-9223372036854775807 - 1) % -1 }} {{ -7 // 2 }}", "ok");
+  EXPECT_EQ(ok.render(mf::jinja::Value(mf::jinja::Dict{})), "4611686018427387904 1 0 -4");
+}
+
+TEST(JinjaHostile, HugeExponentsRepetitionsAndLoopsAreBounded) {
+  // Square-and-multiply: a huge exponent overflows at once instead of looping 10^18 times.
+  EXPECT_EQ(render_error("{{ 1 ** 1000000000000000000 }}"), "");
+  EXPECT_NE(render_error("{{ 3 ** 1000000000000000000 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ 'x' * 1000000000000 }}").find("repetition result larger than"), std::string::npos);
+  EXPECT_NE(render_error("{{ [1] * 1000000000000 }}").find("repetition result larger than"), std::string::npos);
+  EXPECT_NE(render_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+                .find("steps"),
+            std::string::npos);
+  EXPECT_NE(render_error("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}")
+                .find("rendered text longer than"),
+            std::string::npos);
+  EXPECT_NE(render_error("{{ 'a' | indent(1000000000000) }}").find("indent width"), std::string::npos);
+}
+
 }  // namespace

@@ -38,6 +38,7 @@ struct Expr {
   std::vector<ExprPtr> args;         // Call/Filter/Test/ListLit/DictLit args
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;      // Compare: ops[i] sits between operand i and i+1
+  int height = 1;                    // 1 + the tallest child's height (bounded by the parser)
 };
 
 struct Node;

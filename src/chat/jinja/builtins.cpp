@@ -7,6 +7,7 @@
 #include <cmath>
 #include <ctime>
 
+#include "chat/jinja/limits.h"
 #include "core/error.h"
 
 namespace mf::jinja {
@@ -380,21 +381,36 @@ Value slice_value(const Value& obj, const Value& start, const Value& stop, const
 }
 
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
-  if (op == "~") return Value(a.str() + b.str());
+  if (op == "~") {
+    std::string s = a.str();
+    const std::string t = b.str();
+    if (s.size() + t.size() > kMaxValueBytes) fail("string longer than ", kMaxValueBytes, " bytes");
+    return Value(s + t);
+  }
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   auto type_error = [&]() -> Value {
     fail("unsupported operand types for ", op, ": '", a.type_name(), "' and '", b.type_name(), "'");
   };
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+    if (a.is_string() && b.is_string()) {
+      if (a.as_string().size() + b.as_string().size() > kMaxValueBytes)
+        fail("string longer than ", kMaxValueBytes, " bytes");
+      return Value(a.as_string() + b.as_string());
+    }
     if (a.is_list() && b.is_list()) {
+      if (a.as_list().size() + b.as_list().size() > kMaxListItems) fail("list longer than ", kMaxListItems, " items");
       List l = a.as_list();
       l.insert(l.end(), b.as_list().begin(), b.as_list().end());
       return Value(std::move(l));
     }
   }
   if (op == "*" && ((a.is_string() || a.is_list()) && (b.is_int() || b.is_bool()))) {
+    // The size is checked before the loop: "x" * 10**12 is refused, not attempted.
+    const int64_t n = std::max<int64_t>(b.as_int(), 0);
+    const size_t unit = a.is_string() ? a.as_string().size() : a.as_list().size();
+    const size_t cap = a.is_string() ? kMaxValueBytes : kMaxListItems;
+    if (unit > 0 && uint64_t(n) > cap / unit) fail("repetition result larger than ", cap, a.is_string() ? " bytes" : " items");
     if (a.is_string()) {
       std::string s;
       for (int64_t i = 0; i < b.as_int(); ++i) s += a.as_string();
@@ -420,18 +436,30 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (op == "//") return Value(std::floor(x / y));
     if (op == "%") return Value(x - std::floor(x / y) * y);
   } else {
-    int64_t x = a.as_int(), y = b.as_int();
-    if (op == "+") return Value(x + y);
-    if (op == "-") return Value(x - y);
-    if (op == "*") return Value(x * y);
+    // Python's integers do not overflow; these are 64-bit, so an overflow is refused.
+    const int64_t x = a.as_int(), y = b.as_int();
+    int64_t r = 0;
+    auto overflow = [&]() -> Value { fail("integer overflow in ", x, " ", op, " ", y); };
+    if (op == "+") return __builtin_add_overflow(x, y, &r) ? overflow() : Value(r);
+    if (op == "-") return __builtin_sub_overflow(x, y, &r) ? overflow() : Value(r);
+    if (op == "*") return __builtin_mul_overflow(x, y, &r) ? overflow() : Value(r);
     if (op == "**") {
       if (y < 0) return Value(std::pow(double(x), double(y)));
-      int64_t r = 1;
-      for (int64_t i = 0; i < y; ++i) r *= x;
-      return Value(r);
+      // Square-and-multiply: at most 63 squarings whatever y, each checked.
+      int64_t result = 1, base = x;
+      for (int64_t e = y; e > 0; e >>= 1) {
+        if ((e & 1) && __builtin_mul_overflow(result, base, &result)) return overflow();
+        if (e > 1 && __builtin_mul_overflow(base, base, &base)) return overflow();
+      }
+      return Value(result);
     }
     if (y == 0) fail("integer division or modulo by zero");
-    int64_t q = x / y, r = x % y;
+    if (x == INT64_MIN && y == -1) {  // the one quotient that does not fit (and traps in hardware)
+      if (op == "%") return Value(int64_t(0));
+      return overflow();
+    }
+    int64_t q = x / y;
+    r = x % y;
     if (r != 0 && ((r < 0) != (y < 0))) {  // Python floors toward -inf
       --q;
       r += y;
@@ -500,7 +528,9 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     // transformers' signature: tojson(ensure_ascii, indent, separators, sort_keys)
     auto ind = a.get(1, "indent");
     auto sk = a.get(3, "sort_keys");
-    return Value(v.to_json(ind && !ind->is_none() ? int(ind->as_int()) : -1, sk && sk->truthy()));
+    int64_t indent = ind && !ind->is_none() ? ind->as_int() : -1;
+    if (indent > kMaxIndent) fail("tojson indent ", indent, " is above ", kMaxIndent);
+    return Value(v.to_json(int(std::max<int64_t>(indent, -1)), sk && sk->truthy()));
   }
   if (name == "default" || name == "d") {
     auto def = a.get(0, "default_value");
@@ -617,6 +647,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   }
   if (name == "indent") {
     int64_t width = int_arg(a, 0, "width", 4);
+    if (width > kMaxIndent) fail("indent width ", width, " is above ", kMaxIndent);
     auto first = a.get(1, "first");
     auto blank = a.get(2, "blank");
     std::string pad(size_t(std::max<int64_t>(width, 0)), ' ');
@@ -657,7 +688,7 @@ Dict make_globals() {
     List out;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
       out.push_back(Value(i));
-      if (out.size() > 10'000'000) fail("range too large");
+      if (out.size() > kMaxListItems) fail("range longer than ", kMaxListItems, " items");
     }
     return Value(std::move(out));
   })));

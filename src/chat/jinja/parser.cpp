@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "chat/jinja/limits.h"
 #include "core/error.h"
 
 namespace mf::jinja {
@@ -33,6 +34,7 @@ class Parser {
   // Parses segments until a statement whose keyword is in `ends` (left current, its keyword
   // consumed) or the end of input (only allowed when `ends` is empty).
   Body parse_body(std::initializer_list<const char*> ends, std::string& found) {
+    const Nesting guard(*this, statements_, kMaxStatementNesting, "statements");
     Body body;
     while (seg_ < lexed_.segments.size()) {
       const Segment& s = lexed_.segments[seg_];
@@ -186,6 +188,7 @@ class Parser {
 
   // ---- expressions ------------------------------------------------------------------------
   ExprPtr parse_expression(bool with_cond = true) {
+    const Nesting guard(*this, expressions_, kMaxExpressionNesting, "expressions");
     if (!with_cond) return parse_or();
     ExprPtr e = parse_or();
     while (peek_name("if")) {
@@ -195,8 +198,22 @@ class Parser {
       c->b = parse_or();
       c->a = std::move(e);
       if (skip_name("else")) c->c = parse_expression();
-      e = std::move(c);
+      e = seal(std::move(c));
     }
+    return e;
+  }
+
+  // Records e's height from its children's, refusing a tree the evaluator (and the destructor)
+  // would have to recurse through too deeply; chains like a+b+c+... grow it without nesting.
+  ExprPtr seal(ExprPtr e) {
+    int h = 0;
+    for (const ExprPtr* c : {&e->a, &e->b, &e->c, &e->d})
+      if (*c) h = std::max(h, (*c)->height);
+    for (const ExprPtr& c : e->args) h = std::max(h, c->height);
+    for (const auto& kv : e->kwargs) h = std::max(h, kv.second->height);
+    e->height = h + 1;
+    if (e->height > kMaxExpressionHeight)
+      error_at(e->pos, cat("expression nested deeper than ", kMaxExpressionHeight, " levels"));
     return e;
   }
 
@@ -205,7 +222,7 @@ class Parser {
     e->name = op;
     e->a = std::move(a);
     e->b = std::move(b);
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -228,11 +245,12 @@ class Parser {
   }
   ExprPtr parse_not() {
     if (peek_name("not")) {
+      const Nesting guard(*this, expressions_, kMaxExpressionNesting, "expressions");
       auto e = make(Expr::Unary, tok().pos);
       ++tok_;
       e->name = "not";
       e->a = parse_not();
-      return e;
+      return seal(std::move(e));
     }
     return parse_compare();
   }
@@ -263,7 +281,7 @@ class Parser {
       cmp->ops.push_back(op);
       cmp->args.push_back(parse_math1());
     }
-    return cmp ? std::move(cmp) : std::move(first);
+    return cmp ? seal(std::move(cmp)) : std::move(first);
   }
   ExprPtr parse_math1() {
     ExprPtr e = parse_concat();
@@ -306,10 +324,12 @@ class Parser {
   ExprPtr parse_unary(bool with_filter) {
     ExprPtr e;
     if (peek_op("-") || peek_op("+")) {
+      const Nesting guard(*this, expressions_, kMaxExpressionNesting, "expressions");
       e = make(Expr::Unary, tok().pos);
       e->name = tok().text;
       ++tok_;
       e->a = parse_unary(false);
+      e = seal(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -338,15 +358,15 @@ class Parser {
     }
     if (t.kind == Token::Int) {
       ++tok_;
-      try {
-        return literal(Value(int64_t(std::stoll(t.text))), t.pos);
-      } catch (const std::exception&) {
-        error_at(t.pos, "integer literal out of range");
-      }
+      return literal(Value(int_literal(t)), t.pos);
     }
     if (t.kind == Token::Float) {
       ++tok_;
-      return literal(Value(std::stod(t.text)), t.pos);
+      try {
+        return literal(Value(std::stod(t.text)), t.pos);
+      } catch (const std::exception&) {
+        error_at(t.pos, "float literal out of range");
+      }
     }
     if (t.text == "(") {
       ++tok_;
@@ -363,7 +383,7 @@ class Parser {
         e->args.push_back(parse_expression());
       }
       if (!skip_op(")")) error_here("expected ')'");
-      return e;
+      return seal(std::move(e));
     }
     if (t.text == "[") {
       ++tok_;
@@ -373,7 +393,7 @@ class Parser {
         if (skip_op("]")) break;
         e->args.push_back(parse_expression());
       }
-      return e;
+      return seal(std::move(e));
     }
     if (t.text == "{") {
       ++tok_;
@@ -385,7 +405,7 @@ class Parser {
         if (!skip_op(":")) error_here("expected ':' in dict literal");
         e->args.push_back(parse_expression());
       }
-      return e;
+      return seal(std::move(e));
     }
     error_at(t.pos, cat("unexpected '", t.text, "'"));
   }
@@ -398,15 +418,15 @@ class Parser {
         if (has() && tok().kind == Token::Int) {  // foo.0 is foo[0]
           auto it = make(Expr::Item, p);
           it->a = std::move(e);
-          it->b = literal(Value(int64_t(std::stoll(tok().text))), tok().pos);
+          it->b = literal(Value(int_literal(tok())), tok().pos);
           ++tok_;
-          e = std::move(it);
+          e = seal(std::move(it));
           continue;
         }
         auto a = make(Expr::Attr, p);
         a->name = expect_name().text;
         a->a = std::move(e);
-        e = std::move(a);
+        e = seal(std::move(a));
       } else if (peek_op("[")) {
         e = parse_subscript(std::move(e));
       } else if (peek_op("(")) {
@@ -435,7 +455,7 @@ class Parser {
     e->b = std::move(start);
     e->c = std::move(stop);
     e->d = std::move(step);
-    return e;
+    return seal(std::move(e));
   }
 
   void parse_args(Expr& e) {
@@ -460,7 +480,7 @@ class Parser {
     auto e = make(Expr::Call, tok().pos);
     e->a = std::move(target);
     parse_args(*e);
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
@@ -472,7 +492,7 @@ class Parser {
         while (skip_op(".")) f->name += "." + expect_name().text;
         if (peek_op("(")) parse_args(*f);
         f->a = std::move(e);
-        e = std::move(f);
+        e = seal(std::move(f));
       } else if (peek_name("is")) {
         auto t = make(Expr::Test, tok().pos);
         ++tok_;
@@ -487,7 +507,7 @@ class Parser {
           t->args.push_back(parse_postfix(parse_primary()));
         }
         t->a = std::move(e);
-        e = std::move(t);
+        e = seal(std::move(t));
       } else if (peek_op("(")) {
         e = parse_call(std::move(e));
       } else {
@@ -496,6 +516,32 @@ class Parser {
     }
     return e;
   }
+
+  int64_t int_literal(const Token& t) {
+    try {
+      return int64_t(std::stoll(t.text));
+    } catch (const std::exception&) {
+      error_at(t.pos, "integer literal out of range");
+    }
+  }
+
+  // Counts one level of a recursive construct for its lifetime; past `limit` the template is
+  // refused before the parser's own recursion can exhaust the stack.
+  class Nesting {
+   public:
+    Nesting(Parser& p, int& depth, int limit, const char* what) : depth_(depth) {
+      if (++depth_ > limit) {
+        --depth_;
+        p.error_at(p.current_pos(), cat(what, " nested deeper than ", limit, " levels"));
+      }
+    }
+    ~Nesting() { --depth_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    int& depth_;
+  };
 
   // ---- token cursor -----------------------------------------------------------------------
   void begin_segment() { tok_ = 0; }
@@ -523,6 +569,11 @@ class Parser {
     if (has()) error_at(tok().pos, cat("unexpected '", tok().text, "' (expected end of tag)"));
     ++seg_;
   }
+  // Where the cursor is, also when it has run past the last segment.
+  size_t current_pos() const {
+    if (seg_ >= lexed_.segments.size()) return lexed_.source.size();
+    return has() ? tok().pos : lexed_.segments[seg_].pos;
+  }
   [[noreturn]] void error_here(const std::string& what) {
     size_t pos = has() ? tok().pos : lexed_.segments[seg_].pos;
     error_at(pos, what);
@@ -545,6 +596,7 @@ class Parser {
   const Lexed& lexed_;
   const std::string& name_;
   size_t seg_ = 0, tok_ = 0;
+  int statements_ = 0, expressions_ = 0;  // current nesting (see Nesting)
 };
 
 }  // namespace

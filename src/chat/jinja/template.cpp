@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "chat/jinja/builtins.h"
 #include "chat/jinja/lexer.h"
+#include "chat/jinja/limits.h"
 #include "chat/jinja/parser.h"
 
 namespace mf::jinja {
@@ -16,8 +17,6 @@ class PositionedError : public Error {
  public:
   using Error::Error;
 };
-
-constexpr int kMaxDepth = 64;  // macro recursion guard (templates never nest deeply)
 
 class Interpreter {
  public:
@@ -55,8 +54,18 @@ class Interpreter {
     return Flow::Normal;
   }
 
+  // One unit of the render's budget: a runaway loop is stopped, not waited for.
+  void step() {
+    if (++steps_ > kMaxRenderSteps) fail("rendering took more than ", kMaxRenderSteps, " steps");
+  }
+
+  static void check_output(const std::string& out) {
+    if (out.size() > kMaxOutputBytes) fail("rendered text longer than ", kMaxOutputBytes, " bytes");
+  }
+
   Flow exec(const Node& n, std::string& out) {
     try {
+      step();
       return exec_inner(n, out);
     } catch (const PositionedError&) {
       throw;
@@ -67,8 +76,14 @@ class Interpreter {
 
   Flow exec_inner(const Node& n, std::string& out) {
     switch (n.kind) {
-      case Node::Text: out += n.text; return Flow::Normal;
-      case Node::Output: out += eval(*n.expr).str(); return Flow::Normal;
+      case Node::Text:
+        out += n.text;
+        check_output(out);
+        return Flow::Normal;
+      case Node::Output:
+        out += eval(*n.expr).str();
+        check_output(out);
+        return Flow::Normal;
       case Node::If:
         for (const auto& [cond, body] : n.branches)
           if (!cond || eval(*cond).truthy()) return exec_body(body, out);
@@ -119,6 +134,7 @@ class Interpreter {
     if (items.empty()) return exec_body(n.else_body, out);
     const int64_t len = int64_t(items.size());
     for (int64_t i = 0; i < len; ++i) {
+      step();  // an empty body still costs its iterations
       Dict loop = {
           {"index", Value(i + 1)}, {"index0", Value(i)}, {"revindex", Value(len - i)},
           {"revindex0", Value(len - i - 1)}, {"first", Value(i == 0)}, {"last", Value(i == len - 1)},
@@ -153,7 +169,7 @@ class Interpreter {
   Value make_macro(const Node& n) {
     const Node* node = &n;
     return Value(Function([this, node](const CallArgs& a) {
-      if (depth_ > kMaxDepth) fail("macro recursion too deep");
+      if (depth_ >= kMaxMacroDepth) fail("macro calls nested deeper than ", kMaxMacroDepth, " levels");
       Dict locals;
       for (size_t i = 0; i < node->params.size(); ++i) {
         const auto& [pname, def] = node->params[i];
@@ -191,6 +207,7 @@ class Interpreter {
 
   Value eval(const Expr& e) {
     try {
+      step();
       return eval_inner(e);
     } catch (const PositionedError&) {
       throw;
@@ -280,7 +297,8 @@ class Interpreter {
   const std::string& source_;
   const std::string& name_;
   std::vector<Value> scopes_;  // each a dict; [0] globals, [1] render context
-  int depth_ = 0;
+  int depth_ = 0;       // macro calls in progress
+  int64_t steps_ = 0;   // statements and expressions evaluated so far
 };
 
 }  // namespace

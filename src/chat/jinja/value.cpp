@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "chat/jinja/limits.h"
 #include "core/error.h"
 
 namespace mf::jinja {
@@ -203,6 +204,7 @@ static void json_string(const std::string& s, std::string& out) {
 }
 
 static void json_dump(const Value& v, int indent, bool sort_keys, int depth, std::string& out) {
+  if (depth > kMaxJsonDepth) fail("tojson: value nested deeper than ", kMaxJsonDepth, " levels");
   auto newline = [&](int d) {
     if (indent < 0) return;
     out += '\n';

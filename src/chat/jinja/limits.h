@@ -1,0 +1,22 @@
+// The bounds a chat template from a stranger's model file is held to. Parsing and rendering
+// refuse anything past them with an error naming the template position, instead of running
+// out of stack (deep nesting), memory (huge repetitions) or time (runaway loops). Real chat
+// templates stay far inside every one of them.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace mf::jinja {
+
+inline constexpr int kMaxStatementNesting = 100;     // {% if %} / {% for %} / ... inside each other
+inline constexpr int kMaxExpressionNesting = 100;    // brackets and unary operators inside each other
+inline constexpr int kMaxExpressionHeight = 400;     // syntax-tree height of one expression (a+b+c+... too)
+inline constexpr int kMaxMacroDepth = 64;            // macro calls inside each other at render time
+inline constexpr int64_t kMaxRenderSteps = 2'000'000;  // statements, expressions, loop iterations of one render
+inline constexpr size_t kMaxOutputBytes = size_t(64) << 20;  // rendered text of one render
+inline constexpr size_t kMaxValueBytes = size_t(64) << 20;   // one string built by * or +
+inline constexpr size_t kMaxListItems = 10'000'000;          // one list built by *, + or range()
+inline constexpr int64_t kMaxIndent = 1024;                  // indent / tojson indent width
+inline constexpr int kMaxJsonDepth = 256;                    // tojson of nested lists and dicts
+
+}  // namespace mf::jinja
