@@ -13,29 +13,53 @@ namespace {
 
 using json = nlohmann::json;
 
+// Sequences inside Sequences: real tokenizers nest one level; a file nesting thousands is refused
+// before the recursion below could exhaust the stack.
+constexpr int kMaxSequenceNesting = 16;
+
+void check_nesting(int depth, const std::string& where) {
+  MF_CHECK(depth <= kMaxSequenceNesting, where, ": Sequence nested deeper than ", kMaxSequenceNesting, " levels");
+}
+
+// j[key] when it is an array, else an empty array; read in place (no copy of the subtree).
+const json& array_member(const json& j, const char* key) {
+  static const json kEmpty = json::array();
+  const auto it = j.find(key);
+  return it != j.end() && it->is_array() ? *it : kEmpty;
+}
+
+// j[key] in place, or null when absent.
+const json& member_or_null(const json& j, const char* key) {
+  static const json kNull;
+  const auto it = j.find(key);
+  return it != j.end() ? *it : kNull;
+}
+
 std::string type_of(const json& j, const std::string& where) {
   MF_CHECK(j.is_object() && j.contains("type") && j["type"].is_string(), where, ": missing \"type\"");
   return j["type"].get<std::string>();
 }
 
-void read_normalizer(const json& j, const std::string& where, BpeConfig& c) {
+void read_normalizer(const json& j, const std::string& where, BpeConfig& c, int depth = 0) {
   if (j.is_null()) return;
+  check_nesting(depth, where);
   const std::string t = type_of(j, where);
   if (t == "NFC") {
     c.nfc = true;
   } else if (t == "Sequence") {
-    for (const json& n : j.value("normalizers", json::array())) read_normalizer(n, where, c);
+    for (const json& n : array_member(j, "normalizers")) read_normalizer(n, where, c, depth + 1);
   } else {
     fail(where, ": normalizer '", t, "' is not supported (only NFC)");
   }
 }
 
-void read_pre_tokenizer(const json& j, const std::string& where, BpeConfig& c, bool& byte_level) {
+void read_pre_tokenizer(const json& j, const std::string& where, BpeConfig& c, bool& byte_level, int depth = 0) {
   if (j.is_null()) return;
+  check_nesting(depth, where);
   using Kind = PreTokenizeStep::Kind;
   const std::string t = type_of(j, where);
   if (t == "Sequence") {
-    for (const json& p : j.value("pretokenizers", json::array())) read_pre_tokenizer(p, where, c, byte_level);
+    for (const json& p : array_member(j, "pretokenizers")) read_pre_tokenizer(p, where, c, byte_level, depth + 1);
   } else if (t == "ByteLevel") {
     byte_level = true;
     c.pre.add_prefix_space = j.value("add_prefix_space", false);
@@ -60,11 +84,12 @@ void read_pre_tokenizer(const json& j, const std::string& where, BpeConfig& c, b
   }
 }
 
-void read_post_processor(const json& j, const std::string& where, BpeConfig& c) {
+void read_post_processor(const json& j, const std::string& where, BpeConfig& c, int depth = 0) {
   if (j.is_null()) return;
+  check_nesting(depth, where);
   const std::string t = type_of(j, where);
   if (t == "Sequence") {
-    for (const json& p : j.value("processors", json::array())) read_post_processor(p, where, c);
+    for (const json& p : array_member(j, "processors")) read_post_processor(p, where, c, depth + 1);
   } else if (t == "TemplateProcessing") {
     const json single = j.value("single", json::array());
     auto special_id = [&](const json& piece) -> int32_t {
@@ -72,7 +97,10 @@ void read_post_processor(const json& j, const std::string& where, BpeConfig& c) 
       const json& specials = j.value("special_tokens", json::object());
       MF_CHECK(specials.contains(name) && !specials[name]["ids"].empty(), where,
                ": TemplateProcessing names special token '", name, "' without ids");
-      return specials[name]["ids"][0].get<int32_t>();
+      const json& id = specials[name]["ids"][0];
+      MF_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (int64_t(1) << 31), where,
+               ": special token '", name, "' has id ", id.dump(), ", not a token id");
+      return id.get<int32_t>();
     };
     if (!single.empty() && single.front().contains("SpecialToken")) {
       c.add_bos = true;
@@ -199,11 +227,11 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
       c.fuse_unk = model.value("fuse_unk", false);
     }
 
-    read_normalizer(root.value("normalizer", json()), path + ": normalizer", c);
+    read_normalizer(member_or_null(root, "normalizer"), path + ": normalizer", c);
     bool byte_level = false;
-    read_pre_tokenizer(root.value("pre_tokenizer", json()), path + ": pre_tokenizer", c, byte_level);
+    read_pre_tokenizer(member_or_null(root, "pre_tokenizer"), path + ": pre_tokenizer", c, byte_level);
     MF_CHECK(byte_level, path, ": pre_tokenizer has no ByteLevel step; only byte-level BPE is supported");
-    read_post_processor(root.value("post_processor", json()), path + ": post_processor", c);
+    read_post_processor(member_or_null(root, "post_processor"), path + ": post_processor", c);
   } catch (const json::exception& e) {
     fail(path, ": unexpected structure: ", e.what());
   }

@@ -279,3 +279,43 @@ TEST(CharTokenizer, BadFilesAreClearErrors) {
 }
 
 }  // namespace
+
+// A tokenizer.json from a stranger's model: Sequences nested thousands deep are refused with an
+// error naming the file, not followed until the stack runs out.
+TEST(HfTokenizerJson, DeeplyNestedSequencesAreRefused) {
+  const std::string dir = ::testing::TempDir() + "/nested_tok";
+  std::filesystem::create_directories(dir);
+  auto nested = [](const char* key, int depth) {
+    std::string open, close;
+    for (int i = 0; i < depth; ++i) {
+      open += std::string(R"({"type": "Sequence", ")") + key + R"(": [)";
+      close += "]}";
+    }
+    return open + close;
+  };
+  const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0}, "merges": []})";
+  const std::string byte_level = R"("pre_tokenizer": {"type": "ByteLevel"})";
+  struct Case {
+    std::string body;
+    const char* where;
+  };
+  const Case cases[] = {
+      {"{" + model + ", " + byte_level + R"(, "normalizer": )" + nested("normalizers", 50000) + "}", "normalizer"},
+      {"{" + model + R"(, "pre_tokenizer": )" + nested("pretokenizers", 50000) + "}", "pre_tokenizer"},
+      {"{" + model + ", " + byte_level + R"(, "post_processor": )" + nested("processors", 50000) + "}",
+       "post_processor"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = dir + "/tokenizer.json";
+    std::ofstream(path) << c.body;
+    try {
+      mf::load_hf_tokenizer(path);
+      ADD_FAILURE() << c.where << ": accepted";
+    } catch (const mf::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(path), std::string::npos) << what;
+      EXPECT_NE(what.find(c.where), std::string::npos) << what;
+      EXPECT_NE(what.find("nested deeper than"), std::string::npos) << what;
+    }
+  }
+}
