@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "io/ggml_types.h"
 #include "io/gguf.h"
@@ -154,7 +155,8 @@ GgufTensorInfo read_tensor_info(Cursor& c, const std::string& path, uint64_t ind
   uint64_t row = n_dims ? t.ne[0] : 1;
   MF_CHECK(row % uint64_t(ti->block_elems) == 0, where, ": row length ", row,
            " is not a multiple of the ", ti->name, " block size ", ti->block_elems);
-  t.nbytes = numel / uint64_t(ti->block_elems) * uint64_t(ti->block_bytes);
+  // numel is a whole number of blocks (rows are), so the division is exact; the product can wrap.
+  t.nbytes = checked_mul(numel / uint64_t(ti->block_elems), uint64_t(ti->block_bytes), where, ": byte size");
   t.offset = c.read<uint64_t>();
   MF_CHECK(t.offset % alignment == 0, where, ": data offset ", t.offset,
            " is not a multiple of the alignment ", alignment);

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "io/mapped_view.h"
 
@@ -77,7 +78,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
   MF_CHECK(e.end <= data_size, where, ": data_offsets [", e.begin, ", ", e.end,
            "] run past the end of the data section (", data_size,
            " bytes; the file may be truncated)");
-  uint64_t expect = numel * uint64_t(dtype_info(e.dtype).block_bytes);
+  const uint64_t expect = checked_mul(numel, uint64_t(dtype_info(e.dtype).block_bytes), where, ": byte size");
   MF_CHECK(e.end - e.begin == expect, where, ": data_offsets [", e.begin, ", ", e.end, "] hold ",
            e.end - e.begin, " bytes but ", j["dtype"].get<std::string>(), " shape ",
            shape_str(e.shape), " needs ", expect);
