@@ -2,8 +2,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 namespace mf {
@@ -11,6 +14,54 @@ namespace mf {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Recipes are small; these bounds only stop hostile ones. An alias (*name) is refused outright:
+// a 1 KB file of aliases of aliases expands to gigabytes when read as a tree.
+constexpr int kMaxRecipeNesting = 32;
+constexpr uintmax_t kMaxRecipeBytes = uintmax_t(4) << 20;
+
+// Walks the file's parse events before any tree is built: no aliases, bounded nesting.
+class RecipeShapeCheck final : public YAML::EventHandler {
+ public:
+  explicit RecipeShapeCheck(const std::string& path) : path_(path) {}
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
+    fail(path_, ":", m.line + 1, ": YAML aliases (*name) are not accepted in recipes; write the value out");
+  }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    enter(m);
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    enter(m);
+  }
+  void OnMapEnd() override { --depth_; }
+
+ private:
+  void enter(const YAML::Mark& m) {
+    if (++depth_ > kMaxRecipeNesting)
+      fail(path_, ":", m.line + 1, ": mappings and lists nested deeper than ", kMaxRecipeNesting, " levels");
+  }
+  const std::string& path_;
+  int depth_ = 0;
+};
+
+void check_recipe_shape(const std::string& path) {
+  std::error_code ec;
+  const uintmax_t bytes = fs::file_size(path, ec);
+  MF_CHECK(!ec, path, ": cannot read (", ec.message(), ")");
+  MF_CHECK(bytes <= kMaxRecipeBytes, path, ": ", bytes, " bytes is too large for a recipe (at most ", kMaxRecipeBytes,
+           ")");
+  std::ifstream in(path, std::ios::binary);
+  MF_CHECK(in, path, ": cannot open");
+  YAML::Parser parser(in);
+  RecipeShapeCheck check(path);
+  while (parser.HandleNextDocument(check)) {
+  }
+}
 
 // YAML scalars carry no type; numbers and booleans are recognised the way YAML 1.2 core does.
 nlohmann::json to_json(const YAML::Node& n) {
@@ -69,13 +120,19 @@ nlohmann::json load_yaml_file(const std::string& path, const std::vector<std::st
   MF_CHECK(fs::exists(path), path, ": no such recipe");
   YAML::Node root;
   try {
+    check_recipe_shape(path);
     root = YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     fail(path, ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
   }
   if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-  for (const std::string& o : overrides) apply_override(root, o, path);
-  return to_json(root);
+  try {
+    for (const std::string& o : overrides) apply_override(root, o, path);
+    return to_json(root);
+  } catch (const YAML::Exception& e) {
+    // e.g. a mapping used as a key, which no recipe key can be
+    fail(path, ": unexpected structure: ", e.msg);
+  }
 }
 
 ConfigReader::ConfigReader(const nlohmann::json& j, std::string where, std::string file)

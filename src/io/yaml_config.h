@@ -3,8 +3,12 @@
 // key it is asked for, so the reading code is the one list of a mapping's keys. `--set a.b=value`
 // overrides (YAML values) are applied before reading.
 #pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,14 +26,28 @@ class ConfigReader {
   ConfigReader(const nlohmann::json& j, std::string where, std::string file);
   // Fails on a key of the mapping that no get / raw / sub asked for, listing those that were.
   void finish() const;
+  // Integers must be integers that fit (2.5 and 4294967298 are not an int); numbers must be
+  // finite.
   template <class T>
   void get(const char* key, T& out) const {
     asked_.insert(key);
     if (!j_.contains(key) || j_[key].is_null()) return;
+    const nlohmann::json& v = j_[key];
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      MF_CHECK(v.is_number_integer(), file_, ": '", prefix(), key, "' must be an integer, got ", v.dump());
+      const bool fits = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                            : v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                  (std::is_unsigned_v<T> || v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
+      MF_CHECK(fits, file_, ": '", prefix(), key, "' = ", v.dump(), " is out of range");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      MF_CHECK(v.is_number() && std::isfinite(v.get<double>()), file_, ": '", prefix(), key,
+               "' must be a finite number, got ", v.dump());
+    }
     try {
-      out = j_[key].get<T>();
+      out = v.get<T>();
     } catch (const nlohmann::json::exception&) {
-      fail(file_, ": '", prefix(), key, "' has the wrong type (", j_[key].dump(), ")");
+      fail(file_, ": '", prefix(), key, "' has the wrong type (", v.dump(), ")");
     }
   }
   nlohmann::json raw(const char* key) const {

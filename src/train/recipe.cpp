@@ -24,6 +24,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   model.get("init", r.init);
   model.get("seed", r.init_seed);
   model.get("init_std", r.init_std);
+  MF_CHECK(r.init_std > 0, path, ": 'model.init_std' = ", r.init_std, " must be > 0");
   r.config = model.raw("config");
   MF_CHECK(r.config.is_null() || r.config.is_object(), path, ": 'model.config' must be a mapping of config.json keys");
   if (r.init != "scratch") r.init = resolve_recipe_path(base, r.init);
@@ -51,6 +52,8 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   MF_CHECK(r.data_format == "auto" || r.data_format == "text" || r.data_format == "sft", path,
            ": 'data.format' must be auto, text or sft, got '", r.data_format, "'");
   data.get("valid_fraction", r.valid_fraction);
+  MF_CHECK(r.valid_fraction >= 0 && r.valid_fraction < 1, path, ": 'data.valid_fraction' = ", r.valid_fraction,
+           " must be in [0, 1)");
   data.get("domains", r.domains);
   data.get("skip_bad", r.skip_bad);
   data.finish();
@@ -86,6 +89,29 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   tr.get("checkpoint_every", t.checkpoint_every);
   tr.get("seed", t.seed);
   tr.get("max_minutes", t.max_minutes);
+  // Validated where read, naming the key: a bad value must not fail later under another name.
+  auto require = [&](bool ok, const char* key, const auto& value, const char* rule) {
+    MF_CHECK(ok, path, ": 'train.", key, "' = ", value, " must be ", rule);
+  };
+  require(t.steps >= 1, "steps", t.steps, ">= 1");
+  require(t.batch >= 1, "batch", t.batch, ">= 1");
+  require(t.seq_len >= 1, "seq_len", t.seq_len, ">= 1");
+  require(t.grad_accum >= 1, "grad_accum", t.grad_accum, ">= 1");
+  require(t.lr > 0, "lr", t.lr, "> 0");
+  require(t.moe_lr_scale >= 0, "moe_lr_scale", t.moe_lr_scale, ">= 0");
+  require(t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1, "min_lr_ratio", t.min_lr_ratio, "in [0, 1]");
+  require(t.warmup >= 0, "warmup", t.warmup, ">= 0");
+  require(t.weight_decay >= 0, "weight_decay", t.weight_decay, ">= 0");
+  require(t.beta1 >= 0 && t.beta1 < 1, "beta1", t.beta1, "in [0, 1)");
+  require(t.beta2 >= 0 && t.beta2 < 1, "beta2", t.beta2, "in [0, 1)");
+  require(t.eps > 0, "eps", t.eps, "> 0");
+  require(t.clip >= 0, "clip", t.clip, ">= 0 (0: no clipping)");
+  require(t.lb_coef >= 0, "lb_coef", t.lb_coef, ">= 0");
+  require(t.z_coef >= 0, "z_coef", t.z_coef, ">= 0");
+  require(t.eval_every >= 0, "eval_every", t.eval_every, ">= 0");
+  require(t.eval_windows >= 0, "eval_windows", t.eval_windows, ">= 0 (0: all)");
+  require(t.checkpoint_every >= 0, "checkpoint_every", t.checkpoint_every, ">= 0");
+  require(t.max_minutes >= 0, "max_minutes", t.max_minutes, ">= 0");
   tr.finish();
 
   top.get("output", t.out_dir);
@@ -95,6 +121,8 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   sample.get("prompt", r.sample_prompt);
   sample.get("max_tokens", r.sample_tokens);
   sample.get("temperature", r.sample_temperature);
+  MF_CHECK(r.sample_tokens >= 0 && r.sample_temperature >= 0, path,
+           ": 'sample.max_tokens' and 'sample.temperature' must be >= 0");
   sample.finish();
 
   top.finish();
