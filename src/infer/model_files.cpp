@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/json_file.h"
+#include "model/json_fields.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 
@@ -25,7 +26,7 @@ void add_eos_ids(const nlohmann::json& j, const char* key, std::vector<int32_t>&
   const auto& v = j[key];
   auto add = [&](const nlohmann::json& x) {
     MF_CHECK(x.is_number_integer(), file.string(), ": '", key, "' must be an integer or a list of integers");
-    int32_t id = x.get<int32_t>();
+    const int32_t id = json_fields::checked_int(x, key, file.string());
     if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
   };
   if (v.is_array()) {

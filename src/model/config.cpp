@@ -32,6 +32,22 @@ void ModelConfig::validate() const {
   positive("num_hidden_layers", num_layers);
   positive("num_attention_heads", num_heads);
   positive("num_key_value_heads", num_kv_heads);
+  // Plausibility caps, checked before any per-layer loop: a hostile config.json must not make the
+  // loader spin or allocate for minutes before failing. Each is far above any released model.
+  auto at_most = [](const char* field, int64_t v, int64_t cap) {
+    MF_CHECK(v <= cap, "model config: ", field, " = ", v, " is implausibly large (at most ", cap, ")");
+  };
+  at_most("vocab_size", vocab_size, int64_t(1) << 24);
+  at_most("hidden_size", hidden_size, int64_t(1) << 17);
+  at_most("num_hidden_layers", num_layers, 4096);
+  at_most("num_attention_heads", num_heads, 4096);
+  at_most("num_key_value_heads", num_kv_heads, 4096);
+  at_most("intermediate_size", intermediate_size, int64_t(1) << 20);
+  at_most("head_dim", head_dim, 4096);
+  at_most("max_position_embeddings", max_position_embeddings, int64_t(1) << 24);
+  at_most("num_experts", num_experts, 4096);
+  at_most("moe_intermediate_size", moe_intermediate_size, int64_t(1) << 20);
+  at_most("shared_expert_intermediate_size", shared_expert_intermediate_size, int64_t(1) << 20);
   MF_CHECK(num_heads % num_kv_heads == 0, "model config: num_attention_heads (", num_heads,
            ") must be a multiple of num_key_value_heads (", num_kv_heads, ")");
   if (head_dim <= 0)

@@ -28,7 +28,7 @@ std::vector<int> int_list(const nlohmann::json& j, const char* key) {
   MF_CHECK(j[key].is_array(), kWhere, ": '", key, "' must be a list of integers");
   for (const auto& x : j[key]) {
     MF_CHECK(x.is_number_integer(), kWhere, ": '", key, "' must be a list of integers");
-    out.push_back(x.get<int>());
+    out.push_back(checked_int(x, key, kWhere));
   }
   return out;
 }

@@ -72,7 +72,13 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   }
   c.tie_word_embeddings = !f.tensors().count("output.weight");
   c.attention_bias = arch == "qwen2";
-  auto id = [&](const char* key) { const GgufValue* v = f.find(key); return v ? int(v->as_i64()) : -1; };
+  auto id = [&](const char* key) -> int {  // range-checked: a u64 id must not wrap into a small one
+    const GgufValue* v = f.find(key);
+    if (!v) return -1;
+    const int64_t x = v->as_i64();
+    MF_CHECK(x >= -1 && x < (int64_t(1) << 31), path, ": metadata ", key, " = ", x, " is not a token id");
+    return int(x);
+  };
   c.bos_token_id = id("tokenizer.ggml.bos_token_id");
   c.pad_token_id = id("tokenizer.ggml.padding_token_id");
   if (int eos = id("tokenizer.ggml.eos_token_id"); eos >= 0) c.eos_token_ids.push_back(eos);

@@ -1,5 +1,8 @@
-// Typed reads of optional JSON fields that name the key when its type is wrong.
+// Typed reads of optional JSON fields that name the key when its type is wrong or its value does
+// not fit: an integer is range-checked, never truncated (4294967312 is not 16).
 #pragma once
+#include <climits>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,10 +14,18 @@ namespace mf::json_fields {
 
 inline bool present(const nlohmann::json& j, const char* key) { return j.contains(key) && !j[key].is_null(); }
 
+// x as an int, or mf::Error naming the key when it is not an integer or does not fit in one.
+inline int checked_int(const nlohmann::json& x, const char* key, const std::string& where) {
+  MF_CHECK(x.is_number_integer(), where, ": '", key, "' must be an integer, got ", x.dump());
+  const bool fits = x.is_number_unsigned() ? x.get<uint64_t>() <= uint64_t(INT_MAX)
+                                           : x.get<int64_t>() >= INT_MIN && x.get<int64_t>() <= INT_MAX;
+  MF_CHECK(fits, where, ": '", key, "' = ", x.dump(), " is out of range (", INT_MIN, "..", INT_MAX, ")");
+  return int(x.get<int64_t>());
+}
+
 inline int get_int(const nlohmann::json& j, const char* key, int fallback, const std::string& where) {
   if (!present(j, key)) return fallback;
-  MF_CHECK(j[key].is_number_integer(), where, ": '", key, "' must be an integer, got ", j[key].dump());
-  return j[key].get<int>();
+  return checked_int(j[key], key, where);
 }
 
 inline double get_double(const nlohmann::json& j, const char* key, double fallback, const std::string& where) {
@@ -43,7 +54,7 @@ inline std::vector<int> get_int_or_list(const nlohmann::json& j, const char* key
   const auto& v = j[key];
   auto add = [&](const nlohmann::json& x) {
     MF_CHECK(x.is_number_integer(), where, ": '", key, "' must be an integer or a list of integers, got ", v.dump());
-    out.push_back(x.get<int>());
+    out.push_back(checked_int(x, key, where));
   };
   if (v.is_array()) {
     for (const auto& x : v) add(x);
