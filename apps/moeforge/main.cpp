@@ -1,6 +1,7 @@
 // moeforge: one binary, one subcommand per job.
 #include <cstring>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -66,8 +67,14 @@ int main(int argc, char** argv) {
   } catch (const mf::Error& e) {
     std::cerr << "moeforge " << cmd << ": error: " << e.what() << "\n";
     return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "moeforge " << cmd << ": error: out of memory (an input may ask for more than this machine has)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "moeforge " << cmd << ": internal error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "moeforge " << cmd << ": internal error: unknown exception\n";
     return 1;
   }
   std::cerr << "moeforge: unknown command '" << cmd << "'\n\n" << kUsage;
