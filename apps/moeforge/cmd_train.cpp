@@ -67,6 +67,7 @@ int run_train(const std::vector<std::string>& args_in) {
                  (long long)total, (long long)trainable, session->tokenizer->kind.c_str(),
                  session->tokenizer->vocab_size(), session->data_sizes.c_str());
   Trainer trainer(*model.model, *session->data, session->recipe.trainer);
+  trainer.set_export_hook([&](const std::string& dir) { write_session_tokenizer(*session, dir); });
   const nlohmann::json summary = finish_training_session(*session, trainer.run(), quiet);
   std::cout << summary.dump() << std::endl;
   return 0;

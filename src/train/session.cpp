@@ -179,6 +179,10 @@ std::unique_ptr<TrainingSession> prepare_training_session(const Recipe& recipe, 
   return s;
 }
 
+void write_session_tokenizer(const TrainingSession& s, const std::string& model_dir) {
+  save_tokenizer(s.recipe, *s.tokenizer, model_dir);
+}
+
 nlohmann::json finish_training_session(const TrainingSession& s, const TrainResult& res, bool quiet) {
   const Recipe& r = s.recipe;
   const Tokenizer& tok = *s.tokenizer;

@@ -40,6 +40,10 @@ struct TrainingSession {
 // Throws mf::Error naming the recipe, file or key that is wrong. quiet: no progress on stderr.
 std::unique_ptr<TrainingSession> prepare_training_session(const Recipe& recipe, bool quiet);
 
+// The tokenizer files (and chat template) beside an exported model directory, so that it loads
+// on its own: the trainer's export hook, called for best/ at each new best and for model/.
+void write_session_tokenizer(const TrainingSession& session, const std::string& model_dir);
+
 // After training: the tokenizer beside the exported model (and the best one), the recipe's
 // sample (sample.txt), and summary.json in the run directory. Returns the summary.
 nlohmann::json finish_training_session(const TrainingSession& session, const TrainResult& result, bool quiet);

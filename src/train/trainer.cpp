@@ -171,17 +171,47 @@ int64_t Trainer::load_checkpoint() {
   return std::stoll(meta("step"));
 }
 
-void Trainer::export_model(const std::string& dir) { save_model_weights(model_.weights(), dir); }
+void Trainer::export_model(const std::string& dir) {
+  save_model_weights(model_.weights(), dir);
+  if (export_hook_) export_hook_(dir);
+}
+
+void Trainer::set_export_hook(std::function<void(const std::string& dir)> hook) { export_hook_ = std::move(hook); }
+
+namespace {
+
+// Temporary files of atomic writes (core/mapped_file: NAME.tmp.PID) that a killed process left in
+// the run directory; nothing else in it ends that way.
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t tmp = name.rfind(".tmp.");
+    if (tmp == std::string::npos || tmp + 5 == name.size() || !it->is_regular_file()) continue;
+    if (name.find_first_not_of("0123456789", tmp + 5) != std::string::npos) continue;
+    std::error_code rm;
+    fs::remove(it->path(), rm);
+  }
+}
+
+}  // namespace
 
 int64_t Trainer::start_or_resume(const std::string& metrics_path, TrainResult& result) {
   int64_t step = 0;
+  remove_stale_temporaries(cfg_.out_dir);
   if (cfg_.resume) {
     step = load_checkpoint();
     // Keep the log up to the checkpoint so the resumed curve continues it without duplicates.
+    // A process killed mid-write may have left a line cut short: it is dropped, not fatal.
     std::ifstream in(metrics_path);
     std::string kept, line;
-    while (std::getline(in, line))
-      if (!line.empty() && nlohmann::json::parse(line).value("step", int64_t(0)) <= step) kept += line + "\n";
+    while (std::getline(in, line)) {
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object()) continue;
+      const auto s = j.find("step");
+      if ((s == j.end() || !s->is_number_integer() || s->get<int64_t>() <= step)) kept += line + "\n";
+    }
     write_text_atomic(metrics_path, kept);
   } else {
     write_text_atomic(metrics_path, "");
@@ -289,6 +319,8 @@ TrainResult Trainer::run() {
     if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) evaluate_and_track_best(step, result, rec);
     log << rec.dump() << "\n";
     log.flush();
+    MF_CHECK(log.good(), metrics_path, ": cannot write the metrics log (disk full?); stopped after step ", step,
+             ". The last checkpoint in ", cfg_.out_dir, " is the last good state");
     if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) save_checkpoint(step);
     if (cfg_.progress) {
       const double elapsed = wall.seconds();

@@ -3,6 +3,7 @@
 // line, atomic checkpoints that resume the same loss curve bit for bit, and an HF-style export.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,10 @@ class Trainer {
   TrainResult run();
   // Mean LM loss over the fixed validation batches.
   double evaluate();
+  // Called with each exported model directory (out_dir/best at a new best, out_dir/model at the
+  // end) right after its weights are written: the caller adds what makes it loadable on its own
+  // (the tokenizer), so best/ is usable even if the run is killed later.
+  void set_export_hook(std::function<void(const std::string& dir)> hook);
 
  private:
   Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config);
@@ -87,6 +92,7 @@ class Trainer {
   // Evaluates into rec and, at a new best validation loss, exports out_dir/best.
   void evaluate_and_track_best(int64_t step, TrainResult& result, nlohmann::json& rec);
 
+  std::function<void(const std::string& dir)> export_hook_;
   std::unique_ptr<TrainableModel> owned_model_;  // the CPU adapter, when constructed from one
   TrainableModel& model_;
   TrainingData& data_;

@@ -140,7 +140,10 @@ TEST(Trainer, LossFallsAndTheRunIsLoggedCheckpointedAndExported) {
   fs::remove_all(dir);
 }
 
-void expect_resume_bit_for_bit(const mf::ModelConfig& config, float balance_bias_rate, const std::string& tag) {
+// crash_debris: what a process killed mid-write leaves behind (a log line cut short, a log line
+// past the checkpoint, temporary files of interrupted atomic writes); the resume must not mind.
+void expect_resume_bit_for_bit(const mf::ModelConfig& config, float balance_bias_rate, const std::string& tag,
+                               bool crash_debris = false) {
   Fixture fx;
   const fs::path a = temp_dir("straight" + tag), b = temp_dir("resumed" + tag);
   auto trainer_config = [&](const fs::path& dir) {
@@ -158,12 +161,19 @@ void expect_resume_bit_for_bit(const mf::ModelConfig& config, float balance_bias
     cfg.stop_after = 10;  // as if the process ended after step 10
     train(model, fx, cfg);
   }
+  const std::vector<fs::path> debris = {b / "checkpoint.safetensors.tmp.4242", b / "model" / "config.json.tmp.77"};
+  if (crash_debris) {
+    std::ofstream(b / "metrics.jsonl", std::ios::app) << R"({"step": 11, "loss": 1.5})" << "\n"
+                                                      << R"({"step": 12, "lo)";
+    for (const fs::path& p : debris) std::ofstream(p) << "partial";
+  }
   {
     mf::TrainableTransformer model(mf::init_random_weights(config, 7), nothing_frozen);
     mf::TrainerConfig cfg = trainer_config(b);
     cfg.resume = true;
     train(model, fx, cfg);
   }
+  for (const fs::path& p : debris) EXPECT_FALSE(fs::exists(p)) << p << " was left behind";
   const auto la = lines(a / "metrics.jsonl"), lb = lines(b / "metrics.jsonl");
   ASSERT_EQ(la.size(), lb.size());
   for (size_t i = 0; i < la.size(); ++i) {
@@ -180,6 +190,32 @@ void expect_resume_bit_for_bit(const mf::ModelConfig& config, float balance_bias
   }
   fs::remove_all(a);
   fs::remove_all(b);
+}
+
+TEST(Trainer, ResumeIgnoresATornLogLineAndRemovesStaleTemporaries) {
+  Fixture fx;
+  expect_resume_bit_for_bit(tiny_moe(fx.tok->vocab_size()), 0.0f, "_debris", true);
+}
+
+TEST(Trainer, ExportHookRunsForTheBestAndTheFinalModel) {
+  Fixture fx;
+  mf::TrainableTransformer model(mf::init_random_weights(tiny_moe(fx.tok->vocab_size()), 1), nothing_frozen);
+  const fs::path dir = temp_dir("hook");
+  mf::TrainerConfig cfg = base_config(dir);
+  cfg.steps = 4;
+  cfg.eval_every = 2;
+  mf::WindowData data = windows(fx, cfg);
+  mf::Trainer trainer(model, data, cfg);
+  std::vector<std::string> exported;
+  trainer.set_export_hook([&](const std::string& d) {
+    EXPECT_TRUE(fs::exists(fs::path(d) / "config.json")) << d;  // the weights are there first
+    exported.push_back(fs::path(d).filename().string());
+  });
+  trainer.run();
+  ASSERT_FALSE(exported.empty());
+  EXPECT_EQ(exported.front(), "best");
+  EXPECT_EQ(exported.back(), "model");
+  fs::remove_all(dir);
 }
 
 TEST(Trainer, ResumedRunContinuesTheSameCurveBitForBit) {
