@@ -4,11 +4,14 @@
 #include <fstream>
 
 #include "core/mapped_file.h"
+#include "tokenizer/unicode.h"
 
 namespace mf {
 
 void BadRecordPolicy::report(const std::string& file, int64_t line, const std::string& reason) {
-  std::string where = cat(file, ":", line, ": ", reason);
+  // The reason may quote the record's own bytes; invalid UTF-8 there must not break the JSON
+  // summary that lists skipped records (skipping is the point).
+  std::string where = cat(file, ":", line, ": ", unicode::valid_utf8(reason));
   if (!skip_) throw Error(where + " (to skip bad records: --skip-bad, or data.skip_bad in a recipe)");
   ++skipped_;
   if (examples_.size() < 10) examples_.push_back(std::move(where));

@@ -151,6 +151,20 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t pos = 0; pos < s.size();) {
+    const Utf8Unit u = decode_utf8(s, pos);
+    if (u.valid)
+      out.append(s.substr(pos, u.length));
+    else
+      append_utf8(out, U'\uFFFD');
+    pos += u.length;
+  }
+  return out;
+}
+
 size_t complete_utf8_prefix(std::string_view s) {
   // Look back at most 3 bytes for a lead byte whose sequence runs past the end.
   const size_t n = s.size();

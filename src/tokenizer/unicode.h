@@ -22,6 +22,8 @@ void append_utf8(std::string& out, char32_t cp);
 // Length of the longest prefix of `s` that does not end inside a possibly-incomplete UTF-8
 // sequence (a trailing lead byte still waiting for continuation bytes).
 size_t complete_utf8_prefix(std::string_view s);
+// s with every ill-formed unit replaced by U+FFFD: safe to quote into JSON or a terminal.
+std::string valid_utf8(std::string_view s);
 
 CharClass char_class(char32_t cp);
 inline bool is_letter(char32_t cp) { return char_class(cp) == CharClass::Letter; }

@@ -298,6 +298,13 @@ TEST_F(DataConvert, BadRecordsNameFileAndLineOrAreCountedWhenSkipping) {
   BadRecordPolicy strict2;
   err = error_of([&] { find_data_format("alpaca").convert({arr, "alpaca_bad", {}}, strict2); });
   EXPECT_NE(err.find("alpaca_bad.json:3: field \"instruction\" must be a string"), std::string::npos) << err;
+
+  // A reason quoting invalid UTF-8 of the record stays valid UTF-8, so the summary can list it.
+  BadRecordPolicy skip_bytes(true);
+  skip_bytes.report("x.jsonl", 7, std::string("bad byte \xff\xfe here"));
+  ASSERT_EQ(skip_bytes.examples().size(), 1u);
+  EXPECT_EQ(skip_bytes.examples()[0], "x.jsonl:7: bad byte \xef\xbf\xbd\xef\xbf\xbd here");
+  EXPECT_NO_THROW((void)nlohmann::json(skip_bytes.examples()).dump());
 }
 
 TEST(DomainMapRules, OrderedRulesPrefixEntriesAndDefaults) {
