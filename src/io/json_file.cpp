@@ -16,6 +16,12 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
+std::string json_excerpt(const nlohmann::json& v) {
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (s.size() > 200) s = s.substr(0, 200) + "...";
+  return s;
+}
+
 nlohmann::json read_json_file_if_present(const std::string& path) {
   if (!std::filesystem::exists(path)) return nullptr;
   return read_json_file(path);

@@ -59,8 +59,9 @@ void check_recipe_shape(const std::string& path) {
   MF_CHECK(in, path, ": cannot open");
   YAML::Parser parser(in);
   RecipeShapeCheck check(path);
-  while (parser.HandleNextDocument(check)) {
-  }
+  // LoadFile reads the first document only, so that is the one to check. (Looping over
+  // documents is not safe: on some malformed input yaml-cpp reports a document forever.)
+  parser.HandleNextDocument(check);
 }
 
 // YAML scalars carry no type; numbers and booleans are recognised the way YAML 1.2 core does.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_file.h"
 
 namespace mf {
 
@@ -34,20 +35,20 @@ class ConfigReader {
     if (!j_.contains(key) || j_[key].is_null()) return;
     const nlohmann::json& v = j_[key];
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      MF_CHECK(v.is_number_integer(), file_, ": '", prefix(), key, "' must be an integer, got ", v.dump());
+      MF_CHECK(v.is_number_integer(), file_, ": '", prefix(), key, "' must be an integer, got ", json_excerpt(v));
       const bool fits = v.is_number_unsigned()
                             ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
                             : v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
                                   (std::is_unsigned_v<T> || v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
-      MF_CHECK(fits, file_, ": '", prefix(), key, "' = ", v.dump(), " is out of range");
+      MF_CHECK(fits, file_, ": '", prefix(), key, "' = ", json_excerpt(v), " is out of range");
     } else if constexpr (std::is_floating_point_v<T>) {
       MF_CHECK(v.is_number() && std::isfinite(v.get<double>()), file_, ": '", prefix(), key,
-               "' must be a finite number, got ", v.dump());
+               "' must be a finite number, got ", json_excerpt(v));
     }
     try {
       out = v.get<T>();
     } catch (const nlohmann::json::exception&) {
-      fail(file_, ": '", prefix(), key, "' has the wrong type (", v.dump(), ")");
+      fail(file_, ": '", prefix(), key, "' has the wrong type (", json_excerpt(v), ")");
     }
   }
   nlohmann::json raw(const char* key) const {

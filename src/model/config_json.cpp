@@ -81,7 +81,7 @@ ModelConfig config_from_hf_json(const nlohmann::json& j) {
   if (present(j, "rope_scaling")) {
     const auto& rs = j["rope_scaling"];
     std::string type = rs.is_object() ? rs.value("rope_type", rs.value("type", std::string())) : "";
-    MF_CHECK(type == "default", kWhere, ": rope_scaling ", rs.dump(), " is not supported (only plain RoPE)");
+    MF_CHECK(type == "default", kWhere, ": rope_scaling ", json_excerpt(rs), " is not supported (only plain RoPE)");
   }
   MF_CHECK(!get_bool(j, "mlp_bias", false, kWhere), kWhere, ": mlp_bias = true is not supported");
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_file.h"
 
 namespace mf::json_fields {
 
@@ -16,10 +17,10 @@ inline bool present(const nlohmann::json& j, const char* key) { return j.contain
 
 // x as an int, or mf::Error naming the key when it is not an integer or does not fit in one.
 inline int checked_int(const nlohmann::json& x, const char* key, const std::string& where) {
-  MF_CHECK(x.is_number_integer(), where, ": '", key, "' must be an integer, got ", x.dump());
+  MF_CHECK(x.is_number_integer(), where, ": '", key, "' must be an integer, got ", json_excerpt(x));
   const bool fits = x.is_number_unsigned() ? x.get<uint64_t>() <= uint64_t(INT_MAX)
                                            : x.get<int64_t>() >= INT_MIN && x.get<int64_t>() <= INT_MAX;
-  MF_CHECK(fits, where, ": '", key, "' = ", x.dump(), " is out of range (", INT_MIN, "..", INT_MAX, ")");
+  MF_CHECK(fits, where, ": '", key, "' = ", json_excerpt(x), " is out of range (", INT_MIN, "..", INT_MAX, ")");
   return int(x.get<int64_t>());
 }
 
@@ -30,20 +31,20 @@ inline int get_int(const nlohmann::json& j, const char* key, int fallback, const
 
 inline double get_double(const nlohmann::json& j, const char* key, double fallback, const std::string& where) {
   if (!present(j, key)) return fallback;
-  MF_CHECK(j[key].is_number(), where, ": '", key, "' must be a number, got ", j[key].dump());
+  MF_CHECK(j[key].is_number(), where, ": '", key, "' must be a number, got ", json_excerpt(j[key]));
   return j[key].get<double>();
 }
 
 inline bool get_bool(const nlohmann::json& j, const char* key, bool fallback, const std::string& where) {
   if (!present(j, key)) return fallback;
-  MF_CHECK(j[key].is_boolean(), where, ": '", key, "' must be true or false, got ", j[key].dump());
+  MF_CHECK(j[key].is_boolean(), where, ": '", key, "' must be true or false, got ", json_excerpt(j[key]));
   return j[key].get<bool>();
 }
 
 inline std::string get_string(const nlohmann::json& j, const char* key, const std::string& fallback,
                               const std::string& where) {
   if (!present(j, key)) return fallback;
-  MF_CHECK(j[key].is_string(), where, ": '", key, "' must be a string, got ", j[key].dump());
+  MF_CHECK(j[key].is_string(), where, ": '", key, "' must be a string, got ", json_excerpt(j[key]));
   return j[key].get<std::string>();
 }
 
@@ -53,7 +54,7 @@ inline std::vector<int> get_int_or_list(const nlohmann::json& j, const char* key
   if (!present(j, key)) return out;
   const auto& v = j[key];
   auto add = [&](const nlohmann::json& x) {
-    MF_CHECK(x.is_number_integer(), where, ": '", key, "' must be an integer or a list of integers, got ", v.dump());
+    MF_CHECK(x.is_number_integer(), where, ": '", key, "' must be an integer or a list of integers, got ", json_excerpt(v));
     out.push_back(checked_int(x, key, where));
   };
   if (v.is_array()) {
