@@ -302,6 +302,9 @@ std::vector<Value> iterate(const Value& v) {
     return keys;
   }
   if (v.is_string()) {
+    // One Value per character: bounded before it is built (a join of a join of ... doubles).
+    if (v.as_string().size() > kMaxIteratedChars)
+      fail("iterating a string of ", v.as_string().size(), " bytes (at most ", kMaxIteratedChars, ")");
     std::vector<Value> out;
     for (auto& c : utf8_chars(v.as_string())) out.push_back(Value(c));
     return out;

@@ -13,9 +13,10 @@ inline constexpr int kMaxExpressionNesting = 100;    // brackets and unary opera
 inline constexpr int kMaxExpressionHeight = 400;     // syntax-tree height of one expression (a+b+c+... too)
 inline constexpr int kMaxMacroDepth = 64;            // macro calls inside each other at render time
 inline constexpr int64_t kMaxRenderSteps = 2'000'000;  // statements, expressions, loop iterations of one render
-inline constexpr size_t kMaxOutputBytes = size_t(64) << 20;  // rendered text of one render
-inline constexpr size_t kMaxValueBytes = size_t(64) << 20;   // one string built by * or +
-inline constexpr size_t kMaxListItems = 10'000'000;          // one list built by *, + or range()
+inline constexpr size_t kMaxOutputBytes = size_t(16) << 20;  // rendered text of one render
+inline constexpr size_t kMaxValueBytes = size_t(4) << 20;    // any one string a template makes
+inline constexpr size_t kMaxListItems = 1'000'000;           // any one list a template makes
+inline constexpr size_t kMaxIteratedChars = 1'000'000;       // a string iterated character by character
 inline constexpr int64_t kMaxIndent = 1024;                  // indent / tojson indent width
 inline constexpr int kMaxJsonDepth = 256;                    // tojson of nested lists and dicts
 

@@ -55,8 +55,10 @@ class Interpreter {
   }
 
   // One unit of the render's budget: a runaway loop is stopped, not waited for.
-  void step() {
-    if (++steps_ > kMaxRenderSteps) fail("rendering took more than ", kMaxRenderSteps, " steps");
+  void step() { charge(1); }
+  void charge(int64_t units) {
+    steps_ += units;
+    if (steps_ > kMaxRenderSteps) fail("rendering took more than ", kMaxRenderSteps, " steps");
   }
 
   static void check_output(const std::string& out) {
@@ -208,7 +210,18 @@ class Interpreter {
   Value eval(const Expr& e) {
     try {
       step();
-      return eval_inner(e);
+      Value v = eval_inner(e);
+      // Long strings and lists cost their size too (a KiB or 64 items a step): the budget bounds
+      // time even when each step copies megabytes.
+      // Every value, whatever made it (filters, methods, tojson of tojson...), stays in bounds.
+      if (v.is_string()) {
+        if (v.as_string().size() > kMaxValueBytes) fail("string longer than ", kMaxValueBytes, " bytes");
+        charge(v.as_string().size() >> 10);
+      } else if (v.is_list()) {
+        if (v.as_list().size() > kMaxListItems) fail("list longer than ", kMaxListItems, " items");
+        charge(v.as_list().size() >> 6);
+      }
+      return v;
     } catch (const PositionedError&) {
       throw;
     } catch (const Error& err) {
