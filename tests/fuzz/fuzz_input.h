@@ -1,0 +1,33 @@
+// What every fuzz harness shares: the parsers under test read files, so each input is written to
+// a file of this process's own temporary directory first. A harness calls the reader and accepts
+// only mf::Error (a clear refusal); any other exception, a crash, a sanitizer report or a hang is
+// a finding.
+#pragma once
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace mf::fuzz {
+
+// The directory this process writes its inputs into (created on first use).
+inline const std::filesystem::path& scratch_dir() {
+  static const std::filesystem::path dir = [] {
+    std::filesystem::path d = std::filesystem::temp_directory_path() / ("moeforge-fuzz-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+// `bytes` as the file `name` in the scratch directory; its path.
+inline std::string write_input(const uint8_t* data, size_t size, const std::string& name) {
+  const std::filesystem::path p = scratch_dir() / name;
+  std::ofstream(p, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), std::streamsize(size));
+  return p.string();
+}
+
+}  // namespace mf::fuzz

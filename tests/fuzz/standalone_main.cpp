@@ -1,0 +1,140 @@
+// A driver for the fuzz harnesses without libFuzzer, for the `fuzz` ctest label in ordinary
+// builds: every corpus file, then mutations of them (bit flips, byte changes, truncations,
+// duplicated and deleted runs) from a fixed seed for a bounded time. Real coverage-guided fuzzing
+// is scripts/fuzz.sh (clang, libFuzzer, ASan + UBSan).
+//   fuzz_X CORPUS_DIR [--seconds S] [--seed N] [--slow-ms MS]
+// An input that takes longer than --slow-ms (default 2000) is written to slow-input.bin in the
+// working directory and the driver fails: a hang is a finding too.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+namespace {
+
+std::vector<uint8_t> read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+void mutate(std::vector<uint8_t>& x, std::mt19937_64& rng) {
+  auto pick = [&](size_t n) { return n ? size_t(rng() % n) : 0; };
+  const int edits = 1 + int(rng() % 4);
+  for (int i = 0; i < edits; ++i) {
+    switch (rng() % 6) {
+      case 0:
+        if (!x.empty()) x[pick(x.size())] ^= uint8_t(1u << (rng() % 8));
+        break;
+      case 1:
+        if (!x.empty()) x[pick(x.size())] = uint8_t(rng());
+        break;
+      case 2:
+        x.resize(pick(x.size() + 1));
+        break;
+      case 3: {  // duplicate a run (deep nesting, repeated keys)
+        if (x.empty()) break;
+        const size_t a = pick(x.size()), n = 1 + pick(std::min<size_t>(64, x.size() - a));
+        const std::vector<uint8_t> run(x.begin() + long(a), x.begin() + long(a + n));
+        const int copies = 1 + int(rng() % 32);
+        for (int c = 0; c < copies; ++c) x.insert(x.begin() + long(a), run.begin(), run.end());
+        break;
+      }
+      case 4: {
+        if (x.empty()) break;
+        const size_t a = pick(x.size()), n = pick(x.size() - a + 1);
+        x.erase(x.begin() + long(a), x.begin() + long(a + n));
+        break;
+      }
+      default: {  // an interesting integer somewhere (sizes, counts, offsets)
+        static const uint64_t kValues[] = {0, 1, 0x7f, 0xff, 0x7fffffff, 0xffffffff, 0x4000000000000000ull,
+                                           0x7fffffffffffffffull, 0xffffffffffffffffull};
+        if (x.size() < 8) break;
+        const size_t a = pick(x.size() - 7);
+        const uint64_t v = kValues[rng() % std::size(kValues)];
+        for (int b = 0; b < 8; ++b) x[a + size_t(b)] = uint8_t(v >> (8 * b));
+      }
+    }
+  }
+  if (x.size() > (size_t(1) << 20)) x.resize(size_t(1) << 20);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s CORPUS_DIR [--seconds S] [--seed N]\n", argv[0]);
+    return 2;
+  }
+  double seconds = 5, slow_ms = 2000;
+  uint64_t seed = 1;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--seconds") seconds = std::atof(argv[i + 1]);
+    else if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--slow-ms") slow_ms = std::atof(argv[i + 1]);
+  }
+  // A watchdog thread: an input still running after slow_ms is saved and the process ends, so a
+  // hang is reported as a finding with its input instead of as a ctest timeout.
+  std::mutex current_mutex;
+  std::vector<uint8_t> current;
+  std::atomic<int64_t> started_ms{-1};
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::thread([&] {
+    while (true) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const int64_t s = started_ms.load();
+      if (s < 0 || double(now_ms() - s) <= slow_ms) continue;
+      std::lock_guard<std::mutex> lock(current_mutex);
+      std::ofstream("slow-input.bin", std::ios::binary).write(reinterpret_cast<const char*>(current.data()),
+                                                               std::streamsize(current.size()));
+      std::fprintf(stderr, "%s: an input ran longer than %.0f ms: written to slow-input.bin\n", argv[0], slow_ms);
+      std::fflush(stderr);
+      ::_exit(1);
+    }
+  }).detach();
+  auto run = [&](const std::vector<uint8_t>& x) {
+    {
+      std::lock_guard<std::mutex> lock(current_mutex);
+      current = x;
+    }
+    started_ms = now_ms();
+    LLVMFuzzerTestOneInput(x.data(), x.size());
+    started_ms = -1;
+  };
+  std::vector<std::vector<uint8_t>> corpus;
+  for (const auto& e : std::filesystem::directory_iterator(argv[1]))
+    if (e.is_regular_file()) corpus.push_back(read_file(e.path()));
+  if (corpus.empty()) corpus.emplace_back();
+  int64_t runs = 0;
+  for (const auto& c : corpus) {
+    run(c);
+    ++runs;
+  }
+  std::mt19937_64 rng(seed);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    std::vector<uint8_t> x = corpus[size_t(rng() % corpus.size())];
+    mutate(x, rng);
+    run(x);
+    ++runs;
+  }
+  std::printf("%s: %lld inputs (%zu corpus files, then mutations for %.0f s), no crash\n", argv[0], (long long)runs,
+              corpus.size(), seconds);
+  return 0;
+}
