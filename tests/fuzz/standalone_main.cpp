@@ -91,12 +91,13 @@ int main(int argc, char** argv) {
   std::mutex current_mutex;
   std::vector<uint8_t> current;
   std::atomic<int64_t> started_ms{-1};
+  std::atomic<bool> done{false};
   auto now_ms = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
   };
-  std::thread([&] {
-    while (true) {
+  std::thread watchdog([&] {
+    while (!done) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       const int64_t s = started_ms.load();
       if (s < 0 || double(now_ms() - s) <= slow_ms) continue;
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
       std::fflush(stderr);
       ::_exit(1);
     }
-  }).detach();
+  });
   auto run = [&](const std::vector<uint8_t>& x) {
     {
       std::lock_guard<std::mutex> lock(current_mutex);
@@ -134,6 +135,8 @@ int main(int argc, char** argv) {
     run(x);
     ++runs;
   }
+  done = true;
+  watchdog.join();
   std::printf("%s: %lld inputs (%zu corpus files, then mutations for %.0f s), no crash\n", argv[0], (long long)runs,
               corpus.size(), seconds);
   return 0;
