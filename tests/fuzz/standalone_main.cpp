@@ -119,6 +119,10 @@ int main(int argc, char** argv) {
     started_ms = -1;
   };
   std::vector<std::vector<uint8_t>> corpus;
+  if (!std::filesystem::is_directory(argv[1])) {
+    std::fprintf(stderr, "%s: no corpus directory %s\n", argv[0], argv[1]);
+    return 2;
+  }
   for (const auto& e : std::filesystem::directory_iterator(argv[1]))
     if (e.is_regular_file()) corpus.push_back(read_file(e.path()));
   if (corpus.empty()) corpus.emplace_back();
