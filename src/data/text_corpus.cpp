@@ -15,7 +15,11 @@ std::vector<std::string> read_text_documents(const std::vector<std::string>& fil
   for (const std::string& f : files) {
     MF_CHECK(std::filesystem::exists(f), f, ": no such file");
     if (std::filesystem::path(f).extension() != ".jsonl") {
-      docs.push_back(read_text_file(f));
+      std::string text = read_text_file(f);
+      // Text has no NUL bytes; a model file or archive named .txt would train on garbage.
+      const size_t nul = text.find('\0');
+      MF_CHECK(nul == std::string::npos, f, ": looks like a binary file, not text (a NUL byte at offset ", nul, ")");
+      docs.push_back(std::move(text));
       continue;
     }
     std::ifstream in(f);

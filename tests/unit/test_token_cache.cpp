@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/error.h"
+#include "data/text_corpus.h"
 #include "data/token_cache.h"
 
 namespace fs = std::filesystem;
@@ -40,4 +42,21 @@ TEST(TokenCache, SecondRunReadsTheShardAndADamagedOneIsReplaced) {
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(c.tokens, a.tokens);
   fs::remove_all(dir);
+}
+
+// A binary file named as text (a model, an archive) is refused instead of trained on.
+TEST(TextCorpus, BinaryFileIsNotText) {
+  const std::string path = ::testing::TempDir() + "/not_really.txt";
+  std::ofstream(path, std::ios::binary) << std::string("GGUF\0\3\0\0\0", 8) << "rest";
+  try {
+    mf::read_text_documents({path});
+    ADD_FAILURE() << "accepted";
+  } catch (const mf::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find("binary"), std::string::npos) << what;
+  }
+  const std::string ok = ::testing::TempDir() + "/really.txt";
+  std::ofstream(ok) << "plain text\n";
+  EXPECT_EQ(mf::read_text_documents({ok}).size(), 1u);
 }
