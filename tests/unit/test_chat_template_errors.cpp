@@ -96,6 +96,11 @@ TEST(JinjaHostile, ArithmeticOverflowsAreErrors) {
   EXPECT_NE(render_error("{{ (-9223372036854775807 - 1) // -1 }}").find("integer overflow"), std::string::npos);
   EXPECT_NE(render_error("{{ 2 ** 64 }}").find("integer overflow"), std::string::npos);
   EXPECT_NE(render_error("{{ 99999999999999999999 }}").find("integer literal out of range"), std::string::npos);
+  // Found by libFuzzer: an attribute index past int64 threw std::out_of_range through the renderer.
+  EXPECT_NE(render_error("{{ [[1]] | join(',', '444444444444444444444444444444444') }}").find("out of range"),
+            std::string::npos);
+  EXPECT_NE(render_error("{{ (-9223372036854775807 - 1) | abs }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(render_error("{{ range(1e300) }}").find("does not fit"), std::string::npos);
   mf::jinja::Template ok("{{ 2 ** 62 }} {{ 3 ** 0 }} {{ (-9223372036854775807 - 1) % -1 }} {{ -7 // 2 }}", "ok");
   EXPECT_EQ(ok.render(mf::jinja::Value(mf::jinja::Dict{})), "4611686018427387904 1 0 -4");
 }

@@ -4,6 +4,8 @@
 #include "chat/jinja/builtins.h"
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
 #include <cmath>
 #include <ctime>
 
@@ -260,7 +262,14 @@ Value pick_attribute(const Value& item, const std::string& attr) {
     size_t dot = attr.find('.', pos);
     std::string part = attr.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    v = numeric ? get_item(v, Value(int64_t(std::stoll(part)))) : get_attribute(v, part);
+    if (numeric) {
+      int64_t index = 0;
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (ec != std::errc() || end != part.data() + part.size()) fail("attribute index '", part, "' is out of range");
+      v = get_item(v, Value(index));
+    } else {
+      v = get_attribute(v, part);
+    }
     if (dot == std::string::npos) return v;
     pos = dot + 1;
   }
@@ -587,6 +596,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   }
   if (name == "abs") {
     if (v.is_float()) return Value(std::fabs(v.as_double()));
+    if (v.as_int() == INT64_MIN) fail("integer overflow in abs(", v.as_int(), ")");
     return Value(std::abs(v.as_int()));
   }
   if (name == "list") return Value(List(iterate(v)));

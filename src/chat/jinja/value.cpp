@@ -45,7 +45,12 @@ Value Value::from_json(const nlohmann::json& j) {
 int64_t Value::as_int() const {
   if (is_bool()) return as_bool() ? 1 : 0;
   if (is_int()) return std::get<int64_t>(v_);
-  if (is_float()) return int64_t(std::get<double>(v_));
+  if (is_float()) {
+    // Truncation as Python's int(); a value past int64 (or NaN) has no int64 to truncate to.
+    const double d = std::get<double>(v_);
+    if (!(d > -9.2233720368547758e18 && d < 9.2233720368547758e18)) fail("jinja: ", d, " does not fit in an integer");
+    return int64_t(d);
+  }
   fail("jinja: expected a number, got ", type_name());
 }
 
