@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "io/text_check.h"
 
 namespace mf {
 
@@ -14,11 +15,11 @@ std::vector<std::string> read_text_documents(const std::vector<std::string>& fil
   std::vector<std::string> docs;
   for (const std::string& f : files) {
     MF_CHECK(std::filesystem::exists(f), f, ": no such file");
+    MF_CHECK(std::filesystem::is_regular_file(f), f, ": not a file");
     if (std::filesystem::path(f).extension() != ".jsonl") {
       std::string text = read_text_file(f);
-      // Text has no NUL bytes; a model file or archive named .txt would train on garbage.
-      const size_t nul = text.find('\0');
-      MF_CHECK(nul == std::string::npos, f, ": looks like a binary file, not text (a NUL byte at offset ", nul, ")");
+      check_text(text, f);
+      MF_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, f, ": no text in the file");
       docs.push_back(std::move(text));
       continue;
     }

@@ -9,6 +9,9 @@
 #include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/mapped_file.h"
+#include "io/text_check.h"
+
 namespace mf {
 
 namespace fs = std::filesystem;
@@ -51,17 +54,21 @@ class RecipeShapeCheck final : public YAML::EventHandler {
 
 void check_recipe_shape(const std::string& path) {
   std::error_code ec;
+  MF_CHECK(fs::is_regular_file(path, ec), path, ": not a file");
   const uintmax_t bytes = fs::file_size(path, ec);
   MF_CHECK(!ec, path, ": cannot read (", ec.message(), ")");
   MF_CHECK(bytes <= kMaxRecipeBytes, path, ": ", bytes, " bytes is too large for a recipe (at most ", kMaxRecipeBytes,
            ")");
-  std::ifstream in(path, std::ios::binary);
-  MF_CHECK(in, path, ": cannot open");
+  const std::string text = read_text_file(path);
+  check_text(text, path);  // YAML is UTF-8 text; yaml-cpp would pass other bytes through
+  std::istringstream in(text);
   YAML::Parser parser(in);
   RecipeShapeCheck check(path);
-  // LoadFile reads the first document only, so that is the one to check. (Looping over
-  // documents is not safe: on some malformed input yaml-cpp reports a document forever.)
   parser.HandleNextDocument(check);
+  // LoadFile reads the first document only, so a second one would be ignored in silence. (Only
+  // one more is asked for: on some malformed input yaml-cpp reports documents forever.)
+  RecipeShapeCheck rest(path);
+  MF_CHECK(!parser.HandleNextDocument(rest), path, ": more than one YAML document (---); a recipe is one document");
 }
 
 // YAML scalars carry no type; numbers and booleans are recognised the way YAML 1.2 core does.

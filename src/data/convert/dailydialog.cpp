@@ -9,6 +9,7 @@
 #include "data/convert/detokenize.h"
 #include "data/convert/formats.h"
 #include "data/convert/text_clean.h"
+#include "io/text_check.h"
 
 namespace mf {
 namespace {
@@ -44,6 +45,7 @@ Converted convert_dialogues(const ConvertInput& in, BadRecordPolicy& bad) {
   MF_CHECK(file, in.path, ": cannot open");
   std::string line;
   for (int64_t n = 1; std::getline(file, line); ++n) {
+    check_text(line, in.path, n);
     if (trim(line).empty()) continue;
     if (line.find(kEndOfUtterance) == std::string::npos) {
       bad.report(in.path, n, "no \"__eou__\" turn marks: not a DailyDialog dialogue line");

@@ -7,6 +7,7 @@
 
 #include "data/convert/formats.h"
 #include "data/convert/text_clean.h"
+#include "io/text_check.h"
 
 namespace mf {
 namespace {
@@ -28,7 +29,8 @@ Converted convert_text(const ConvertInput& in, BadRecordPolicy&) {
     }
     doc += (doc.empty() ? "" : "\n\n") + p;
   };
-  while (std::getline(file, line)) {
+  for (int64_t n = 1; std::getline(file, line); ++n) {
+    check_text(line, in.path, n);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (trim(line).empty()) end_paragraph();
     else paragraph += line + "\n";

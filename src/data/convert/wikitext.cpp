@@ -8,6 +8,7 @@
 #include "data/convert/detokenize.h"
 #include "data/convert/formats.h"
 #include "data/convert/text_clean.h"
+#include "io/text_check.h"
 
 namespace mf {
 namespace {
@@ -52,7 +53,8 @@ Converted convert_articles(const ConvertInput& in, BadRecordPolicy&) {
     if (!trim(doc).empty()) out.documents.push_back(trim(doc));
     doc.clear();
   };
-  while (std::getline(file, line)) {
+  for (int64_t n = 1; std::getline(file, line); ++n) {
+    check_text(line, in.path, n);
     if (trim(line).empty()) continue;
     const auto [level, title] = heading(line);
     if (level == 1) finish();
