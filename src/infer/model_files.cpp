@@ -4,6 +4,7 @@
 #include "infer/model_files.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 
@@ -91,13 +92,17 @@ BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path) {
   MF_CHECK(model->as_string() == "gpt2", gguf_path, ": tokenizer.ggml.model '", model->as_string(),
            "' is not supported (only byte-level BPE, 'gpt2')");
   BpeVocab v;
+  v.source = gguf_path;
   v.tokens = f.at("tokenizer.ggml.tokens").as_string_array();
   if (const GgufValue* m = f.find("tokenizer.ggml.merges")) v.merges = m->as_string_array();
   if (const GgufValue* t = f.find("tokenizer.ggml.token_type")) v.token_types = t->as_i32_array();
   if (const GgufValue* p = f.find("tokenizer.ggml.pre")) v.pre = p->as_string();
-  auto id = [&](const char* key) -> int32_t {
+  auto id = [&](const char* key) -> int32_t {  // range-checked: a u32/u64 id must not wrap to -1
     const GgufValue* x = f.find(key);
-    return x ? int32_t(x->as_i64()) : -1;
+    if (!x) return -1;
+    const int64_t value = x->as_i64();
+    MF_CHECK(value >= -1 && value <= INT32_MAX, gguf_path, ": ", key, " = ", value, " is not a token id");
+    return int32_t(value);
   };
   v.bos_id = id("tokenizer.ggml.bos_token_id");
   v.eos_id = id("tokenizer.ggml.eos_token_id");
@@ -109,9 +114,12 @@ BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path) {
 
 TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
   GgufFile f = GgufFile::open(gguf_path);
-  auto id = [&](const char* key) -> int32_t {
+  auto id = [&](const char* key) -> int32_t {  // range-checked: a u32/u64 id must not wrap to -1
     const GgufValue* x = f.find(key);
-    return x ? int32_t(x->as_i64()) : -1;
+    if (!x) return -1;
+    const int64_t value = x->as_i64();
+    MF_CHECK(value >= -1 && value <= INT32_MAX, gguf_path, ": ", key, " = ", value, " is not a token id");
+    return int32_t(value);
   };
   TokenizerFiles out;
   out.tokenizer = make_bpe_tokenizer(load_gguf_bpe_vocab(gguf_path));

@@ -4,6 +4,7 @@
 #include "model/config_json.h"
 
 #include <map>
+#include <set>
 
 #include "io/json_file.h"
 #include "core/error.h"
@@ -17,102 +18,141 @@ namespace {
 
 const char* kWhere = "config.json";
 
-int require_int(const nlohmann::json& j, const char* key) {
-  MF_CHECK(present(j, key), kWhere, ": required key '", key, "' is missing");
-  return get_int(j, key, 0, kWhere);
-}
-
-std::vector<int> int_list(const nlohmann::json& j, const char* key) {
-  std::vector<int> out;
-  if (!present(j, key)) return out;
-  MF_CHECK(j[key].is_array(), kWhere, ": '", key, "' must be a list of integers");
-  for (const auto& x : j[key]) {
-    MF_CHECK(x.is_number_integer(), kWhere, ": '", key, "' must be a list of integers");
-    out.push_back(checked_int(x, key, kWhere));
+// Typed reads of config.json keys that remember every key looked at, so that a hand-written
+// config (a recipe's model.config) can be refused for keys moeforge does not read: a typo there
+// would silently give another model.
+class KeyReader {
+ public:
+  explicit KeyReader(const nlohmann::json& j) : j_(j) {}
+  bool present(const char* key) { return json_fields::present(j_, mark(key)); }
+  const nlohmann::json& operator[](const char* key) { return j_[mark(key)]; }
+  int get_int(const char* key, int fallback) { return json_fields::get_int(j_, mark(key), fallback, kWhere); }
+  double get_double(const char* key, double fallback) {
+    return json_fields::get_double(j_, mark(key), fallback, kWhere);
   }
-  return out;
-}
+  bool get_bool(const char* key, bool fallback) { return json_fields::get_bool(j_, mark(key), fallback, kWhere); }
+  std::string get_string(const char* key, const std::string& fallback) {
+    return json_fields::get_string(j_, mark(key), fallback, kWhere);
+  }
+  std::vector<int> get_int_or_list(const char* key) { return json_fields::get_int_or_list(j_, mark(key), kWhere); }
+  int require_int(const char* key) {
+    MF_CHECK(present(key), kWhere, ": required key '", key, "' is missing");
+    return get_int(key, 0);
+  }
+  std::vector<int> int_list(const char* key) {
+    std::vector<int> out;
+    if (!present(key)) return out;
+    MF_CHECK(j_[key].is_array(), kWhere, ": '", key, "' must be a list of integers");
+    for (const auto& x : j_[key]) {
+      MF_CHECK(x.is_number_integer(), kWhere, ": '", key, "' must be a list of integers");
+      out.push_back(checked_int(x, key, kWhere));
+    }
+    return out;
+  }
+  // The keys of the object that no read looked at, in the object's order.
+  std::vector<std::string> unread() const {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : j_.items())
+      if (!read_.count(key)) out.push_back(key);
+    return out;
+  }
+
+ private:
+  const char* mark(const char* key) {
+    read_.insert(key);
+    return key;
+  }
+  const nlohmann::json& j_;
+  std::set<std::string> read_;
+};
 
 // The MoE layer structure and routing keys, for every MoE model type (Qwen2-MoE's own keys,
 // DeepSeek's layer keys, and moeforge's routing keys).
-void read_routing_keys(const nlohmann::json& j, ModelConfig& c) {
-  if (c.num_experts == 0 && !present(j, "moe_num_experts")) return;
+void read_routing_keys(KeyReader& in, ModelConfig& c) {
+  if (c.num_experts == 0 && !in.present("moe_num_experts")) return;
   RoutingConfig& r = c.routing;
-  r.policy = parse_router_policy(get_string(j, "router_policy", router_policy_name(r.policy), kWhere));
-  r.norm_topk_prob = get_bool(j, "norm_topk_prob", r.norm_topk_prob, kWhere);
-  r.capacity_factor = get_double(j, "capacity_factor", r.capacity_factor, kWhere);
-  r.eval_capacity_factor = get_double(j, "eval_capacity_factor", r.eval_capacity_factor, kWhere);
-  r.min_capacity = get_int(j, "min_capacity", r.min_capacity, kWhere);
-  c.router_selection_bias = get_bool(j, "router_selection_bias", false, kWhere);
+  r.policy = parse_router_policy(in.get_string("router_policy", router_policy_name(r.policy)));
+  r.norm_topk_prob = in.get_bool("norm_topk_prob", r.norm_topk_prob);
+  r.capacity_factor = in.get_double("capacity_factor", r.capacity_factor);
+  r.eval_capacity_factor = in.get_double("eval_capacity_factor", r.eval_capacity_factor);
+  r.min_capacity = in.get_int("min_capacity", r.min_capacity);
+  c.router_selection_bias = in.get_bool("router_selection_bias", false);
   c.shared_expert_intermediate_size =
-      get_int(j, "shared_expert_intermediate_size", c.shared_expert_intermediate_size, kWhere);
-  c.shared_expert_gated = c.model_type == "qwen2_moe" || get_bool(j, "shared_expert_gate", true, kWhere);
-  c.decoder_sparse_step = get_int(j, "decoder_sparse_step", 1, kWhere);
-  c.moe_layer_freq = get_int(j, "moe_layer_freq", 1, kWhere);
-  c.first_k_dense = get_int(j, "first_k_dense_replace", 0, kWhere);
-  c.mlp_only_layers = int_list(j, "mlp_only_layers");
-  c.layer_experts = int_list(j, "moe_layer_experts");
+      in.get_int("shared_expert_intermediate_size", c.shared_expert_intermediate_size);
+  c.shared_expert_gated = c.model_type == "qwen2_moe" || in.get_bool("shared_expert_gate", true);
+  c.decoder_sparse_step = in.get_int("decoder_sparse_step", 1);
+  c.moe_layer_freq = in.get_int("moe_layer_freq", 1);
+  c.first_k_dense = in.get_int("first_k_dense_replace", 0);
+  c.mlp_only_layers = in.int_list("mlp_only_layers");
+  c.layer_experts = in.int_list("moe_layer_experts");
 }
 
 }  // namespace
 
-ModelConfig config_from_hf_json(const nlohmann::json& j) {
+ModelConfig config_from_hf_json(const nlohmann::json& j, std::vector<std::string>* unread_keys) {
   MF_CHECK(j.is_object(), kWhere, ": expected a JSON object");
+  KeyReader in(j);
   ModelConfig c;
-  c.model_type = get_string(j, "model_type", "", kWhere);
+  c.model_type = in.get_string("model_type", "");
   MF_CHECK(!c.model_type.empty(), kWhere, ": required key 'model_type' is missing");
   const bool mixtral = c.model_type == "mixtral", qwen2_moe = c.model_type == "qwen2_moe";
-  c.vocab_size = require_int(j, "vocab_size");
-  c.hidden_size = require_int(j, "hidden_size");
-  c.intermediate_size = get_int(j, "intermediate_size", 0, kWhere);
-  c.num_layers = require_int(j, "num_hidden_layers");
-  c.num_heads = require_int(j, "num_attention_heads");
-  c.num_kv_heads = get_int(j, "num_key_value_heads", c.num_heads, kWhere);
-  c.head_dim = get_int(j, "head_dim", 0, kWhere);
-  c.max_position_embeddings = get_int(j, "max_position_embeddings", c.max_position_embeddings, kWhere);
-  c.rope_theta = get_double(j, "rope_theta", c.rope_theta, kWhere);
-  c.rms_norm_eps = float(get_double(j, "rms_norm_eps", c.rms_norm_eps, kWhere));
-  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", false, kWhere);
+  c.vocab_size = in.require_int("vocab_size");
+  c.hidden_size = in.require_int("hidden_size");
+  c.intermediate_size = in.get_int("intermediate_size", 0);
+  c.num_layers = in.require_int("num_hidden_layers");
+  c.num_heads = in.require_int("num_attention_heads");
+  c.num_kv_heads = in.get_int("num_key_value_heads", c.num_heads);
+  c.head_dim = in.get_int("head_dim", 0);
+  c.max_position_embeddings = in.get_int("max_position_embeddings", c.max_position_embeddings);
+  c.rope_theta = in.get_double("rope_theta", c.rope_theta);
+  c.rms_norm_eps = float(in.get_double("rms_norm_eps", c.rms_norm_eps));
+  c.tie_word_embeddings = in.get_bool("tie_word_embeddings", false);
   // Qwen2 always has q/k/v biases; Llama's attention_bias also adds one to o_proj.
-  c.attention_bias = c.model_type == "qwen2" || qwen2_moe || get_bool(j, "attention_bias", false, kWhere);
+  c.attention_bias = c.model_type == "qwen2" || qwen2_moe || in.get_bool("attention_bias", false);
   // Qwen2 carries sliding_window but only uses it when use_sliding_window is true.
-  bool use_window = get_bool(j, "use_sliding_window", !(c.model_type == "qwen2" || qwen2_moe), kWhere);
-  if (use_window) c.sliding_window = get_int(j, "sliding_window", 0, kWhere);
-  if (present(j, "rope_scaling")) {
-    const auto& rs = j["rope_scaling"];
+  bool use_window = in.get_bool("use_sliding_window", !(c.model_type == "qwen2" || qwen2_moe));
+  if (use_window) c.sliding_window = in.get_int("sliding_window", 0);
+  if (in.present("rope_scaling")) {
+    const auto& rs = in["rope_scaling"];
     std::string type = rs.is_object() ? rs.value("rope_type", rs.value("type", std::string())) : "";
     MF_CHECK(type == "default", kWhere, ": rope_scaling ", json_excerpt(rs), " is not supported (only plain RoPE)");
   }
-  MF_CHECK(!get_bool(j, "mlp_bias", false, kWhere), kWhere, ": mlp_bias = true is not supported");
+  MF_CHECK(!in.get_bool("mlp_bias", false), kWhere, ": mlp_bias = true is not supported");
 
   if (mixtral) {
-    c.num_experts = get_int(j, "num_local_experts", 8, kWhere);
-    c.top_k = get_int(j, "num_experts_per_tok", 2, kWhere);
+    c.num_experts = in.get_int("num_local_experts", 8);
+    c.top_k = in.get_int("num_experts_per_tok", 2);
     c.moe_intermediate_size = c.intermediate_size;
   } else if (qwen2_moe) {
-    c.num_experts = get_int(j, "num_experts", 60, kWhere);
-    c.top_k = get_int(j, "num_experts_per_tok", 4, kWhere);
-    c.moe_intermediate_size = get_int(j, "moe_intermediate_size", 0, kWhere);
-    c.shared_expert_intermediate_size = get_int(j, "shared_expert_intermediate_size", 0, kWhere);
-    c.routing.norm_topk_prob = get_bool(j, "norm_topk_prob", false, kWhere);
+    c.num_experts = in.get_int("num_experts", 60);
+    c.top_k = in.get_int("num_experts_per_tok", 4);
+    c.moe_intermediate_size = in.get_int("moe_intermediate_size", 0);
+    c.shared_expert_intermediate_size = in.get_int("shared_expert_intermediate_size", 0);
+    c.routing.norm_topk_prob = in.get_bool("norm_topk_prob", false);
   }
-  read_routing_keys(j, c);
+  read_routing_keys(in, c);
   // moeforge's own keys win: a fused model states its experts explicitly.
-  c.num_experts = get_int(j, "moe_num_experts", c.num_experts, kWhere);
-  c.top_k = get_int(j, "moe_top_k", c.top_k, kWhere);
-  c.router_aux_loss_coef = float(get_double(j, "router_aux_loss_coef", c.router_aux_loss_coef, kWhere));
-  if (present(j, "expert_names")) {
-    MF_CHECK(j["expert_names"].is_array(), kWhere, ": 'expert_names' must be a list of strings");
-    for (const auto& x : j["expert_names"]) {
+  c.num_experts = in.get_int("moe_num_experts", c.num_experts);
+  c.top_k = in.get_int("moe_top_k", c.top_k);
+  c.router_aux_loss_coef = float(in.get_double("router_aux_loss_coef", c.router_aux_loss_coef));
+  if (in.present("expert_names")) {
+    MF_CHECK(in["expert_names"].is_array(), kWhere, ": 'expert_names' must be a list of strings");
+    for (const auto& x : in["expert_names"]) {
       MF_CHECK(x.is_string(), kWhere, ": 'expert_names' must be a list of strings");
       c.expert_names.push_back(x.get<std::string>());
     }
   }
-  c.bos_token_id = get_int(j, "bos_token_id", -1, kWhere);
-  c.pad_token_id = get_int(j, "pad_token_id", -1, kWhere);
-  c.eos_token_ids = get_int_or_list(j, "eos_token_id", kWhere);
-  c.torch_dtype = get_string(j, "torch_dtype", get_string(j, "dtype", c.torch_dtype, kWhere), kWhere);
+  c.bos_token_id = in.get_int("bos_token_id", -1);
+  c.pad_token_id = in.get_int("pad_token_id", -1);
+  c.eos_token_ids = in.get_int_or_list("eos_token_id");
+  const std::string dtype = in.get_string("dtype", c.torch_dtype);
+  c.torch_dtype = in.get_string("torch_dtype", dtype);
+  // Every architecture moeforge runs uses SiLU in its gated MLP; another activation would load as
+  // a different model.
+  const std::string act = in.get_string("hidden_act", in.get_string("hidden_activation", "silu"));
+  MF_CHECK(act == "silu" || act == "swish", kWhere, ": hidden_act '", act, "' is not supported (only silu)");
   c.validate();
+  if (unread_keys) *unread_keys = in.unread();
   return c;
 }
 

@@ -27,7 +27,7 @@ class Meta {
   std::string arch_;
 };
 
-int to_int(const std::string& path, const char* key, int64_t v) {
+int to_int(const std::string& path, const std::string& key, int64_t v) {
   MF_CHECK(v >= 0 && v <= int64_t(1) << 30, path, ": metadata ", key, " = ", v, " is out of range");
   return int(v);
 }
@@ -40,26 +40,27 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   MF_CHECK(arch == "llama" || arch == "qwen2", path, ": general.architecture '", arch,
            "' is not supported (llama, qwen2)");
   Meta m(f, arch);
+  const auto meta_int = [&](const char* key, int64_t v) { return to_int(path, arch + "." + key, v); };
   ModelConfig c;
-  c.num_experts = to_int(path, "expert_count", m.opt("expert_count", 0));
+  c.num_experts = meta_int("expert_count", m.opt("expert_count", 0));
   c.model_type = arch == "qwen2" ? "qwen2" : (c.num_experts > 0 ? "mixtral" : "llama");
   MF_CHECK(arch == "llama" || c.num_experts == 0, path, ": MoE is only supported for the llama architecture");
-  c.num_layers = to_int(path, "block_count", m.req("block_count"));
-  c.hidden_size = to_int(path, "embedding_length", m.req("embedding_length"));
-  c.intermediate_size = to_int(path, "feed_forward_length", m.req("feed_forward_length"));
-  c.num_heads = to_int(path, "attention.head_count", m.req("attention.head_count"));
-  c.num_kv_heads = to_int(path, "attention.head_count_kv", m.opt("attention.head_count_kv", c.num_heads));
+  c.num_layers = meta_int("block_count", m.req("block_count"));
+  c.hidden_size = meta_int("embedding_length", m.req("embedding_length"));
+  c.intermediate_size = meta_int("feed_forward_length", m.req("feed_forward_length"));
+  c.num_heads = meta_int("attention.head_count", m.req("attention.head_count"));
+  c.num_kv_heads = meta_int("attention.head_count_kv", m.opt("attention.head_count_kv", c.num_heads));
   const int64_t rot = m.opt("rope.dimension_count", m.opt("attention.key_length", 0));
-  if (rot > 0 && c.num_heads > 0 && rot != c.hidden_size / c.num_heads) c.head_dim = to_int(path, "rope.dimension_count", rot);
-  c.max_position_embeddings = to_int(path, "context_length", m.opt("context_length", c.max_position_embeddings));
+  if (rot > 0 && c.num_heads > 0 && rot != c.hidden_size / c.num_heads) c.head_dim = meta_int("rope.dimension_count", rot);
+  c.max_position_embeddings = meta_int("context_length", m.opt("context_length", c.max_position_embeddings));
   c.rope_theta = m.opt_f("rope.freq_base", 10000.0);
   c.rms_norm_eps = float(m.opt_f("attention.layer_norm_rms_epsilon", 1e-5));
   if (const GgufValue* s = m.find("rope.scaling.type"))
     MF_CHECK(s->as_string() == "none", path, ": ", arch, ".rope.scaling.type '", s->as_string(), "' is not supported");
   MF_CHECK(!f.tensors().count("rope_freqs.weight"), path, ": rope_freqs.weight (RoPE frequency scaling) is not supported");
   if (c.num_experts > 0) {
-    c.top_k = to_int(path, "expert_used_count", m.req("expert_used_count"));
-    c.moe_intermediate_size = to_int(path, "expert_feed_forward_length",
+    c.top_k = meta_int("expert_used_count", m.req("expert_used_count"));
+    c.moe_intermediate_size = meta_int("expert_feed_forward_length",
                                       m.opt("expert_feed_forward_length", c.intermediate_size));
     c.routing.norm_topk_prob = true;
   }

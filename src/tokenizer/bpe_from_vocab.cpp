@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace mf {
 namespace {
@@ -31,9 +32,15 @@ void configure_pre(const std::string& pre, BpeConfig& c) {
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab v) {
   BpeConfig c;
-  c.source = "GGUF vocabulary";
+  c.source = v.source;
   configure_pre(v.pre, c);
   const size_t n = v.tokens.size();
+  for (size_t id = 0; id < n; ++id)
+    MF_CHECK(unicode::valid_utf8(v.tokens[id]) == v.tokens[id], c.source, ": tokenizer.ggml.tokens[", id,
+             "] is not UTF-8 (a byte-level BPE token never is anything else)");
+  for (const auto& [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", v.bos_id}, {"tokenizer.ggml.eos_token_id", v.eos_id},
+                                {"tokenizer.ggml.padding_token_id", v.pad_id}, {"tokenizer.ggml.unknown_token_id", v.unk_id}})
+    MF_CHECK(id >= -1 && id < int64_t(n), c.source, ": ", key, " = ", id, " is outside the vocabulary of ", n, " tokens");
   MF_CHECK(v.token_types.empty() || v.token_types.size() == n, c.source, ": tokenizer.ggml.token_type has ",
            v.token_types.size(), " entries but tokenizer.ggml.tokens has ", n);
   c.merges.reserve(v.merges.size());

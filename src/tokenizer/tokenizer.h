@@ -62,6 +62,7 @@ struct BpeVocab {              // what a GGUF file (tokenizer.ggml.*) carries
                                          // 5 unused, 6 byte; empty = all normal
   std::string pre = "gpt2";    // tokenizer.ggml.pre: smollm, gpt2, llama-bpe (llama3), qwen2, ...
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1; bool add_bos = false;
+  std::string source = "GGUF vocabulary";  // the file it came from, for error messages
 };
 // Throws mf::Error on an unknown `pre`, out-of-range ids, malformed merges or missing byte tokens.
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);

@@ -27,11 +27,21 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   MF_CHECK(r.init_std > 0, path, ": 'model.init_std' = ", r.init_std, " must be > 0");
   r.config = model.raw("config");
   MF_CHECK(r.config.is_null() || r.config.is_object(), path, ": 'model.config' must be a mapping of config.json keys");
-  if (r.init != "scratch") r.init = resolve_recipe_path(base, r.init);
+  if (r.init != "scratch") {
+    const std::string written = r.init;
+    r.init = resolve_recipe_path(base, r.init);
+    MF_CHECK(fs::exists(r.init), path, ": 'model.init' = '", written, "': no such model (", r.init,
+             "); use scratch, or a model directory or .gguf");
+  }
   model.finish();
 
   top.get("tokenizer", r.tokenizer);
-  if (r.tokenizer != "char" && r.tokenizer != "model") r.tokenizer = resolve_recipe_path(base, r.tokenizer);
+  if (r.tokenizer != "char" && r.tokenizer != "model") {
+    const std::string written = r.tokenizer;
+    r.tokenizer = resolve_recipe_path(base, r.tokenizer);
+    MF_CHECK(fs::exists(r.tokenizer), path, ": 'tokenizer' = '", written, "': no such file (", r.tokenizer,
+             "); use char, model, or a tokenizer.json or model path");
+  }
 
   const ConfigReader data = top.sub("data");
   auto files = [&](const char* key, std::vector<std::string>& out) {

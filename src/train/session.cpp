@@ -90,7 +90,23 @@ ModelWeights make_weights(const Recipe& r, const Tokenizer& tok) {
   if (!cfg.contains("vocab_size")) cfg["vocab_size"] = tok.vocab_size();
   MF_CHECK(cfg["vocab_size"] == tok.vocab_size(), r.path, ": model.config.vocab_size ", cfg["vocab_size"].dump(),
            " does not match the tokenizer's ", tok.vocab_size());
-  return init_random_weights(config_from_hf_json(cfg), r.init_seed, r.init_std);
+  // A hand-written config: a key moeforge does not read is a typo or a feature it lacks, and
+  // either way the model would not be the one written down.
+  std::vector<std::string> unread;
+  ModelConfig config;
+  try {
+    config = config_from_hf_json(cfg, &unread);
+  } catch (const Error& e) {
+    fail(r.path, ": model.config: ", e.what());
+  }
+  std::erase(unread, "architectures");  // informational: model_type decides
+  if (!unread.empty()) {
+    std::string keys;
+    for (const std::string& k : unread) keys += (keys.empty() ? "" : ", ") + k;
+    fail(r.path, ": model.config has keys moeforge does not read for model_type '", config.model_type, "': ", keys,
+         " (misspelt, or a feature moeforge does not have)");
+  }
+  return init_random_weights(config, r.init_seed, r.init_std);
 }
 
 std::string sample_text(const Recipe& r, const Tokenizer& tok, const ChatTemplate* chat, const std::string& model_dir,

@@ -192,7 +192,10 @@ TEST(Bpe, BadVocabulariesAreClearErrors) {
   expect_error(v, "token_type");
   v = tiny_vocab({}, {});
   v.eos_id = 9999;
-  expect_error(v, "out of range");
+  expect_error(v, "tokenizer.ggml.eos_token_id = 9999 is outside the vocabulary");
+  v = tiny_vocab({}, {});
+  v.tokens[5] = "\xff";
+  expect_error(v, "tokenizer.ggml.tokens[5] is not UTF-8");
   expect_error(mf::BpeVocab{}, "empty");
   auto tok = mf::make_bpe_tokenizer(tiny_vocab({}, {}));
   EXPECT_THROW(tok->decode(std::vector<int32_t>{256}), mf::Error);
