@@ -276,10 +276,18 @@ void Trainer::evaluate_and_track_best(int64_t step, TrainResult& result, nlohman
   result.best_valid_loss = result.valid_loss;
   result.best_step = step;
   const fs::path best = fs::path(cfg_.out_dir) / "best";
-  export_model(best.string());
-  const std::string state = nlohmann::json{{"step", step}, {"valid_loss", result.valid_loss}}.dump() + "\n";
-  write_text_atomic((best / "trainer_state.json").string(), state);
+  try {
+    export_model(best.string());
+    const std::string state = nlohmann::json{{"step", step}, {"valid_loss", result.valid_loss}}.dump() + "\n";
+    write_text_atomic((best / "trainer_state.json").string(), state);
+  } catch (const Error& e) {
+    fail(e.what(), "; the best model of step ", step, " was not exported, ", stopped_note(step));
+  }
   rec["best"] = true;
+}
+
+std::string Trainer::stopped_note(int64_t step) const {
+  return cat("stopped after step ", step, ". The last checkpoint in ", cfg_.out_dir, " is the last good state");
 }
 
 TrainResult Trainer::run() {
@@ -319,9 +327,14 @@ TrainResult Trainer::run() {
     if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) evaluate_and_track_best(step, result, rec);
     log << rec.dump() << "\n";
     log.flush();
-    MF_CHECK(log.good(), metrics_path, ": cannot write the metrics log (disk full?); stopped after step ", step,
-             ". The last checkpoint in ", cfg_.out_dir, " is the last good state");
-    if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) save_checkpoint(step);
+    MF_CHECK(log.good(), metrics_path, ": cannot write the metrics log (disk full?); ", stopped_note(step));
+    if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) {
+      try {
+        save_checkpoint(step);
+      } catch (const Error& e) {
+        fail(e.what(), "; the checkpoint of step ", step, " was not written, ", stopped_note(step));
+      }
+    }
     if (cfg_.progress) {
       const double elapsed = wall.seconds();
       const double rate = double(step - first_step) / std::max(elapsed, 1e-9);

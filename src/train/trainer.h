@@ -74,6 +74,8 @@ class Trainer {
  private:
   Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config);
   void make_optimizer();
+  // The end of every "could not write" message: where the run stopped and what is still good.
+  std::string stopped_note(int64_t step) const;
   void save_checkpoint(int64_t step);
   int64_t load_checkpoint();
   void export_model(const std::string& dir);
