@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of every parser of untrusted input with libFuzzer (clang) under ASan +
-# UBSan. Builds the "fuzz" preset into build/fuzz, then runs each harness for SECONDS on a copy
-# of its seed corpus (new inputs stay in build/fuzz/corpus, the repository's seeds are not
-# touched) and prints one JSON line per harness: executions, coverage, and whether it found
-# anything (a crash, leak, timeout or sanitizer report leaves its input in build/fuzz/findings).
+# UBSan, with each harness's dictionary (tests/fuzz/dict). Builds the "fuzz" preset into
+# build/fuzz, then runs each harness for SECONDS on a copy of its seed corpus (new inputs stay
+# in build/fuzz/corpus, the repository's seeds are not touched) and prints one JSON line per
+# harness: executions, coverage, and whether it found anything (a crash, leak, timeout or
+# sanitizer report leaves its input in build/fuzz/findings).
 #   scripts/fuzz.sh [SECONDS=60] [HARNESS...]      e.g. scripts/fuzz.sh 600 jinja gguf
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +24,12 @@ for h in "${HARNESSES[@]}"; do
   mkdir -p "$corpus"
   cp -n tests/fuzz/corpus/"$h"/* "$corpus"/ 2>/dev/null || true
   log=build/fuzz/$h.log
+  dict=()
+  [ -f tests/fuzz/dict/"$h".dict ] && dict=(-dict=tests/fuzz/dict/"$h".dict)
   set +e
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     build/fuzz/tests/fuzz/fuzz_"$h" -max_total_time="$SECONDS_EACH" -max_len=1048576 -timeout=10 -rss_limit_mb=4096 \
-    -artifact_prefix=build/fuzz/findings/"$h"- -print_final_stats=1 "$corpus" >"$log" 2>&1
+    -artifact_prefix=build/fuzz/findings/"$h"- -print_final_stats=1 "${dict[@]}" "$corpus" >"$log" 2>&1
   rc=$?
   set -e
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)

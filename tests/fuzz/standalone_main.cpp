@@ -2,11 +2,14 @@
 // builds: every corpus file, then mutations of them (bit flips, byte changes, truncations,
 // duplicated and deleted runs) from a fixed seed for a bounded time. Real coverage-guided fuzzing
 // is scripts/fuzz.sh (clang, libFuzzer, ASan + UBSan).
-//   fuzz_X CORPUS_DIR [--seconds S] [--seed N] [--slow-ms MS]
+//   fuzz_X CORPUS_DIR [--seconds S] [--seed N] [--slow-ms MS] [--dict FILE]
+// --dict reads libFuzzer's dictionary format ("word" per line, \\ \" \xAB escapes, # comments);
+// its words are inserted or written over the input as one more mutation.
 // An input that takes longer than --slow-ms (default 2000) is written to slow-input.bin in the
 // working directory and the driver fails: a hang is a finding too.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -30,11 +33,53 @@ std::vector<uint8_t> read_file(const std::filesystem::path& p) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
-void mutate(std::vector<uint8_t>& x, std::mt19937_64& rng) {
+using Word = std::vector<uint8_t>;
+
+// One dictionary line: optional name=, then a quoted string with \\, \" and \xAB escapes.
+bool parse_dict_line(const std::string& line, Word& word) {
+  const size_t open = line.find('"'), close = line.rfind('"');
+  if (line.empty() || line[0] == '#' || open == std::string::npos || close <= open) return false;
+  word.clear();
+  for (size_t i = open + 1; i < close; ++i) {
+    if (line[i] != '\\' || i + 1 >= close) {
+      word.push_back(uint8_t(line[i]));
+    } else if (line[i + 1] == 'x' && i + 3 < close) {
+      word.push_back(uint8_t(std::stoi(line.substr(i + 2, 2), nullptr, 16)));
+      i += 3;
+    } else {
+      word.push_back(uint8_t(line[++i]));
+    }
+  }
+  return !word.empty();
+}
+
+std::vector<Word> read_dict(const char* path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "cannot read dictionary %s\n", path);
+    std::exit(2);
+  }
+  std::vector<Word> words;
+  Word w;
+  for (std::string line; std::getline(in, line);)
+    if (parse_dict_line(line, w)) words.push_back(w);
+  return words;
+}
+
+void mutate(std::vector<uint8_t>& x, std::mt19937_64& rng, const std::vector<Word>& dict) {
   auto pick = [&](size_t n) { return n ? size_t(rng() % n) : 0; };
   const int edits = 1 + int(rng() % 4);
   for (int i = 0; i < edits; ++i) {
-    switch (rng() % 6) {
+    switch (rng() % 8) {
+      case 6:
+      case 7: {  // a word of the format, inserted or written over
+        if (dict.empty()) break;
+        const Word& w = dict[pick(dict.size())];
+        const size_t a = pick(x.size() + 1);
+        if (rng() % 2 || a + w.size() > x.size()) x.insert(x.begin() + long(a), w.begin(), w.end());
+        else std::copy(w.begin(), w.end(), x.begin() + long(a));
+        break;
+      }
       case 0:
         if (!x.empty()) x[pick(x.size())] ^= uint8_t(1u << (rng() % 8));
         break;
@@ -58,7 +103,7 @@ void mutate(std::vector<uint8_t>& x, std::mt19937_64& rng) {
         x.erase(x.begin() + long(a), x.begin() + long(a + n));
         break;
       }
-      default: {  // an interesting integer somewhere (sizes, counts, offsets)
+      case 5: {  // an interesting integer somewhere (sizes, counts, offsets)
         static const uint64_t kValues[] = {0, 1, 0x7f, 0xff, 0x7fffffff, 0xffffffff, 0x4000000000000000ull,
                                            0x7fffffffffffffffull, 0xffffffffffffffffull};
         if (x.size() < 8) break;
@@ -75,16 +120,18 @@ void mutate(std::vector<uint8_t>& x, std::mt19937_64& rng) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR [--seconds S] [--seed N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CORPUS_DIR [--seconds S] [--seed N] [--slow-ms MS] [--dict FILE]\n", argv[0]);
     return 2;
   }
   double seconds = 5, slow_ms = 2000;
+  std::vector<Word> dict;
   uint64_t seed = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--seconds") seconds = std::atof(argv[i + 1]);
     else if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
     else if (a == "--slow-ms") slow_ms = std::atof(argv[i + 1]);
+    else if (a == "--dict") dict = read_dict(argv[i + 1]);
   }
   // A watchdog thread: an input still running after slow_ms is saved and the process ends, so a
   // hang is reported as a finding with its input instead of as a ctest timeout.
@@ -135,7 +182,7 @@ int main(int argc, char** argv) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < end) {
     std::vector<uint8_t> x = corpus[size_t(rng() % corpus.size())];
-    mutate(x, rng);
+    mutate(x, rng, dict);
     run(x);
     ++runs;
   }
