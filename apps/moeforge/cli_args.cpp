@@ -67,7 +67,12 @@ void ArgParser::option(const std::string& name, char short_name, const std::stri
 }
 
 void ArgParser::option(const std::string& name, const std::string& metavar, const std::string& help, int* out) {
-  add(name, 0, metavar, help).set = [out, name](const std::string& v) { *out = parse_int_arg(name, v); };
+  option(name, 0, metavar, help, out);
+}
+
+void ArgParser::option(const std::string& name, char short_name, const std::string& metavar, const std::string& help,
+                       int* out) {
+  add(name, short_name, metavar, help).set = [out, name](const std::string& v) { *out = parse_int_arg(name, v); };
 }
 
 void ArgParser::option(const std::string& name, const std::string& metavar, const std::string& help, float* out) {

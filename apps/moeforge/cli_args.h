@@ -18,6 +18,7 @@ class ArgParser {
   void option(const std::string& name, char short_name, const std::string& metavar, const std::string& help,
               std::string* out, bool required = false);
   void option(const std::string& name, const std::string& metavar, const std::string& help, int* out);
+  void option(const std::string& name, char short_name, const std::string& metavar, const std::string& help, int* out);
   void option(const std::string& name, const std::string& metavar, const std::string& help, float* out);
   void option(const std::string& name, const std::string& metavar, const std::string& help, uint64_t* out);
   void repeated(const std::string& name, const std::string& metavar, const std::string& help,

@@ -18,5 +18,6 @@ int run_fuse(const std::vector<std::string>& args);
 int run_upcycle(const std::vector<std::string>& args);
 int run_inspect(const std::vector<std::string>& args);
 int run_convert(const std::vector<std::string>& args);
+int run_perplexity(const std::vector<std::string>& args);
 
 }  // namespace mf::cli

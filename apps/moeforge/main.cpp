@@ -28,6 +28,7 @@ const char* kUsage =
     "  upcycle    turn one dense model into a MoE whose experts copy its MLP\n"
     "  inspect    which experts a MoE's routers pick: per layer, per token, or per domain over a dataset\n"
     "  convert    HF directory or GGUF -> llama-architecture GGUF (dense or MoE) or HF directory\n"
+    "  perplexity perplexity of a text file, computed as llama.cpp's perplexity tool does\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     if (cmd == "upcycle") return mf::cli::run_upcycle(args);
     if (cmd == "inspect") return mf::cli::run_inspect(args);
     if (cmd == "convert") return mf::cli::run_convert(args);
+    if (cmd == "perplexity") return mf::cli::run_perplexity(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;
