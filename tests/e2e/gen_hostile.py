@@ -452,6 +452,12 @@ def template_cases():
                                "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", run_chat=True)
     tmpl_case("deep_list_build", "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"
                                  "{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l | tojson }}", run_chat=True)
+    tmpl_case("deep_list_print", "{% set ns = namespace(l=[]) %}{% for i in range(1000000) %}"
+                                 "{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l }}", run_chat=True)
+    tmpl_case("namespace_cycle", "{% set ns = namespace(l=[]) %}{% set ns.l = [ns] %}{{ ns }}", run_chat=True)
+    tmpl_case("shared_doubling_compare", "{% set a = namespace(l=[1]) %}{% set b = namespace(l=[1]) %}"
+                                         "{% for i in range(60) %}{% set a.l = [a.l, a.l] %}{% set b.l = [b.l, b.l] %}"
+                                         "{% endfor %}{{ a.l == b.l }}{{ a.l }}", run_chat=True)
     tmpl_case("not_string", 42)
     tmpl_case("list_without_default", [{"name": "tool_use", "template": "x"}])
     hf_case("tmpl_config_not_json", {"tokenizer_config.json": "{\"chat_template\": "}, ["tokenizer_config.json"])

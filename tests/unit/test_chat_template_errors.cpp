@@ -120,4 +120,27 @@ TEST(JinjaHostile, HugeExponentsRepetitionsAndLoopsAreBounded) {
   EXPECT_NE(render_error("{{ 'a' | indent(1000000000000) }}").find("indent width"), std::string::npos);
 }
 
+TEST(JinjaHostile, ValuesTheTemplateBuildsStayShallowAcyclicAndComparable) {
+  // One level per loop iteration: refused at the nesting bound instead of overflowing the stack
+  // when printed, compared or freed (found by the hostile-input suite: printing crashed).
+  const std::string deep = "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}";
+  EXPECT_NE(render_error(deep + "{{ ns.l }}").find("nested deeper than 256"), std::string::npos);
+  EXPECT_NE(render_error(deep).find("nested deeper than 256"), std::string::npos);
+  // A namespace made to contain itself.
+  EXPECT_NE(render_error("{% set ns = namespace(l=[]) %}{% set ns.l = [ns] %}{{ ns }}").find("contains itself"),
+            std::string::npos);
+  // Shared halves: 2^60 items as printed or compared, a few dozen objects in memory.
+  const std::string doubled = "{% set a = namespace(l=[1]) %}{% set b = namespace(l=[1]) %}{% for i in range(60) %}"
+                              "{% set a.l = [a.l, a.l] %}{% set b.l = [b.l, b.l] %}{% endfor %}";
+  EXPECT_NE(render_error(doubled + "{{ a.l == b.l }}").find("comparing values of more than"), std::string::npos);
+  EXPECT_NE(render_error(doubled + "{{ a.l }}").find("printing a value longer than"), std::string::npos);
+  EXPECT_NE(render_error(doubled + "{{ a.l | tojson }}").find("longer than"), std::string::npos);
+  EXPECT_EQ(render_error(doubled + "{{ a.l == a.l }}"), "");  // one object equals itself, as in Python
+  // Real templates nest a few levels.
+  mf::jinja::Template ok("{% set ns = namespace(l=[]) %}{% for i in range(3) %}{% set ns.l = [ns.l] %}{% endfor %}"
+                         "{{ ns.l }} {{ [[1, 2], [3]] < [[1, 2], [4]] }}",
+                         "ok");
+  EXPECT_EQ(ok.render(mf::jinja::Value(mf::jinja::Dict{})), "[[[[]]]] True");
+}
+
 }  // namespace

@@ -18,6 +18,10 @@ inline constexpr size_t kMaxValueBytes = size_t(4) << 20;    // any one string a
 inline constexpr size_t kMaxListItems = 1'000'000;           // any one list a template makes
 inline constexpr size_t kMaxIteratedChars = 1'000'000;       // a string iterated character by character
 inline constexpr int64_t kMaxIndent = 1024;                  // indent / tojson indent width
-inline constexpr int kMaxJsonDepth = 256;                    // tojson of nested lists and dicts
+// Lists and dicts inside each other in any value (a template can nest one level per loop
+// iteration, or make a namespace contain itself): printing, comparing, serialising and freeing
+// a value all recurse over it.
+inline constexpr int kMaxValueNesting = 256;
+inline constexpr int64_t kMaxCompareItems = 10'000'000;     // items visited by one == or < of lists/dicts
 
 }  // namespace mf::jinja

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "chat/jinja/limits.h"
 #include "core/error.h"
@@ -19,6 +21,46 @@ std::optional<Value> CallArgs::get(size_t i, const std::string& name) const {
     if (k == name) return v;
   return std::nullopt;
 }
+
+namespace {
+
+const void* container_of(const Value& v) {
+  if (v.is_list()) return &v.as_list();
+  if (v.is_dict()) return &v.as_dict();
+  return nullptr;
+}
+
+// Depth-first over containers, each once (`done` holds their depths), with the containers on the
+// current path in `open` so that a cycle is seen instead of followed forever. The recursion
+// stops at kMaxValueNesting levels.
+int depth_of(const Value& v, int level, std::unordered_map<const void*, int>& done,
+             std::unordered_set<const void*>& open) {
+  const void* key = container_of(v);
+  if (!key) return 0;
+  if (const auto it = done.find(key); it != done.end()) return it->second;
+  if (open.count(key)) fail("jinja: a list or dict that contains itself");
+  if (level >= kMaxValueNesting) fail("jinja: lists and dicts nested deeper than ", kMaxValueNesting, " levels");
+  open.insert(key);
+  int deepest = 0;
+  if (v.is_list())
+    for (const Value& x : v.as_list()) deepest = std::max(deepest, depth_of(x, level + 1, done, open));
+  else
+    for (const auto& [k, x] : v.as_dict()) deepest = std::max(deepest, depth_of(x, level + 1, done, open));
+  open.erase(key);
+  done.emplace(key, deepest + 1);
+  return deepest + 1;
+}
+
+}  // namespace
+
+int nesting_depth(const Value& v) {
+  std::unordered_map<const void*, int> done;
+  std::unordered_set<const void*> open;
+  return depth_of(v, 0, done, open);
+}
+
+Value::Value(List l) : v_(std::make_shared<List>(std::move(l))) { nesting_depth(*this); }
+Value::Value(Dict d) : v_(std::make_shared<Dict>(std::move(d))) { nesting_depth(*this); }
 
 Value Value::from_json(const nlohmann::json& j) {
   switch (j.type()) {
@@ -68,12 +110,22 @@ const Value* Value::find(const std::string& key) const {
 
 void Value::set(const std::string& key, Value v) const {
   auto& d = as_dict();
-  for (auto& [k, old] : d)
-    if (k == key) {
-      old = std::move(v);
-      return;
-    }
-  d.emplace_back(key, std::move(v));
+  auto slot = std::find_if(d.begin(), d.end(), [&](const auto& kv) { return kv.first == key; });
+  const bool added = slot == d.end();
+  Value previous;
+  if (added) {
+    d.emplace_back(key, std::move(v));
+  } else {
+    previous = std::move(slot->second);
+    slot->second = std::move(v);
+  }
+  try {
+    nesting_depth(*this);  // `ns.x = [ns]` would make the namespace contain itself
+  } catch (const Error&) {
+    if (added) d.pop_back();
+    else std::find_if(d.begin(), d.end(), [&](const auto& kv) { return kv.first == key; })->second = std::move(previous);
+    throw;
+  }
 }
 
 bool Value::truthy() const {
@@ -168,17 +220,26 @@ std::string Value::repr() const {
   if (is_int()) return std::to_string(as_int());
   if (is_float()) return python_float_repr(as_double());
   if (is_string()) return repr_string(as_string());
+  // Shared sub-lists can make a small value print exponentially long: bounded as it grows.
+  auto bounded = [](const std::string& out) {
+    if (out.size() > kMaxValueBytes) fail("jinja: printing a value longer than ", kMaxValueBytes, " bytes");
+  };
   if (is_list()) {
     std::string out = "[";
     const auto& l = as_list();
-    for (size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + l[i].repr();
+    for (size_t i = 0; i < l.size(); ++i) {
+      out += (i ? ", " : "") + l[i].repr();
+      bounded(out);
+    }
     return out + "]";
   }
   if (is_dict()) {
     std::string out = "{";
     const auto& d = as_dict();
-    for (size_t i = 0; i < d.size(); ++i)
+    for (size_t i = 0; i < d.size(); ++i) {
       out += (i ? ", " : "") + repr_string(d[i].first) + ": " + d[i].second.repr();
+      bounded(out);
+    }
     return out + "}";
   }
   return "<function>";
@@ -209,7 +270,8 @@ static void json_string(const std::string& s, std::string& out) {
 }
 
 static void json_dump(const Value& v, int indent, bool sort_keys, int depth, std::string& out) {
-  if (depth > kMaxJsonDepth) fail("tojson: value nested deeper than ", kMaxJsonDepth, " levels");
+  if (depth > kMaxValueNesting) fail("tojson: value nested deeper than ", kMaxValueNesting, " levels");
+  if (out.size() > kMaxValueBytes) fail("tojson: a value longer than ", kMaxValueBytes, " bytes");
   auto newline = [&](int d) {
     if (indent < 0) return;
     out += '\n';
@@ -264,7 +326,16 @@ std::string Value::to_json(int indent, bool sort_keys) const {
   return out;
 }
 
-bool values_equal(const Value& a, const Value& b) {
+namespace {
+
+// Python compares the items of lists and dicts, taking one object as equal to itself first; the
+// budget counts the items compared, so shared structure cannot make one comparison endless.
+void charge(int64_t& budget) {
+  if (--budget < 0) fail("jinja: comparing values of more than ", kMaxCompareItems, " items");
+}
+
+bool equal(const Value& a, const Value& b, int64_t& budget) {
+  charge(budget);
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
@@ -274,24 +345,27 @@ bool values_equal(const Value& a, const Value& b) {
   if (a.is_undefined() && b.is_undefined()) return true;
   if (a.is_list() && b.is_list()) {
     const auto &x = a.as_list(), &y = b.as_list();
+    if (&x == &y) return true;
     if (x.size() != y.size()) return false;
     for (size_t i = 0; i < x.size(); ++i)
-      if (!values_equal(x[i], y[i])) return false;
+      if (!equal(x[i], y[i], budget)) return false;
     return true;
   }
   if (a.is_dict() && b.is_dict()) {
     const auto &x = a.as_dict(), &y = b.as_dict();
+    if (&x == &y) return true;
     if (x.size() != y.size()) return false;
     for (const auto& [k, v] : x) {
       const Value* other = b.find(k);
-      if (!other || !values_equal(v, *other)) return false;
+      if (!other || !equal(v, *other, budget)) return false;
     }
     return true;
   }
   return false;
 }
 
-bool value_less(const Value& a, const Value& b) {
+bool less(const Value& a, const Value& b, int64_t& budget) {
+  charge(budget);
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.as_double() < b.as_double();
     return a.as_int() < b.as_int();
@@ -300,13 +374,26 @@ bool value_less(const Value& a, const Value& b) {
   if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();
   if (a.is_list() && b.is_list()) {
     const auto &x = a.as_list(), &y = b.as_list();
+    if (&x == &y) return false;
     for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
-      if (value_less(x[i], y[i])) return true;
-      if (value_less(y[i], x[i])) return false;
+      if (equal(x[i], y[i], budget)) continue;
+      return less(x[i], y[i], budget);
     }
     return x.size() < y.size();
   }
   fail("jinja: '<' not supported between '", a.type_name(), "' and '", b.type_name(), "'");
+}
+
+}  // namespace
+
+bool values_equal(const Value& a, const Value& b) {
+  int64_t budget = kMaxCompareItems;
+  return equal(a, b, budget);
+}
+
+bool value_less(const Value& a, const Value& b) {
+  int64_t budget = kMaxCompareItems;
+  return less(a, b, budget);
 }
 
 }  // namespace mf::jinja

@@ -47,8 +47,9 @@ class Value {
   Value(double v) : v_(v) {}
   Value(const char* s) : v_(std::string(s)) {}
   Value(std::string s) : v_(std::move(s)) {}
-  Value(List l) : v_(std::make_shared<List>(std::move(l))) {}
-  Value(Dict d) : v_(std::make_shared<Dict>(std::move(d))) {}
+  // mf::Error when the new list or dict nests deeper than kMaxValueNesting.
+  Value(List l);
+  Value(Dict d);
   Value(Function f) : v_(std::make_shared<Function>(std::move(f))) {}
   static Value undefined(std::string name) { Value v; v.v_ = Undefined{std::move(name)}; return v; }
   static Value from_json(const nlohmann::json& j);
@@ -75,7 +76,9 @@ class Value {
 
   // Dict lookup; nullptr when absent or not a dict.
   const Value* find(const std::string& key) const;
-  void set(const std::string& key, Value v) const;  // dict insert/overwrite
+  // Dict insert/overwrite; mf::Error (the dict left as it was) when that would make the dict
+  // contain itself or nest deeper than kMaxValueNesting.
+  void set(const std::string& key, Value v) const;
 
   bool truthy() const;
   std::string type_name() const;  // Python's type name, for errors
@@ -88,8 +91,13 @@ class Value {
   Storage v_;
 };
 
+// Lists and dicts inside each other (0 for anything else); mf::Error past kMaxValueNesting or
+// when a value contains itself. Shared sub-values are visited once.
+int nesting_depth(const Value& v);
+// Python's ==; mf::Error past kMaxCompareItems items compared (shared structure can make a
+// small value look exponentially large).
 bool values_equal(const Value& a, const Value& b);
-// Python's `<`; throws mf::Error for unorderable types.
+// Python's `<`; throws mf::Error for unorderable types, or past kMaxCompareItems items.
 bool value_less(const Value& a, const Value& b);
 // Python float repr (shortest round-trip, "1.0", "1e-05", "inf").
 std::string python_float_repr(double d);
