@@ -47,7 +47,8 @@ int run_perplexity(const std::vector<std::string>& args) {
     throw UsageError("-c >= 4, -b >= 1, --threads >= 0 and --chunks >= 1 are required");
   if (threads > 0) omp_set_num_threads(threads);
 
-  MF_CHECK(std::filesystem::is_regular_file(text_path), text_path, ": no such file");
+  std::error_code ec;
+  MF_CHECK(std::filesystem::is_regular_file(text_path, ec), text_path, ": no such file");
   const std::string text = read_text_file(text_path);
   check_text(text, text_path);
   const TokenizerFiles tf = load_tokenizer_files(model_path);

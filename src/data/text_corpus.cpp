@@ -14,8 +14,9 @@ namespace mf {
 std::vector<std::string> read_text_documents(const std::vector<std::string>& files) {
   std::vector<std::string> docs;
   for (const std::string& f : files) {
-    MF_CHECK(std::filesystem::exists(f), f, ": no such file");
-    MF_CHECK(std::filesystem::is_regular_file(f), f, ": not a file");
+    std::error_code ec;
+    MF_CHECK(std::filesystem::exists(f, ec), f, ": no such file");
+    MF_CHECK(std::filesystem::is_regular_file(f, ec), f, ": not a file");
     if (std::filesystem::path(f).extension() != ".jsonl") {
       std::string text = read_text_file(f);
       check_text(text, f);

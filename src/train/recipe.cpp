@@ -30,7 +30,8 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   if (r.init != "scratch") {
     const std::string written = r.init;
     r.init = resolve_recipe_path(base, r.init);
-    MF_CHECK(fs::exists(r.init), path, ": 'model.init' = '", written, "': no such model (", r.init,
+    std::error_code ec;  // a path the system cannot even look up (too long, say) is not there either
+    MF_CHECK(fs::exists(r.init, ec), path, ": 'model.init' = '", written, "': no such model (", r.init,
              "); use scratch, or a model directory or .gguf");
   }
   model.finish();
@@ -39,7 +40,8 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   if (r.tokenizer != "char" && r.tokenizer != "model") {
     const std::string written = r.tokenizer;
     r.tokenizer = resolve_recipe_path(base, r.tokenizer);
-    MF_CHECK(fs::exists(r.tokenizer), path, ": 'tokenizer' = '", written, "': no such file (", r.tokenizer,
+    std::error_code ec;
+    MF_CHECK(fs::exists(r.tokenizer, ec), path, ": 'tokenizer' = '", written, "': no such file (", r.tokenizer,
              "); use char, model, or a tokenizer.json or model path");
   }
 
