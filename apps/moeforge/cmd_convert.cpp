@@ -9,11 +9,32 @@
 #include "common.h"
 #include "core/timer.h"
 #include "infer/model_files.h"
+#include "io/gguf.h"
 #include "model/gguf_export.h"
 #include "model/load.h"
 #include "model/save.h"
 
 namespace mf::cli {
+namespace {
+
+// A published GGUF must not carry the converting machine's paths: the source's own name, or
+// the last component of the path (a directory's name, a file's stem).
+std::string default_model_name(const std::string& model) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(model) && is_gguf_path(model)) {
+    const GgufFile f = GgufFile::open(model);
+    if (const GgufValue* n = f.find("general.name"); n && n->type == GgufType::STRING && !n->as_string().empty())
+      return n->as_string();
+  }
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(model, ec);  // "." and "dir/" name the directory itself
+  if (ec) p = fs::path(model).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  const std::string stem = fs::is_directory(model) ? p.filename().string() : p.stem().string();
+  return stem.empty() || stem == "." || stem == ".." ? "moeforge model" : stem;
+}
+
+}  // namespace
 
 int run_convert(const std::vector<std::string>& args) {
   std::string model, output, type = "f16", name;
@@ -24,14 +45,17 @@ int run_convert(const std::vector<std::string>& args) {
   p.option("model", 'm', "PATH", "model directory or .gguf", &model, true);
   p.option("output", 'o', "PATH", "a path ending in .gguf, else a directory", &output, true);
   p.option("type", 0, "T", "GGUF matrix type: f32, f16 (default), bf16, q8_0, q4_0, q4_1", &type);
-  p.option("name", 0, "TEXT", "general.name of the GGUF (default: the model path)", &name);
+  p.option("name", 0, "TEXT",
+           "general.name of the GGUF (default: the source GGUF's general.name, else the model directory's name; "
+           "never a local path)",
+           &name);
   if (!parse_or_usage(p, args)) return 0;
   Timer timer;
   const ModelWeights w = load_model_weights(model);
   if (std::filesystem::path(output).extension() == ".gguf") {
     GgufExportOptions o;
     o.matrix_type = parse_dtype(type);
-    o.name = name.empty() ? model : name;
+    o.name = name.empty() ? default_model_name(model) : name;
     const TokenizerFiles tf = load_tokenizer_files(model);
     o.chat_template = tf.chat_template;
     const bool gguf_source = !std::filesystem::is_directory(model) && is_gguf_path(model);

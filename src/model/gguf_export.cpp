@@ -86,6 +86,10 @@ void save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::st
   auto u32 = [](int64_t v) { return GgufValue::of_u32(uint32_t(v)); };
   g.add_kv("general.architecture", GgufValue::of_string("llama"));
   g.add_kv("general.name", GgufValue::of_string(opts.name.empty() ? "moeforge model" : opts.name));
+  // llama_ftype: what llama.cpp and the gguf tools report as the file's type.
+  const uint32_t file_type = mt == DType::F32 ? 0 : mt == DType::F16 ? 1 : mt == DType::Q4_0 ? 2 : mt == DType::Q4_1 ? 3
+                             : mt == DType::Q8_0 ? 7 : 32;  // BF16
+  g.add_kv("general.file_type", GgufValue::of_u32(file_type));
   g.add_kv("llama.context_length", u32(c.max_position_embeddings));
   g.add_kv("llama.embedding_length", u32(c.hidden_size));
   g.add_kv("llama.block_count", u32(c.num_layers));

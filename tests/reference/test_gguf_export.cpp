@@ -88,7 +88,7 @@ TEST_F(GgufExport, TheGgufPackageReadsTheMoeLayout) {
 
   nlohmann::json want;
   want["vocab_size"] = vocab.tokens.size();
-  want["kv"] = {{"general.architecture", "llama"},      {"general.name", "tiny moe"},
+  want["kv"] = {{"general.architecture", "llama"},      {"general.name", "tiny moe"}, {"general.file_type", 7},
                 {"llama.block_count", 2},               {"llama.embedding_length", 64},
                 {"llama.feed_forward_length", 96},      {"llama.attention.head_count", 4},
                 {"llama.attention.head_count_kv", 2},   {"llama.expert_count", 4},
