@@ -3,6 +3,7 @@
 # SmolLM2 model into the cache, then configures and builds the release preset.
 #   scripts/setup.sh            # all of it
 #   SKIP_MODEL=1 scripts/setup.sh   # no model download
+#   SKIP_INTEROP=1 scripts/setup.sh # no llama-cpp-python (the interop tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,12 @@ fi
 if ! $PYTHON -c "import tokenizers, gguf, safetensors" 2>/dev/null; then
   echo "[setup] installing PyPI packages: ${PIP_PACKAGES[*]}"
   $SUDO $PYTHON -m pip install -q --break-system-packages --root-user-action=ignore "${PIP_PACKAGES[@]}"
+fi
+
+# llama.cpp for the `interop` tests (compiled once, cached under ~/.cache/moeforge). Without it
+# those tests skip and say so; SKIP_INTEROP=1 leaves it out.
+if [ "${SKIP_INTEROP:-0}" != 1 ]; then
+  scripts/setup-interop.sh || echo "[setup] warning: llama-cpp-python could not be installed; the interop tests will skip"
 fi
 
 if [ "${SKIP_MODEL:-0}" != 1 ]; then

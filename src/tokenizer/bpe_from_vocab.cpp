@@ -13,7 +13,7 @@ constexpr int32_t kTypeControl = 3, kTypeUserDefined = 4;
 // tokenizer.ggml.pre names -> the pre-tokenizer HF's tokenizer.json for that family describes.
 void configure_pre(const std::string& pre, BpeConfig& c) {
   using Kind = PreTokenizeStep::Kind;
-  if (pre == "gpt2" || pre == "default" || pre.empty()) {
+  if (pre == "gpt-2" || pre == "gpt2" || pre == "default" || pre.empty()) {  // "gpt2": older moeforge files
     c.pre.steps = {{Kind::Split, false, SplitPattern::Gpt2}};
   } else if (pre == "smollm" || pre == "starcoder" || pre == "refact") {
     c.pre.steps = {{Kind::Digits, true, SplitPattern::Gpt2}, {Kind::Split, false, SplitPattern::Gpt2}};
@@ -24,7 +24,7 @@ void configure_pre(const std::string& pre, BpeConfig& c) {
     c.pre.steps = {{Kind::Split, false, SplitPattern::Qwen2}};
     c.nfc = true;             // Qwen2's tokenizer.json has an NFC normalizer
   } else {
-    fail("GGUF tokenizer.ggml.pre '", pre, "' is not supported (known: gpt2, smollm, starcoder, refact, llama-bpe, qwen2)");
+    fail("GGUF tokenizer.ggml.pre '", pre, "' is not supported (known: gpt-2, smollm, starcoder, refact, llama-bpe, qwen2)");
   }
 }
 
@@ -69,13 +69,13 @@ std::string bpe_vocab_to_tokenizer_json(const BpeVocab& v) {
   const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
                            {"use_regex", true}};
   json pre;
-  if (v.pre == "gpt2" || v.pre == "default" || v.pre.empty()) {
+  if (v.pre == "gpt-2" || v.pre == "gpt2" || v.pre == "default" || v.pre.empty()) {
     pre = byte_level;
   } else if (v.pre == "smollm" || v.pre == "starcoder" || v.pre == "refact") {
     pre = {{"type", "Sequence"},
            {"pretokenizers", json::array({{{"type", "Digits"}, {"individual_digits", true}}, byte_level})}};
   } else {
-    fail("tokenizer.json export: the '", v.pre, "' pre-tokenizer is not supported yet (gpt2, smollm, starcoder, refact)");
+    fail("tokenizer.json export: the '", v.pre, "' pre-tokenizer is not supported yet (gpt-2, smollm, starcoder, refact)");
   }
   json added = json::array();
   for (size_t id = 0; id < v.token_types.size(); ++id) {

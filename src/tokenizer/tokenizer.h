@@ -60,7 +60,7 @@ struct BpeVocab {              // what a GGUF file (tokenizer.ggml.*) carries
   std::vector<std::string> merges;       // "left right", best (lowest rank) first
   std::vector<int32_t> token_types;      // GGUF: 1 normal, 2 unknown, 3 control, 4 user-defined,
                                          // 5 unused, 6 byte; empty = all normal
-  std::string pre = "gpt2";    // tokenizer.ggml.pre: smollm, gpt2, llama-bpe (llama3), qwen2, ...
+  std::string pre = "gpt-2";   // tokenizer.ggml.pre: smollm, gpt-2, llama-bpe (llama3), qwen2, ...
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1; bool add_bos = false;
   std::string source = "GGUF vocabulary";  // the file it came from, for error messages
 };

@@ -15,14 +15,16 @@ using json = nlohmann::json;
 // The GGUF name (tokenizer.ggml.pre) of the pre-tokenizers bpe_vocab_to_tokenizer_json writes.
 std::string pre_name(const json& pre, const std::string& path) {
   const std::string type = pre.is_object() ? pre.value("type", "") : "";
-  if (type == "ByteLevel") return "gpt2";
+  // llama.cpp's name for GPT-2's split regex is "gpt-2"; it refuses the model on a name it
+  // does not know.
+  if (type == "ByteLevel" && pre.value("use_regex", true)) return "gpt-2";
   if (type == "Sequence") {
     const json& steps = pre.value("pretokenizers", json::array());
     if (steps.size() == 2 && steps[0].value("type", "") == "Digits" && steps[0].value("individual_digits", false) &&
         steps[1].value("type", "") == "ByteLevel")
       return "smollm";
   }
-  fail(path, ": this pre_tokenizer has no GGUF name moeforge knows (ByteLevel -> gpt2, Digits + ByteLevel -> smollm)");
+  fail(path, ": this pre_tokenizer has no GGUF name moeforge knows (ByteLevel -> gpt-2, Digits + ByteLevel -> smollm)");
 }
 
 }  // namespace

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Fixtures for tests/interop/test_llama_cpp.cpp: GGUF files written by moeforge, and moeforge's
+own figures on them, for llama.cpp (through llama-cpp-python) to reproduce.
+
+A seeded random dense Llama (HF directory: `safetensors`, a byte-level BPE tokenizer trained by
+`tokenizers`) and a 4-expert MoE upcycled from it by `moeforge upcycle --noise` (experts that
+differ, random routers) are converted by `moeforge convert` to every GGUF type moeforge writes.
+For each file: `moeforge perplexity --json` on a generated text and a greedy continuation from
+`moeforge generate`. manifest.json lists them for check_llama_cpp.py.
+usage: gen_llama_cpp.py OUT_DIR ($MOEFORGE_BIN is the CLI)
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+OUT = os.path.abspath(sys.argv[1])
+BIN = os.environ["MOEFORGE_BIN"]
+N_CTX = 64
+PROMPT = "the quiet river"
+TYPES = {"dense": ["f32", "q8_0"], "moe": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]}
+
+
+def text():
+    words = ("the river ran past seven old mills and a quiet town where bakers sold bread at dawn while "
+             "children counted boats on the water under a grey sky").split()
+    rng = np.random.default_rng(11)
+    return "\n".join(" ".join(rng.choice(words, 16)) + "." for _ in range(120)) + "\n"
+
+
+def dense_model(d):
+    os.makedirs(d, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(text().split("\n"), trainer=trainer)
+    tok.save(os.path.join(d, "tokenizer.json"))
+    vocab = tok.get_vocab_size()
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": 64,
+           "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+           "tie_word_embeddings": False, "eos_token_id": 0}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"eos_token": "<|endoftext|>", "add_bos_token": False}, f)
+    rng = np.random.default_rng(5)
+    mat = lambda r, c, s=0.08: (rng.standard_normal((r, c)) * s).astype(np.float32)  # noqa: E731
+    h, inter, kv = 64, 128, 32
+    t = {"model.embed_tokens.weight": mat(vocab, h, 0.5), "lm_head.weight": mat(vocab, h),
+         "model.norm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32)}
+    for i in range(2):
+        p = f"model.layers.{i}."
+        t |= {p + "input_layernorm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32),
+              p + "post_attention_layernorm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32),
+              p + "self_attn.q_proj.weight": mat(h, h), p + "self_attn.k_proj.weight": mat(kv, h),
+              p + "self_attn.v_proj.weight": mat(kv, h), p + "self_attn.o_proj.weight": mat(h, h),
+              p + "mlp.gate_proj.weight": mat(inter, h), p + "mlp.up_proj.weight": mat(inter, h),
+              p + "mlp.down_proj.weight": mat(h, inter)}
+    save_file(t, os.path.join(d, "model.safetensors"))
+
+
+def run(*args):
+    return subprocess.run([BIN, *args], check=True, capture_output=True).stdout
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    text_path = os.path.join(OUT, "text.txt")
+    with open(text_path, "w") as f:
+        f.write(text())
+    dense_model(os.path.join(OUT, "dense"))
+    run("upcycle", "-m", os.path.join(OUT, "dense"), "--experts", "4", "--top-k", "2", "--noise", "0.3",
+        "--seed", "3", "-o", os.path.join(OUT, "moe"))
+    entries = []
+    for model, types in TYPES.items():
+        for t in types:
+            gguf = os.path.join(OUT, f"{model}-{t}.gguf")
+            run("convert", "-m", os.path.join(OUT, model), "-o", gguf, "--type", t)
+            ppl = json.loads(run("perplexity", "-m", gguf, "-f", text_path, "-c", str(N_CTX), "--json", "--quiet"))
+            # The continuation's bytes (a random model may stop inside a UTF-8 character), less the
+            # one newline generate ends with.
+            greedy = run("generate", "-m", gguf, "-p", PROMPT, "--max-tokens", "12", "--temperature", "0")[:-1]
+            entries.append({"name": f"{model}-{t}", "gguf": gguf, "type": t, "experts": 4 if model == "moe" else 0,
+                            "n_ctx": N_CTX, "text": text_path, "prompt": PROMPT, "moeforge_ppl": ppl,
+                            "moeforge_greedy_hex": greedy.hex()})
+    # The real model the README sets up, when it is there: a third-party GGUF with a real tokenizer.
+    smollm2 = os.path.expanduser("~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf")
+    if os.path.exists(smollm2):
+        ppl = json.loads(run("perplexity", "-m", smollm2, "-f", text_path, "-c", "128", "--json", "--quiet"))
+        greedy = run("generate", "-m", smollm2, "-p", PROMPT, "--max-tokens", "12", "--temperature", "0")[:-1]
+        entries.append({"name": "smollm2-q4_1", "gguf": smollm2, "type": "q4_1", "experts": 0, "n_ctx": 128,
+                        "text": text_path, "prompt": PROMPT, "moeforge_ppl": ppl, "moeforge_greedy_hex": greedy.hex()})
+    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+        json.dump({"entries": entries}, f, indent=1)
+    print("wrote", len(entries), "GGUF files with moeforge's figures to", OUT)
+
+
+if __name__ == "__main__":
+    main()
