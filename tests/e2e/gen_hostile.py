@@ -21,7 +21,9 @@ import sys
 import numpy as np
 from gguf import GGUFReader
 from safetensors.numpy import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from tiny_bpe import train_byte_level_bpe  # noqa: E402
 
 OUT = os.path.abspath(sys.argv[1])
 BIN = os.environ["MOEFORGE_BIN"]
@@ -74,12 +76,7 @@ TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content']
 
 
 def build_tokenizer(out_dir):
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(corpus(), trainer=trainer)
+    tok = train_byte_level_bpe(corpus(), 300, ["<|im_start|>", "<|im_end|>"])
     tok.save(os.path.join(out_dir, "tokenizer.json"))
     return tok.get_vocab_size()
 

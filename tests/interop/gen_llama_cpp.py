@@ -16,7 +16,9 @@ import sys
 
 import numpy as np
 from safetensors.numpy import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from tiny_bpe import train_byte_level_bpe  # noqa: E402
 
 OUT = os.path.abspath(sys.argv[1])
 BIN = os.environ["MOEFORGE_BIN"]
@@ -34,12 +36,7 @@ def text():
 
 def dense_model(d):
     os.makedirs(d, exist_ok=True)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(text().split("\n"), trainer=trainer)
+    tok = train_byte_level_bpe(text().split("\n"), 320, ["<|endoftext|>"])
     tok.save(os.path.join(d, "tokenizer.json"))
     vocab = tok.get_vocab_size()
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": 64,

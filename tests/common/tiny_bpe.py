@@ -1,0 +1,17 @@
+"""A small byte-level BPE tokenizer trained by HF `tokenizers`, for the test generators that need
+a real tokenizer.json: GPT-2's pre-tokenizer and byte-level decoder, optionally a post-processor
+that adds BOS as Llama-family tokenizers do."""
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+
+def train_byte_level_bpe(lines, vocab_size, special_tokens, bos=None):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(lines, trainer=trainer)
+    if bos is not None:
+        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A",
+                                                           special_tokens=[(bos, tok.token_to_id(bos))])
+    return tok
