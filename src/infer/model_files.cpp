@@ -147,7 +147,8 @@ void copy_tokenizer_files(const std::string& model_path, const std::string& dir)
   if (!fs::is_directory(model_path) && is_gguf_path(model_path)) {
     const BpeVocab v = load_gguf_bpe_vocab(model_path);
     write("tokenizer.json", bpe_vocab_to_tokenizer_json(v));
-    nlohmann::json cfg = {{"add_bos_token", v.add_bos}};
+    // tokenizer_class: what AutoTokenizer instantiates for a bare tokenizer.json.
+    nlohmann::json cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"add_bos_token", v.add_bos}};
     if (v.bos_id >= 0) cfg["bos_token"] = v.tokens[size_t(v.bos_id)];
     if (v.eos_id >= 0) cfg["eos_token"] = v.tokens[size_t(v.eos_id)];
     const TokenizerFiles tf = load_gguf_tokenizer_files(model_path);

@@ -3,6 +3,8 @@
 // override them. Writing labels every MoE other than qwen2_moe as mixtral.
 #include "model/config_json.h"
 
+#include <charconv>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -85,6 +87,14 @@ void read_routing_keys(KeyReader& in, ModelConfig& c) {
   c.first_k_dense = in.get_int("first_k_dense_replace", 0);
   c.mlp_only_layers = in.int_list("mlp_only_layers");
   c.layer_experts = in.int_list("moe_layer_experts");
+}
+
+// A float32 field as the shortest decimal that reads back as the same float (1e-05, not the
+// 9.999999747378752e-06 its exact double value prints as), so config.json says what was meant.
+double float_for_json(float f) {
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, f).ptr;
+  return std::strtod(std::string(buf, end).c_str(), nullptr);
 }
 
 }  // namespace
@@ -184,7 +194,7 @@ nlohmann::json config_to_hf_json(const ModelConfig& c) {
   if (c.head_dim > 0) j["head_dim"] = c.head_dim;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rope_theta"] = c.rope_theta;
-  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rms_norm_eps"] = float_for_json(c.rms_norm_eps);
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   if (!qwen) j["attention_bias"] = c.attention_bias;
@@ -193,13 +203,13 @@ nlohmann::json config_to_hf_json(const ModelConfig& c) {
   if (type == "mixtral") {
     j["num_local_experts"] = c.num_experts;
     j["num_experts_per_tok"] = c.top_k;
-    j["router_aux_loss_coef"] = c.router_aux_loss_coef;
+    j["router_aux_loss_coef"] = float_for_json(c.router_aux_loss_coef);
   } else if (type == "qwen2_moe") {
     j["num_experts"] = c.num_experts;
     j["num_experts_per_tok"] = c.top_k;
     j["moe_intermediate_size"] = c.moe_intermediate_size;
     j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
-    j["router_aux_loss_coef"] = c.router_aux_loss_coef;
+    j["router_aux_loss_coef"] = float_for_json(c.router_aux_loss_coef);
   }
   if (c.is_moe()) {
     j["moe_num_experts"] = c.num_experts;

@@ -169,6 +169,19 @@ TEST(Routing, RoutingKeysRoundTripThroughConfigJson) {
             "dense layers 0; experts per layer 2,4");
 }
 
+TEST(Routing, ConfigJsonWritesFloatFieldsWithoutFloat32Noise) {
+  mf::ModelConfig c = tiny_moe(mf::RouterPolicy::SoftmaxTopK);
+  c.rms_norm_eps = 1e-5f;
+  c.router_aux_loss_coef = 0.02f;
+  const nlohmann::json j = mf::config_to_hf_json(c);
+  // What transformers wrote is what moeforge writes back: 1e-05, not 9.999999747378752e-06.
+  EXPECT_EQ(j["rms_norm_eps"].dump(), "1e-05");
+  EXPECT_EQ(j["router_aux_loss_coef"].dump(), "0.02");
+  const mf::ModelConfig back = mf::config_from_hf_json(j);
+  EXPECT_EQ(back.rms_norm_eps, c.rms_norm_eps);
+  EXPECT_EQ(back.router_aux_loss_coef, c.router_aux_loss_coef);
+}
+
 // Mean loss of the inference forward (the path chat, eval and inspect use) over ids, each
 // position predicting the next id (the last one predicting `last_target`, or nothing if < 0).
 double inference_loss(const mf::ModelWeights& w, const std::vector<int32_t>& ids, int32_t last_target = -1) {
