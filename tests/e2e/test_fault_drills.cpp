@@ -146,7 +146,7 @@ TEST_F(FaultDrills, KilledAtRandomMomentsThenResumedEqualsTheUninterruptedRun) {
   ASSERT_EQ(last.rc, 0) << last.err;
   EXPECT_TRUE(temporaries(run_dir).empty()) << temporaries(run_dir).front();
   expect_same_as_reference(run_dir);
-  EXPECT_GE(kills, 8) << "the drill killed the run too rarely to mean anything";
+  EXPECT_GE(kills, 6) << "the drill killed the run too rarely to mean anything";
   std::cout << kills << " kills (" << kills_leaving_temporaries << " inside a write), best/ loaded " << best_checks
             << " times; reference run " << reference_seconds << " s\n";
 }
