@@ -15,3 +15,13 @@ def train_byte_level_bpe(lines, vocab_size, special_tokens, bos=None):
         tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A",
                                                            special_tokens=[(bos, tok.token_to_id(bos))])
     return tok
+
+
+def save_for_older_tokenizers(tok, path):
+    """Saves `tok` with its merges as "left right" strings, the form every `tokenizers` release
+    reads (current ones write pairs, which the < 0.20 that transformers 4.44 pins cannot parse)."""
+    import json
+    j = json.loads(tok.to_str())
+    j["model"]["merges"] = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False)

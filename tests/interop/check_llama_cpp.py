@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""llama.cpp (through llama-cpp-python) on the GGUF files moeforge wrote (gen_llama_cpp.py):
+"""llama.cpp (through llama-cpp-python) on the GGUF files moeforge wrote (gen_anchors.py):
 it must load each one, report the architecture and expert count moeforge wrote, tokenize the
 text into the same tokens, give the same perplexity by llama.cpp's method within the tolerance
 of the file's weight type, and continue the prompt greedily with the same tokens while the

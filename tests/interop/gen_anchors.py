@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Fixtures for tests/interop/test_llama_cpp.cpp: GGUF files written by moeforge, and moeforge's
-own figures on them, for llama.cpp (through llama-cpp-python) to reproduce.
+"""Fixtures for tests/interop/test_anchors.cpp: models written by moeforge (GGUF files and HF
+directories) and moeforge's own figures on them, for llama.cpp (through llama-cpp-python) and
+transformers to reproduce.
 
 A seeded random dense Llama (HF directory: `safetensors`, a byte-level BPE tokenizer trained by
 `tokenizers`) and a 4-expert MoE upcycled from it by `moeforge upcycle --noise` (experts that
 differ, random routers) are converted by `moeforge convert` to every GGUF type moeforge writes.
 For each file: `moeforge perplexity --json` on a generated text and a greedy continuation from
-`moeforge generate`. manifest.json lists them for check_llama_cpp.py.
-usage: gen_llama_cpp.py OUT_DIR ($MOEFORGE_BIN is the CLI)
+`moeforge generate`; for the two HF directories, moeforge's perplexity on them. manifest.json
+lists them for check_llama_cpp.py and check_transformers.py.
+usage: gen_anchors.py OUT_DIR ($MOEFORGE_BIN is the CLI)
 """
 import json
 import os
@@ -18,7 +20,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from tiny_bpe import train_byte_level_bpe  # noqa: E402
+from tiny_bpe import save_for_older_tokenizers, train_byte_level_bpe  # noqa: E402
 
 OUT = os.path.abspath(sys.argv[1])
 BIN = os.environ["MOEFORGE_BIN"]
@@ -37,7 +39,7 @@ def text():
 def dense_model(d):
     os.makedirs(d, exist_ok=True)
     tok = train_byte_level_bpe(text().split("\n"), 320, ["<|endoftext|>"])
-    tok.save(os.path.join(d, "tokenizer.json"))
+    save_for_older_tokenizers(tok, os.path.join(d, "tokenizer.json"))
     vocab = tok.get_vocab_size()
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": 64,
            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -60,7 +62,7 @@ def dense_model(d):
               p + "self_attn.v_proj.weight": mat(kv, h), p + "self_attn.o_proj.weight": mat(h, h),
               p + "mlp.gate_proj.weight": mat(inter, h), p + "mlp.up_proj.weight": mat(inter, h),
               p + "mlp.down_proj.weight": mat(h, inter)}
-    save_file(t, os.path.join(d, "model.safetensors"))
+    save_file(t, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
 
 
 def run(*args):
@@ -94,8 +96,14 @@ def main():
         greedy = run("generate", "-m", smollm2, "-p", PROMPT, "--max-tokens", "12", "--temperature", "0")[:-1]
         entries.append({"name": "smollm2-q4_1", "gguf": smollm2, "type": "q4_1", "experts": 0, "n_ctx": 128,
                         "text": text_path, "prompt": PROMPT, "moeforge_ppl": ppl, "moeforge_greedy_hex": greedy.hex()})
+    hf = []
+    for model in TYPES:
+        d = os.path.join(OUT, model)
+        ppl = json.loads(run("perplexity", "-m", d, "-f", text_path, "-c", str(N_CTX), "--json", "--quiet"))
+        hf.append({"name": f"{model}-hf", "dir": d, "experts": 4 if model == "moe" else 0, "n_ctx": N_CTX,
+                   "text": text_path, "moeforge_ppl": ppl})
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump({"entries": entries}, f, indent=1)
+        json.dump({"entries": entries, "hf": hf}, f, indent=1)
     print("wrote", len(entries), "GGUF files with moeforge's figures to", OUT)
 
 
