@@ -40,15 +40,12 @@ inline std::string binary() {
   return b ? b : "";
 }
 
-inline RunResult run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+// Runs a shell command line with `stdin_text` on its standard input, capturing both outputs.
+inline RunResult run_shell(const std::string& command, const std::string& stdin_text = "") {
   fs::path dir = fs::temp_directory_path() / ("moeforge_e2e_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "in") << stdin_text;
-  std::string cmd = quote(binary());
-  for (const auto& a : args) {
-    cmd.push_back(' ');
-    cmd.append(quote(a));
-  }
+  std::string cmd = command;
   for (const auto& [redirect, file] : {std::pair{" <", "in"}, {" >", "out"}, {" 2>", "err"}}) {
     cmd.append(redirect);
     cmd.append(quote((dir / file).string()));
@@ -60,6 +57,16 @@ inline RunResult run(const std::vector<std::string>& args, const std::string& st
   r.err = slurp(dir / "err");
   fs::remove_all(dir);
   return r;
+}
+
+// Runs the moeforge CLI with `args`.
+inline RunResult run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+  std::string cmd = quote(binary());
+  for (const auto& a : args) {
+    cmd.push_back(' ');
+    cmd.append(quote(a));
+  }
+  return run_shell(cmd, stdin_text);
 }
 
 inline bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }

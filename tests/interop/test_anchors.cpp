@@ -16,29 +16,17 @@ std::string interop_python() {
   return std::string(home ? home : "") + "/.cache/moeforge/interop-venv/bin/python";
 }
 
-RunResult shell(const std::string& cmd) {
-  const fs::path out = fs::temp_directory_path() / ("moeforge_interop_" + std::to_string(::getpid()));
-  const int status = std::system((cmd + " >" + quote(out.string() + ".out") + " 2>" + quote(out.string() + ".err")).c_str());
-  RunResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out.string() + ".out");
-  r.err = slurp(out.string() + ".err");
-  fs::remove(out.string() + ".out");
-  fs::remove(out.string() + ".err");
-  return r;
-}
-
 // Runs tests/interop/CHECK NAME with the interop Python, or skips when it lacks `module`.
 void run_check(const std::string& module, const std::string& check, const std::string& name) {
   const std::string python = interop_python();
-  if (!fs::exists(python) || shell(quote(python) + " -c 'import " + module + "'").rc != 0)
+  if (!fs::exists(python) || run_shell(quote(python) + " -c 'import " + module + "'").rc != 0)
     GTEST_SKIP() << module << " is not installed (scripts/setup-interop.sh installs it)";
   const fs::path manifest = fs::path(std::getenv("MOEFORGE_FIXTURES")) / "manifest.json";
   ASSERT_TRUE(fs::exists(manifest)) << "gen_anchors.py did not run";
   if (name == "smollm2-q4_1" && !has(slurp(manifest), "smollm2-q4_1"))
     GTEST_SKIP() << "SmolLM2 is not in ~/.cache/moeforge (scripts/fetch-smollm2.sh)";
   const std::string script = std::string(std::getenv("MOEFORGE_SOURCE_DIR")) + "/tests/interop/" + check;
-  const RunResult r = shell(quote(python) + " " + quote(script) + " " + quote(manifest.string()) + " " + name);
+  const RunResult r = run_shell(quote(python) + " " + quote(script) + " " + quote(manifest.string()) + " " + name);
   std::cout << r.out;
   EXPECT_EQ(r.rc, 0) << r.err;
 }
