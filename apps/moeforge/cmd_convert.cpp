@@ -1,5 +1,6 @@
 // moeforge convert -m MODEL -o OUT: an HF directory or GGUF to a llama-architecture GGUF (dense
-// or MoE, tokenizer and chat template embedded, matrices in --type), or to an HF directory.
+// or MoE, tokenizer and chat template embedded, matrices in --type: one type or a K-quant mix),
+// or to an HF directory.
 #include <filesystem>
 #include <iostream>
 
@@ -44,29 +45,39 @@ int run_convert(const std::vector<std::string>& args) {
               "config.json + safetensors + tokenizer files (quantized weights become fp32).");
   p.option("model", 'm', "PATH", "model directory or .gguf", &model, true);
   p.option("output", 'o', "PATH", "a path ending in .gguf, else a directory", &output, true);
-  p.option("type", 0, "T", "GGUF matrix type: f32, f16 (default), bf16, q8_0, q4_0, q4_1", &type);
+  p.option("type", 0, "T",
+           "GGUF matrix types, case-insensitive: one type for every matrix (f32, f16 (default), bf16, q8_0, q4_0, "
+           "q4_1) or a K-quant mix chosen per tensor as llama-quantize does (q4_K_M, q4_K_S, q5_K_M, q5_K_S, q6_K: "
+           "output in Q6_K, attn_v and ffn_down with more bits on some layers; rows not a multiple of 256 fall back "
+           "to Q5_0 / Q5_1 / Q8_0)",
+           &type);
   p.option("name", 0, "TEXT",
            "general.name of the GGUF (default: the source GGUF's general.name, else the model directory's name; "
            "never a local path)",
            &name);
   if (!parse_or_usage(p, args)) return 0;
   Timer timer;
+  const bool to_gguf = std::filesystem::path(output).extension() == ".gguf";
+  const GgufQuantMix types = to_gguf ? parse_gguf_quant_mix(type) : GgufQuantMix{};  // a typo fails before loading
   const ModelWeights w = load_model_weights(model);
-  if (std::filesystem::path(output).extension() == ".gguf") {
+  nlohmann::json summary{{"output", output}};
+  if (to_gguf) {
     GgufExportOptions o;
-    o.matrix_type = parse_dtype(type);
+    o.types = types;
     o.name = name.empty() ? default_model_name(model) : name;
     const TokenizerFiles tf = load_tokenizer_files(model);
     o.chat_template = tf.chat_template;
     const bool gguf_source = !std::filesystem::is_directory(model) && is_gguf_path(model);
     const BpeVocab vocab = gguf_source ? load_gguf_bpe_vocab(model)
                                        : bpe_vocab_from_tokenizer_json((std::filesystem::path(model) / "tokenizer.json").string());
-    save_gguf_model(w, vocab, output, o);
+    summary["type"] = types.name;
+    summary["tensor_types"] = save_gguf_model(w, vocab, output, o);
   } else {
     save_model_weights(w, output);
     copy_tokenizer_files(model, output);
   }
-  std::cout << nlohmann::json{{"output", output}, {"seconds", timer.seconds()}}.dump() << std::endl;
+  summary["seconds"] = timer.seconds();
+  std::cout << summary.dump() << std::endl;
   return 0;
 }
 

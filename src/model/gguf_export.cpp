@@ -22,10 +22,9 @@ Tensor convert(const Tensor& t, DType type, const std::string& name) {
   if (t.dtype() == type) return t;
   const Tensor f = t.to_f32();
   if (type == DType::F32) return f;
-  const int64_t row = f.shape().back();
-  const int block = dtype_info(type).block_elems;
-  MF_CHECK(row % block == 0, name, ": rows of ", row, " values do not split into ", dtype_name(type), " blocks of ",
-           block, "; export with --type f16");
+  // gguf_matrix_type chose `type` for this row length; a stacked tensor's rows are its experts'.
+  MF_CHECK(f.shape().back() % dtype_info(type).block_elems == 0, name, ": rows of ", f.shape().back(),
+           " values do not split into ", dtype_name(type), " blocks");
   Tensor out = Tensor::empty(type, f.shape());
   quantize_row(type, f.data<float>(), out.raw(), f.numel());
   return out;
@@ -53,8 +52,8 @@ Tensor stack_experts(const ModelWeights& w, int layer, int part, DType type) {
 
 }  // namespace
 
-void save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::string& path,
-                     const GgufExportOptions& opts) {
+GgufTypeCounts save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::string& path,
+                               const GgufExportOptions& opts) {
   const ModelConfig& c = w.config;
   MF_CHECK(!c.attention_bias, w.source, ": attention biases have no place in the llama GGUF architecture");
   MF_CHECK(c.sliding_window == 0, w.source, ": a sliding window has no llama GGUF key");
@@ -78,18 +77,15 @@ void save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::st
   }
   MF_CHECK(int(vocab.tokens.size()) == c.vocab_size, w.source, ": the vocabulary has ", vocab.tokens.size(),
            " tokens, the model ", c.vocab_size);
-  const DType mt = opts.matrix_type;
-  MF_CHECK(mt == DType::F32 || mt == DType::F16 || mt == DType::BF16 || mt == DType::Q8_0 || mt == DType::Q4_0 ||
-               mt == DType::Q4_1,
-           "GGUF export: matrix type ", dtype_name(mt), " is not one of F32, F16, BF16, Q8_0, Q4_0, Q4_1");
   GgufWriter g;
   auto u32 = [](int64_t v) { return GgufValue::of_u32(uint32_t(v)); };
   g.add_kv("general.architecture", GgufValue::of_string("llama"));
   g.add_kv("general.name", GgufValue::of_string(opts.name.empty() ? "moeforge model" : opts.name));
   // llama_ftype: what llama.cpp and the gguf tools report as the file's type.
-  const uint32_t file_type = mt == DType::F32 ? 0 : mt == DType::F16 ? 1 : mt == DType::Q4_0 ? 2 : mt == DType::Q4_1 ? 3
-                             : mt == DType::Q8_0 ? 7 : 32;  // BF16
-  g.add_kv("general.file_type", GgufValue::of_u32(file_type));
+  const GgufQuantMix& mix = opts.types;
+  g.add_kv("general.file_type", GgufValue::of_u32(mix.file_type));
+  // GGML_QNT_VERSION, which llama-quantize records in every quantized file.
+  if (dtype_info(mix.base).quantized) g.add_kv("general.quantization_version", GgufValue::of_u32(2));
   g.add_kv("llama.context_length", u32(c.max_position_embeddings));
   g.add_kv("llama.embedding_length", u32(c.hidden_size));
   g.add_kv("llama.block_count", u32(c.num_layers));
@@ -119,33 +115,56 @@ void save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, const std::st
   g.add_kv("tokenizer.ggml.add_bos_token", GgufValue::of_bool(vocab.add_bos));
   if (!opts.chat_template.empty()) g.add_kv("tokenizer.chat_template", GgufValue::of_string(opts.chat_template));
 
-  auto matrix = [&](const std::string& gguf, const std::string& hf) { g.add_tensor(gguf, convert(find(w, hf), mt, hf)); };
-  auto vector = [&](const std::string& gguf, const std::string& hf) { g.add_tensor(gguf, find(w, hf).to_f32()); };
-  matrix("token_embd.weight", kEmbedTokensName);
+  const GgufModelShape shape{c.num_layers, c.is_moe() ? c.num_experts : 0, c.tie_word_embeddings};
+  GgufTypeCounts counts;
+  auto add = [&](const std::string& gguf, Tensor t) {
+    ++counts[std::string(dtype_name(t.dtype()))];
+    g.add_tensor(gguf, std::move(t));
+  };
+  // The type of a matrix with rows of `cols` values, by its role and layer (errors name `hf`).
+  auto type_of = [&](const std::string& hf, GgufRole role, int layer, int64_t cols) {
+    return gguf_matrix_type(mix, shape, GgufMatrix{role, layer, cols}, hf);
+  };
+  auto matrix = [&](const std::string& gguf, const std::string& hf, GgufRole role, int layer) {
+    const Tensor& t = find(w, hf);
+    add(gguf, convert(t, type_of(hf, role, layer, t.shape().back()), hf));
+  };
+  auto vector = [&](const std::string& gguf, const std::string& hf) { add(gguf, find(w, hf).to_f32()); };
+  matrix("token_embd.weight", kEmbedTokensName, GgufRole::TokenEmbd, -1);
   vector("output_norm.weight", kFinalNormName);
-  if (!c.tie_word_embeddings) matrix("output.weight", kLmHeadName);
+  if (!c.tie_word_embeddings) matrix("output.weight", kLmHeadName, GgufRole::Output, -1);
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     const LayerNames p = layer_names(l);
     vector(b + "attn_norm.weight", p.attn_norm());
     vector(b + "ffn_norm.weight", p.ffn_norm());
     const std::string q = p.attn('q'), k = p.attn('k');
-    g.add_tensor(b + "attn_q.weight", convert(permute_qk_rows(find(w, q), c.num_heads, q), mt, q));
-    g.add_tensor(b + "attn_k.weight", convert(permute_qk_rows(find(w, k), c.num_kv_heads, k), mt, k));
-    matrix(b + "attn_v.weight", p.attn('v'));
-    matrix(b + "attn_output.weight", p.attn('o'));
+    const Tensor& wq = find(w, q);
+    const Tensor& wk = find(w, k);
+    add(b + "attn_q.weight", convert(permute_qk_rows(wq, c.num_heads, q),
+                                     type_of(q, GgufRole::AttnQ, l, wq.shape().back()), q));
+    add(b + "attn_k.weight", convert(permute_qk_rows(wk, c.num_kv_heads, k),
+                                     type_of(k, GgufRole::AttnK, l, wk.shape().back()), k));
+    matrix(b + "attn_v.weight", p.attn('v'), GgufRole::AttnV, l);
+    matrix(b + "attn_output.weight", p.attn('o'), GgufRole::AttnOutput, l);
     if (c.layer_is_moe(l)) {
-      vector(b + "ffn_gate_inp.weight", mixtral_moe_names(l).router());
-      g.add_tensor(b + "ffn_gate_exps.weight", stack_experts(w, l, kMlpGate, mt));
-      g.add_tensor(b + "ffn_up_exps.weight", stack_experts(w, l, kMlpUp, mt));
-      g.add_tensor(b + "ffn_down_exps.weight", stack_experts(w, l, kMlpDown, mt));
+      const MoeNames moe = mixtral_moe_names(l);
+      vector(b + "ffn_gate_inp.weight", moe.router());
+      auto experts = [&](const std::string& gguf, int part, GgufRole role) {
+        const std::string first = moe.expert(0, part);
+        add(gguf, stack_experts(w, l, part, type_of(first, role, l, find(w, first).shape().back())));
+      };
+      experts(b + "ffn_gate_exps.weight", kMlpGate, GgufRole::FfnGate);
+      experts(b + "ffn_up_exps.weight", kMlpUp, GgufRole::FfnUp);
+      experts(b + "ffn_down_exps.weight", kMlpDown, GgufRole::FfnDown);
     } else {
-      matrix(b + "ffn_gate.weight", p.mlp(kMlpGate));
-      matrix(b + "ffn_up.weight", p.mlp(kMlpUp));
-      matrix(b + "ffn_down.weight", p.mlp(kMlpDown));
+      matrix(b + "ffn_gate.weight", p.mlp(kMlpGate), GgufRole::FfnGate, l);
+      matrix(b + "ffn_up.weight", p.mlp(kMlpUp), GgufRole::FfnUp, l);
+      matrix(b + "ffn_down.weight", p.mlp(kMlpDown), GgufRole::FfnDown, l);
     }
   }
   g.write(path);
+  return counts;
 }
 
 }  // namespace mf

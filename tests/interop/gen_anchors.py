@@ -5,7 +5,8 @@ transformers to reproduce.
 
 A seeded random dense Llama (HF directory: `safetensors`, a byte-level BPE tokenizer trained by
 `tokenizers`) and a 4-expert MoE upcycled from it by `moeforge upcycle --noise` (experts that
-differ, random routers) are converted by `moeforge convert` to every GGUF type moeforge writes.
+differ, random routers) are converted by `moeforge convert` to every GGUF type moeforge writes;
+a wider pair (rows of 256) to the K-quant mixes.
 For each file: `moeforge perplexity --json` on a generated text and a greedy continuation from
 `moeforge generate`; for the two HF directories, moeforge's perplexity on them. manifest.json
 lists them for check_llama_cpp.py and check_transformers.py.
@@ -27,6 +28,13 @@ BIN = os.environ["MOEFORGE_BIN"]
 N_CTX = 64
 PROMPT = "the quiet river"
 TYPES = {"dense": ["f32", "q8_0"], "moe": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]}
+# K-quant mixes on models whose rows are multiples of 256 (the tiny models' 64 would fall back to
+# 32-value types everywhere): a 4-layer dense model (layers 2 and 3 are llama.cpp's "more bits"
+# layers), its 4-expert upcycle, and an 8-expert one (llama.cpp's Mixtral-8x rules for attn_k,
+# attn_v and attn_output). The f32 files are what check_llama_quantize.py quantizes.
+KQUANT_TYPES = {"kq-dense": ["f32", "q4_K_M", "q6_K"], "kq-moe": ["f32", "q4_K_M", "q6_K"], "kq-moe8": ["f32", "q4_K_M"]}
+EXPERTS = {"moe": 4, "kq-moe": 4, "kq-moe8": 8}
+
 
 
 def text():
@@ -36,13 +44,13 @@ def text():
     return "\n".join(" ".join(rng.choice(words, 16)) + "." for _ in range(120)) + "\n"
 
 
-def dense_model(d):
+def dense_model(d, h=64, inter=128, layers=2):
     os.makedirs(d, exist_ok=True)
     tok = train_byte_level_bpe(text().split("\n"), 320, ["<|endoftext|>"])
     save_for_older_tokenizers(tok, os.path.join(d, "tokenizer.json"))
     vocab = tok.get_vocab_size()
-    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": 64,
-           "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": h,
+           "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
            "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
            "tie_word_embeddings": False, "eos_token_id": 0}
     with open(os.path.join(d, "config.json"), "w") as f:
@@ -50,11 +58,12 @@ def dense_model(d):
     with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
         json.dump({"eos_token": "<|endoftext|>", "add_bos_token": False}, f)
     rng = np.random.default_rng(5)
-    mat = lambda r, c, s=0.08: (rng.standard_normal((r, c)) * s).astype(np.float32)  # noqa: E731
-    h, inter, kv = 64, 128, 32
+    # 0.08 at width 64, scaled by 1/sqrt(width) beyond: wider models keep the tiny one's logit scale.
+    mat = lambda r, c, s=0.08 * (64 / h) ** 0.5: (rng.standard_normal((r, c)) * s).astype(np.float32)  # noqa: E731
+    kv = h // 2  # 2 of 4 heads
     t = {"model.embed_tokens.weight": mat(vocab, h, 0.5), "lm_head.weight": mat(vocab, h),
          "model.norm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32)}
-    for i in range(2):
+    for i in range(layers):
         p = f"model.layers.{i}."
         t |= {p + "input_layernorm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32),
               p + "post_attention_layernorm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32),
@@ -77,8 +86,12 @@ def main():
     dense_model(os.path.join(OUT, "dense"))
     run("upcycle", "-m", os.path.join(OUT, "dense"), "--experts", "4", "--top-k", "2", "--noise", "0.3",
         "--seed", "3", "-o", os.path.join(OUT, "moe"))
+    dense_model(os.path.join(OUT, "kq-dense"), h=256, inter=512, layers=4)
+    for experts, moe in ((4, "kq-moe"), (8, "kq-moe8")):
+        run("upcycle", "-m", os.path.join(OUT, "kq-dense"), "--experts", str(experts), "--top-k", "2", "--noise", "0.3",
+            "--seed", "3", "-o", os.path.join(OUT, moe))
     entries = []
-    for model, types in TYPES.items():
+    for model, types in (TYPES | KQUANT_TYPES).items():
         for t in types:
             gguf = os.path.join(OUT, f"{model}-{t}.gguf")
             run("convert", "-m", os.path.join(OUT, model), "-o", gguf, "--type", t)
@@ -86,7 +99,7 @@ def main():
             # The continuation's bytes (a random model may stop inside a UTF-8 character), less the
             # one newline generate ends with.
             greedy = run("generate", "-m", gguf, "-p", PROMPT, "--max-tokens", "12", "--temperature", "0")[:-1]
-            entries.append({"name": f"{model}-{t}", "gguf": gguf, "type": t, "experts": 4 if model == "moe" else 0,
+            entries.append({"name": f"{model}-{t}", "gguf": gguf, "type": t, "experts": EXPERTS.get(model, 0),
                             "n_ctx": N_CTX, "text": text_path, "prompt": PROMPT, "moeforge_ppl": ppl,
                             "moeforge_greedy_hex": greedy.hex()})
     # The real model the README sets up, when it is there: a third-party GGUF with a real tokenizer.

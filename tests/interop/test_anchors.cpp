@@ -1,8 +1,10 @@
 // The tools people load moeforge's files with run them unchanged: llama.cpp (through
-// llama-cpp-python) every GGUF type moeforge exports, dense and MoE, and the real SmolLM2 GGUF;
+// llama-cpp-python) every GGUF type moeforge exports, dense and MoE, and the real SmolLM2 GGUF,
+// and moeforge's K-quant files match llama.cpp's own quantizer in types and error;
 // transformers the HF directories, dense and MoE (scripts/setup-interop.sh installs both). The
-// checks and their tolerances are in check_llama_cpp.py and check_transformers.py; this test
-// runs them once per file and shows their figures. Skips, saying why, where a tool is missing.
+// checks and their tolerances are in check_llama_cpp.py, check_llama_quantize.py and
+// check_transformers.py; this test runs them once per file and shows their figures. Skips,
+// saying why, where a tool is missing.
 #include <gtest/gtest.h>
 
 #include "cli_run.h"
@@ -52,7 +54,21 @@ INSTANTIATE_TEST_SUITE_P(MoeforgeHfDirectories, Transformers, ::testing::Values(
 
 INSTANTIATE_TEST_SUITE_P(EveryGgufTypeMoeforgeWrites, LlamaCpp,
                          ::testing::Values("dense-f32", "dense-q8_0", "moe-f32", "moe-f16", "moe-bf16", "moe-q8_0",
-                                           "moe-q4_0", "moe-q4_1", "smollm2-q4_1"),
+                                           "moe-q4_0", "moe-q4_1", "kq-dense-f32", "kq-dense-q4_K_M", "kq-dense-q6_K",
+                                           "kq-moe-f32", "kq-moe-q4_K_M", "kq-moe-q6_K", "smollm2-q4_1"),
+                         test_name);
+
+// moeforge's K-quant files against llama.cpp's own quantizer on the same f32 file: the same
+// type for every tensor, and no more quantization error (check_llama_quantize.py).
+class LlamaQuantize : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LlamaQuantize, SameTensorTypesAndNoMoreErrorThanLlamaCpp) {
+  run_check("llama_cpp", "check_llama_quantize.py", GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(KQuantMixes, LlamaQuantize,
+                         ::testing::Values("kq-dense-q4_K_M", "kq-dense-q6_K", "kq-moe-q4_K_M", "kq-moe-q6_K",
+                                           "kq-moe8-q4_K_M"),
                          test_name);
 
 }  // namespace

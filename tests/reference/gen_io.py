@@ -4,6 +4,9 @@
   gen_io.py OUT_DIR          write safetensors/GGUF files + expected values (manifest.json, *.f32)
   gen_io.py --check DIR      verify the files moeforge wrote into DIR (see test_io.cpp) with the
                              `safetensors` and `gguf` packages; exit status 0 means they read back.
+  gen_io.py --check-kquant DIR ROW   moeforge's Q4_K/Q5_K/Q6_K bytes (DIR/TYPE.bin, rows of ROW
+                             values of DIR/input.f32) dequantized by gguf-py equal moeforge's own
+                             dequantization (DIR/TYPE.f32) bit for bit and stay close to the input.
 """
 import json
 import os
@@ -221,7 +224,36 @@ def check(d):
     print("check ok")
 
 
+def check_kquant(d, row):
+    src = np.fromfile(os.path.join(d, "input.f32"), dtype=np.float32).reshape(-1, row)
+    # Relative RMS error bounds per row kind (Gaussian rows; the awkward rows get 4x): loose
+    # enough for any sound encoder, tight enough that misplaced bits or scales fail.
+    bound = {Q.Q4_K: 0.12, Q.Q5_K: 0.06, Q.Q6_K: 0.03}
+    for qt in (Q.Q4_K, Q.Q5_K, Q.Q6_K):
+        raw = np.fromfile(os.path.join(d, qt.name + ".bin"), dtype=np.uint8).reshape(src.shape[0], -1)
+        ours = np.fromfile(os.path.join(d, qt.name + ".f32"), dtype=np.float32).reshape(src.shape)
+        theirs = gguf.quants.dequantize(raw, qt).astype(np.float32)
+        assert theirs.shape == src.shape, (qt.name, theirs.shape)
+        assert np.array_equal(theirs.view(np.uint32), ours.view(np.uint32)), \
+            f"{qt.name}: gguf-py's dequantization differs from moeforge's at {np.argwhere(theirs != ours)[:5].tolist()}"
+        assert np.isfinite(theirs).all(), qt.name
+        for r in range(src.shape[0]):
+            for half in (slice(0, row // 2), slice(row // 2, row)):
+                x, y = src[r, half].astype(np.float64), theirs[r, half].astype(np.float64)
+                rms = np.sqrt(np.mean(x * x))
+                err = np.sqrt(np.mean((x - y) ** 2))
+                limit = bound[qt] * (1 if r < 3 else 4) * rms
+                # values whose scales fall below fp16's subnormals may vanish, but not grow
+                vanished = rms < 1e-4 and err <= 1.01 * rms
+                assert err <= limit or vanished, (qt.name, r, half, err, rms)
+        print(f"{qt.name}: gguf-py dequantizes moeforge's bytes to moeforge's floats")
+    print("check-kquant ok")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--check-kquant":
+        check_kquant(sys.argv[2], int(sys.argv[3]))
+        return
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         check(sys.argv[2])
         return

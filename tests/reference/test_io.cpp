@@ -1,6 +1,7 @@
 // Parity with the reference packages: files written by `safetensors`/`gguf` (gen_io.py) read
-// exactly, dequantization equals gguf-py's, quantize_row produces gguf-py's bytes, and the files
-// moeforge writes read back in Python (gen_io.py --check).
+// exactly, dequantization equals gguf-py's, quantize_row produces gguf-py's bytes (K-quant bytes:
+// gguf-py decodes them to moeforge's floats), and the files moeforge writes read back in Python
+// (gen_io.py --check).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -185,6 +186,51 @@ TEST(QuantReference, QuantizeRowMatchesGgufPyBytes) {
     for (size_t i = 0; i < want.size(); ++i) diff += got[i] != want[i];
     EXPECT_EQ(diff, 0u) << "bytes differing from gguf-py";
   }
+}
+
+// moeforge's K-quant encoders have no byte-exact reference (gguf-py does not quantize K-quants
+// and llama.cpp's search differs), so the reference checks the bytes' meaning: gguf-py
+// dequantizes what quantize_row wrote to exactly moeforge's dequantize_row floats, close to the
+// input (gen_io.py --check-kquant). Rows: Gaussian, then blocks of zeros, a constant, one huge
+// outlier, negative-only values and values near fp16's limits for the scales.
+TEST(QuantReference, KQuantBytesDequantizeInGgufPyToOurFloats) {
+  const int64_t row = 512, rows = 6;
+  std::vector<float> src(size_t(row * rows));
+  uint32_t state = 12345;
+  auto uniform = [&] {  // xorshift: deterministic, no <random> distribution differences
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return float(state) / 4294967296.0f;
+  };
+  for (int64_t i = 0; i < row * 3; ++i) src[size_t(i)] = (uniform() + uniform() + uniform() - 1.5f) * 2.0f;
+  float* r3 = src.data() + 3 * row;
+  std::fill(r3, r3 + 256, 0.0f);
+  std::fill(r3 + 256, r3 + 512, -0.375f);
+  float* r4 = src.data() + 4 * row;
+  for (int64_t i = 0; i < row; ++i) r4[i] = (uniform() - 0.5f) * 0.02f;
+  r4[100] = 250.0f;
+  for (int64_t i = 256; i < row; ++i) r4[i] = -1.0f - uniform();
+  float* r5 = src.data() + 5 * row;
+  for (int64_t i = 0; i < row; ++i) r5[i] = (uniform() - 0.5f) * (i < 256 ? 1e-5f : 3e3f);
+  const fs::path dir = fixtures() / "kquant_written";
+  fs::create_directories(dir);
+  auto write = [&](const std::string& name, const void* p, size_t n) {
+    std::ofstream(dir / name, std::ios::binary).write(static_cast<const char*>(p), std::streamsize(n));
+  };
+  write("input.f32", src.data(), src.size() * 4);
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    std::vector<uint8_t> q(dtype_bytes(t, int64_t(src.size())));
+    quantize_row(t, src.data(), q.data(), int64_t(src.size()));
+    std::vector<float> back(src.size());
+    dequantize_row(t, q.data(), back.data(), int64_t(src.size()));
+    const std::string name(dtype_name(t));
+    write(name + ".bin", q.data(), q.size());
+    write(name + ".f32", back.data(), back.size() * 4);
+  }
+  const std::string cmd = std::string(std::getenv("MOEFORGE_PYTHON")) + " " + std::getenv("MOEFORGE_SOURCE_DIR") +
+                          "/tests/reference/gen_io.py --check-kquant " + dir.string() + " " + std::to_string(row);
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
 namespace {

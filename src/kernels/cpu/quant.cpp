@@ -39,6 +39,9 @@ QuantFn block_quantizer(DType t) {
     case DType::Q5_0: return quant::quant_q5_0;
     case DType::Q5_1: return quant::quant_q5_1;
     case DType::Q8_0: return quant::quant_q8_0;
+    case DType::Q4_K: return quant::quant_q4_k;
+    case DType::Q5_K: return quant::quant_q5_k;
+    case DType::Q6_K: return quant::quant_q6_k;
     default: return nullptr;
   }
 }
@@ -101,8 +104,18 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
   }
   QuantFn fn = block_quantizer(t);
   MF_CHECK(fn, "quantize_row: no quantizer for dtype ", dtype_name(t),
-           " (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0)");
-  fn(src, d, nb);
+           " (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K)");
+  // Blocks are independent and the K-quants' scale search tries dozens of candidates per
+  // sub-block: split large rows into chunks of whole blocks over the OpenMP threads (the same
+  // bytes as serially).
+  const int64_t block_elems = dtype_info(t).block_elems, block_bytes = dtype_info(t).block_bytes;
+  const int64_t per_chunk = 64;
+  const int64_t chunks = (nb + per_chunk - 1) / per_chunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t first = c * per_chunk, count = std::min(per_chunk, nb - first);
+    fn(src + first * block_elems, d + first * block_bytes, count);
+  }
 }
 
 namespace {

@@ -14,7 +14,9 @@ namespace mf {
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 
 // Quantize fp32 -> Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 with ggml's reference round-to-nearest
-// (quantize_row_*_ref), and F32/F16/BF16 (round to nearest even). dst holds dtype_bytes(t, n).
+// (quantize_row_*_ref), Q4_K / Q5_K / Q6_K with a weighted search for each sub-block's scale
+// (and min) (quant_k_search.cpp), and F32/F16/BF16 (round to nearest even). dst holds
+// dtype_bytes(t, n).
 void quantize_row(DType t, const float* src, void* dst, int64_t n);
 
 // True if dequantize_row / quantize_row accept t.

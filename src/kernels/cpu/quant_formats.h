@@ -37,5 +37,9 @@ void dequant_q4_k(const uint8_t* src, float* dst, int64_t nb);
 void dequant_q5_k(const uint8_t* src, float* dst, int64_t nb);
 void dequant_q6_k(const uint8_t* src, float* dst, int64_t nb);
 void dequant_q8_k(const uint8_t* src, float* dst, int64_t nb);
+// Encoders with a scale search (quant_k_encode.cpp).
+void quant_q4_k(const float* src, uint8_t* dst, int64_t nb);
+void quant_q5_k(const float* src, uint8_t* dst, int64_t nb);
+void quant_q6_k(const float* src, uint8_t* dst, int64_t nb);
 
 }  // namespace mf::quant
