@@ -38,11 +38,12 @@ std::string default_model_name(const std::string& model) {
 }  // namespace
 
 int run_convert(const std::vector<std::string>& args) {
-  std::string model, output, type = "f16", name;
+  std::string model, output, type = "f16", name, dtype;
   ArgParser p("moeforge convert -m MODEL -o OUT.gguf|OUT_DIR [--type T]",
               "Converts a model between formats. To a .gguf: llama architecture (Mixtral-layout MoE models become "
               "llama with experts), tokenizer and chat template embedded, weight matrices as --type. To a directory: "
-              "config.json + safetensors + tokenizer files (quantized weights become fp32).");
+              "config.json + safetensors + tokenizer files in the transformers layout that computes the same model "
+              "(Mixtral or Qwen2-MoE), or model_type 'moeforge' when none does, so transformers refuses it.");
   p.option("model", 'm', "PATH", "model directory or .gguf", &model, true);
   p.option("output", 'o', "PATH", "a path ending in .gguf, else a directory", &output, true);
   p.option("type", 0, "T",
@@ -51,6 +52,9 @@ int run_convert(const std::vector<std::string>& args) {
            "output in Q6_K, attn_v and ffn_down with more bits on some layers; rows not a multiple of 256 fall back "
            "to Q5_0 / Q5_1 / Q8_0)",
            &type);
+  p.option("dtype", 0, "T",
+           "to a directory: f32, f16 or bf16 for every weight (default: as stored; quantized weights become f32)",
+           &dtype);
   p.option("name", 0, "TEXT",
            "general.name of the GGUF (default: the source GGUF's general.name, else the model directory's name; "
            "never a local path)",
@@ -73,7 +77,9 @@ int run_convert(const std::vector<std::string>& args) {
     summary["type"] = types.name;
     summary["tensor_types"] = save_gguf_model(w, vocab, output, o);
   } else {
-    save_model_weights(w, output);
+    HfSaveOptions o;
+    if (!dtype.empty()) o.dtype = parse_hf_dtype(dtype);
+    warn_if_moeforge_only(save_model_weights(w, output, o), output);
     copy_tokenizer_files(model, output);
   }
   summary["seconds"] = timer.seconds();

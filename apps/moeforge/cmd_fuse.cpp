@@ -34,13 +34,19 @@ nlohmann::json summary(const ModelWeights& w, const std::string& out, double sec
           {"seconds", seconds}};
 }
 
+HfSaveOptions save_options(const std::string& dtype) {
+  HfSaveOptions o;
+  if (!dtype.empty()) o.dtype = parse_hf_dtype(dtype);
+  return o;
+}
+
 }  // namespace
 
 int run_fuse(const std::vector<std::string>& args_in) {
   std::vector<std::string> args = args_in;
   const std::string recipe_path = take_positional(args);
   std::vector<std::string> sets;
-  std::string output;
+  std::string output, dtype;
   bool quiet = false;
   ArgParser p("moeforge fuse RECIPE.yaml [options]",
               "Fuses dense models into one Mixtral-layout MoE: the skeleton's embeddings, attention and norms (or "
@@ -48,6 +54,7 @@ int run_fuse(const std::vector<std::string>& args_in) {
               "prompts, randomly or at zero. Writes an HF directory that standard tools load.");
   p.repeated("set", "KEY=VALUE", "override a recipe key, e.g. --set top_k=1", &sets);
   p.option("output", 'o', "DIR", "output directory (overrides output)", &output);
+  p.option("dtype", 0, "T", "weights as f32, f16 or bf16 (default: as the sources store them)", &dtype);
   p.flag("quiet", "no progress messages", &quiet);
   if (!parse_or_usage(p, args)) return 0;
   if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge fuse RECIPE.yaml");
@@ -69,14 +76,14 @@ int run_fuse(const std::vector<std::string>& args_in) {
     init_routers_zero(moe);
   }
   log("writing " + r.output);
-  save_model_weights(moe, r.output);
+  warn_if_moeforge_only(save_model_weights(moe, r.output, save_options(dtype)), r.output);
   copy_tokenizer_files(r.fuse.skeleton, r.output);
   std::cout << summary(moe, r.output, timer.seconds()).dump() << std::endl;
   return 0;
 }
 
 int run_upcycle(const std::vector<std::string>& args) {
-  std::string model, output, router = "random";
+  std::string model, output, router = "random", dtype;
   int experts = 8, top_k = 2;
   float noise = 0.0f;
   uint64_t seed = 0;
@@ -90,12 +97,13 @@ int run_upcycle(const std::vector<std::string>& args) {
   p.option("noise", "X", "Gaussian noise, relative to each matrix's RMS, added to every copy (default 0)", &noise);
   p.option("seed", "S", "seed for the noise and random routers (default 0)", &seed);
   p.option("router", 0, "INIT", "router initialisation: random (default) or zeros", &router);
+  p.option("dtype", 0, "T", "weights as f32, f16 or bf16 (default: as the model stores them)", &dtype);
   if (!parse_or_usage(p, args)) return 0;
   if (router != "random" && router != "zeros") throw UsageError("--router must be random or zeros");
   Timer timer;
   ModelWeights moe = upcycle(load_model_weights(model), experts, top_k, noise, seed);
   if (router == "random") init_routers_random(moe, seed);
-  save_model_weights(moe, output);
+  warn_if_moeforge_only(save_model_weights(moe, output, save_options(dtype)), output);
   copy_tokenizer_files(model, output);
   std::cout << summary(moe, output, timer.seconds()).dump() << std::endl;
   return 0;

@@ -84,4 +84,12 @@ void print_stats(const GenerateStats& s) {
                s.decode_tokens_per_second());
 }
 
+void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir) {
+  if (layout.blockers.empty()) return;
+  std::fprintf(stderr,
+               "note: %s is written as model_type '%s': no transformers architecture computes %s, so transformers "
+               "refuses it instead of running a different model (moeforge reads it)\n",
+               dir.c_str(), layout.model_type.c_str(), describe_blockers(layout).c_str());
+}
+
 }  // namespace mf::cli

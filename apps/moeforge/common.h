@@ -8,6 +8,7 @@
 #include "infer/bundle.h"
 #include "cli_args.h"
 #include "infer/generate.h"
+#include "model/hf_layout.h"
 
 namespace mf::cli {
 
@@ -37,5 +38,7 @@ bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args);
 ModelBundle load_for_run(const RunFlags& f);
 GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m);
 void print_stats(const GenerateStats& s);   // to stderr
+// To stderr, when a saved directory is moeforge's own type: which features transformers lacks.
+void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir);
 
 }  // namespace mf::cli

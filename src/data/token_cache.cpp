@@ -31,9 +31,14 @@ std::string corpus_cache_key(const std::vector<std::string>& files, const std::s
     desc += '|';
     desc += p.string();
     desc += ':';
-    desc += std::to_string(fs::file_size(p));
+    std::error_code size_error, time_error;
+    const auto size = fs::file_size(p, size_error);
+    const auto time = fs::last_write_time(p, time_error);
+    MF_CHECK(!size_error && !time_error, f, ": cannot read as a file (", (size_error ? size_error : time_error).message(),
+             ")");
+    desc += std::to_string(size);
     desc += ':';
-    desc += std::to_string(fs::last_write_time(p).time_since_epoch().count());
+    desc += std::to_string(time.time_since_epoch().count());
   }
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv1a(desc.data(), desc.size()));

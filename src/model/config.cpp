@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/hf_layout.h"
 
 namespace mf {
 
@@ -23,10 +24,10 @@ void ModelConfig::validate() const {
   auto positive = [](const char* field, int64_t v) {
     MF_CHECK(v > 0, "model config: ", field, " must be > 0, got ", v);
   };
-  static const char* kTypes[] = {"llama", "mistral", "qwen2", "mixtral", "qwen2_moe"};
+  static const char* kTypes[] = {"llama", "mistral", "qwen2", "mixtral", "qwen2_moe", kMoeforgeOnlyType};
   MF_CHECK(std::find(std::begin(kTypes), std::end(kTypes), model_type) != std::end(kTypes),
            "model config: model_type '", model_type,
-           "' is not supported (llama, mistral, qwen2, mixtral, qwen2_moe)");
+           "' is not supported (llama, mistral, qwen2, mixtral, qwen2_moe, moeforge)");
   positive("vocab_size", vocab_size);
   positive("hidden_size", hidden_size);
   positive("num_hidden_layers", num_layers);

@@ -1,6 +1,6 @@
 // Reading applies each model_type's own defaults and quirks (Qwen2's implicit q/k/v biases and
 // opt-in sliding window, Mixtral's and Qwen2-MoE's expert keys), then moeforge's moe_* keys
-// override them. Writing labels every MoE other than qwen2_moe as mixtral.
+// override them. Writing uses the transformers layout that computes the same model (model/hf_layout).
 #include "model/config_json.h"
 
 #include <charconv>
@@ -11,6 +11,7 @@
 #include "io/json_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "model/hf_layout.h"
 #include "model/json_fields.h"
 
 namespace mf {
@@ -106,6 +107,7 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, std::vector<std::string
   c.model_type = in.get_string("model_type", "");
   MF_CHECK(!c.model_type.empty(), kWhere, ": required key 'model_type' is missing");
   const bool mixtral = c.model_type == "mixtral", qwen2_moe = c.model_type == "qwen2_moe";
+  const bool moeforge_only = c.model_type == kMoeforgeOnlyType;
   c.vocab_size = in.require_int("vocab_size");
   c.hidden_size = in.require_int("hidden_size");
   c.intermediate_size = in.get_int("intermediate_size", 0);
@@ -139,6 +141,12 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, std::vector<std::string
     c.moe_intermediate_size = in.get_int("moe_intermediate_size", 0);
     c.shared_expert_intermediate_size = in.get_int("shared_expert_intermediate_size", 0);
     c.routing.norm_topk_prob = in.get_bool("norm_topk_prob", false);
+  } else if (moeforge_only) {
+    // moeforge's own type (model/hf_layout): experts and their width in moeforge's keys; the
+    // reasons it is not a transformers type are informational.
+    MF_CHECK(in.present("moe_num_experts"), kWhere, ": model_type '", kMoeforgeOnlyType, "' needs 'moe_num_experts'");
+    c.moe_intermediate_size = in.get_int("moe_intermediate_size", 0);
+    in.present("moeforge_only_because");
   }
   read_routing_keys(in, c);
   // moeforge's own keys win: a fused model states its experts explicitly.
@@ -177,17 +185,22 @@ ModelConfig load_hf_config(const std::string& path) {
 
 nlohmann::json config_to_hf_json(const ModelConfig& c) {
   nlohmann::json j;
-  const bool qwen = c.model_type == "qwen2" || c.model_type == "qwen2_moe";
-  std::string type = c.model_type;
-  if (c.is_moe() && type != "qwen2_moe") type = "mixtral";
+  const HfLayout layout = choose_hf_layout(c);
+  const std::string& type = layout.model_type;
+  const bool qwen = type == "qwen2" || type == "qwen2_moe";
   static const std::map<std::string, std::string> kArch = {
-      {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"},
-      {"mixtral", "MixtralForCausalLM"}, {"qwen2_moe", "Qwen2MoeForCausalLM"}};
+      {"llama", "LlamaForCausalLM"},    {"mistral", "MistralForCausalLM"},     {"qwen2", "Qwen2ForCausalLM"},
+      {"mixtral", "MixtralForCausalLM"}, {"qwen2_moe", "Qwen2MoeForCausalLM"}, {kMoeforgeOnlyType, "MoeforgeForCausalLM"}};
   j["architectures"] = {kArch.count(type) ? kArch.at(type) : "LlamaForCausalLM"};
   j["model_type"] = type;
+  if (!layout.blockers.empty()) j["moeforge_only_because"] = layout.blockers;
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
-  j["intermediate_size"] = type == "mixtral" ? c.expert_intermediate_size() : c.intermediate_size;
+  // Mixtral's intermediate_size is the experts' width; Qwen2-MoE's and moeforge's are the dense
+  // layers' (the experts' is moe_intermediate_size).
+  const bool experts_width = type == "mixtral" || c.intermediate_size == 0;
+  j["intermediate_size"] = experts_width ? c.expert_intermediate_size() : c.intermediate_size;
+  if (type == kMoeforgeOnlyType) j["moe_intermediate_size"] = c.expert_intermediate_size();
   j["num_hidden_layers"] = c.num_layers;
   j["num_attention_heads"] = c.num_heads;
   j["num_key_value_heads"] = c.num_kv_heads;
@@ -205,18 +218,29 @@ nlohmann::json config_to_hf_json(const ModelConfig& c) {
     j["num_experts_per_tok"] = c.top_k;
     j["router_aux_loss_coef"] = float_for_json(c.router_aux_loss_coef);
   } else if (type == "qwen2_moe") {
+    const RoutingConfig& r = c.routing;
+    const bool switch_top1 = r.policy == RouterPolicy::Switch;
     j["num_experts"] = c.num_experts;
-    j["num_experts_per_tok"] = c.top_k;
-    j["moe_intermediate_size"] = c.moe_intermediate_size;
+    // Switch routes one slot with its softmax probability as the gate: top-1 unrenormalised.
+    j["num_experts_per_tok"] = switch_top1 ? 1 : c.top_k;
+    j["norm_topk_prob"] = r.policy == RouterPolicy::TopKSoftmax || (r.policy == RouterPolicy::SoftmaxTopK && r.norm_topk_prob);
+    j["moe_intermediate_size"] = c.expert_intermediate_size();
+    // 0 when the model has none: save writes it as a zero-width expert that adds exactly 0.
     j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
     j["router_aux_loss_coef"] = float_for_json(c.router_aux_loss_coef);
+    // The layer pattern as the one list both tools read the same way.
+    std::vector<int> dense;
+    for (int l = 0; l < c.num_layers; ++l)
+      if (!c.layer_is_moe(l)) dense.push_back(l);
+    j["decoder_sparse_step"] = 1;
+    j["mlp_only_layers"] = dense;
   }
   if (c.is_moe()) {
     j["moe_num_experts"] = c.num_experts;
     j["moe_top_k"] = c.top_k;
     const RoutingConfig& r = c.routing;
     j["router_policy"] = router_policy_name(r.policy);
-    j["norm_topk_prob"] = r.norm_topk_prob;
+    if (type != "qwen2_moe") j["norm_topk_prob"] = r.norm_topk_prob;
     j["capacity_factor"] = r.capacity_factor;
     if (r.eval_capacity_factor >= 0) j["eval_capacity_factor"] = r.eval_capacity_factor;
     j["min_capacity"] = r.min_capacity;
@@ -225,10 +249,12 @@ nlohmann::json config_to_hf_json(const ModelConfig& c) {
       j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
       j["shared_expert_gate"] = c.shared_expert_gated;
     }
-    j["decoder_sparse_step"] = c.decoder_sparse_step;
-    j["mlp_only_layers"] = c.mlp_only_layers;
-    if (c.moe_layer_freq != 1) j["moe_layer_freq"] = c.moe_layer_freq;
-    if (c.first_k_dense > 0) j["first_k_dense_replace"] = c.first_k_dense;
+    if (type != "qwen2_moe") {
+      j["decoder_sparse_step"] = c.decoder_sparse_step;
+      j["mlp_only_layers"] = c.mlp_only_layers;
+      if (c.moe_layer_freq != 1) j["moe_layer_freq"] = c.moe_layer_freq;
+      if (c.first_k_dense > 0) j["first_k_dense_replace"] = c.first_k_dense;
+    }
     if (!c.layer_experts.empty()) j["moe_layer_experts"] = c.layer_experts;
     if (!c.expert_names.empty()) j["expert_names"] = c.expert_names;
   }

@@ -57,7 +57,7 @@ GgufTypeCounts save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, con
   const ModelConfig& c = w.config;
   MF_CHECK(!c.attention_bias, w.source, ": attention biases have no place in the llama GGUF architecture");
   MF_CHECK(c.sliding_window == 0, w.source, ": a sliding window has no llama GGUF key");
-  MF_CHECK(c.shared_expert_intermediate_size == 0 && (!c.is_moe() || c.model_type == "mixtral"), w.source,
+  MF_CHECK(c.shared_expert_intermediate_size == 0 && (!c.is_moe() || c.model_type != "qwen2_moe"), w.source,
            ": only dense llama/mistral and Mixtral-layout MoE models export to the llama GGUF architecture");
   if (c.is_moe()) {
     // llama.cpp runs a llama-architecture MoE as Mixtral: softmax, top-k, renormalise, every

@@ -28,6 +28,17 @@ namespace fs = std::filesystem;
 // The tokenizer source a recipe names: the init model's own, or a path.
 std::string tokenizer_source(const Recipe& r) { return r.tokenizer == "model" ? r.init : r.tokenizer; }
 
+// The files a tokenizer source is read from (a model directory's tokenizer files, else the file
+// itself), for the token cache's key.
+std::vector<std::string> tokenizer_files(const std::string& source) {
+  std::error_code ec;
+  if (!fs::is_directory(source, ec)) return {source};
+  std::vector<std::string> out;
+  for (const char* name : {"tokenizer.json", "tokenizer_char.json", "tokenizer_config.json"})
+    if (fs::is_regular_file(fs::path(source) / name, ec)) out.push_back((fs::path(source) / name).string());
+  return out;
+}
+
 // The chat template that goes with a recipe's tokenizer (its model's own, else ChatML).
 std::unique_ptr<ChatTemplate> recipe_chat_template(const Recipe& r, const Tokenizer& tok) {
   std::string source, origin;
@@ -177,7 +188,7 @@ std::unique_ptr<TrainingSession> prepare_training_session(const Recipe& recipe, 
   } else {
     // Tokenizing is the slow part for BPE; the tokens are cached keyed by files and tokenizer.
     std::string fingerprint = tok->kind + ":" + std::to_string(tok->vocab_size());
-    if (r.tokenizer != "char") fingerprint += ":" + corpus_cache_key({tokenizer_source(r)}, "");
+    if (r.tokenizer != "char") fingerprint += ":" + corpus_cache_key(tokenizer_files(tokenizer_source(r)), "");
     const CachedTokens cached = load_or_tokenize(default_token_cache_dir(), corpus_cache_key(r.train_files, fingerprint),
                                                  [&] { return tokenize_documents(*tok, docs); });
     if (!quiet)

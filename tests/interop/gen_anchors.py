@@ -22,11 +22,18 @@ from safetensors.numpy import save_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from tiny_bpe import save_for_older_tokenizers, train_byte_level_bpe  # noqa: E402
+from gen_hf_models import hf_models  # noqa: E402
 
 OUT = os.path.abspath(sys.argv[1])
 BIN = os.environ["MOEFORGE_BIN"]
 N_CTX = 64
 PROMPT = "the quiet river"
+# A ChatML-style template with a default system turn, a loop, a filter and the generation prompt,
+# for the rendering check in check_transformers.py.
+CHAT_TEMPLATE = ("{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+                 "<|im_start|>system\nYou are a quiet river.<|im_end|>\n{% endif %}"
+                 "<|im_start|>{{ message['role'] }}\n{{ message['content'] | trim }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 TYPES = {"dense": ["f32", "q8_0"], "moe": ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]}
 # K-quant mixes on models whose rows are multiples of 256 (the tiny models' 64 would fall back to
 # 32-value types everywhere): a 4-layer dense model (layers 2 and 3 are llama.cpp's "more bits"
@@ -34,7 +41,6 @@ TYPES = {"dense": ["f32", "q8_0"], "moe": ["f32", "f16", "bf16", "q8_0", "q4_0",
 # attn_v and attn_output). The f32 files are what check_llama_quantize.py quantizes.
 KQUANT_TYPES = {"kq-dense": ["f32", "q4_K_M", "q6_K"], "kq-moe": ["f32", "q4_K_M", "q6_K"], "kq-moe8": ["f32", "q4_K_M"]}
 EXPERTS = {"moe": 4, "kq-moe": 4, "kq-moe8": 8}
-
 
 
 def text():
@@ -56,7 +62,7 @@ def dense_model(d, h=64, inter=128, layers=2):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
     with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
-        json.dump({"eos_token": "<|endoftext|>", "add_bos_token": False}, f)
+        json.dump({"eos_token": "<|endoftext|>", "add_bos_token": False, "chat_template": CHAT_TEMPLATE}, f)
     rng = np.random.default_rng(5)
     # 0.08 at width 64, scaled by 1/sqrt(width) beyond: wider models keep the tiny one's logit scale.
     mat = lambda r, c, s=0.08 * (64 / h) ** 0.5: (rng.standard_normal((r, c)) * s).astype(np.float32)  # noqa: E731
@@ -74,8 +80,12 @@ def dense_model(d, h=64, inter=128, layers=2):
     save_file(t, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
 
 
-def run(*args):
-    return subprocess.run([BIN, *args], check=True, capture_output=True).stdout
+def run(*args, stderr=False):
+    # One thread: these models are tiny, and OpenMP threads that spin make a busy machine crawl.
+    r = subprocess.run([BIN, *args], capture_output=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    if r.returncode != 0:
+        sys.exit(f"moeforge {' '.join(args)} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
+    return r.stderr if stderr else r.stdout
 
 
 def main():
@@ -113,8 +123,11 @@ def main():
     for model in TYPES:
         d = os.path.join(OUT, model)
         ppl = json.loads(run("perplexity", "-m", d, "-f", text_path, "-c", str(N_CTX), "--json", "--quiet"))
+        greedy = run("generate", "-m", d, "-p", PROMPT, "--max-tokens", "12", "--temperature", "0")[:-1]
         hf.append({"name": f"{model}-hf", "dir": d, "experts": 4 if model == "moe" else 0, "n_ctx": N_CTX,
-                   "text": text_path, "moeforge_ppl": ppl})
+                   "text": text_path, "prompt": PROMPT, "moeforge_ppl": ppl, "moeforge_greedy_hex": greedy.hex(),
+                   "expected_arch": "MixtralForCausalLM" if model == "moe" else "LlamaForCausalLM"})
+    hf += hf_models(run, OUT, os.path.join(OUT, "dense"), text_path, N_CTX, PROMPT)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"entries": entries, "hf": hf}, f, indent=1)
     print("wrote", len(entries), "GGUF files with moeforge's figures to", OUT)

@@ -1,10 +1,11 @@
 // The tools people load moeforge's files with run them unchanged: llama.cpp (through
 // llama-cpp-python) every GGUF type moeforge exports, dense and MoE, and the real SmolLM2 GGUF,
 // and moeforge's K-quant files match llama.cpp's own quantizer in types and error;
-// transformers the HF directories, dense and MoE (scripts/setup-interop.sh installs both). The
+// transformers the HF directories, dense and MoE, and moeforge the directories transformers saves
+// (scripts/setup-interop.sh installs both). The
 // checks and their tolerances are in check_llama_cpp.py, check_llama_quantize.py and
-// check_transformers.py; this test runs them once per file and shows their figures. Skips,
-// saying why, where a tool is missing.
+// check_transformers.py; this test
+// runs them once per file and shows their figures. Skips, saying why, where a tool is missing.
 #include <gtest/gtest.h>
 
 #include "cli_run.h"
@@ -40,6 +41,15 @@ std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
   return n;
 }
 
+class TransformersSaved : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TransformersSaved, LoadsInMoeforgeAsTheSameModel) {
+  run_check("transformers", "check_transformers_saved.py", GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(DirectoriesTransformersSaves, TransformersSaved,
+                         ::testing::Values("mixtral-saved", "qwen2-moe-saved"), test_name);
+
 class LlamaCpp : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LlamaCpp, LoadsAndAgreesWithMoeforge) { run_check("llama_cpp", "check_llama_cpp.py", GetParam()); }
@@ -50,7 +60,9 @@ TEST_P(Transformers, LoadsWithNoMissingWeightsAndAgreesWithMoeforge) {
   run_check("transformers", "check_transformers.py", GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(MoeforgeHfDirectories, Transformers, ::testing::Values("dense-hf", "moe-hf"), test_name);
+INSTANTIATE_TEST_SUITE_P(MoeforgeHfDirectories, Transformers, ::testing::Values("dense-hf", "moe-hf", "trained-a-hf", "trained-b-hf", "fused-hf",
+                                                           "shared-dense-hf", "switch-hf", "expert-choice-hf"),
+                         test_name);
 
 INSTANTIATE_TEST_SUITE_P(EveryGgufTypeMoeforgeWrites, LlamaCpp,
                          ::testing::Values("dense-f32", "dense-q8_0", "moe-f32", "moe-f16", "moe-bf16", "moe-q8_0",

@@ -40,7 +40,9 @@ TEST(MixtralDir, PyTorchReadsTheSavedMoeAndAgrees) {
   const fs::path dir = fs::temp_directory_path() / ("moeforge_mixtral_dir_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   // A small shard limit splits the weights over several files with an index, as for big models.
-  mf::save_model_weights(w, dir.string(), 64 * 1024);
+  mf::HfSaveOptions small_shards;
+  small_shards.max_shard_bytes = 64 * 1024;
+  mf::save_model_weights(w, dir.string(), small_shards);
   ASSERT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
 
   const std::vector<int32_t> ids = {3, 17, 42, 8, 96, 0, 55, 21, 13};
