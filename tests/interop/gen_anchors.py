@@ -40,7 +40,10 @@ TYPES = {"dense": ["f32", "q8_0"], "moe": ["f32", "f16", "bf16", "q8_0", "q4_0",
 # layers), its 4-expert upcycle, and an 8-expert one (llama.cpp's Mixtral-8x rules for attn_k,
 # attn_v and attn_output). The f32 files are what check_llama_quantize.py quantizes.
 KQUANT_TYPES = {"kq-dense": ["f32", "q4_K_M", "q6_K"], "kq-moe": ["f32", "q4_K_M", "q6_K"], "kq-moe8": ["f32", "q4_K_M"]}
-EXPERTS = {"moe": 4, "kq-moe": 4, "kq-moe8": 8}
+# The MoE `moeforge fuse` makes of two differently fine-tuned copies of the dense model (2 experts,
+# top-1, routers from prompts; gen_hf_models.py trains and fuses them).
+FUSED_TYPES = {"fused": ["f32", "q8_0"]}
+EXPERTS = {"moe": 4, "kq-moe": 4, "kq-moe8": 8, "fused": 2}
 
 
 def text():
@@ -100,8 +103,9 @@ def main():
     for experts, moe in ((4, "kq-moe"), (8, "kq-moe8")):
         run("upcycle", "-m", os.path.join(OUT, "kq-dense"), "--experts", str(experts), "--top-k", "2", "--noise", "0.3",
             "--seed", "3", "-o", os.path.join(OUT, moe))
+    hf_from_runs = hf_models(run, OUT, os.path.join(OUT, "dense"), text_path, N_CTX, PROMPT)
     entries = []
-    for model, types in (TYPES | KQUANT_TYPES).items():
+    for model, types in (TYPES | KQUANT_TYPES | FUSED_TYPES).items():
         for t in types:
             gguf = os.path.join(OUT, f"{model}-{t}.gguf")
             run("convert", "-m", os.path.join(OUT, model), "-o", gguf, "--type", t)
@@ -127,7 +131,7 @@ def main():
         hf.append({"name": f"{model}-hf", "dir": d, "experts": 4 if model == "moe" else 0, "n_ctx": N_CTX,
                    "text": text_path, "prompt": PROMPT, "moeforge_ppl": ppl, "moeforge_greedy_hex": greedy.hex(),
                    "expected_arch": "MixtralForCausalLM" if model == "moe" else "LlamaForCausalLM"})
-    hf += hf_models(run, OUT, os.path.join(OUT, "dense"), text_path, N_CTX, PROMPT)
+    hf += hf_from_runs
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"entries": entries, "hf": hf}, f, indent=1)
     print("wrote", len(entries), "GGUF files with moeforge's figures to", OUT)

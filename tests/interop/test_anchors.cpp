@@ -67,7 +67,8 @@ INSTANTIATE_TEST_SUITE_P(MoeforgeHfDirectories, Transformers, ::testing::Values(
 INSTANTIATE_TEST_SUITE_P(EveryGgufTypeMoeforgeWrites, LlamaCpp,
                          ::testing::Values("dense-f32", "dense-q8_0", "moe-f32", "moe-f16", "moe-bf16", "moe-q8_0",
                                            "moe-q4_0", "moe-q4_1", "kq-dense-f32", "kq-dense-q4_K_M", "kq-dense-q6_K",
-                                           "kq-moe-f32", "kq-moe-q4_K_M", "kq-moe-q6_K", "smollm2-q4_1"),
+                                           "kq-moe-f32", "kq-moe-q4_K_M", "kq-moe-q6_K", "fused-f32", "fused-q8_0",
+                                           "smollm2-q4_1"),
                          test_name);
 
 // moeforge's K-quant files against llama.cpp's own quantizer on the same f32 file: the same
