@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -27,6 +28,16 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> 
     float& l = logits[size_t(id)];
     l = l > 0 ? l / penalty : l * penalty;
   }
+}
+
+void apply_frequency_presence_penalties(std::span<float> logits, std::span<const int32_t> generated, float frequency,
+                                        float presence) {
+  if ((frequency == 0.0f && presence == 0.0f) || generated.empty()) return;
+  // Counted in a map: a reply has far fewer distinct tokens than the vocabulary has entries.
+  std::unordered_map<int32_t, int> count;
+  for (int32_t id : generated)
+    if (id >= 0 && size_t(id) < logits.size()) ++count[id];
+  for (const auto& [id, n] : count) logits[size_t(id)] -= float(n) * frequency + presence;
 }
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) { params_.validate(); }

@@ -46,4 +46,11 @@ class Sampler {
 // multiplied when negative (HF RepetitionPenaltyLogitsProcessor). Out-of-range ids are ignored.
 void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> seen, float penalty);
 
+// In place, OpenAI's frequency and presence penalties over the tokens generated so far (not the
+// prompt): logit[j] -= count_j * frequency + (count_j > 0) * presence. Unlike the repetition
+// penalty above they subtract, so they act the same on positive and negative logits, and the
+// frequency term grows with every repeat. Out-of-range ids are ignored.
+void apply_frequency_presence_penalties(std::span<float> logits, std::span<const int32_t> generated, float frequency,
+                                        float presence);
+
 }  // namespace mf
