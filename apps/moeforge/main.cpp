@@ -29,6 +29,7 @@ const char* kUsage =
     "  inspect    which experts a MoE's routers pick: per layer, per token, or per domain over a dataset\n"
     "  convert    HF directory or GGUF -> llama-architecture GGUF (dense or MoE) or HF directory\n"
     "  perplexity perplexity of a text file, computed as llama.cpp's perplexity tool does\n"
+    "  serve      OpenAI-compatible HTTP server with continuous batching\n"
     "\n"
     "Run 'moeforge <command> --help' for a command's options. 'moeforge --version' prints the version.\n";
 
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return mf::cli::run_inspect(args);
     if (cmd == "convert") return mf::cli::run_convert(args);
     if (cmd == "perplexity") return mf::cli::run_perplexity(args);
+    if (cmd == "serve") return mf::cli::run_serve(args);
   } catch (const mf::cli::UsageError& e) {
     std::cerr << "moeforge " << cmd << ": " << e.what() << "\n";
     return 2;

@@ -46,6 +46,7 @@ class TransformerModel : public LanguageModel {
   void truncate(int length) override { cache_.truncate(0, length); }
   int context_length() const override { return max_len_; }
   int vocab_size() const override { return t_->config().vocab_size; }
+  Transformer* cpu_transformer() override { return t_.get(); }
   void observe_routes(DecodeExpertShares* tally) override {
     tally_ = tally;
     if (!tally_) return;

@@ -11,6 +11,8 @@
 
 namespace mf {
 
+class Transformer;
+
 // Routing probability a MoE spends on each expert, summed over the tokens it generated (decode
 // steps, not the prompt) and over its MoE layers.
 struct DecodeExpertShares {
@@ -38,6 +40,9 @@ class LanguageModel {
   // Starts (or, with null, stops) adding each decode step's routes to `tally`; models without
   // experts leave it untouched.
   virtual void observe_routes(DecodeExpertShares* tally) { (void)tally; }
+  // The CPU Transformer behind the model, for callers that run their own KV cache over it (the
+  // server's continuous batching); null for other devices and for test fakes.
+  virtual Transformer* cpu_transformer() { return nullptr; }
 };
 
 }  // namespace mf

@@ -36,7 +36,7 @@ void attend_sequence(const ModelConfig& c, const float* q, const float* k, const
 }  // namespace
 
 void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int batch, int64_t T,
-                     const RopeTable& rope, KVCache& cache, Workspace& ws) {
+                     const RopeTable& rope, KVCache& cache, std::span<const int> slots, Workspace& ws) {
   const int64_t N = int64_t(batch) * T, H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = c.num_heads * D, kvdim = c.num_kv_heads * D;
   rmsnorm(ws.x.data(), L.attn_norm.data<float>(), N, H, c.rms_norm_eps, ws.h.data());
@@ -47,9 +47,10 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
   rope_apply(ws.k.data(), N, c.num_kv_heads, ws.positions.data(), rope);
   const int64_t stride = cache.stride();
   for (int b = 0; b < batch; ++b) {
-    const int64_t past = cache.length(b), row0 = int64_t(b) * T;
-    float* kc = cache.keys(layer, b);
-    float* vc = cache.values(layer, b);
+    const int seq = slots[size_t(b)];
+    const int64_t past = cache.length(seq), row0 = int64_t(b) * T;
+    float* kc = cache.keys(layer, seq);
+    float* vc = cache.values(layer, seq);
     for (int64_t t = 0; t < T; ++t) {
       std::memcpy(kc + (past + t) * stride, ws.k.data() + (row0 + t) * kvdim, size_t(kvdim) * sizeof(float));
       std::memcpy(vc + (past + t) * stride, ws.v.data() + (row0 + t) * kvdim, size_t(kvdim) * sizeof(float));

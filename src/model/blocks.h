@@ -1,5 +1,6 @@
 // The pieces of one decoder layer, as free functions over a Workspace (internal to model/).
 #pragma once
+#include <span>
 #include <cstdint>
 #include <vector>
 
@@ -19,9 +20,10 @@ void embed_tokens(const Tensor& embed, const int32_t* ids, int64_t n, float* x);
 void embed_tokens_backward(const int32_t* ids, int64_t n, const float* dx, int64_t H, int64_t vocab, float* dtable);
 
 // x += o_proj(attention(rmsnorm(x))) for `batch` sequences of T tokens each, appending the
-// new keys/values of layer `layer` to the cache at each sequence's current length.
+// new keys/values of layer `layer` to the cache at each sequence's current length. Row b of
+// the batch is cache sequence slots[b].
 void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int batch, int64_t T,
-                     const RopeTable& rope, KVCache& cache, Workspace& ws);
+                     const RopeTable& rope, KVCache& cache, std::span<const int> slots, Workspace& ws);
 
 // x += ffn(rmsnorm(x)): SwiGLU MLP, or the routed experts (+ shared expert) of a MoE layer.
 // When router_logits is set, the layer's [N, E] router logits are appended to it; when

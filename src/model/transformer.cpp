@@ -54,24 +54,33 @@ Tensor Transformer::forward(std::span<const int32_t> tokens, int batch, KVCache&
   MF_CHECK(cache.layers() == c.num_layers && cache.stride() == int64_t(c.num_kv_heads) * c.effective_head_dim(),
            "forward: the KV cache was made for a different model config");
   const int64_t T = int64_t(tokens.size()) / batch, N = int64_t(tokens.size()), H = c.hidden_size;
-  for (int b = 0; b < batch; ++b)
-    MF_CHECK(cache.length(b) + T <= cache.capacity(), "forward: sequence ", b, " has ", cache.length(b),
+  std::vector<int> slots(opts.cache_slots.begin(), opts.cache_slots.end());
+  if (slots.empty())
+    for (int b = 0; b < batch; ++b) slots.push_back(b);
+  MF_CHECK(int(slots.size()) == batch, "forward: ", slots.size(), " cache slots for a batch of ", batch);
+  std::vector<bool> used(size_t(cache.batch()), false);
+  for (int s : slots) {
+    MF_CHECK(s >= 0 && s < cache.batch() && !used[size_t(s)], "forward: cache slot ", s,
+             " is out of range or given twice (the cache has ", cache.batch(), ")");
+    used[size_t(s)] = true;
+    MF_CHECK(cache.length(s) + T <= cache.capacity(), "forward: sequence ", s, " has ", cache.length(s),
              " cached tokens; ", T, " more exceed the KV cache capacity of ", cache.capacity());
+  }
   impl_->prepare(N, T, cache);
   Workspace& ws = impl_->ws;
   const TransformerWeights& w = impl_->bound;
 
   for (int b = 0; b < batch; ++b)
-    for (int64_t t = 0; t < T; ++t) ws.positions[size_t(b * T + t)] = int32_t(cache.length(b) + t);
+    for (int64_t t = 0; t < T; ++t) ws.positions[size_t(b * T + t)] = int32_t(cache.length(slots[size_t(b)]) + t);
   embed_tokens(w.embed, tokens.data(), N, ws.x.data());
   for (auto* v : {opts.router_logits, opts.layer_inputs, opts.ffn_inputs})
     if (v) v->clear();
   for (int l = 0; l < c.num_layers; ++l) {
     if (opts.layer_inputs) opts.layer_inputs->push_back(Tensor::from_f32({N, H}, {ws.x.data(), size_t(N * H)}));
-    attention_block(c, w.layers[size_t(l)], l, batch, T, *impl_->rope, cache, ws);
+    attention_block(c, w.layers[size_t(l)], l, batch, T, *impl_->rope, cache, slots, ws);
     ffn_block(c, w.layers[size_t(l)], ws, opts.router_logits, opts.ffn_inputs);
   }
-  for (int b = 0; b < batch; ++b) cache.set_length(b, cache.length(b) + int(T));
+  for (int s : slots) cache.set_length(s, cache.length(s) + int(T));
 
   // Only the rows whose logits are wanted go through the final norm and the head.
   int64_t rows = N;

@@ -20,6 +20,9 @@ struct ForwardOptions {
   // Observation only (the logits do not change): per layer, a [batch*T, H] F32 copy of
   std::vector<Tensor>* layer_inputs = nullptr;   // the residual stream entering the layer
   std::vector<Tensor>* ffn_inputs = nullptr;     // the FFN's normed input (what a router reads)
+  // Which cache sequence each batch row appends to (continuous batching: the active slots of a
+  // server's cache, in any order, each at most once); empty: rows 0..batch-1.
+  std::span<const int> cache_slots;
 };
 
 class Transformer {
@@ -43,7 +46,7 @@ class Transformer {
 
   // Appends `tokens` (batch rows of equal length T, row-major [batch, T]) to the cache and
   // returns logits: [batch*T, vocab] if all_logits else [batch, vocab]. Batched prefill.
-  // Sequences may have different cached lengths. Activation buffers are reused across calls
+  // Sequences may have different cached lengths; opts.cache_slots maps rows to sequences. Activation buffers are reused across calls
   // of the same (batch*T, cache capacity).
   Tensor forward(std::span<const int32_t> tokens, int batch, KVCache& cache, const ForwardOptions& opts = {});
 

@@ -1,0 +1,83 @@
+#include "serve/metrics.h"
+
+#include <sstream>
+
+namespace mf {
+
+void RequestCounters::count(const std::string& endpoint, int status) {
+  std::lock_guard lock(mutex_);
+  ++counts_[{endpoint, status}];
+}
+
+std::map<std::pair<std::string, int>, int64_t> RequestCounters::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+namespace {
+
+// Label values escape backslash, double quote and newline (the exposition format's rule).
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void header(std::ostringstream& o, const char* name, const char* type, const char* help) {
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+}  // namespace
+
+std::string prometheus_metrics(const MetricsInput& in) {
+  const EngineStats& e = in.engine;
+  std::ostringstream o;
+  o.precision(10);
+  header(o, "moeforge_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
+  for (const auto& [key, n] : in.requests)
+    o << "moeforge_requests_total{endpoint=\"" << label(key.first) << "\",status=\"" << key.second << "\"} " << n << '\n';
+  header(o, "moeforge_prompt_tokens_total", "counter", "Prompt tokens of the sequences admitted.");
+  o << "moeforge_prompt_tokens_total " << e.prompt_tokens << '\n';
+  header(o, "moeforge_prefilled_tokens_total", "counter", "Prompt tokens computed (the rest came from the prompt cache).");
+  o << "moeforge_prefilled_tokens_total " << e.prefilled_tokens << '\n';
+  header(o, "moeforge_generated_tokens_total", "counter", "Tokens generated.");
+  o << "moeforge_generated_tokens_total " << e.generated_tokens << '\n';
+  header(o, "moeforge_sequences_finished_total", "counter", "Sequences finished, cancelled or failed.");
+  o << "moeforge_sequences_finished_total " << e.sequences_finished << '\n';
+  header(o, "moeforge_decode_steps_total", "counter", "Batched decode steps.");
+  o << "moeforge_decode_steps_total " << e.decode_steps << '\n';
+  header(o, "moeforge_queue_depth", "gauge", "Requests waiting for a slot.");
+  o << "moeforge_queue_depth " << e.queued << '\n';
+  header(o, "moeforge_active_slots", "gauge", "Slots serving a sequence.");
+  o << "moeforge_active_slots " << e.active << '\n';
+  header(o, "moeforge_slots", "gauge", "Slots (--parallel).");
+  o << "moeforge_slots " << e.parallel << '\n';
+  header(o, "moeforge_decode_tokens_per_second", "gauge", "Generated tokens per second of decode time since start.");
+  o << "moeforge_decode_tokens_per_second " << (e.decode_seconds > 0 ? double(e.generated_tokens) / e.decode_seconds : 0.0)
+    << '\n';
+  header(o, "moeforge_prefill_tokens_per_second", "gauge", "Prompt tokens per second of prefill time since start.");
+  o << "moeforge_prefill_tokens_per_second "
+    << (e.prefill_seconds > 0 ? double(e.prefilled_tokens) / e.prefill_seconds : 0.0) << '\n';
+  header(o, "moeforge_uptime_seconds", "gauge", "Seconds since the server started.");
+  o << "moeforge_uptime_seconds " << in.uptime_seconds << '\n';
+  if (!e.moe_layers.empty()) {
+    header(o, "moeforge_expert_selections_total", "counter",
+           "Router top-k selections per MoE layer and expert, over every token that produced logits.");
+    for (size_t m = 0; m < e.moe_layers.size() && m < e.expert_load.size(); ++m)
+      for (size_t x = 0; x < e.expert_load[m].size(); ++x) {
+        const std::string name = x < in.expert_names.size() ? in.expert_names[x] : "expert" + std::to_string(x);
+        o << "moeforge_expert_selections_total{layer=\"" << e.moe_layers[m] << "\",expert=\"" << label(name) << "\"} "
+          << e.expert_load[m][x] << '\n';
+      }
+  }
+  return o.str();
+}
+
+}  // namespace mf
