@@ -13,6 +13,7 @@
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
 #include "serve/openai_json.h"
+#include "serve/web_page.inc"
 
 namespace mf {
 
@@ -238,6 +239,7 @@ void Server::routes() {
   httplib::Server& s = *http_;
   const std::string key = opts_.api_key;
   s.set_pre_routing_handler([this, key](const httplib::Request& req, httplib::Response& res) {
+    // The page itself and /health are open: the page asks for the key when the API answers 401.
     if (key.empty() || req.path == "/health" || req.path == "/") return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth == "Bearer " + key) return httplib::Server::HandlerResponse::Unhandled;
@@ -269,6 +271,28 @@ void Server::routes() {
                                {"queue", st.queued}}),
                     "application/json");
     counters_.count("/health", 200);
+  });
+  s.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(reinterpret_cast<const char*>(kWebChatPage), kWebChatPage_size, "text/html; charset=utf-8");
+    counters_.count("/", 200);
+  });
+  s.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
+    // What the web chat needs to draw the router view (llama.cpp's server has a /props too).
+    std::vector<int> moe_layers;
+    for (int l = 0; l < config_.num_layers; ++l)
+      if (config_.layer_is_moe(l)) moe_layers.push_back(l);
+    std::vector<std::string> names = config_.expert_names;
+    for (int e = int(names.size()); e < config_.num_experts; ++e) names.push_back("expert " + std::to_string(e));
+    res.set_content(json_text({{"model", opts_.model_id},
+                               {"architecture", bundle_.summary.architecture},
+                               {"experts", config_.num_experts},
+                               {"top_k", config_.top_k},
+                               {"expert_names", names},
+                               {"moe_layers", moe_layers},
+                               {"context", engine_.options().context},
+                               {"parallel", engine_.options().parallel}}),
+                    "application/json");
+    counters_.count("/props", 200);
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(json_text(models_json({opts_.model_id}, int64_t(started_))), "application/json");
