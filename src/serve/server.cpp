@@ -213,6 +213,9 @@ Server::Server(const ModelBundle& bundle, const ModelConfig& config, BatchEngine
                                              : engine_.options().parallel + engine_.options().max_queue + 8;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(opts_.max_body_bytes);
+  // Each streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it until
+  // the client's delayed ACK, adding tens of milliseconds to inter-token latency.
+  http_->set_tcp_nodelay(true);
   http_->set_read_timeout(opts_.timeout_seconds, 0);
   http_->set_write_timeout(opts_.timeout_seconds, 0);
   routes();

@@ -100,6 +100,32 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   for (int64_t n = 0; n < N; ++n) EXPECT_FLOAT_EQ(c[size_t(n)], d[size_t(n)] + 0.5f);
 }
 
+TEST_P(PackedQ8, ExactActivationsRunUpTo32RowsThroughThePackedCopyRowByRowAlike) {
+  // A server's batched decode step: every row's result is the one it gets alone, and within
+  // rounding of the stored-layout GEMM.
+  Rng rng(6);
+  std::vector<float> wdq;
+  const int64_t N = 32, K = 64;
+  Tensor w = quantized(GetParam(), N, K, rng, &wdq);
+  if (!PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  LinearWeight lw(w);
+  lw.packed = std::make_shared<const PackedQuantMatrix>(w);
+  lw.activations = DecodeActivations::fp32;
+  const int64_t M = kLinearPackedMaxRows;
+  std::vector<float> x(size_t(M * K));
+  for (auto& v : x) v = rng.normal();
+  std::vector<float> batched(static_cast<size_t>(M * N)), gemm(static_cast<size_t>(M * N)), alone(static_cast<size_t>(N));
+  linear(x.data(), M, K, lw, nullptr, batched.data());
+  linear(x.data(), M, K, w, nullptr, gemm.data());
+  for (int64_t m = 0; m < M; ++m) {
+    linear(x.data() + m * K, 1, K, lw, nullptr, alone.data());
+    for (int64_t n = 0; n < N; ++n) {
+      EXPECT_EQ(batched[size_t(m * N + n)], alone[size_t(n)]) << m << "," << n;
+      EXPECT_NEAR(batched[size_t(m * N + n)], gemm[size_t(m * N + n)], 1e-4f);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, PackedQ8, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
