@@ -4,6 +4,7 @@
 #   scripts/setup.sh            # all of it
 #   SKIP_MODEL=1 scripts/setup.sh   # no model download
 #   SKIP_INTEROP=1 scripts/setup.sh # no llama-cpp-python (the interop tests skip)
+#   SKIP_BROWSER=1 scripts/setup.sh # no chromium (the web chat's browser test skips)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,14 @@ fi
 # those tests skip and say so; SKIP_INTEROP=1 leaves it out.
 if [ "${SKIP_INTEROP:-0}" != 1 ]; then
   scripts/setup-interop.sh || echo "[setup] warning: llama-cpp-python could not be installed; the interop tests will skip"
+fi
+
+# Debian's Chromium for the web chat's browser test (label "browser"; ~120 MB, about 10 s here).
+# SKIP_BROWSER=1 leaves it out and that test skips.
+if [ "${SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null; then
+  echo "[setup] installing chromium (the web chat's browser test)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+    echo "[setup] warning: chromium could not be installed; the browser test will skip"
 fi
 
 if [ "${SKIP_MODEL:-0}" != 1 ]; then
