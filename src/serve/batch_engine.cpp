@@ -230,7 +230,7 @@ void BatchEngine::prefill_one() {
     last_row.push_back(Tensor::from_f32({1, E}, {t.data<float>() + (int64_t(n) - 1) * E, size_t(E)}));
   }
   if (!last_row.empty()) count_routes(last_row, 1);
-  sample_and_emit(*s, {logits.data<float>(), size_t(logits.shape()[1])}, last_row.empty() ? nullptr : &last_row, 0);
+  emit(*s, choose(*s, {logits.data<float>(), size_t(logits.shape()[1])}, last_row.empty() ? nullptr : &last_row, 0));
 }
 
 void BatchEngine::decode_all() {
@@ -266,26 +266,31 @@ void BatchEngine::decode_all() {
   }
   if (!router_logits.empty()) count_routes(router_logits, int64_t(rows.size()));
   const int64_t V = logits.shape()[1];
-  for (size_t i = 0; i < rows.size(); ++i) {
-    rows[i]->cached.push_back(rows[i]->next);
-    sample_and_emit(*rows[i], {logits.data<float>() + int64_t(i) * V, size_t(V)},
-                    router_logits.empty() ? nullptr : &router_logits, int64_t(i));
-  }
+  for (Slot* s : rows) s->cached.push_back(s->next);
+  // Sampling (a full-vocabulary softmax and sort per row when sampling) touches only its own
+  // slot, so the rows are sampled in parallel; streaming and retiring stay in row order.
+  std::vector<Choice> choices(rows.size());
+  const int n = int(rows.size());
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+  for (int i = 0; i < n; ++i)
+    choices[size_t(i)] = choose(*rows[size_t(i)], {logits.data<float>() + int64_t(i) * V, size_t(V)},
+                                router_logits.empty() ? nullptr : &router_logits, int64_t(i));
+  for (size_t i = 0; i < rows.size(); ++i) emit(*rows[i], std::move(choices[i]));
 }
 
-void BatchEngine::sample_and_emit(Slot& s, std::span<const float> logits, const std::vector<Tensor>* router_logits,
-                                  int64_t row) {
+BatchEngine::Choice BatchEngine::choose(Slot& s, std::span<const float> logits, const std::vector<Tensor>* router_logits,
+                                        int64_t row) {
   const SequenceRequest& r = s.seq->request;
-  if (s.seq->ticket->cancelled()) return finish(s, "cancelled");
+  Choice c;
   // A model may pad its vocabulary past the tokenizer's; ids without a token are never drawn.
   std::vector<float> scores(logits.begin(), logits.begin() + std::min(logits.size(), size_t(tok_.vocab_size())));
   if (r.frequency_penalty != 0.0f || r.presence_penalty != 0.0f)
     apply_frequency_presence_penalties(scores, s.generated, r.frequency_penalty, r.presence_penalty);
   const int32_t token = s.sampler->sample(scores, s.cached);
-  if (std::find(r.eos_ids.begin(), r.eos_ids.end(), token) != r.eos_ids.end()) return finish(s, "stop");
-
-  TokenEvent ev;
+  c.eos = std::find(r.eos_ids.begin(), r.eos_ids.end(), token) != r.eos_ids.end();
+  TokenEvent& ev = c.event;
   ev.token = token;
+  if (c.eos) return c;
   if (r.top_logprobs >= 0) {
     const std::vector<float> lp = log_softmax(scores);
     ev.chosen = {token, lp[size_t(token)]};
@@ -311,14 +316,22 @@ void BatchEngine::sample_and_emit(Slot& s, std::span<const float> logits, const 
       ev.routes.push_back(std::move(lr));
     }
   }
+  return c;
+}
+
+void BatchEngine::emit(Slot& s, Choice c) {
+  const SequenceRequest& r = s.seq->request;
+  if (s.seq->ticket->cancelled()) return finish(s, "cancelled");
+  if (c.eos) return finish(s, "stop");
+  const int32_t token = c.event.token;
   s.generated.push_back(token);
   ++s.result.completion_tokens;
   {
     std::lock_guard lock(mutex_);
     ++stats_.generated_tokens;
   }
-  ev.text = s.stops->push(s.decoder->push(token));
-  if (s.seq->sink.on_token) s.seq->sink.on_token(ev);
+  c.event.text = s.stops->push(s.decoder->push(token));
+  if (s.seq->sink.on_token) s.seq->sink.on_token(c.event);
   if (s.stops->stopped()) return finish(s, "stop");
   if (int(s.generated.size()) >= r.max_tokens || int(s.cached.size()) + 1 >= opts_.context) return finish(s, "length");
   s.next = token;
@@ -343,6 +356,7 @@ void BatchEngine::finish(Slot& s, const std::string& reason, const std::string& 
     std::lock_guard lock(mutex_);
     --stats_.active;
     ++stats_.sequences_finished;
+    if (reason == "cancelled") ++stats_.sequences_cancelled;
   }
   if (sink.on_finish) sink.on_finish(result);
 }

@@ -93,7 +93,8 @@ struct EngineOptions {
 
 // Running totals since start, for /metrics and /health.
 struct EngineStats {
-  int64_t sequences_finished = 0, prompt_tokens = 0, prefilled_tokens = 0, generated_tokens = 0;
+  int64_t sequences_finished = 0, sequences_cancelled = 0, prompt_tokens = 0, prefilled_tokens = 0,
+          generated_tokens = 0;
   int64_t decode_steps = 0;
   double decode_seconds = 0, prefill_seconds = 0;
   int queued = 0, active = 0, parallel = 0;
@@ -133,7 +134,14 @@ class BatchEngine {
   void admit(std::unique_lock<std::mutex>& lock);
   void prefill_one();
   void decode_all();
-  void sample_and_emit(Slot& s, std::span<const float> logits, const std::vector<Tensor>* router_logits, int64_t row);
+  // A sampled token and what its event carries; computed apart from the slot's stream so that a
+  // step's rows can be sampled in parallel.
+  struct Choice {
+    TokenEvent event;
+    bool eos = false;
+  };
+  Choice choose(Slot& s, std::span<const float> logits, const std::vector<Tensor>* router_logits, int64_t row);
+  void emit(Slot& s, Choice c);
   void finish(Slot& s, const std::string& reason, const std::string& error = "");
   void count_routes(const std::vector<Tensor>& router_logits, int64_t rows);
 

@@ -51,6 +51,9 @@ std::string prometheus_metrics(const MetricsInput& in) {
   o << "moeforge_generated_tokens_total " << e.generated_tokens << '\n';
   header(o, "moeforge_sequences_finished_total", "counter", "Sequences finished, cancelled or failed.");
   o << "moeforge_sequences_finished_total " << e.sequences_finished << '\n';
+  header(o, "moeforge_sequences_cancelled_total", "counter",
+         "Sequences cancelled: the client went away or the request ran past --timeout.");
+  o << "moeforge_sequences_cancelled_total " << e.sequences_cancelled << '\n';
   header(o, "moeforge_decode_steps_total", "counter", "Batched decode steps.");
   o << "moeforge_decode_steps_total " << e.decode_steps << '\n';
   header(o, "moeforge_queue_depth", "gauge", "Requests waiting for a slot.");
