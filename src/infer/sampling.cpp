@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_map>
 
@@ -102,7 +103,58 @@ std::vector<std::pair<int32_t, double>> Sampler::distribution(std::span<const fl
   return out;
 }
 
+namespace {
+
+// The draw of distribution() + sample() when no filter cuts the candidates (no top-k, top-p or
+// min-p), without sorting the whole vocabulary: the total mass comes from one pass in id order,
+// then candidates are visited from the most likely down (the same order and tie rule as the full
+// sort) in growing partially sorted prefixes until the cumulative mass passes u. A 49k-token
+// vocabulary's full sort took ~5 ms per token; the draw almost always ends in the first few dozen.
+int32_t draw_unfiltered(std::span<const float> l, double inv_t, Rng& rng) {
+  float best = -std::numeric_limits<float>::infinity();
+  int32_t best_id = 0;
+  size_t finite = 0;
+  for (size_t i = 0; i < l.size(); ++i) {
+    if (std::isfinite(l[i])) ++finite;
+    if (l[i] > best) best = l[i], best_id = int32_t(i);
+  }
+  // One candidate: returned without a draw, as distribution() + sample() do.
+  if (finite <= 1) return best_id;
+  const double top = double(best) * inv_t;
+  double sum = 0;
+  for (float v : l)
+    if (std::isfinite(v)) sum += std::exp(double(v) * inv_t - top);
+  const double target = rng.uniform_double() * sum;
+  std::vector<int32_t> order(l.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b); };
+  double cum = 0;
+  size_t done = 0, last_finite = 0;
+  for (size_t prefix = 64; done < order.size(); prefix *= 8) {
+    const size_t end = std::min(prefix, order.size());
+    std::partial_sort(order.begin() + std::ptrdiff_t(done), order.begin() + std::ptrdiff_t(end), order.end(), by_logit);
+    for (; done < end; ++done) {
+      const float v = l[size_t(order[done])];
+      if (!std::isfinite(v)) return order[last_finite];
+      last_finite = done;
+      cum += std::exp(double(v) * inv_t - top);
+      if (target < cum) return order[done];
+    }
+  }
+  return order[last_finite];  // rounding left u above the last cumulative sum
+}
+
+}  // namespace
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  const bool unfiltered = params_.temperature > 0 && params_.top_k == 0 && params_.top_p >= 1.0f && params_.min_p <= 0;
+  if (unfiltered && !logits.empty()) {
+    std::vector<float> l(logits.begin(), logits.end());
+    if (params_.repeat_last_n > 0 && history.size() > size_t(params_.repeat_last_n))
+      history = history.subspan(history.size() - size_t(params_.repeat_last_n));
+    apply_repetition_penalty(l, history, params_.repeat_penalty);
+    return draw_unfiltered(l, 1.0 / params_.temperature, rng_);
+  }
   auto dist = distribution(logits, history);
   if (dist.size() == 1) return dist[0].first;
   double u = rng_.uniform_double(), cum = 0;

@@ -144,3 +144,35 @@ TEST(Sampling, InvalidParamsAreErrors) {
 }
 
 }  // namespace
+
+TEST(Sampling, UnfilteredFastDrawEqualsTheFullDistributionDraw) {
+  // With no top-k, top-p or min-p, sample() skips the full-vocabulary sort; its draws must be the
+  // ones distribution() + the same uniform numbers give, token for token.
+  mf::Rng logits_rng(3);
+  std::vector<float> logits(5000);
+  for (float& v : logits) v = float(logits_rng.normal() * 3.0);
+  logits[17] = -INFINITY;  // masked
+  for (float t : {0.3f, 1.0f, 1.7f}) {
+    mf::SamplingParams p;
+    p.temperature = t;
+    p.repeat_penalty = 1.3f;
+    p.seed = 11;
+    mf::Sampler fast(p);
+    const std::vector<int32_t> history = {1, 2, 3, 500};
+    const auto dist = fast.distribution(logits, history);
+    mf::Rng reference(11);
+    for (int i = 0; i < 2000; ++i) {
+      const double u = reference.uniform_double();
+      double cum = 0;
+      int32_t want = dist.back().first;
+      for (const auto& [id, prob] : dist) {
+        cum += prob;
+        if (u < cum) {
+          want = id;
+          break;
+        }
+      }
+      ASSERT_EQ(fast.sample(logits, history), want) << "temperature " << t << ", draw " << i;
+    }
+  }
+}
