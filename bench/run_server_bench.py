@@ -14,6 +14,7 @@ usage: run_server_bench.py --model M.gguf [--moeforge build/release/moeforge] [-
 """
 import argparse
 import concurrent.futures
+import http.client
 import json
 import os
 import socket
@@ -66,18 +67,29 @@ def start(engine, args, slots):
 
 
 def one_request(client, model, prompt, max_tokens):
-    """Streams one chat answer; returns (ttft, [inter-token gaps], tokens)."""
+    """Streams one chat answer; returns (ttft, [inter-token gaps], tokens). The stream is read
+    with http.client and a minimal SSE parser rather than the openai client, whose per-chunk
+    parsing would take much of the two cores the servers run on at high concurrency."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+                       "temperature": 0, "stream": True, "stream_options": {"include_usage": True}})
+    conn = http.client.HTTPConnection(client.base_url.host, client.base_url.port, timeout=600)
     t0 = time.perf_counter()
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:200]!r}")
     times = []
-    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                            max_tokens=max_tokens, temperature=0, stream=True,
-                                            stream_options={"include_usage": True})
     tokens = None
-    for chunk in stream:
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-        if any(c.delta.content for c in chunk.choices):
+    for raw in resp:
+        line = raw.strip()
+        if not line.startswith(b"data: ") or line == b"data: [DONE]":
+            continue
+        chunk = json.loads(line[6:])
+        if chunk.get("usage"):
+            tokens = chunk["usage"]["completion_tokens"]
+        if any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
             times.append(time.perf_counter())
+    conn.close()
     if not times:
         return None
     gaps = [b - a for a, b in zip(times, times[1:])]
