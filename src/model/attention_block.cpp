@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
@@ -46,6 +47,28 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
   rope_apply(ws.q.data(), N, c.num_heads, ws.positions.data(), rope);
   rope_apply(ws.k.data(), N, c.num_kv_heads, ws.positions.data(), rope);
   const int64_t stride = cache.stride();
+  if (T == 1 && batch > 1 && c.sliding_window <= 0) {
+    // A batched decode step (the server's slots): append every sequence's key and value, then
+    // one parallel attention over all (sequence, head) pairs.
+    std::vector<const float*> keys(static_cast<size_t>(batch)), values(static_cast<size_t>(batch));
+    std::vector<int64_t> lengths(static_cast<size_t>(batch));
+    for (int b = 0; b < batch; ++b) {
+      const int seq = slots[size_t(b)];
+      const int64_t past = cache.length(seq);
+      float* kc = cache.keys(layer, seq);
+      float* vc = cache.values(layer, seq);
+      std::memcpy(kc + past * stride, ws.k.data() + int64_t(b) * kvdim, size_t(kvdim) * sizeof(float));
+      std::memcpy(vc + past * stride, ws.v.data() + int64_t(b) * kvdim, size_t(kvdim) * sizeof(float));
+      keys[size_t(b)] = kc;
+      values[size_t(b)] = vc;
+      lengths[size_t(b)] = past + 1;
+    }
+    attention_decode_batch(ws.q.data(), keys.data(), values.data(), lengths.data(), batch, stride, c.num_heads,
+                           c.num_kv_heads, int(D), 1.0f / std::sqrt(float(D)), ws.attn.data(), ws.attn_scratch.data());
+    linear(ws.attn.data(), N, qdim, L.o, bias_or_null(L.o_bias), ws.out.data());
+    add_inplace(ws.x.data(), ws.out.data(), N * H);
+    return;
+  }
   for (int b = 0; b < batch; ++b) {
     const int seq = slots[size_t(b)];
     const int64_t past = cache.length(seq), row0 = int64_t(b) * T;

@@ -32,6 +32,32 @@ void attend_one(const float* q, const float* k, const float* v, int64_t kv_strid
 
 }  // namespace
 
+void attention_decode_batch(const float* q, const float* const* keys, const float* const* values,
+                            const int64_t* lengths, int64_t batch, int64_t kv_stride, int n_heads, int n_kv_heads,
+                            int head_dim, float scale, float* out, float* scratch) {
+  MF_CHECK(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0,
+           "attention_decode_batch: n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads);
+  int64_t longest = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    MF_CHECK(lengths[b] >= 1, "attention_decode_batch: sequence ", b, " has no keys");
+    longest = std::max(longest, lengths[b]);
+  }
+  const int group = n_heads / n_kv_heads;
+  const int64_t q_stride = int64_t(n_heads) * head_dim, items = batch * n_heads, row = padded(longest);
+#pragma omp parallel
+  {
+    float* scores = scratch + int64_t(omp_get_thread_num()) * row;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t b = item / n_heads;
+      const int h = int(item % n_heads);
+      const int64_t kv_off = int64_t(h / group) * head_dim;
+      attend_one(q + b * q_stride + int64_t(h) * head_dim, keys[b] + kv_off, values[b] + kv_off, kv_stride,
+                 lengths[b], head_dim, scale, scores, out + b * q_stride + int64_t(h) * head_dim);
+    }
+  }
+}
+
 size_t attention_scratch_floats(int64_t T, int64_t S) {
   size_t per_thread = size_t(omp_get_max_threads()) * size_t(padded(S));
   if (T >= kGemmMinQueries) return std::max(per_thread, size_t(T) * size_t(S));

@@ -19,6 +19,16 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
                        int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim,
                        float scale, float* out, float* scratch);
 
+// One decode query for each of B sequences, each against its own cache (continuous batching:
+// every active slot of a server's KV cache), in one parallel region over (sequence, head) rather
+// than one region per sequence. Sequence b: query q + b * n_heads * head_dim, keys keys[b] and
+// values values[b] (kv_stride floats per position), lengths[b] keys including its new one, output
+// out + b * n_heads * head_dim. Each (sequence, head) computes exactly what attention_forward
+// computes for that sequence alone. scratch: attention_scratch_floats(1, max length) floats.
+void attention_decode_batch(const float* q, const float* const* keys, const float* const* values,
+                            const int64_t* lengths, int64_t batch, int64_t kv_stride, int n_heads, int n_kv_heads,
+                            int head_dim, float scale, float* out, float* scratch);
+
 // Floats of scratch attention_backward needs: the probabilities and their gradient, [T, S] each.
 size_t attention_backward_scratch_floats(int64_t T, int64_t S);
 
