@@ -47,7 +47,7 @@ int run_serve(const std::vector<std::string>& args) {
   p.option("parallel", "N", "requests decoded together, each with its own KV-cache slot (default 4)", &parallel);
   p.option("ctx", 'c', "N", "context per request in tokens, prompt and completion (default 2048)", &ctx);
   p.option("threads", 't', "N", "CPU threads, 0 = all (default 0)", &threads);
-  p.option("api-key", 0, "KEY", "require 'Authorization: Bearer KEY' on /v1/* and /metrics", &api_key);
+  p.option("api-key", 0, "KEY", "require 'Authorization: Bearer KEY' on every endpoint but / (the web page) and /health", &api_key);
   p.option("max-queue", "N", "requests that may wait for a slot; more get 503 with Retry-After (default 64)",
            &max_queue);
   p.option("timeout", "S", "longest a request may run, in seconds (default 600)", &timeout);
