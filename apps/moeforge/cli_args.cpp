@@ -3,6 +3,8 @@
 // the argument after an option is always its value, even one starting with '-' (a negative number).
 #include "cli_args.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <sstream>
@@ -88,6 +90,57 @@ void ArgParser::repeated(const std::string& name, const std::string& metavar, co
   add(name, 0, metavar, help + " (repeatable)").set = [out](const std::string& v) { out->push_back(v); };
 }
 
+void ArgParser::alias(const std::string& spelling, const std::string& option_name) {
+  Spec* s = find_long(option_name);
+  MF_CHECK(s, "alias ", spelling, " names no option --", option_name);
+  MF_CHECK(spelling.size() >= 2 && spelling[0] == '-' && !find_alias(spelling), "alias ", spelling,
+           " is not an option spelling or is taken");
+  s->aliases.push_back(spelling);
+}
+
+ArgParser::Spec* ArgParser::find_alias(const std::string& spelling) {
+  for (auto& s : specs_)
+    for (const auto& a : s.aliases)
+      if (a == spelling) return &s;
+  return nullptr;
+}
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string ArgParser::unknown_option_message(const std::string& shown) const {
+  // The nearest long name or alias, when it is close enough to be a typo of it.
+  const std::string typed = shown.substr(shown.find_first_not_of('-'));
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, typed.size() / 3) + 1;
+  auto consider = [&](const std::string& candidate, const std::string& as_typed) {
+    const size_t d = edit_distance(typed, candidate);
+    if (d < best_distance) best_distance = d, best = as_typed;
+  };
+  for (const auto& s : specs_) {
+    consider(s.name, "--" + s.name);
+    for (const auto& a : s.aliases) consider(a.substr(a.find_first_not_of('-')), a);
+  }
+  consider("help", "--help");
+  return "unknown option '" + shown + "'" + (best.empty() ? "" : " (did you mean " + best + "?)") + " (see --help)";
+}
+
 ArgParser::Spec* ArgParser::find_long(const std::string& name) {
   for (auto& s : specs_)
     if (s.name == name) return &s;
@@ -111,7 +164,15 @@ bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_o
     std::string value;
     bool inline_value = false;
     std::string shown = a;
-    if (a.rfind("--", 0) == 0 && a.size() > 2) {
+    const std::string spelled = a.substr(0, a.find('='));
+    if (Spec* aliased = find_alias(spelled)) {
+      s = aliased;
+      shown = spelled;
+      if (spelled.size() < a.size()) {
+        value = a.substr(spelled.size() + 1);
+        inline_value = true;
+      }
+    } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
       std::string name = a.substr(2);
       size_t eq = name.find('=');
       if (eq != std::string::npos) {
@@ -123,10 +184,12 @@ bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_o
       shown = "--" + name;
     } else if (a.size() == 2 && a[0] == '-' && a[1] != '-') {
       s = find_short(a[1]);
+    } else if (a.size() > 2 && a[0] == '-' && a[1] != '-' && !std::isdigit(static_cast<unsigned char>(a[1]))) {
+      shown = a;  // "-temp": an unknown multi-letter short form
     } else {
       fail("unexpected argument '", a, "' (see --help)");
     }
-    MF_CHECK(s, "unknown option '", shown, "' (see --help)");
+    if (!s) fail(unknown_option_message(shown));
     if (!s->takes_value) {
       MF_CHECK(!inline_value, "option ", shown, " takes no value");
       s->set("");
@@ -152,6 +215,7 @@ std::string ArgParser::help() const {
     std::string left = "  ";
     left += s.short_name ? std::string("-") + s.short_name + ", " : "    ";
     left += "--" + s.name;
+    for (const auto& a : s.aliases) left += ", " + a;
     if (s.takes_value) left += " " + s.metavar;
     if (left.size() < 30) left.resize(30, ' ');
     else left += "  ";

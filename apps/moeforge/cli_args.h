@@ -23,6 +23,9 @@ class ArgParser {
   void option(const std::string& name, const std::string& metavar, const std::string& help, uint64_t* out);
   void repeated(const std::string& name, const std::string& metavar, const std::string& help,
                 std::vector<std::string>* out);
+  // Another spelling of an option, exactly as typed, e.g. "-n", "--temp" or "-sys" (the forms
+  // llama.cpp users type); help lists it beside the option.
+  void alias(const std::string& spelling, const std::string& option_name);
 
   // Parses `args` (without the program/subcommand name). Returns false when --help/-h was
   // given, after writing help() to `help_out`. Throws mf::Error for an unknown option, a
@@ -37,10 +40,14 @@ class ArgParser {
     std::string metavar, help;
     bool takes_value = true, required = false, seen = false;
     std::function<void(const std::string&)> set;
+    std::vector<std::string> aliases;
   };
   Spec& add(const std::string& name, char short_name, const std::string& metavar, const std::string& help);
   Spec* find_long(const std::string& name);
   Spec* find_short(char c);
+  Spec* find_alias(const std::string& spelling);
+  // "unknown option '--temprature' (did you mean --temperature?)"
+  std::string unknown_option_message(const std::string& shown) const;
 
   std::string usage_, summary_;
   std::vector<Spec> specs_;

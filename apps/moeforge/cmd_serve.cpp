@@ -45,7 +45,9 @@ int run_serve(const std::vector<std::string>& args) {
   p.option("host", 0, "ADDR", "address to listen on (default 127.0.0.1: this machine only)", &host);
   p.option("port", "N", "port (default 8080; 0: any free port, printed at start)", &port);
   p.option("parallel", "N", "requests decoded together, each with its own KV-cache slot (default 4)", &parallel);
+  p.alias("-np", "parallel");
   p.option("ctx", 'c', "N", "context per request in tokens, prompt and completion (default 2048)", &ctx);
+  p.alias("--ctx-size", "ctx");
   p.option("threads", 't', "N", "CPU threads, 0 = all (default 0)", &threads);
   p.option("api-key", 0, "KEY", "require 'Authorization: Bearer KEY' on every endpoint but / (the web page) and /health", &api_key);
   p.option("max-queue", "N", "requests that may wait for a slot; more get 503 with Retry-After (default 64)",

@@ -32,6 +32,15 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.option("device", 0, "auto|cpu|cuda", "where to run; auto = cuda when a GPU is present and the CUDA path "
            "runs the model (default auto)", &f.device);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
+  // The spellings llama.cpp's tools take for the same options.
+  p.alias("-sys", "system");
+  p.alias("--temp", "temperature");
+  p.alias("-s", "seed");
+  p.alias("-n", "max-tokens");
+  p.alias("--n-predict", "max-tokens");
+  p.alias("-t", "threads");
+  p.alias("-c", "ctx");
+  p.alias("--ctx-size", "ctx");
 }
 
 bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args) {

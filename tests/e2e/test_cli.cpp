@@ -72,6 +72,22 @@ TEST_F(Cli, BadFlagsAreUsageErrors) {
   EXPECT_TRUE(has(r.err, "/definitely/not/here: no such file or directory")) << r.err;
 }
 
+TEST_F(Cli, LlamaCppFlagSpellingsAndTypoSuggestions) {
+  auto r = run({"generate", "-m", "x.gguf", "-p", "hi", "--temprature", "0"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_TRUE(has(r.err, "did you mean --temperature?")) << r.err;
+  r = run({"generate", "--help"});
+  for (std::string spelled : {"--max-tokens, -n, --n-predict", "--temperature, --temp", "--system, -sys", "--seed, -s",
+                              "--threads, -t", "--ctx, -c, --ctx-size"})
+    EXPECT_TRUE(has(r.out, spelled)) << spelled << "\n" << r.out;
+  r = run({"serve", "--help"});
+  EXPECT_TRUE(has(r.out, "--parallel, -np")) << r.out;
+  // The aliases parse: a bad value is reported under the option's own name.
+  r = run({"generate", "-m", "x.gguf", "-p", "hi", "-n", "many"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_TRUE(has(r.err, "--max-tokens: expected an integer, got 'many'")) << r.err;
+}
+
 TEST_F(Cli, HfDirectoryWithoutTokenizerIsAClearError) {
   fs::path dir = fs::temp_directory_path() / ("moeforge_notok_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -120,6 +136,16 @@ TEST_F(SmolLM2, GreedyChatAnswerMentionsParis) {
   EXPECT_FALSE(has(r.out, "<|im_end|>")) << r.out;
   EXPECT_TRUE(has(r.err, "decode:")) << r.err;
   EXPECT_TRUE(has(r.err, "tok/s")) << r.err;
+}
+
+TEST_F(SmolLM2, LlamaCppSpellingsGiveTheSameAnswer) {
+  auto a = run({"generate", "-m", gguf_, "-p", "The capital of France is", "--temperature", "0", "--max-tokens", "8"});
+  skip_if_unbuilt(a);
+  if (IsSkipped()) return;
+  auto b = run({"generate", "-m", gguf_, "-p", "The capital of France is", "--temp", "0", "-n", "8", "-t", "2"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
 }
 
 TEST_F(SmolLM2, PipedChatTwoTurns) {

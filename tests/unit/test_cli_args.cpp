@@ -78,3 +78,36 @@ TEST(CliArgs, ClearErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliArgs, LlamaCppSpellingsAreAliasesAndListedInHelp) {
+  std::string model, system;
+  int max_tokens = 0;
+  float temperature = 1;
+  mf::ArgParser p("moeforge generate -m PATH", "summary");
+  p.option("model", 'm', "PATH", "model", &model, true);
+  p.option("system", 0, "TEXT", "system prompt", &system);
+  p.option("max-tokens", "N", "most tokens", &max_tokens);
+  p.option("temperature", "T", "temperature", &temperature);
+  p.alias("-n", "max-tokens");
+  p.alias("--temp", "temperature");
+  p.alias("-sys", "system");
+  std::ostringstream help;
+  ASSERT_TRUE(p.parse({"-m", "x", "-n", "7", "--temp=0.25", "-sys", "be brief"}, help));
+  EXPECT_EQ(max_tokens, 7);
+  EXPECT_FLOAT_EQ(temperature, 0.25f);
+  EXPECT_EQ(system, "be brief");
+  EXPECT_NE(p.help().find("--max-tokens, -n N"), std::string::npos) << p.help();
+  EXPECT_THROW(p.alias("-n", "temperature"), mf::Error);     // taken
+  EXPECT_THROW(p.alias("-q", "no-such-option"), mf::Error);  // names nothing
+}
+
+TEST(CliArgs, UnknownOptionsSuggestTheNearestOne) {
+  expect_error({"-m", "x", "--temprature", "0"}, "did you mean --temperature?");
+  expect_error({"-m", "x", "--max-token", "3"}, "did you mean --max-tokens?");
+  expect_error({"-m", "x", "-temp", "0"}, "unknown option '-temp'");
+  expect_error({"-m", "x", "--zzzzzzzz"}, "unknown option '--zzzzzzzz' (see --help)");
+}
+
+}  // namespace
