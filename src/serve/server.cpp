@@ -216,6 +216,11 @@ Server::Server(const ModelBundle& bundle, const ModelConfig& config, BatchEngine
   // Each streamed token is a small write: without TCP_NODELAY, Nagle's algorithm holds it until
   // the client's delayed ACK, adding tens of milliseconds to inter-token latency.
   http_->set_tcp_nodelay(true);
+  // httplib closes a kept-alive connection after 5 requests by default; a client that sends its
+  // next request at that moment sees the connection drop. Keep busy connections open; idle ones
+  // still close after httplib's 5 s (a longer idle time would also hold up a clean shutdown, which
+  // waits for the connection threads).
+  http_->set_keep_alive_max_count(100000);
   http_->set_read_timeout(opts_.timeout_seconds, 0);
   http_->set_write_timeout(opts_.timeout_seconds, 0);
   routes();
