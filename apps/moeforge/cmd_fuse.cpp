@@ -1,6 +1,7 @@
 // moeforge fuse RECIPE.yaml and moeforge upcycle -m MODEL --experts E: dense models into a
 // Mixtral-layout MoE directory (config, safetensors, tokenizer, chat template).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -58,8 +59,9 @@ int run_fuse(const std::vector<std::string>& args_in) {
   p.flag("quiet", "no progress messages", &quiet);
   if (!parse_or_usage(p, args)) return 0;
   if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge fuse RECIPE.yaml");
+  // -o stands for the recipe's output key, so a recipe without one runs with it.
+  if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
   FuseRecipe r = load_fuse_recipe(recipe_path, sets);
-  if (!output.empty()) r.output = output;
   Timer timer;
   auto log = [&](const std::string& m) {
     if (!quiet) std::fprintf(stderr, "[fuse %.0fs] %s\n", timer.seconds(), m.c_str());

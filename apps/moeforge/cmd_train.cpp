@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -48,10 +49,12 @@ int run_train(const std::vector<std::string>& args_in) {
   if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");
   if (threads > 0) omp_set_num_threads(threads);
 
+  // -o stands for the recipe's output key, so a recipe without one runs with it (a path typed on
+  // the command line is relative to the working directory).
+  if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
   Recipe r = load_recipe(recipe_path, sets);
   if (max_steps > 0) r.trainer.steps = max_steps;
   if (max_minutes > 0) r.trainer.max_minutes = max_minutes;
-  if (!output.empty()) r.trainer.out_dir = output;
   r.trainer.resume = resume;
   r.trainer.progress = !quiet;
 

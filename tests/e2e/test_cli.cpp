@@ -88,6 +88,30 @@ TEST_F(Cli, LlamaCppFlagSpellingsAndTypoSuggestions) {
   EXPECT_TRUE(has(r.err, "--max-tokens: expected an integer, got 'many'")) << r.err;
 }
 
+TEST_F(Cli, DashOStandsForTheRecipesOutput) {
+  const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_o_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream corpus(dir / "c.txt");
+    for (int i = 0; i < 100; ++i) corpus << "the river ran past the mill. bakers sold bread.\n";
+  }
+  // No 'output' key: the recipe alone is refused, with -o it runs there.
+  std::ofstream(dir / "r.yaml") << "model:\n  init: scratch\n"
+                                   "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, "
+                                   "num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, "
+                                   "max_position_embeddings: 128, tie_word_embeddings: true}\n"
+                                   "tokenizer: char\n"
+                                   "data: {train: c.txt, valid_fraction: 0.1}\n"
+                                   "train: {steps: 2, batch: 2, seq_len: 16, eval_windows: 1}\n";
+  auto r = run({"train", (dir / "r.yaml").string(), "--quiet"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_TRUE(has(r.err, "'output' (the run directory) is required")) << r.err;
+  r = run({"train", (dir / "r.yaml").string(), "-o", (dir / "run").string(), "--quiet"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "run" / "model" / "config.json"));
+  fs::remove_all(dir);
+}
+
 TEST_F(Cli, HfDirectoryWithoutTokenizerIsAClearError) {
   fs::path dir = fs::temp_directory_path() / ("moeforge_notok_" + std::to_string(::getpid()));
   fs::create_directories(dir);
