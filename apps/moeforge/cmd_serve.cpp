@@ -3,10 +3,8 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <thread>
 
-#include <omp.h>
 
 #include "commands.h"
 #include "common.h"

@@ -34,6 +34,15 @@ void header(std::ostringstream& o, const char* name, const char* type, const cha
   o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
 }
 
+// One unlabelled metric: its HELP and TYPE lines and its value.
+template <typename T>
+void metric(std::ostringstream& o, const char* name, const char* type, const char* help, T value) {
+  header(o, name, type, help);
+  o << name << ' ' << value << '\n';
+}
+
+double per_second(double count, double seconds) { return seconds > 0 ? count / seconds : 0.0; }
+
 }  // namespace
 
 std::string prometheus_metrics(const MetricsInput& in) {
@@ -43,33 +52,23 @@ std::string prometheus_metrics(const MetricsInput& in) {
   header(o, "moeforge_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
   for (const auto& [key, n] : in.requests)
     o << "moeforge_requests_total{endpoint=\"" << label(key.first) << "\",status=\"" << key.second << "\"} " << n << '\n';
-  header(o, "moeforge_prompt_tokens_total", "counter", "Prompt tokens of the sequences admitted.");
-  o << "moeforge_prompt_tokens_total " << e.prompt_tokens << '\n';
-  header(o, "moeforge_prefilled_tokens_total", "counter", "Prompt tokens computed (the rest came from the prompt cache).");
-  o << "moeforge_prefilled_tokens_total " << e.prefilled_tokens << '\n';
-  header(o, "moeforge_generated_tokens_total", "counter", "Tokens generated.");
-  o << "moeforge_generated_tokens_total " << e.generated_tokens << '\n';
-  header(o, "moeforge_sequences_finished_total", "counter", "Sequences finished, cancelled or failed.");
-  o << "moeforge_sequences_finished_total " << e.sequences_finished << '\n';
-  header(o, "moeforge_sequences_cancelled_total", "counter",
-         "Sequences cancelled: the client went away or the request ran past --timeout.");
-  o << "moeforge_sequences_cancelled_total " << e.sequences_cancelled << '\n';
-  header(o, "moeforge_decode_steps_total", "counter", "Batched decode steps.");
-  o << "moeforge_decode_steps_total " << e.decode_steps << '\n';
-  header(o, "moeforge_queue_depth", "gauge", "Requests waiting for a slot.");
-  o << "moeforge_queue_depth " << e.queued << '\n';
-  header(o, "moeforge_active_slots", "gauge", "Slots serving a sequence.");
-  o << "moeforge_active_slots " << e.active << '\n';
-  header(o, "moeforge_slots", "gauge", "Slots (--parallel).");
-  o << "moeforge_slots " << e.parallel << '\n';
-  header(o, "moeforge_decode_tokens_per_second", "gauge", "Generated tokens per second of decode time since start.");
-  o << "moeforge_decode_tokens_per_second " << (e.decode_seconds > 0 ? double(e.generated_tokens) / e.decode_seconds : 0.0)
-    << '\n';
-  header(o, "moeforge_prefill_tokens_per_second", "gauge", "Prompt tokens per second of prefill time since start.");
-  o << "moeforge_prefill_tokens_per_second "
-    << (e.prefill_seconds > 0 ? double(e.prefilled_tokens) / e.prefill_seconds : 0.0) << '\n';
-  header(o, "moeforge_uptime_seconds", "gauge", "Seconds since the server started.");
-  o << "moeforge_uptime_seconds " << in.uptime_seconds << '\n';
+  metric(o, "moeforge_prompt_tokens_total", "counter", "Prompt tokens of the sequences admitted.", e.prompt_tokens);
+  metric(o, "moeforge_prefilled_tokens_total", "counter",
+         "Prompt tokens computed (the rest came from the prompt cache).", e.prefilled_tokens);
+  metric(o, "moeforge_generated_tokens_total", "counter", "Tokens generated.", e.generated_tokens);
+  metric(o, "moeforge_sequences_finished_total", "counter", "Sequences finished, cancelled or failed.",
+         e.sequences_finished);
+  metric(o, "moeforge_sequences_cancelled_total", "counter",
+         "Sequences cancelled: the client went away or the request ran past --timeout.", e.sequences_cancelled);
+  metric(o, "moeforge_decode_steps_total", "counter", "Batched decode steps.", e.decode_steps);
+  metric(o, "moeforge_queue_depth", "gauge", "Requests waiting for a slot.", e.queued);
+  metric(o, "moeforge_active_slots", "gauge", "Slots serving a sequence.", e.active);
+  metric(o, "moeforge_slots", "gauge", "Slots (--parallel).", e.parallel);
+  metric(o, "moeforge_decode_tokens_per_second", "gauge", "Generated tokens per second of decode time since start.",
+         per_second(double(e.generated_tokens), e.decode_seconds));
+  metric(o, "moeforge_prefill_tokens_per_second", "gauge", "Prompt tokens per second of prefill time since start.",
+         per_second(double(e.prefilled_tokens), e.prefill_seconds));
+  metric(o, "moeforge_uptime_seconds", "gauge", "Seconds since the server started.", in.uptime_seconds);
   if (!e.moe_layers.empty()) {
     header(o, "moeforge_expert_selections_total", "counter",
            "Router top-k selections per MoE layer and expert, over every token that produced logits.");

@@ -51,11 +51,10 @@ SequenceSink sink_into(const std::shared_ptr<Channel>& ch) {
 }
 
 // Takes what the engine produced so far, waiting up to `wait`; false once finished and drained.
-bool take(Channel& ch, std::deque<TokenEvent>& out, bool& finished, std::chrono::milliseconds wait) {
+bool take(Channel& ch, std::deque<TokenEvent>& out, std::chrono::milliseconds wait) {
   std::unique_lock lock(ch.mutex);
   ch.ready.wait_for(lock, wait, [&] { return !ch.events.empty() || ch.finished; });
   out.swap(ch.events);
-  finished = ch.finished && out.empty() ? true : ch.finished;
   return !(ch.finished && out.empty());
 }
 
@@ -113,9 +112,8 @@ void answer(const std::shared_ptr<Job>& job, bool chat, httplib::Response& res, 
     std::vector<TokenLogprob> logprobs;
     nlohmann::json routes = nlohmann::json::array();
     std::deque<TokenEvent> events;
-    bool finished = false;
     for (bool more = true; more;) {
-      more = take(*job->channel, events, finished, std::chrono::milliseconds(200));
+      more = take(*job->channel, events, std::chrono::milliseconds(200));
       for (const TokenEvent& e : events) {
         text += e.text;
         if (cr.logprobs) logprobs.push_back(logprob_entry(tok, e));
@@ -170,9 +168,8 @@ void answer(const std::shared_ptr<Job>& job, bool chat, httplib::Response& res, 
                                                     std::string(), std::nullopt, nullptr, usage))))
           return false;
         std::deque<TokenEvent> events;
-        bool finished = false;
         for (bool more = true; more;) {
-          more = take(*job->channel, events, finished, std::chrono::milliseconds(100));
+          more = take(*job->channel, events, std::chrono::milliseconds(100));
           for (const TokenEvent& e : events) {
             std::vector<TokenLogprob> lps;
             if (cr.logprobs) lps.push_back(logprob_entry(tok, e));
