@@ -162,6 +162,10 @@ def main():
             check(ok, f"{what}: {got}")
         st, _, body = s.raw("POST", "/v1/chat/completions", b"{not json")
         check(st == 400 and b"not valid JSON" in body, f"malformed JSON: {st}")
+        # Hostile nesting: 3 million levels inside the body limit, a clear 400 and a live server.
+        st, _, body = s.raw("POST", "/v1/chat/completions", b'{"messages":' + b"[" * 3000000 + b"]" * 3000000 + b"}")
+        check(st == 400 and b"messages[0]" in body and s.raw("GET", "/health")[0] == 200,
+              f"3,000,000 nested arrays: {st}, server alive")
         st, _, body = s.raw("POST", "/v1/chat/completions", b'{"messages": "' + b"a" * (9 << 20) + b'"}')
         check(st == 413 and b"request_too_large" in body, f"a 9 MiB body: {st}")
 
