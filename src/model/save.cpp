@@ -39,6 +39,8 @@ void add_moe_renames(const ModelConfig& from, const ModelConfig& to, int layer,
 void add_qwen2_moe_zeros(const ModelConfig& c, std::vector<std::pair<std::string, Tensor>>& tensors) {
   const int64_t H = c.hidden_size, D = c.effective_head_dim();
   std::vector<std::pair<std::string, Tensor>> out;
+  ModelConfig qwen = c;  // for Qwen2-MoE's tensor names
+  qwen.model_type = "qwen2_moe";
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerNames n = layer_names(l);
     if (!c.attention_bias) {
@@ -47,8 +49,6 @@ void add_qwen2_moe_zeros(const ModelConfig& c, std::vector<std::pair<std::string
       out.emplace_back(n.attn_bias('v'), Tensor::zeros(DType::F32, {c.num_kv_heads * D}));
     }
     if (c.layer_is_moe(l) && c.shared_expert_intermediate_size == 0) {
-      ModelConfig qwen = c;
-      qwen.model_type = "qwen2_moe";
       const MoeNames m = moe_names(qwen, l);
       out.emplace_back(m.shared(kMlpGate), Tensor::zeros(DType::F32, {0, H}));
       out.emplace_back(m.shared(kMlpUp), Tensor::zeros(DType::F32, {0, H}));
