@@ -12,6 +12,7 @@
 #include "core/timer.h"
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
+#include "serve/idle_connections.h"
 #include "serve/openai_json.h"
 #include "serve/web_page.inc"
 
@@ -214,10 +215,12 @@ Server::Server(const ModelBundle& bundle, const ModelConfig& config, BatchEngine
   // the client's delayed ACK, adding tens of milliseconds to inter-token latency.
   http_->set_tcp_nodelay(true);
   // httplib closes a kept-alive connection after 5 requests by default; a client that sends its
-  // next request at that moment sees the connection drop. Keep busy connections open; idle ones
-  // still close after httplib's 5 s (a longer idle time would also hold up a clean shutdown, which
-  // waits for the connection threads).
+  // next request at that moment sees the connection drop. Keep busy connections open.
   http_->set_keep_alive_max_count(100000);
+  // An idle connection must outlive the client pools' own idle expiry (5 s in httpx, which the
+  // openai client uses, and in Node): with httplib's 5 s both ends gave up at the same moment
+  // and a request sent then met a closed connection. stop() ends idle connections at once.
+  http_->set_keep_alive_timeout(kKeepAliveIdleSeconds);
   http_->set_read_timeout(opts_.timeout_seconds, 0);
   http_->set_write_timeout(opts_.timeout_seconds, 0);
   routes();
@@ -238,7 +241,10 @@ void Server::bind() {
 
 void Server::listen() { http_->listen_after_bind(); }
 
-void Server::stop() { http_->stop(); }
+void Server::stop() {
+  http_->stop();
+  shut_reading_side_of_connections(port_);
+}
 
 void Server::routes() {
   httplib::Server& s = *http_;

@@ -18,6 +18,9 @@ class Server;
 
 namespace mf {
 
+// How long a kept-alive connection may wait for its next request (docs/serve.md).
+inline constexpr int kKeepAliveIdleSeconds = 15;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                     // 0: any free port (bound_port() tells which)
@@ -38,7 +41,8 @@ class Server {
   void bind();
   int bound_port() const { return port_; }
   void listen();
-  // Stops accepting connections; requests in flight finish first (call engine.drain() before).
+  // Stops accepting connections and closes idle kept-alive ones; responses being written finish
+  // (call engine.drain() before, so that every request in flight has its answer).
   void stop();
 
  private:

@@ -205,9 +205,24 @@ def main():
         check(s.metric("moeforge_generated_tokens_total") > generated, "metrics count generated tokens")
         met = s.raw("GET", "/metrics")[2].decode()
         check('moeforge_expert_selections_total{layer="0",expert="A"}' in met, "per-layer expert load in /metrics")
+        # A kept-alive connection idle past the 5 s after which client pools (httpx, Node) drop
+        # theirs still answers: the client, not the server, ends it, so no request meets a
+        # connection closing under it. It stays open over SIGTERM below.
+        idle = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        statuses = []
+        for pause in (0, 6):
+            time.sleep(pause)
+            idle.request("GET", "/health")
+            r = idle.getresponse()
+            r.read()
+            statuses.append(r.status)
+        check(statuses == [200, 200], f"a kept-alive connection idle for 6 s still answers ({statuses})")
     finally:
+        stop_started = time.time()
         rc = s.stop()
+    stop_seconds = time.time() - stop_started
     check(rc == 0, f"SIGTERM: exit status {rc}")
+    check(stop_seconds < 3, f"SIGTERM does not wait for an idle kept-alive connection ({stop_seconds:.1f} s)")
 
     # Authentication, a full queue, and SIGTERM with a request in flight.
     s = Server(model, "--parallel", "1", "--max-queue", "0", "--api-key", "sesame")

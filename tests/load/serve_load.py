@@ -70,7 +70,8 @@ def main():
             except Exception as e:  # noqa: BLE001 - any other failure is a finding
                 with lock:
                     counts["other"] += 1
-                    errors.append(repr(e))
+                    # The cause names the transport failure (reset, early close, timeout).
+                    errors.append(f"{e!r} at {time.time() - start:.1f} s, cause {e.__cause__!r}")
 
     start = time.time()
     with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
