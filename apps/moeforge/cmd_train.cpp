@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "common.h"
 #include "device_choice.h"
+#include "dist/launch.h"
 #include "model/config.h"
 #include "model/tensor_names.h"
 #include "train/freeze.h"
@@ -18,6 +19,48 @@
 #include "train/trainer.h"
 
 namespace mf::cli {
+
+namespace {
+
+// One rank's run (the whole run in a job of one process): the recipe, the session, the trainer.
+int train_one_rank(const std::string& recipe_path, std::vector<std::string> sets, const std::string& output,
+                   int max_steps, float max_minutes, bool resume, bool quiet, const std::string& device,
+                   Communicator& comm) {
+  // Rank 0 alone prints and writes; the other ranks train silently beside it.
+  const bool root = comm.rank() == 0;
+  if (!root) quiet = true;
+
+  // -o stands for the recipe's output key, so a recipe without one runs with it (a path typed on
+  // the command line is relative to the working directory).
+  if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
+  Recipe r = load_recipe(recipe_path, sets);
+  if (max_steps > 0) r.trainer.steps = max_steps;
+  if (max_minutes > 0) r.trainer.max_minutes = max_minutes;
+  r.trainer.resume = resume;
+  r.trainer.progress = !quiet;
+
+  std::unique_ptr<TrainingSession> session = prepare_training_session(r, quiet);
+  const auto frozen = make_freeze_predicate(r.freeze, session->weights);
+  const int64_t total = count_parameters(session->weights.config, false);
+  int64_t trainable = 0;
+  for (const auto& [name, t] : session->weights.tensors)
+    if (is_trainable(name, frozen)) trainable += t.numel();
+  RunModel model = make_training_model(std::move(session->weights), frozen, device, quiet);
+  if (!quiet)
+    std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %s tokenizer of %d, %s\n", r.path.c_str(),
+                 (long long)total, (long long)trainable, session->tokenizer->kind.c_str(),
+                 session->tokenizer->vocab_size(), session->data_sizes.c_str());
+  Trainer trainer(*model.model, *session->data, session->recipe.trainer);
+  trainer.set_communicator(comm);
+  trainer.set_export_hook([&](const std::string& dir) { write_session_tokenizer(*session, dir); });
+  const TrainResult result = trainer.run();
+  if (!root) return 0;
+  const nlohmann::json summary = finish_training_session(*session, result, quiet);
+  std::cout << summary.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
 
 int run_train(const std::vector<std::string>& args_in) {
   std::vector<std::string> args = args_in;
@@ -49,31 +92,19 @@ int run_train(const std::vector<std::string>& args_in) {
   if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");
   if (threads > 0) omp_set_num_threads(threads);
 
-  // -o stands for the recipe's output key, so a recipe without one runs with it (a path typed on
-  // the command line is relative to the working directory).
-  if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
-  Recipe r = load_recipe(recipe_path, sets);
-  if (max_steps > 0) r.trainer.steps = max_steps;
-  if (max_minutes > 0) r.trainer.max_minutes = max_minutes;
-  r.trainer.resume = resume;
-  r.trainer.progress = !quiet;
-
-  std::unique_ptr<TrainingSession> session = prepare_training_session(r, quiet);
-  const auto frozen = make_freeze_predicate(r.freeze, session->weights);
-  const int64_t total = count_parameters(session->weights.config, false);
-  int64_t trainable = 0;
-  for (const auto& [name, t] : session->weights.tensors)
-    if (is_trainable(name, frozen)) trainable += t.numel();
-  RunModel model = make_training_model(std::move(session->weights), frozen, device, quiet);
-  if (!quiet)
-    std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %s tokenizer of %d, %s\n", r.path.c_str(),
-                 (long long)total, (long long)trainable, session->tokenizer->kind.c_str(),
-                 session->tokenizer->vocab_size(), session->data_sizes.c_str());
-  Trainer trainer(*model.model, *session->data, session->recipe.trainer);
-  trainer.set_export_hook([&](const std::string& dir) { write_session_tokenizer(*session, dir); });
-  const nlohmann::json summary = finish_training_session(*session, trainer.run(), quiet);
-  std::cout << summary.dump() << std::endl;
-  return 0;
+  // Under mpirun this process is one rank of a data-parallel job (docs/distributed.md); alone,
+  // a job of one process that makes no MPI call.
+  const std::unique_ptr<Communicator> comm = make_communicator();
+  if (comm->size() == 1) return train_one_rank(recipe_path, sets, output, max_steps, max_minutes, resume, quiet,
+                                               device, *comm);
+  try {
+    return train_one_rank(recipe_path, sets, output, max_steps, max_minutes, resume, quiet, device, *comm);
+  } catch (const std::exception& e) {
+    // The other ranks would wait for this one in their next collective: end the whole job.
+    std::fprintf(stderr, "moeforge train: error on rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
 }
 
 }  // namespace mf::cli

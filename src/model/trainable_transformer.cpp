@@ -11,6 +11,7 @@
 #include "model/attention_train.h"
 #include "model/blocks.h"
 #include "model/ffn_train.h"
+#include "model/grad_parts.h"
 #include "model/layer_weights.h"
 #include "model/lm_head_train.h"
 #include "model/tensor_names.h"
@@ -177,6 +178,12 @@ void TrainableTransformer::reset_routing_stats() {
   for (RoutingTally& t : impl_->tallies) t.reset();
 }
 
+void TrainableTransformer::set_routing_stats(std::vector<RoutingTally> tallies) {
+  MF_CHECK(tallies.size() == impl_->tallies.size(), "set_routing_stats: ", tallies.size(), " tallies for ",
+           impl_->tallies.size(), " MoE layers");
+  impl_->tallies = std::move(tallies);
+}
+
 bool TrainableTransformer::update_selection_bias(float rate) {
   const ModelConfig& c = impl_->weights.config;
   bool any = false;
@@ -256,6 +263,10 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   float* dx = backward ? S.dx.data() : nullptr;
   loss.lm_sum = lm_head_train(c, m.bound, m.head_grads, x, targets, lm_scale, dx, S.head);
   if (!backward) return loss;
+  auto grads_done = [&](int part) {
+    if (opts.on_grads_done) opts.on_grads_done(part);
+  };
+  grads_done(kHeadGradPart);
 
   // ---------------------------------------------------------------- backward
   for (int l = c.num_layers - 1; l >= 0; --l) {
@@ -264,8 +275,10 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     const LayerGrads& G = m.layer_grads[size_t(l)];
     ffn_train_backward(c, L, G.ffn, sb, pass, A.ffn, dx, S.ffn);
     attention_train_backward(c, L, G.attn, sb, A.attn, dx, S.attn);
+    grads_done(layer_grad_part(c, l));
   }
   if (m.embed_grad) embed_tokens_backward(tokens.data(), N, dx, H, c.vocab_size, m.embed_grad);
+  grads_done(embedding_grad_part(c));
   return loss;
 }
 

@@ -43,6 +43,9 @@ class TrainableTransformer {
   // reset (evaluation does not count): load, drops, capacity, entropy, aux losses.
   const std::vector<RoutingTally>& routing_stats() const;
   void reset_routing_stats();
+  // Replaces them (a data-parallel step: the whole job's statistics, summed over its ranks).
+  // Throws mf::Error if the count of MoE layers differs.
+  void set_routing_stats(std::vector<RoutingTally> tallies);
   // Auxiliary-loss-free balancing (DeepSeek-V3): every router with a selection bias moves
   // each expert's bias by `rate` towards balance, +rate if the expert took fewer rows than
   // the layer's mean since the last reset, -rate if more. Returns false if no layer has one.

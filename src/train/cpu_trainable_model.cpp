@@ -39,6 +39,15 @@ std::vector<std::string> CpuTrainableModel::trainable_names() const {
   return names;
 }
 
+std::vector<std::pair<std::string, std::span<float>>> CpuTrainableModel::host_gradients() {
+  // trainable_params() and gradients() walk the same tensors in the same (name) order.
+  const std::vector<TrainableParam> params = model_.trainable_params();
+  const std::vector<std::span<float>> grads = model_.gradients();
+  std::vector<std::pair<std::string, std::span<float>>> out;
+  for (size_t i = 0; i < params.size(); ++i) out.emplace_back(params[i].name, grads[i]);
+  return out;
+}
+
 std::unique_ptr<Optimizer> CpuTrainableModel::make_optimizer(const OptimizerSpec& spec) {
   return std::make_unique<HostAdamW>(model_, spec);
 }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 #include "model/trainable_transformer.h"
 #include "train/optimizer.h"
@@ -65,6 +66,19 @@ class TrainableModel {
   virtual std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) = 0;
   // "cpu", or the GPU's description.
   virtual std::string device() const = 0;
+
+  // Data-parallel training (train/data_parallel) sums every rank's gradients between backward and
+  // the update, through host memory. A model whose gradients live elsewhere refuses by name.
+  // Each trainable tensor's name and writable gradient, in trainable_names() order.
+  virtual std::vector<std::pair<std::string, std::span<float>>> host_gradients() {
+    fail("distributed training sums gradients in host memory, which the ", device(), " model does not keep; "
+         "train with --device cpu under mpirun");
+  }
+  // Replaces the routing statistics of the step with the whole job's (the balancing rule and the
+  // metrics then see every rank's micro-batches).
+  virtual void set_routing_stats(std::vector<RoutingTally> tallies) {
+    fail("distributed training is not available for the ", device(), " model; train with --device cpu under mpirun");
+  }
 };
 
 // The CPU model as a TrainableModel: the optimizer is the host AdamW over its fp32 master copies.
@@ -88,6 +102,8 @@ class CpuTrainableModel final : public TrainableModel {
   std::vector<std::string> trainable_names() const override;
   std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) override;
   std::string device() const override { return "cpu"; }
+  std::vector<std::pair<std::string, std::span<float>>> host_gradients() override;
+  void set_routing_stats(std::vector<RoutingTally> tallies) override { model_.set_routing_stats(std::move(tallies)); }
 
  private:
   TrainableTransformer& model_;

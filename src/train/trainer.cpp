@@ -70,15 +70,26 @@ void Trainer::make_optimizer() {
   };
   spec.betas = AdamW::Betas{cfg_.beta1, cfg_.beta2, cfg_.eps};
   opt_ = model_.make_optimizer(spec);
+  dp_ = std::make_unique<DataParallel>(one_process_, model_, cfg_.grad_accum);
+}
+
+void Trainer::set_communicator(Communicator& comm) {
+  dp_ = std::make_unique<DataParallel>(comm, model_, cfg_.grad_accum);
 }
 
 double Trainer::evaluate() {
+  // Each rank scores its share of the batches; the sums are added in batch order on every rank.
+  std::vector<TrainingLoss> per_batch(data_.eval_batches());
+  Batch b;
+  for (size_t i = 0; i < per_batch.size(); ++i) {
+    if (!dp_->owns_eval_batch(i)) continue;
+    data_.eval_batch(i, b);
+    per_batch[i] = model_.evaluate(b.tokens, b.targets, b.rows);
+  }
+  dp_->sum_losses(per_batch);
   double sum = 0;
   int64_t count = 0;
-  Batch b;
-  for (size_t i = 0; i < data_.eval_batches(); ++i) {
-    data_.eval_batch(i, b);
-    const TrainingLoss l = model_.evaluate(b.tokens, b.targets, b.rows);
+  for (const TrainingLoss& l : per_batch) {
     sum += l.lm_sum;
     count += l.lm_tokens;
   }
@@ -245,10 +256,19 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
   opts.lb_per_sequence = cfg_.lb_per_sequence;
   opts.loss_tokens = std::max<int64_t>(scored, 1);
   model_.reset_routing_stats();
+  // Data parallel: this rank runs its own micro-batches; the last one's backward starts sending
+  // the gradients, and finish_step gives every rank the sums (one process: runs all, sends nothing).
+  std::vector<TrainingLoss> micro_losses(micro.size());
+  dp_->begin_step();
   for (size_t mi = 0; mi < micro.size(); ++mi) {
+    if (!dp_->owns_micro_batch(mi)) continue;
     const Batch& b = micro[mi];
     opts.noise_seed = router_noise_step_seed(cfg_.seed, step, mi);
-    const TrainingLoss l = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
+    opts.on_grads_done = mi == dp_->last_micro_batch() ? dp_->grads_done() : nullptr;
+    micro_losses[mi] = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
+  }
+  dp_->finish_step(micro_losses);
+  for (const TrainingLoss& l : micro_losses) {
     r.loss.lm_sum += l.lm_sum;
     r.loss.lm_tokens += l.lm_tokens;
     r.loss.lb += l.lb / cfg_.grad_accum;
@@ -275,6 +295,8 @@ void Trainer::evaluate_and_track_best(int64_t step, TrainResult& result, nlohman
   // Best-checkpoint tracking: the model at its lowest validation loss so far.
   result.best_valid_loss = result.valid_loss;
   result.best_step = step;
+  rec["best"] = true;
+  if (!dp_->is_root()) return;  // rank 0 alone writes files
   const fs::path best = fs::path(cfg_.out_dir) / "best";
   try {
     export_model(best.string());
@@ -283,7 +305,6 @@ void Trainer::evaluate_and_track_best(int64_t step, TrainResult& result, nlohman
   } catch (const Error& e) {
     fail(e.what(), "; the best model of step ", step, " was not exported, ", stopped_note(step));
   }
-  rec["best"] = true;
 }
 
 std::string Trainer::stopped_note(int64_t step) const {
@@ -291,12 +312,24 @@ std::string Trainer::stopped_note(int64_t step) const {
 }
 
 TrainResult Trainer::run() {
-  fs::create_directories(cfg_.out_dir);
+  // Data parallel: rank 0 alone reads and writes the run directory; the other ranks take its
+  // starting state (fresh or resumed) and train the same steps without writing anything.
+  const bool root = dp_->is_root();
   const std::string metrics_path = (fs::path(cfg_.out_dir) / "metrics.jsonl").string();
   TrainResult result;
   result.out_dir = cfg_.out_dir;
-  int64_t step = start_or_resume(metrics_path, result);
-  std::ofstream log(metrics_path, std::ios::app);
+  int64_t step = 0;
+  if (root) {
+    fs::create_directories(cfg_.out_dir);
+    step = start_or_resume(metrics_path, result);
+  }
+  dp_->share_root_state(*opt_, step, data_);
+  if (dp_->distributed()) {
+    const std::string layout = dp_->layout(cfg_.grad_accum);
+    if (root && cfg_.progress) std::fprintf(stderr, "%s", layout.c_str());
+  }
+  std::ofstream log;
+  if (root) log.open(metrics_path, std::ios::app);
   const WarmupCosine schedule{cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio};
   std::vector<Batch> micro(size_t(cfg_.grad_accum));
   int64_t tokens_seen = 0;
@@ -320,22 +353,34 @@ TrainResult Trainer::run() {
     tokens_seen += r.tokens;
     step_seconds += step_s;
     add_routing_stats(model_.routing_stats(), rec);
-    const bool finished = step == cfg_.steps || (cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
+    if (dp_->distributed()) {
+      const GradientSyncStats& sync = dp_->sync_stats();
+      rec["dist_ranks"] = dp_->comm().size();
+      rec["dist_wait_s"] = sync.wait_seconds;  // all-reduce time not hidden behind backward
+    }
+    // Rank 0's clock decides the time budget for every rank, so all stop at the same step.
+    const bool finished = step == cfg_.steps ||
+                          dp_->agree(cfg_.max_minutes > 0 && wall.seconds() > cfg_.max_minutes * 60);
     // stop_after pauses a run to be resumed: no final evaluation, so the resumed log equals
     // an uninterrupted one.
     const bool last = finished || (cfg_.stop_after > 0 && step >= cfg_.stop_after);
     if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) evaluate_and_track_best(step, result, rec);
-    log << rec.dump() << "\n";
-    log.flush();
-    MF_CHECK(log.good(), metrics_path, ": cannot write the metrics log (disk full?); ", stopped_note(step));
+    if (root) {
+      log << rec.dump() << "\n";
+      log.flush();
+      MF_CHECK(log.good(), metrics_path, ": cannot write the metrics log (disk full?); ", stopped_note(step));
+    }
     if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) {
-      try {
-        save_checkpoint(step);
-      } catch (const Error& e) {
-        fail(e.what(), "; the checkpoint of step ", step, " was not written, ", stopped_note(step));
+      dp_->check_replicas_agree(*opt_);
+      if (root) {
+        try {
+          save_checkpoint(step);
+        } catch (const Error& e) {
+          fail(e.what(), "; the checkpoint of step ", step, " was not written, ", stopped_note(step));
+        }
       }
     }
-    if (cfg_.progress) {
+    if (cfg_.progress && root) {
       const double elapsed = wall.seconds();
       const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
       std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
@@ -350,7 +395,7 @@ TrainResult Trainer::run() {
   result.wall_s = wall.seconds();
   result.tokens_per_s = double(tokens_seen) / std::max(step_seconds, 1e-9);
   result.model_dir = (fs::path(cfg_.out_dir) / "model").string();
-  export_model(result.model_dir);
+  if (root) export_model(result.model_dir);
   return result;
 }
 

@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/communicator.h"
 #include "model/trainable_transformer.h"
+#include "train/data_parallel.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/trainable_model.h"
@@ -70,6 +72,10 @@ class Trainer {
   // end) right after its weights are written: the caller adds what makes it loadable on its own
   // (the tokenizer), so best/ is usable even if the run is killed later.
   void set_export_hook(std::function<void(const std::string& dir)> hook);
+  // Makes this trainer one rank of a data-parallel job (train/data_parallel.h); without it, or
+  // with a job of one process, training is the single-process run. comm must outlive the trainer.
+  // Throws mf::Error if this job cannot train the model data-parallel.
+  void set_communicator(Communicator& comm);
 
  private:
   Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config);
@@ -100,6 +106,8 @@ class Trainer {
   TrainingData& data_;
   TrainerConfig cfg_;
   std::unique_ptr<Optimizer> opt_;
+  LocalCommunicator one_process_;     // the job when set_communicator is not called
+  std::unique_ptr<DataParallel> dp_;  // over one_process_ or the job's communicator
 };
 
 }  // namespace mf

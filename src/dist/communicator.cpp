@@ -1,0 +1,79 @@
+#include "dist/communicator.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include <unistd.h>
+
+#include "core/error.h"
+
+namespace mf {
+
+namespace {
+
+// One process's sum is its own value: nothing to wait for.
+class CompletedCollective final : public PendingCollective {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<PendingCollective> LocalCommunicator::start_allreduce_sum(std::span<float>) {
+  return std::make_unique<CompletedCollective>();
+}
+
+void LocalCommunicator::broadcast(std::span<std::byte>, int root) {
+  MF_CHECK(root == 0, "broadcast: root ", root, " in a job of one process");
+}
+
+void LocalCommunicator::allgather(std::span<const std::byte> mine, std::span<std::byte> all) {
+  MF_CHECK(all.size() == mine.size(), "allgather: ", all.size(), " bytes of room for ", mine.size());
+  if (!mine.empty()) std::memcpy(all.data(), mine.data(), mine.size());
+}
+
+void LocalCommunicator::abort(int code) { std::exit(code); }
+
+std::string LocalCommunicator::host() const {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "localhost";
+  return name;
+}
+
+void broadcast_floats(Communicator& comm, std::span<float> data, int root) {
+  comm.broadcast(std::as_writable_bytes(data), root);
+}
+
+void broadcast_int64(Communicator& comm, int64_t& value, int root) {
+  comm.broadcast(std::as_writable_bytes(std::span<int64_t>(&value, 1)), root);
+}
+
+void broadcast_string(Communicator& comm, std::string& text, int root) {
+  int64_t n = int64_t(text.size());
+  broadcast_int64(comm, n, root);
+  text.resize(size_t(n));
+  comm.broadcast(std::as_writable_bytes(std::span<char>(text.data(), text.size())), root);
+}
+
+std::vector<uint64_t> allgather_u64(Communicator& comm, uint64_t mine) {
+  std::vector<uint64_t> all(size_t(comm.size()));
+  comm.allgather(std::as_bytes(std::span<const uint64_t>(&mine, 1)), std::as_writable_bytes(std::span<uint64_t>(all)));
+  return all;
+}
+
+std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine) {
+  const std::vector<uint64_t> sizes = allgather_u64(comm, mine.size());
+  uint64_t longest = 0;
+  for (uint64_t n : sizes) longest = std::max(longest, n);
+  std::string padded = mine;
+  padded.resize(size_t(longest));
+  std::string all(size_t(longest) * sizes.size(), '\0');
+  comm.allgather(std::as_bytes(std::span<const char>(padded)), std::as_writable_bytes(std::span<char>(all)));
+  std::vector<std::string> out;
+  for (size_t r = 0; r < sizes.size(); ++r) out.push_back(all.substr(r * size_t(longest), size_t(sizes[r])));
+  return out;
+}
+
+}  // namespace mf

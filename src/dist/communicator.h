@@ -1,0 +1,79 @@
+// The collective operations distributed training needs, behind one small interface: a job of
+// size() ranks, this process being rank(). MpiCommunicator (src/dist/mpi_communicator.*) runs them
+// over MPI across processes and hosts; LocalCommunicator is the job of one process, where every
+// collective is the identity and nothing is sent. A NCCL communicator for GPUs would implement the
+// same calls on device buffers.
+//
+// Every collective must be called by every rank in the same order (MPI's rule); a rank that
+// stops calling them leaves the others waiting, which is why a failing rank calls abort().
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace mf {
+
+// A collective started without waiting (gradient buckets sent while backward still runs).
+// The buffer it was started on must stay alive and untouched until wait() returns.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Lets the transport move data forward without blocking; true once the operation is complete.
+  virtual bool test() = 0;
+  // Blocks until the operation is complete. Throws mf::Error naming the operation on failure.
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // One line for the layout print: the transport and its version.
+  virtual std::string describe() const = 0;
+  // The host this rank runs on (the layout print says where each rank is).
+  virtual std::string host() const = 0;
+
+  // Sums `data` element-wise over all ranks, in place, without waiting.
+  virtual std::unique_ptr<PendingCollective> start_allreduce_sum(std::span<float> data) = 0;
+  // Sums `data` element-wise over all ranks, in place (scalars: losses, counts, statistics).
+  virtual void allreduce_sum(std::span<double> data) = 0;
+  // Rank `root`'s bytes into every rank's `data` (the same size on every rank).
+  virtual void broadcast(std::span<std::byte> data, int root) = 0;
+  // Every rank's `mine` (the same size on every rank), concatenated in rank order into `all`
+  // (size() * mine.size() bytes).
+  virtual void allgather(std::span<const std::byte> mine, std::span<std::byte> all) = 0;
+  virtual void barrier() = 0;
+  // Ends every rank of the job at once with `code` (a rank that cannot go on: the others would
+  // wait for it forever in their next collective).
+  [[noreturn]] virtual void abort(int code) = 0;
+};
+
+// The job of one process: rank 0 of 1, every collective the identity.
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string describe() const override { return "one process"; }
+  std::string host() const override;
+  std::unique_ptr<PendingCollective> start_allreduce_sum(std::span<float> data) override;
+  void allreduce_sum(std::span<double>) override {}
+  void broadcast(std::span<std::byte>, int root) override;
+  void allgather(std::span<const std::byte> mine, std::span<std::byte> all) override;
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override;
+};
+
+// Typed helpers over the byte collectives.
+void broadcast_floats(Communicator& comm, std::span<float> data, int root);
+void broadcast_string(Communicator& comm, std::string& text, int root);
+void broadcast_int64(Communicator& comm, int64_t& value, int root);
+// Every rank's value, in rank order.
+std::vector<uint64_t> allgather_u64(Communicator& comm, uint64_t mine);
+// Every rank's text, in rank order (any lengths).
+std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine);
+
+}  // namespace mf

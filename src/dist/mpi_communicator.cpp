@@ -1,0 +1,146 @@
+#include "dist/mpi_communicator.h"
+
+// The C API only: Open MPI's and MPICH's mpi.h would otherwise pull in the deprecated C++
+// bindings when compiled as C++, which live in a library (libmpi_cxx) we do not link.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace mf {
+
+namespace {
+
+std::string mpi_error_text(int code) {
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  return std::string(text, size_t(std::max(len, 0)));
+}
+
+// Every MPI call goes through here: the communicator returns errors (MPI_ERRORS_RETURN) so that
+// a failure is an mf::Error naming the operation rather than MPI's default abort without context.
+void check_mpi(int code, const char* what) {
+  MF_CHECK(code == MPI_SUCCESS, "MPI ", what, " failed: ", mpi_error_text(code));
+}
+
+// MPI counts are int: larger buffers go in pieces of at most this many elements.
+constexpr size_t kMaxCount = size_t(1) << 30;
+
+class MpiPending final : public PendingCollective {
+ public:
+  explicit MpiPending(MPI_Request request) : request_(request) {}
+  // A request still running when its owner goes away (an exception between start and wait):
+  // it is left to MPI rather than waited for, since the other ranks may never complete it; the
+  // job is ending then (the failing rank aborts it).
+  ~MpiPending() override = default;
+  bool test() override {
+    if (request_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    check_mpi(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "all-reduce (test)");
+    return done != 0;
+  }
+  void wait() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "all-reduce (wait)");
+  }
+
+ private:
+  MPI_Request request_;
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    MF_CHECK(!initialized, "MPI was already started in this process");
+    // Only the main thread calls MPI (OpenMP threads compute between the calls): FUNNELED.
+    int provided = 0;
+    check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    check_mpi(MPI_Comm_rank(comm_, &rank_), "comm_rank");
+    check_mpi(MPI_Comm_size(comm_, &size_), "comm_size");
+  }
+  ~MpiCommunicator() override {
+    MPI_Comm_free(&comm_);
+    MPI_Finalize();
+  }
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  std::string describe() const override {
+    char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+    int len = 0;
+    MPI_Get_library_version(text, &len);
+    std::string v(text, size_t(std::max(len, 0)));
+    // "Open MPI v4.1.4, package: ..." -> "Open MPI v4.1.4"
+    const size_t cut = v.find_first_of(",\n");
+    return "MPI (" + (cut == std::string::npos ? v : v.substr(0, cut)) + ")";
+  }
+
+  std::string host() const override {
+    char name[MPI_MAX_PROCESSOR_NAME] = {};
+    int len = 0;
+    MPI_Get_processor_name(name, &len);
+    return std::string(name, size_t(std::max(len, 0)));
+  }
+
+  std::unique_ptr<PendingCollective> start_allreduce_sum(std::span<float> data) override {
+    MF_CHECK(data.size() <= size_t(INT_MAX), "all-reduce of ", data.size(), " values: more than MPI counts hold");
+    MPI_Request request = MPI_REQUEST_NULL;
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data.data(), int(data.size()), MPI_FLOAT, MPI_SUM, comm_, &request),
+              "all-reduce (start)");
+    return std::make_unique<MpiPending>(request);
+  }
+
+  void allreduce_sum(std::span<double> data) override {
+    for (size_t at = 0; at < data.size(); at += kMaxCount) {
+      const int n = int(std::min(kMaxCount, data.size() - at));
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, data.data() + at, n, MPI_DOUBLE, MPI_SUM, comm_), "all-reduce");
+    }
+  }
+
+  void broadcast(std::span<std::byte> data, int root) override {
+    MF_CHECK(root >= 0 && root < size_, "broadcast: root ", root, " in a job of ", size_, " ranks");
+    for (size_t at = 0; at < data.size(); at += kMaxCount) {
+      const int n = int(std::min(kMaxCount, data.size() - at));
+      check_mpi(MPI_Bcast(data.data() + at, n, MPI_BYTE, root, comm_), "broadcast");
+    }
+  }
+
+  void allgather(std::span<const std::byte> mine, std::span<std::byte> all) override {
+    MF_CHECK(all.size() == mine.size() * size_t(size_), "allgather: ", all.size(), " bytes of room for ", size_,
+             " x ", mine.size());
+    MF_CHECK(mine.size() <= kMaxCount, "allgather of ", mine.size(), " bytes per rank: more than MPI counts hold");
+    check_mpi(MPI_Allgather(mine.data(), int(mine.size()), MPI_BYTE, all.data(), int(mine.size()), MPI_BYTE, comm_),
+              "allgather");
+  }
+
+  void barrier() override { check_mpi(MPI_Barrier(comm_), "barrier"); }
+
+  void abort(int code) override {
+    MPI_Abort(comm_, code);
+    std::_Exit(code);  // MPI_Abort does not return; this is for the compiler and a broken MPI
+  }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
+
+}  // namespace mf

@@ -1,0 +1,78 @@
+// What the trainer does as one rank of a data-parallel job (`mpirun -np N moeforge train`), and
+// nothing at all in a job of one process.
+//
+// The method: every rank holds the whole model and optimizer state and draws the same global
+// batch from the same data stream (batch and grad_accum keep their single-process meaning). Each
+// rank runs the forward/backward of its own whole micro-batches (micro-batch mi goes to rank
+// mi mod N), so routing, capacity and the balance losses see exactly the micro-batches one process
+// sees. The loss of every micro-batch is normalised by the scored tokens of the whole global
+// batch, so the sum of the ranks' gradients is the single-process gradient; that sum is
+// all-reduced in buckets started during the last local micro-batch's backward
+// (dist/gradient_buckets). Every rank then clips and steps the same gradients into the same
+// weights. Rank 0 alone writes files; the others receive its starting state.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "dist/gradient_buckets.h"
+#include "model/training.h"
+#include "train/trainable_model.h"
+#include "train/training_data.h"
+
+namespace mf {
+
+class DataParallel {
+ public:
+  // Throws mf::Error when grad_accum gives some rank no micro-batch, or the model cannot be
+  // trained data-parallel (its gradients are not in host memory).
+  DataParallel(Communicator& comm, TrainableModel& model, int grad_accum);
+
+  bool distributed() const { return comm_.size() > 1; }
+  bool is_root() const { return comm_.rank() == 0; }
+  Communicator& comm() { return comm_; }
+
+  // Whether micro-batch `mi` of a step is this rank's to run.
+  bool owns_micro_batch(size_t mi) const { return int(mi % size_t(comm_.size())) == comm_.rank(); }
+  // This rank's last micro-batch of a step (its backward starts the buckets).
+  size_t last_micro_batch() const;
+
+  // A step: begin_step(), the forward/backward of owned micro-batches (the last one with
+  // grads_done() as StepOptions::on_grads_done), then finish_step() with each micro-batch's loss
+  // parts (zeros for the micro-batches of other ranks). After it every rank holds the summed
+  // gradients, every micro-batch's loss parts and the job's routing statistics.
+  void begin_step();
+  std::function<void(int part)> grads_done();
+  void finish_step(std::vector<TrainingLoss>& micro_losses);
+
+  // Scores validation batch i here (batches are shared out like micro-batches); sum_losses then
+  // gives every rank each batch's (lm_sum, lm_tokens).
+  bool owns_eval_batch(size_t i) const { return owns_micro_batch(i); }
+  void sum_losses(std::vector<TrainingLoss>& losses);
+
+  // Rank 0's decision, on every rank (stopping on a time budget that only one clock measures).
+  bool agree(bool root_decision);
+  // Rank 0's weights, optimizer state, buffers, step and data position onto every rank: after a
+  // fresh start (so replicas start equal whatever each rank loaded) and after a resume (only
+  // rank 0 reads the checkpoint).
+  void share_root_state(Optimizer& opt, int64_t& step, TrainingData& data);
+  // Throws mf::Error naming the ranks whose weights and optimizer state differ from rank 0's (a
+  // replica that drifted would make the checkpoint rank 0 writes stand for none of them).
+  void check_replicas_agree(Optimizer& opt);
+
+  // Printed once by rank 0: world size, transport, hosts, what each rank holds and runs.
+  std::string layout(int grad_accum);
+  // Communication of the last step (metrics): floats all-reduced, buckets, time waited.
+  const GradientSyncStats& sync_stats() const { return buckets_->stats(); }
+
+ private:
+  Communicator& comm_;
+  TrainableModel& model_;
+  int grad_accum_ = 1;
+  std::unique_ptr<GradientBuckets> buckets_;  // distributed jobs only
+};
+
+}  // namespace mf

@@ -1,0 +1,290 @@
+// `mpirun -np N moeforge train` against the single-process run of the same recipe (the
+// reference): a tiny dense model and a tiny MoE (balance loss, aux-loss-free selection bias, so the
+// routing statistics must be the whole job's) trained 20 steps at N = 2 and N = 4 give the
+// single-process loss curve within 1e-5 relative per step and the same final weights within 1e-5;
+// a run resumed at another world size continues that curve, at the same world size bit for bit;
+// a rank killed with kill -9 ends the job within seconds naming the rank; a recipe that leaves a
+// rank without a micro-batch is refused. Every rank runs one OpenMP thread, as does the reference.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_run.h"
+#include "io/safetensors.h"
+
+namespace {
+using namespace mf::test;
+
+std::string mpirun() {
+  const char* m = std::getenv("MOEFORGE_MPIEXEC");
+  if (m && *m) return m;
+#ifdef MOEFORGE_TEST_MPIEXEC
+  if (*MOEFORGE_TEST_MPIEXEC) return MOEFORGE_TEST_MPIEXEC;  // the one CMake found with MPI
+#endif
+  return "mpirun";
+}
+
+// The mpirun command line for `ranks` ranks of moeforge (as root in CI: OpenMPI refuses root
+// without --allow-run-as-root; --oversubscribe: more ranks than this machine's cores).
+std::string mpirun_prefix(int ranks, const std::string& tag = "") {
+  std::string cmd = quote(mpirun()) + " --oversubscribe --allow-run-as-root -np " + std::to_string(ranks) +
+                    " -x OMP_NUM_THREADS=1";
+  if (!tag.empty()) cmd += " -x MOEFORGE_TEST_TAG=" + tag;
+  return cmd + " " + quote(binary());
+}
+
+std::string join_args(const std::vector<std::string>& args) {
+  std::string s;
+  for (const std::string& a : args) s += " " + quote(a);
+  return s;
+}
+
+// One training run of the CLI: ranks = 0 is the single process without mpirun.
+RunResult train(int ranks, const std::vector<std::string>& args) {
+  if (ranks == 0) return run_shell("OMP_NUM_THREADS=1 " + quote(binary()) + " train" + join_args(args));
+  return run_shell(mpirun_prefix(ranks) + " train" + join_args(args));
+}
+
+std::vector<nlohmann::json> metrics(const fs::path& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line))
+    if (auto j = nlohmann::json::parse(line, nullptr, false); j.is_object()) out.push_back(j);  // skips a line being written
+  return out;
+}
+
+// The largest relative difference between two runs' per-step training losses.
+double max_relative_loss_difference(const fs::path& a, const fs::path& b, size_t steps) {
+  const auto ma = metrics(a), mb = metrics(b);
+  EXPECT_EQ(ma.size(), steps);
+  EXPECT_EQ(mb.size(), steps);
+  double worst = 0;
+  for (size_t i = 0; i < std::min({ma.size(), mb.size(), steps}); ++i) {
+    EXPECT_EQ(ma[i]["step"], mb[i]["step"]);
+    const double la = ma[i]["loss"], lb = mb[i]["loss"];
+    worst = std::max(worst, std::abs(la - lb) / std::max(std::abs(la), 1e-12));
+  }
+  return worst;
+}
+
+// The largest difference between two exported models' tensors, relative to each tensor's largest
+// magnitude; every tensor must be in both.
+double max_relative_weight_difference(const fs::path& a, const fs::path& b) {
+  const mf::SafetensorsFile fa = mf::SafetensorsFile::open((a / "model" / "model.safetensors").string());
+  const mf::SafetensorsFile fb = mf::SafetensorsFile::open((b / "model" / "model.safetensors").string());
+  EXPECT_EQ(fa.tensors.size(), fb.tensors.size());
+  double worst = 0;
+  for (const auto& [name, ta] : fa.tensors) {
+    auto it = fb.tensors.find(name);
+    if (it == fb.tensors.end()) {
+      ADD_FAILURE() << name << " missing";
+      continue;
+    }
+    const mf::Tensor x = ta.to_f32(), y = it->second.to_f32();
+    EXPECT_EQ(x.numel(), y.numel()) << name;
+    double scale = 1e-12, diff = 0;
+    for (int64_t i = 0; i < std::min(x.numel(), y.numel()); ++i) {
+      scale = std::max(scale, double(std::abs(x.data<float>()[i])));
+      diff = std::max(diff, double(std::abs(x.data<float>()[i] - y.data<float>()[i])));
+    }
+    worst = std::max(worst, diff / scale);
+  }
+  return worst;
+}
+
+bool same_bytes(const fs::path& a, const fs::path& b) { return slurp(a) == slurp(b); }
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (binary().empty()) GTEST_SKIP() << "MOEFORGE_BIN not set (run through ctest)";
+    if (run_shell(quote(mpirun()) + " --version").rc != 0) GTEST_SKIP() << "no mpirun (" << mpirun() << ")";
+    dir_ = fs::temp_directory_path() / ("moeforge_dist_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream text(dir_ / "corpus.txt");
+    for (int i = 0; i < 300; ++i) text << "to be or not to be, that is the question. " << (i % 7) << "\n";
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // 20 steps, a global batch of 4 micro-batches of 2 windows; min_lr_ratio 1 keeps the rate
+  // constant after warmup, so a run cut short by --max-steps is the start of the full one.
+  fs::path write_recipe(const std::string& name, const std::string& model_config) {
+    const fs::path p = dir_ / (name + ".yaml");
+    std::ofstream(p) << "model:\n  init: scratch\n  seed: 3\n  config: " << model_config << "\n"
+                     << "tokenizer: char\n"
+                        "data: {train: corpus.txt, valid_fraction: 0.1}\n"
+                        "train: {steps: 20, batch: 2, grad_accum: 4, seq_len: 32, lr: 3.0e-3, warmup: 3,\n"
+                        "        min_lr_ratio: 1.0, eval_every: 10, checkpoint_every: 10, eval_windows: 6,\n"
+                        "        balance_bias_rate: "
+                     << (model_config.find("mixtral") != std::string::npos ? "0.01" : "0") << "}\n"
+                     << "output: " << (dir_ / "unused").string() << "\n";
+    return p;
+  }
+  fs::path dense() {
+    return write_recipe("dense", "{model_type: llama, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, "
+                                 "num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, "
+                                 "tie_word_embeddings: true}");
+  }
+  fs::path moe() {
+    return write_recipe("moe", "{model_type: mixtral, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, "
+                               "num_attention_heads: 4, num_key_value_heads: 2, num_local_experts: 4, "
+                               "num_experts_per_tok: 2, max_position_embeddings: 64, tie_word_embeddings: false, "
+                               "router_selection_bias: true}");
+  }
+
+  // The recipe at 1 process and at 2 and 4 ranks: the same losses and weights.
+  void expect_same_training(const fs::path& recipe, const std::string& tag) {
+    const fs::path one = dir_ / (tag + "_1");
+    auto r = train(0, {recipe.string(), "--quiet", "-o", one.string()});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    for (int ranks : {2, 4}) {
+      const fs::path many = dir_ / (tag + "_" + std::to_string(ranks));
+      r = train(ranks, {recipe.string(), "-o", many.string()});
+      ASSERT_EQ(r.rc, 0) << r.err;
+      // Rank 0 alone prints the summary line and the layout, once.
+      EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+      EXPECT_TRUE(has(r.err, "distributed: " + std::to_string(ranks) + " ranks")) << r.err;
+      EXPECT_TRUE(has(r.err, "rank " + std::to_string(ranks - 1) + " on ")) << r.err;
+      const double loss = max_relative_loss_difference(one, many, 20);
+      const double weights = max_relative_weight_difference(one, many);
+      std::printf("[measured] %s, %d ranks vs 1 process: max relative loss difference per step %.3g, "
+                  "max relative weight difference %.3g\n", tag.c_str(), ranks, loss, weights);
+      EXPECT_LE(loss, 1e-5) << tag << " at " << ranks << " ranks";
+      EXPECT_LE(weights, 1e-5) << tag << " at " << ranks << " ranks";
+      const auto last = metrics(many).back();
+      EXPECT_EQ(last["dist_ranks"], ranks);
+      EXPECT_TRUE(fs::exists(many / "checkpoint.safetensors") && fs::exists(many / "model" / "config.json"));
+    }
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DataParallel, DenseModelTrainsAsOneProcessDoes) { expect_same_training(dense(), "dense"); }
+
+TEST_F(DataParallel, MoeTrainsAsOneProcessDoes) {
+  expect_same_training(moe(), "moe");
+  // The whole job's expert load is logged, not rank 0's share: 4 micro-batches x 64 tokens x top-2.
+  const auto last = metrics(dir_ / "moe_4").back();
+  for (const auto& layer : last["expert_load"]) {
+    int64_t rows = 0;
+    for (const auto& n : layer) rows += n.get<int64_t>();
+    EXPECT_EQ(rows, 4 * 2 * 32 * 2);
+  }
+}
+
+TEST_F(DataParallel, ResumesAtTheSameAndAtAnotherWorldSize) {
+  const fs::path recipe = moe();
+  const fs::path one = dir_ / "one", straight = dir_ / "straight2", same = dir_ / "resumed2", other = dir_ / "from4";
+  ASSERT_EQ(train(0, {recipe.string(), "--quiet", "-o", one.string()}).rc, 0);
+  ASSERT_EQ(train(2, {recipe.string(), "--quiet", "-o", straight.string()}).rc, 0);
+  // Same world size: 10 steps, then resumed to 20, equals the straight run bit for bit.
+  auto r = train(2, {recipe.string(), "--quiet", "-o", same.string(), "--max-steps", "10"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = train(2, {recipe.string(), "--quiet", "-o", same.string(), "--resume"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto ms = metrics(straight), mr = metrics(same);
+  ASSERT_EQ(ms.size(), 20u);
+  ASSERT_EQ(mr.size(), 20u);
+  for (size_t i = 10; i < 20; ++i) EXPECT_EQ(ms[i]["loss"].get<double>(), mr[i]["loss"].get<double>()) << i + 1;
+  EXPECT_TRUE(same_bytes(straight / "model" / "model.safetensors", same / "model" / "model.safetensors"));
+  // Saved at 4 ranks, resumed at 2: the single-process curve and weights.
+  r = train(4, {recipe.string(), "--quiet", "-o", other.string(), "--max-steps", "10"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = train(2, {recipe.string(), "--quiet", "-o", other.string(), "--resume"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double loss = max_relative_loss_difference(one, other, 20);
+  const double weights = max_relative_weight_difference(one, other);
+  std::printf("[measured] moe saved at 4 ranks, resumed at 2, vs 1 process: loss %.3g, weights %.3g\n", loss, weights);
+  EXPECT_LE(loss, 1e-5);
+  EXPECT_LE(weights, 1e-5);
+}
+
+TEST_F(DataParallel, RankWithoutAMicroBatchIsRefused) {
+  auto r = train(2, {dense().string(), "--quiet", "-o", (dir_ / "refused").string(), "--set", "train.grad_accum=1"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_TRUE(has(r.err, "train.grad_accum = 1 gives some of the 2 ranks no micro-batch")) << r.err;
+}
+
+// The pid of the rank of the job tagged `tag` (its environment says both), or 0.
+pid_t find_rank(const std::string& tag, int rank) {
+  const std::string want_tag = "MOEFORGE_TEST_TAG=" + tag, want_rank = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string env = slurp(entry.path() / "environ");
+    bool tagged = false, ranked = false;
+    for (size_t at = 0; at < env.size();) {
+      const size_t end = env.find('\0', at);
+      const std::string var = env.substr(at, end == std::string::npos ? std::string::npos : end - at);
+      tagged |= var == want_tag;
+      ranked |= var == want_rank;
+      if (end == std::string::npos) break;
+      at = end + 1;
+    }
+    if (tagged && ranked && slurp(entry.path() / "comm").rfind("moeforge", 0) == 0) return pid_t(std::stoi(name));
+  }
+  return 0;
+}
+
+TEST_F(DataParallel, KilledRankEndsTheJobNamingIt) {
+  const std::string tag = "kill" + std::to_string(::getpid());
+  const fs::path run_dir = dir_ / "killed";
+  const std::string cmd = "exec " + mpirun_prefix(2, tag) + " train" +
+                          join_args({dense().string(), "--quiet", "-o", run_dir.string(), "--max-steps", "100000"}) +
+                          " >" + quote((dir_ / "kill.out").string()) + " 2>" + quote((dir_ / "kill.err").string());
+  const pid_t job = fork();
+  ASSERT_GE(job, 0);
+  if (job == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  using clock = std::chrono::steady_clock;
+  // Wait until the ranks are training (rank 0 has logged a step).
+  const auto started = clock::now();
+  pid_t victim = 0;
+  while (clock::now() - started < std::chrono::seconds(60)) {
+    if (metrics(run_dir).size() >= 2 && (victim = find_rank(tag, 1)) != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(victim, 0) << "the job did not start training: " << slurp(dir_ / "kill.err");
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  const auto killed = clock::now();
+  int status = 0;
+  bool ended = false;
+  while (clock::now() - killed < std::chrono::seconds(30)) {
+    if (waitpid(job, &status, WNOHANG) == job) {
+      ended = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!ended) {  // a hang: end it so the test does not hang too
+    ::kill(job, SIGKILL);
+    waitpid(job, &status, 0);
+    if (const pid_t rank0 = find_rank(tag, 0)) ::kill(rank0, SIGKILL);
+  }
+  const double seconds = std::chrono::duration<double>(clock::now() - killed).count();
+  std::printf("[measured] job ended %.2f s after rank 1 was killed\n", seconds);
+  ASSERT_TRUE(ended) << "the job still ran 30 s after a rank was killed";
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const std::string err = slurp(dir_ / "kill.err");
+  EXPECT_TRUE(has(err, "rank 1")) << err;
+  EXPECT_EQ(find_rank(tag, 0), 0) << "rank 0 outlived the job";
+}
+
+}  // namespace
