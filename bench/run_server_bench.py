@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """moeforge serve against llama.cpp's OpenAI server from the PyPI package llama-cpp-python[server]
-on the same GGUF, same threads: time to first token, inter-token latency p50/p99 and aggregate
+on the same GGUF, same threads (moeforge both with its exact fp32 activations and with --int8,
+the int8 activations llama.cpp also uses for quantized weights): time to first token, inter-token latency p50/p99 and aggregate
 output tokens/s at each concurrency, engines alternated over rounds, medians reported, with the
 servers' CPU time and the machine's load. One JSON line per (engine, concurrency, round) and one
 summary line per (engine, concurrency).
@@ -46,9 +47,11 @@ def cpu_seconds(pid):
 def start(engine, args, slots):
     port = free_port()
     env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
-    if engine == "moeforge":
+    if engine.startswith("moeforge"):
         cmd = [args.moeforge, "serve", "-m", args.model, "--port", str(port), "--parallel", str(slots),
                "--threads", str(args.threads), "--ctx", str(args.ctx)]
+        if engine == "moeforge-int8":
+            cmd.append("--int8")  # int8 activations, as llama.cpp computes quantized weights
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", args.model, "--port", str(port),
                "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads), "--n_ctx", str(args.ctx),
@@ -142,7 +145,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests-per-client", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--engines", default="moeforge,llama-cpp-python")
+    ap.add_argument("--engines", default="moeforge,moeforge-int8,llama-cpp-python",
+                    help="moeforge (exact fp32 activations), moeforge-int8 (--int8), llama-cpp-python")
     args = ap.parse_args()
     import llama_cpp
     print(json.dumps({"machine": os.uname().nodename, "cpus": os.cpu_count(), "model": args.model,

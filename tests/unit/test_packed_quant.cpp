@@ -62,7 +62,7 @@ TEST_P(PackedQ8, MatchesTheScalarInt8SchemeWithPaddedGroups) {
   PackedQuantMatrix p(w);
   EXPECT_EQ(p.rows(), N);
   EXPECT_EQ(p.cols(), K);
-  for (int64_t M : {1, 2, 8}) {
+  for (int64_t M : {1, 2, 8, 13, 32}) {  // 13: one full 8-row block and a 5-row tail
     std::vector<float> x(size_t(M * K));
     for (auto& v : x) v = rng.normal();
     x[3] = 0;
@@ -85,8 +85,8 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   lw.packed = std::make_shared<const PackedQuantMatrix>(w);
   lw.activations = DecodeActivations::int8;
   std::vector<float> bias(static_cast<size_t>(N), 0.5f);
-  // 9 rows: past the GEMV limit, so the exact GEMM runs and the result equals linear(Tensor).
-  const int64_t M = kLinearGemvMaxRows + 1;
+  // Past the packed limit, so the exact GEMM runs and the result equals linear(Tensor).
+  const int64_t M = kLinearPackedMaxRows + 1;
   std::vector<float> x(size_t(M * K));
   for (auto& v : x) v = rng.normal();
   std::vector<float> a(size_t(M * N)), b(size_t(M * N));
@@ -126,6 +126,27 @@ TEST_P(PackedQ8, ExactActivationsRunUpTo32RowsThroughThePackedCopyRowByRowAlike)
   }
 }
 
+TEST_P(PackedQ8, Int8ActivationsGiveEachRowOfA32RowBatchItsResultAlone) {
+  // The int8 path serves batched decode too: a row's result must not depend on its neighbours.
+  Rng rng(8);
+  std::vector<float> wdq;
+  const int64_t N = 48, K = 64;
+  Tensor w = quantized(GetParam(), N, K, rng, &wdq);
+  if (!PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  LinearWeight lw(w);
+  lw.packed = std::make_shared<const PackedQuantMatrix>(w);
+  lw.activations = DecodeActivations::int8;
+  const int64_t M = kLinearPackedMaxRows;
+  std::vector<float> x(size_t(M * K));
+  for (auto& v : x) v = rng.normal();
+  std::vector<float> batched(static_cast<size_t>(M * N)), alone(static_cast<size_t>(N));
+  linear(x.data(), M, K, lw, nullptr, batched.data());
+  for (int64_t m = 0; m < M; ++m) {
+    linear(x.data() + m * K, 1, K, lw, nullptr, alone.data());
+    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(batched[size_t(m * N + n)], alone[size_t(n)]) << m << "," << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, PackedQ8, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
@@ -139,9 +160,10 @@ TEST(PackedQuantMatrix, RefusesWhatItCannotPack) {
   std::memset(q8.raw(), 0, q8.nbytes());
   if (!PackedQuantMatrix::supports(q8)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
   PackedQuantMatrix p(q8);
-  std::vector<float> x(9 * 64, 1.0f), y(9 * 16);
-  EXPECT_THROW(p.gemv_int8(x.data(), 9, y.data()), Error);
-  EXPECT_THROW(p.gemv_f32(x.data(), 9, y.data()), Error);
+  const int64_t too_many = PackedQuantMatrix::kMaxRows + 1;
+  std::vector<float> x(size_t(too_many * 64), 1.0f), y(size_t(too_many * 16));
+  EXPECT_THROW(p.gemv_int8(x.data(), too_many, y.data()), Error);
+  EXPECT_THROW(p.gemv_f32(x.data(), too_many, y.data()), Error);
   EXPECT_THROW(p.gemv_int8(x.data(), 0, y.data()), Error);
   p.gemv_int8(x.data(), 1, y.data());
   for (int i = 0; i < 16; ++i) EXPECT_EQ(y[size_t(i)], 0.0f);

@@ -1,5 +1,5 @@
 // linear() picks its path by row count: M <= 8 runs the GEMV kernels (a weight with a decode-packed
-// copy: M <= 32, through the packed GEMV 8 rows at a time); larger M
+// copy: M <= 32, through the packed GEMV); larger M
 // dequantizes W in panels of ~2 MiB of fp32, each multiplied by oneDNN's sgemm while in cache, so
 // a non-fp32 matrix is never expanded whole. linear_backward_input panels the same way.
 #include "kernels/cpu/matmul.h"
@@ -87,20 +87,15 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const fl
 }
 
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
-  // int8 activations approximate (opt-in for decode only), so they keep to decode-sized batches.
-  const int64_t packed_rows = weight.activations == DecodeActivations::int8 ? kLinearGemvMaxRows : kLinearPackedMaxRows;
-  if (weight.packed && M >= 1 && M <= packed_rows) {
+  if (weight.packed && M >= 1 && M <= kLinearPackedMaxRows) {
     MF_CHECK(weight.packed->cols() == K && weight.packed->rows() == weight.w.dim(0),
              "linear: packed weight [", weight.packed->rows(), ", ", weight.packed->cols(),
              "] does not match input width K=", K);
     const int64_t N = weight.packed->rows();
-    for (int64_t m0 = 0; m0 < M; m0 += kLinearGemvMaxRows) {
-      const int64_t rows = std::min(kLinearGemvMaxRows, M - m0);
-      if (weight.activations == DecodeActivations::int8)
-        weight.packed->gemv_int8(x + m0 * K, rows, y + m0 * N);
-      else
-        weight.packed->gemv_f32(x + m0 * K, rows, y + m0 * N);
-    }
+    if (weight.activations == DecodeActivations::int8)
+      weight.packed->gemv_int8(x, M, y);
+    else
+      weight.packed->gemv_f32(x, M, y);
     if (bias) add_bias(bias, M, N, y);
     return;
   }

@@ -59,10 +59,10 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
 
 // Largest M that takes the GEMV path (exposed so tests can cover both paths).
 constexpr int64_t kLinearGemvMaxRows = 8;
-// Largest M that a weight with a decode-packed copy and exact fp32 activations runs through the
-// packed GEMV, in blocks of kLinearGemvMaxRows rows (int8 activations: kLinearGemvMaxRows): a server's batched decode step (up to --parallel rows) reads the packed
-// weights once per 8 rows instead of dequantizing the whole matrix for a GEMM, and every row gets
-// the same result whatever the batch (so batching stays exact).
-constexpr int64_t kLinearPackedMaxRows = 32;
+// Largest M that a weight with a decode-packed copy runs through the packed GEMV (fp32 or int8
+// activations): a server's batched decode step (up to --parallel rows) reads the packed weights
+// once instead of dequantizing the whole matrix for a GEMM, and every row gets the same result
+// whatever the batch (so batching stays exact).
+constexpr int64_t kLinearPackedMaxRows = PackedQuantMatrix::kMaxRows;
 
 }  // namespace mf

@@ -1,6 +1,6 @@
 // Repacking and AVX-512 kernels of PackedQuantMatrix. Each kernel is a template over the format
 // and the activation row count (1..8) so its accumulators stay in registers; a group of 16 output
-// rows is the unit of OpenMP work. Without AVX-512 VNNI they compile out and supports() is false.
+// rows is the unit of OpenMP work, and runs every 8-row block of the batch over its weights. Without AVX-512 VNNI they compile out and supports() is false.
 #include "kernels/cpu/packed_quant.h"
 
 #include <omp.h>
@@ -29,43 +29,54 @@ namespace mf {
 namespace {
 
 constexpr int kGroup = 16;  // output rows per 512-bit register (16 int32 lanes)
+constexpr int64_t kRowsPerCall = 8;  // activation rows one kernel call keeps in registers
 
+#ifdef MF_HAVE_PACKED_Q8
 // Activation rows quantized to int8 per block of 32 (x ~ scale * q), with each block's sum of
 // q (Q4_0's -8 offset, Q4_1's minimum). `u` is q + 128 as unsigned bytes: vpdpbusd wants one
-// unsigned operand, and for Q8_0 both sides are signed.
+// unsigned operand, and for Q8_0 both sides are signed. Stored block-major (block b of row r at
+// b * rows + r), so a kernel reaches the rows of one block at fixed offsets from one pointer.
 struct ActivationsQ8 {
+  int64_t rows = 0;
   std::vector<int8_t> q;
   std::vector<uint8_t> u;
   std::vector<float> scale;
   std::vector<int32_t> qsum;
+  std::vector<float> scaled_qsum;  // scale * qsum, what Q4_1's minimum multiplies
 };
 
+// Rounds half to even (the default MXCSR mode of _mm512_cvtps_epi32), as nearbyint does.
 void quantize_activations(const float* x, int64_t M, int64_t K, ActivationsQ8& a) {
   const int64_t nb = K / 32;
+  a.rows = M;
   a.q.resize(size_t(M * K));
   a.u.resize(size_t(M * K));
   a.scale.resize(size_t(M * nb));
   a.qsum.resize(size_t(M * nb));
+  a.scaled_qsum.resize(size_t(M * nb));
+  const __m512 sign_off = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (int64_t r = 0; r < M; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const float* v = x + r * K + b * 32;
-      int8_t* q = a.q.data() + r * K + b * 32;
-      uint8_t* u = a.u.data() + r * K + b * 32;
-      float amax = 0;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+      const size_t at = size_t(b * M + r);
+      const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, sign_off), _mm512_and_ps(v1, sign_off)));
       const float d = amax / 127.0f;
-      const float id = d > 0 ? 1.0f / d : 0.0f;
-      int32_t qs = 0;
-      for (int i = 0; i < 32; ++i) {
-        const int32_t qi = int32_t(std::nearbyint(v[i] * id));  // round half to even
-        q[i] = int8_t(qi);
-        u[i] = uint8_t(qi + 128);
-        qs += qi;
-      }
-      a.scale[size_t(r * nb + b)] = d;
-      a.qsum[size_t(r * nb + b)] = qs;
+      const __m512 id = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+      const __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.q.data() + at * 32), b0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.q.data() + at * 32 + 16), b1);
+      const __m128i bias = _mm_set1_epi8(char(0x80));  // q + 128 as a byte: flip the sign bit
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.u.data() + at * 32), _mm_xor_si128(b0, bias));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.u.data() + at * 32 + 16), _mm_xor_si128(b1, bias));
+      const int32_t qs = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+      a.scale[at] = d;
+      a.qsum[at] = qs;
+      a.scaled_qsum[at] = d * float(qs);
     }
 }
+#endif  // MF_HAVE_PACKED_Q8
 
 size_t record_bytes_for(DType t) {
   switch (t) {
@@ -85,9 +96,10 @@ inline __m512i bcast4(const void* p) {
 }
 
 // One group of 16 output rows over all blocks, for MR activation rows.
+// Activation rows r0 .. r0 + MR - 1 of `a`; y points at output row r0.
 template <DType T, int MR>
 void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K, const ActivationsQ8& a,
-                  float* y, int64_t N, int64_t n0, int live) {
+                  int64_t r0, float* y, int64_t N, int64_t n0, int live) {
   __m512 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -99,8 +111,10 @@ void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K
       const uint8_t* qs = rec + 64;
       __m512i w[8];
       for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(qs + 64 * c);
+      // Unrolled so that acc[] stays in registers (GCC otherwise keeps it on the stack here).
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const uint8_t* xu = a.u.data() + r * K + b * 32;
+        const uint8_t* xu = a.u.data() + size_t(b * a.rows + r0 + r) * 32;
         __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
         for (int c = 0; c < 8; c += 2) {
           s0 = _mm512_dpbusd_epi32(s0, bcast4(xu + 4 * c), w[c]);
@@ -108,7 +122,7 @@ void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K
         }
         // sum((xq + 128) * w) - 128 * sum(w) = sum(xq * w)
         const __m512i s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), wsum128);
-        const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[size_t(r * nb + b)]));
+        const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[size_t(b * a.rows + r0 + r)]));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
       }
     } else {
@@ -122,22 +136,23 @@ void group_kernel(const uint8_t* rec, size_t record_bytes, int64_t nb, int64_t K
         lo[c] = _mm512_and_si512(v, low4);
         hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       }
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const int8_t* xq = a.q.data() + r * K + b * 32;
+        const int8_t* xq = a.q.data() + size_t(b * a.rows + r0 + r) * 32;
         __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
         for (int c = 0; c < 4; ++c) {
           s0 = _mm512_dpbusd_epi32(s0, lo[c], bcast4(xq + 4 * c));
           s1 = _mm512_dpbusd_epi32(s1, hi[c], bcast4(xq + 16 + 4 * c));
         }
         __m512i s = _mm512_add_epi32(s0, s1);
-        const size_t ab = size_t(r * nb + b);
+        const size_t ab = size_t(b * a.rows + r0 + r);
         if constexpr (!kMin) s = _mm512_sub_epi32(s, _mm512_set1_epi32(8 * a.qsum[ab]));  // nibble - 8
         const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[ab]));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
         // The minimum meets the sum of the *quantized* activations: the dot above is of uncentred
         // nibbles (0..15), so only this pairing cancels the large common offset d*q ~ -m
         // exactly, leaving the error of the centred weights d*q + m (as llama.cpp's Q8_1).
-        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.scale[ab] * float(a.qsum[ab])), acc[r]);
+        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.scaled_qsum[ab]), acc[r]);
       }
     }
   }
@@ -234,18 +249,22 @@ void for_each_group(const uint8_t* data, size_t group_bytes, int64_t groups, int
   }
 }
 
+// Each group's weights (a few KiB) are read once for all M rows, 8 rows per kernel call, while
+// they sit in L1: a batch of 32 rows streams the matrix once, not four times.
 template <DType T>
 void run_groups_f32(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
                     const float* x, const float* xsum, float* y, int64_t N) {
-  const GroupFnF32<T> fn = group_fn_f32<T>(M);
+  const GroupFnF32<T> full = group_fn_f32<T>(kRowsPerCall), tail = group_fn_f32<T>(M % kRowsPerCall);
   for_each_group(data, record_bytes * size_t(nb), groups, N, K, [&](const uint8_t* g, int64_t n0, int live) {
-    fn(g, record_bytes, nb, K, x, xsum, y, N, n0, live);
+    for (int64_t r0 = 0; r0 < M; r0 += kRowsPerCall)
+      (M - r0 >= kRowsPerCall ? full : tail)(g, record_bytes, nb, K, x + r0 * K, xsum ? xsum + r0 * nb : nullptr,
+                                             y + r0 * N, N, n0, live);
   });
 }
 
 template <DType T>
-using GroupFn = void (*)(const uint8_t*, size_t, int64_t, int64_t, const ActivationsQ8&, float*, int64_t, int64_t,
-                         int);
+using GroupFn = void (*)(const uint8_t*, size_t, int64_t, int64_t, const ActivationsQ8&, int64_t, float*, int64_t,
+                         int64_t, int);
 
 template <DType T>
 GroupFn<T> group_fn(int64_t M) {
@@ -264,9 +283,10 @@ GroupFn<T> group_fn(int64_t M) {
 template <DType T>
 void run_groups(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
                 const ActivationsQ8& a, float* y, int64_t N) {
-  const GroupFn<T> fn = group_fn<T>(M);
+  const GroupFn<T> full = group_fn<T>(kRowsPerCall), tail = group_fn<T>(M % kRowsPerCall);
   for_each_group(data, record_bytes * size_t(nb), groups, N, K, [&](const uint8_t* g, int64_t n0, int live) {
-    fn(g, record_bytes, nb, K, a, y, N, n0, live);
+    for (int64_t r0 = 0; r0 < M; r0 += kRowsPerCall)
+      (M - r0 >= kRowsPerCall ? full : tail)(g, record_bytes, nb, K, a, r0, y + r0 * N, N, n0, live);
   });
 }
 
@@ -325,7 +345,7 @@ PackedQuantMatrix::PackedQuantMatrix(const Tensor& w) : dtype_(w.dtype()) {
 }
 
 void PackedQuantMatrix::gemv_f32(const float* x, int64_t M, float* y) const {
-  MF_CHECK(M >= 1 && M <= 8, "PackedQuantMatrix::gemv_f32: M must be in [1, 8], got ", M);
+  MF_CHECK(M >= 1 && M <= kMaxRows, "PackedQuantMatrix::gemv_f32: M must be in [1, ", kMaxRows, "], got ", M);
   MF_CHECK(x != nullptr && y != nullptr, "PackedQuantMatrix::gemv_f32: null input or output");
 #ifdef MF_HAVE_PACKED_Q8
   // Q4_1's minimum needs each block's exact activation sum; per-thread, reused across calls.
@@ -350,7 +370,7 @@ void PackedQuantMatrix::gemv_f32(const float* x, int64_t M, float* y) const {
 }
 
 void PackedQuantMatrix::gemv_int8(const float* x, int64_t M, float* y) const {
-  MF_CHECK(M >= 1 && M <= 8, "PackedQuantMatrix::gemv_int8: M must be in [1, 8], got ", M);
+  MF_CHECK(M >= 1 && M <= kMaxRows, "PackedQuantMatrix::gemv_int8: M must be in [1, ", kMaxRows, "], got ", M);
   MF_CHECK(x != nullptr && y != nullptr, "PackedQuantMatrix::gemv_int8: null input or output");
 #ifdef MF_HAVE_PACKED_Q8
   // Per-thread and reused across calls: no allocation in the decode loop once grown.

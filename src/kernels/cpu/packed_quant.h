@@ -1,4 +1,4 @@
-// Q4_0, Q4_1 and Q8_0 weight matrices repacked for decode (M <= 8 activation rows): one
+// Q4_0, Q4_1 and Q8_0 weight matrices repacked for decode (M <= 32 activation rows): one
 // 512-bit register holds 4 consecutive weights of 16 different output rows, so every vector
 // instruction advances 16 rows at once and the block scales of those 16 rows convert in one
 // instruction. The per-row, per-block scalar work that bounds a row-major GEMV disappears.
@@ -33,10 +33,14 @@ class PackedQuantMatrix {
   // Throws mf::Error if !supports(w).
   explicit PackedQuantMatrix(const Tensor& w);
 
-  // y[M, N] = x[M, K] . W^T for M in [1, 8], fp32 activations (exact path).
+  // Most activation rows one call takes (a server's decode batch).
+  static constexpr int64_t kMaxRows = 32;
+
+  // y[M, N] = x[M, K] . W^T for M in [1, kMaxRows], fp32 activations (exact path). Each row's
+  // result is independent of the other rows.
   void gemv_f32(const float* x, int64_t M, float* y) const;
-  // y[M, N] = q8(x[M, K]) . W^T for M in [1, 8]: int8 activations, every term (Q4_0's -8,
-  // Q4_1's minimum) paired with the quantized activations.
+  // y[M, N] = q8(x[M, K]) . W^T for M in [1, kMaxRows]: int8 activations, every term (Q4_0's
+  // -8, Q4_1's minimum) paired with the quantized activations.
   void gemv_int8(const float* x, int64_t M, float* y) const;
 
   int64_t rows() const { return N_; }
