@@ -181,10 +181,13 @@ for theta, head_dim, positions in ((10000.0, 64, [7, 8, 9, 1000]), (100000.0, 32
     cases.append(case)
 
 # ---------------------------------------------------------------- attention (causal GQA)
-for T, S in ((1, 1), (1, 10), (5, 12), (20, 20), (17, 40)):
-    n_heads, n_kv, D = 9, 3, 64
+# Fewer than 16 queries run one query at a time, 16 keys per score block plus a tail (S = 37,
+# 50); head widths 64 and 128 have register kernels, 48 the generic loop.
+for T, S, D in ((1, 1, 64), (1, 10, 64), (5, 12, 64), (20, 20, 64), (17, 40, 64), (1, 37, 64), (3, 50, 128),
+                (2, 33, 48)):
+    n_heads, n_kv = 9, 3
     kv_stride = n_kv * D + 16  # cache rows wider than one position's K (read in place)
-    case = {"name": f"attention_T{T}_S{S}", "op": "attention", "T": T, "S": S,
+    case = {"name": f"attention_T{T}_S{S}_D{D}", "op": "attention", "T": T, "S": S,
             "n_heads": n_heads, "n_kv_heads": n_kv, "head_dim": D, "kv_stride": kv_stride}
     q = randn(T, n_heads, D)
     kc = randn(S, kv_stride)
