@@ -39,6 +39,10 @@ class Communicator {
 
   // Sums `data` element-wise over all ranks, in place, without waiting.
   virtual std::unique_ptr<PendingCollective> start_allreduce_sum(std::span<float> data) = 0;
+  // Sums `in` (size() * out.size() values, the same layout on every rank) element-wise over all
+  // ranks and leaves block rank() of the sum in `out`, without waiting (ZeRO-1's gradients).
+  virtual std::unique_ptr<PendingCollective> start_reduce_scatter_sum(std::span<const float> in,
+                                                                      std::span<float> out) = 0;
   // Sums `data` element-wise over all ranks, in place (scalars: losses, counts, statistics).
   virtual void allreduce_sum(std::span<double> data) = 0;
   // Rank `root`'s bytes into every rank's `data` (the same size on every rank).
@@ -60,6 +64,8 @@ class LocalCommunicator final : public Communicator {
   std::string describe() const override { return "one process"; }
   std::string host() const override;
   std::unique_ptr<PendingCollective> start_allreduce_sum(std::span<float> data) override;
+  std::unique_ptr<PendingCollective> start_reduce_scatter_sum(std::span<const float> in,
+                                                              std::span<float> out) override;
   void allreduce_sum(std::span<double>) override {}
   void broadcast(std::span<std::byte>, int root) override;
   void allgather(std::span<const std::byte> mine, std::span<std::byte> all) override;

@@ -8,25 +8,34 @@
 
 namespace mf {
 
-GradientBuckets::GradientBuckets(Communicator& comm, std::vector<BucketedGradient> grads, size_t max_bucket_bytes)
-    : comm_(comm) {
+GradientBuckets::GradientBuckets(Communicator& comm, std::vector<BucketedGradient> grads, size_t max_bucket_bytes,
+                                 GradientReduction reduction)
+    : comm_(comm), reduction_(reduction) {
   std::stable_sort(grads.begin(), grads.end(),
                    [](const BucketedGradient& a, const BucketedGradient& b) { return a.part < b.part; });
   const size_t max_values = std::max<size_t>(1, max_bucket_bytes / sizeof(float));
   for (const BucketedGradient& g : grads) {
     if (g.grad.empty()) continue;
     const bool fits = !buckets_.empty() && buckets_.back().part == g.part &&
-                      buckets_.back().size + g.grad.size() <= max_values;
+                      buckets_.back().layout.size + g.grad.size() <= max_values;
     if (!fits) {
       buckets_.emplace_back();
       buckets_.back().part = g.part;
     }
-    buckets_.back().grads.push_back(g.grad);
-    buckets_.back().size += g.grad.size();
+    Bucket& b = buckets_.back();
+    b.grads.push_back(g.grad);
+    b.layout.segments.push_back({g.name, b.layout.size, g.grad.size()});
+    b.layout.size += g.grad.size();
   }
+  const size_t ranks = size_t(comm.size());
   for (Bucket& b : buckets_) {
-    b.data = std::make_unique<float[]>(b.size);
-    stats_.values += int64_t(b.size);
+    b.layout.block = (b.layout.size + ranks - 1) / ranks;
+    // Reduce-scatter needs equal blocks: the padding past the tensors stays zero.
+    const size_t room = reduction_ == GradientReduction::kReduceScatter ? b.layout.block * ranks : b.layout.size;
+    b.data = std::make_unique<float[]>(room);
+    std::fill_n(b.data.get(), room, 0.0f);
+    if (reduction_ == GradientReduction::kReduceScatter) b.shard = std::make_unique<float[]>(b.layout.block);
+    stats_.values += int64_t(b.layout.size);
   }
   stats_.buckets = int(buckets_.size());
 }
@@ -38,6 +47,7 @@ GradientBuckets::~GradientBuckets() {
   for (Bucket& b : buckets_)
     if (b.pending && !b.pending->test()) {
       (void)b.data.release();
+      (void)b.shard.release();
       (void)b.pending.release();
     }
 }
@@ -57,7 +67,11 @@ void GradientBuckets::start(Bucket& b) {
     std::memcpy(out, g.data(), g.size_bytes());
     out += g.size();
   }
-  b.pending = comm_.start_allreduce_sum({b.data.get(), b.size});
+  if (reduction_ == GradientReduction::kReduceScatter)
+    b.pending = comm_.start_reduce_scatter_sum({b.data.get(), b.layout.block * size_t(comm_.size())},
+                                               {b.shard.get(), b.layout.block});
+  else
+    b.pending = comm_.start_allreduce_sum({b.data.get(), b.layout.size});
   b.started = true;
 }
 
@@ -78,6 +92,7 @@ void GradientBuckets::finish() {
   for (Bucket& b : buckets_) {
     b.pending->wait();
     b.pending.reset();
+    if (reduction_ == GradientReduction::kReduceScatter) continue;  // the sharded optimizer reads the shard
     const float* in = b.data.get();
     for (std::span<float> g : b.grads) {
       std::memcpy(g.data(), in, g.size_bytes());

@@ -26,6 +26,23 @@ struct BucketedGradient {
   int part = 0;  // the order in which backward completes it (0 first)
 };
 
+// How a step's gradient sums are delivered: all-reduce (every rank gets every sum, written back
+// into the gradients) or reduce-scatter (ZeRO-1: each rank gets only the sums of its block of
+// every bucket, left in the bucket for the sharded optimizer; the gradients keep the local part).
+enum class GradientReduction { kAllReduce, kReduceScatter };
+
+// Where a tensor's gradient sits in its bucket.
+struct BucketSegment {
+  std::string name;
+  size_t offset = 0, size = 0;
+};
+
+struct BucketLayout {
+  std::vector<BucketSegment> segments;
+  size_t size = 0;   // values of the bucket's tensors
+  size_t block = 0;  // reduce-scatter: values per rank, the size padded to a multiple of the ranks / ranks
+};
+
 struct GradientSyncStats {
   int64_t values = 0;          // floats all-reduced per step (every bucket)
   int buckets = 0;
@@ -36,7 +53,8 @@ struct GradientSyncStats {
 class GradientBuckets {
  public:
   // Tensors of one part go into buckets of at most max_bucket_bytes (a larger tensor alone).
-  GradientBuckets(Communicator& comm, std::vector<BucketedGradient> grads, size_t max_bucket_bytes);
+  GradientBuckets(Communicator& comm, std::vector<BucketedGradient> grads, size_t max_bucket_bytes,
+                  GradientReduction reduction = GradientReduction::kAllReduce);
   ~GradientBuckets();
   GradientBuckets(const GradientBuckets&) = delete;
   GradientBuckets& operator=(const GradientBuckets&) = delete;
@@ -50,18 +68,27 @@ class GradientBuckets {
   void finish();
   const GradientSyncStats& stats() const { return stats_; }
 
+  GradientReduction reduction() const { return reduction_; }
+  size_t bucket_count() const { return buckets_.size(); }
+  const BucketLayout& layout(size_t bucket) const { return buckets_[bucket].layout; }
+  // Reduce-scatter: this rank's block of bucket `bucket`'s sums after finish(); it covers the
+  // bucket's values [rank * block, (rank + 1) * block), the part past layout.size being padding.
+  std::span<float> shard(size_t bucket) { return {buckets_[bucket].shard.get(), buckets_[bucket].layout.block}; }
+
  private:
   struct Bucket {
     int part = 0;
+    BucketLayout layout;
     std::vector<std::span<float>> grads;
-    std::unique_ptr<float[]> data;  // the bucket's gradients side by side, summed in place
-    size_t size = 0;
+    std::unique_ptr<float[]> data;   // the bucket's gradients side by side (all-reduce: summed in place)
+    std::unique_ptr<float[]> shard;  // reduce-scatter: this rank's block of the sums
     std::unique_ptr<PendingCollective> pending;
     bool started = false;
   };
   void start(Bucket& b);
 
   Communicator& comm_;
+  GradientReduction reduction_;
   std::vector<Bucket> buckets_;  // in part order
   size_t next_ = 0;              // the first bucket not started this step
   GradientSyncStats stats_;

@@ -42,12 +42,12 @@ class MpiPending final : public PendingCollective {
   bool test() override {
     if (request_ == MPI_REQUEST_NULL) return true;
     int done = 0;
-    check_mpi(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "all-reduce (test)");
+    check_mpi(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "nonblocking collective (test)");
     return done != 0;
   }
   void wait() override {
     if (request_ == MPI_REQUEST_NULL) return;
-    check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "all-reduce (wait)");
+    check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "nonblocking collective (wait)");
   }
 
  private:
@@ -101,6 +101,17 @@ class MpiCommunicator final : public Communicator {
     MPI_Request request = MPI_REQUEST_NULL;
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data.data(), int(data.size()), MPI_FLOAT, MPI_SUM, comm_, &request),
               "all-reduce (start)");
+    return std::make_unique<MpiPending>(request);
+  }
+
+  std::unique_ptr<PendingCollective> start_reduce_scatter_sum(std::span<const float> in,
+                                                              std::span<float> out) override {
+    MF_CHECK(in.size() == out.size() * size_t(size_), "reduce-scatter: ", in.size(), " values in for ", size_,
+             " blocks of ", out.size());
+    MF_CHECK(out.size() <= size_t(INT_MAX), "reduce-scatter of blocks of ", out.size(), " values: more than MPI counts hold");
+    MPI_Request request = MPI_REQUEST_NULL;
+    check_mpi(MPI_Ireduce_scatter_block(in.data(), out.data(), int(out.size()), MPI_FLOAT, MPI_SUM, comm_, &request),
+              "reduce-scatter (start)");
     return std::make_unique<MpiPending>(request);
   }
 

@@ -1,5 +1,6 @@
 #include "train/data_parallel.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -60,7 +61,7 @@ uint64_t state_hash(Optimizer& opt) {
 
 }  // namespace
 
-DataParallel::DataParallel(Communicator& comm, TrainableModel& model, int grad_accum)
+DataParallel::DataParallel(Communicator& comm, TrainableModel& model, int grad_accum, GradientReduction reduction)
     : comm_(comm), model_(model), grad_accum_(grad_accum) {
   if (!distributed()) return;
   MF_CHECK(grad_accum >= comm.size(), "train.grad_accum = ", grad_accum, " gives some of the ", comm.size(),
@@ -69,7 +70,7 @@ DataParallel::DataParallel(Communicator& comm, TrainableModel& model, int grad_a
            "least ", comm.size(), ", best a multiple of it (lower train.batch to keep the global batch)");
   std::vector<BucketedGradient> grads;
   for (auto& [name, grad] : model.host_gradients()) grads.push_back({name, grad, grad_part_of(model.config(), name)});
-  buckets_ = std::make_unique<GradientBuckets>(comm, std::move(grads), kBucketBytes);
+  buckets_ = std::make_unique<GradientBuckets>(comm, std::move(grads), kBucketBytes, reduction);
 }
 
 size_t DataParallel::last_micro_batch() const {
@@ -161,14 +162,31 @@ std::string DataParallel::layout(int grad_accum) {
   const std::vector<std::string> hosts = allgather_strings(comm_, comm_.host());
   std::ostringstream s;
   const GradientSyncStats& st = buckets_->stats();
-  s << "distributed: " << comm_.size() << " ranks over " << comm_.describe()
-    << ", data parallel: every rank holds the whole model and optimizer state (" << st.values
-    << " trainable values; frozen tensors send nothing); gradients all-reduced in " << st.buckets
-    << " bucket(s), " << (double(st.values) * 4.0 / double(1 << 20)) << " MiB per step, started during backward\n";
+  const bool sharded = buckets_->reduction() == GradientReduction::kReduceScatter;
+  s << "distributed: " << comm_.size() << " ranks over " << comm_.describe() << ", data parallel";
+  if (sharded)
+    s << " with ZeRO-1: every rank holds the whole model, the AdamW moments are sharded (" << st.values
+      << " trainable values; frozen tensors send nothing); gradients reduce-scattered in " << st.buckets
+      << " bucket(s) started during backward, each rank updates its block, weights all-gathered after the update\n";
+  else
+    s << ": every rank holds the whole model and optimizer state (" << st.values
+      << " trainable values; frozen tensors send nothing); gradients all-reduced in " << st.buckets << " bucket(s), "
+      << (double(st.values) * 4.0 / double(1 << 20)) << " MiB per step, started during backward\n";
   for (int r = 0; r < comm_.size(); ++r) {
     s << "  rank " << r << " on " << hosts[size_t(r)] << ": micro-batches";
     for (int mi = r; mi < grad_accum; mi += comm_.size()) s << " " << mi;
-    s << " of " << grad_accum << (r == 0 ? "; writes metrics, checkpoints and the model" : "") << "\n";
+    s << " of " << grad_accum;
+    if (sharded) {
+      // The moments of this rank's block of every bucket.
+      int64_t held = 0;
+      for (size_t b = 0; b < buckets_->bucket_count(); ++b) {
+        const BucketLayout& l = buckets_->layout(b);
+        const size_t begin = size_t(r) * l.block;
+        held += int64_t(begin < l.size ? std::min(l.block, l.size - begin) : 0);
+      }
+      s << "; AdamW moments of " << held << " of the " << st.values << " values";
+    }
+    s << (r == 0 ? "; writes metrics, checkpoints and the model" : "") << "\n";
   }
   return s.str();
 }

@@ -29,7 +29,10 @@ class DataParallel {
  public:
   // Throws mf::Error when grad_accum gives some rank no micro-batch, or the model cannot be
   // trained data-parallel (its gradients are not in host memory).
-  DataParallel(Communicator& comm, TrainableModel& model, int grad_accum);
+  // reduction: kReduceScatter for a sharded optimizer (ZeRO-1), which then reads the sums
+  // from buckets().
+  DataParallel(Communicator& comm, TrainableModel& model, int grad_accum,
+               GradientReduction reduction = GradientReduction::kAllReduce);
 
   bool distributed() const { return comm_.size() > 1; }
   bool is_root() const { return comm_.rank() == 0; }
@@ -67,6 +70,8 @@ class DataParallel {
   std::string layout(int grad_accum);
   // Communication of the last step (metrics): floats all-reduced, buckets, time waited.
   const GradientSyncStats& sync_stats() const { return buckets_->stats(); }
+  // Distributed jobs only.
+  GradientBuckets& buckets() { return *buckets_; }
 
  private:
   Communicator& comm_;

@@ -126,6 +126,11 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   require(t.max_minutes >= 0, "max_minutes", t.max_minutes, ">= 0");
   tr.finish();
 
+  // dist: how a data-parallel job (mpirun -np N moeforge train) trains; no effect in one process.
+  const ConfigReader dist = top.sub("dist");
+  dist.get("shard_optimizer", t.shard_optimizer);
+  dist.finish();
+
   top.get("output", t.out_dir);
   MF_CHECK(!t.out_dir.empty(), path, ": 'output' (the run directory) is required");
 

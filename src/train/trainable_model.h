@@ -74,6 +74,12 @@ class TrainableModel {
     fail("distributed training sums gradients in host memory, which the ", device(), " model does not keep; "
          "train with --device cpu under mpirun");
   }
+  // Each trainable tensor's name and writable fp32 weights (ZeRO-1 updates a block of them on each
+  // rank and all-gathers the rest), in trainable_names() order.
+  virtual std::vector<TrainableParam> host_params() {
+    fail("a sharded optimizer updates weights in host memory, which the ", device(), " model does not keep; "
+         "train with --device cpu under mpirun");
+  }
   // Replaces the routing statistics of the step with the whole job's (the balancing rule and the
   // metrics then see every rank's micro-batches).
   virtual void set_routing_stats(std::vector<RoutingTally> tallies) {
@@ -103,6 +109,7 @@ class CpuTrainableModel final : public TrainableModel {
   std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) override;
   std::string device() const override { return "cpu"; }
   std::vector<std::pair<std::string, std::span<float>>> host_gradients() override;
+  std::vector<TrainableParam> host_params() override { return model_.trainable_params(); }
   void set_routing_stats(std::vector<RoutingTally> tallies) override { model_.set_routing_stats(std::move(tallies)); }
 
  private:

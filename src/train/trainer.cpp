@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@
 #include "moe/router_noise.h"
 #include "train/freeze.h"
 #include "train/schedule.h"
+#include "train/sharded_adamw.h"
 
 namespace mf {
 
@@ -55,9 +57,14 @@ void Trainer::make_optimizer() {
            "grad_accum and lr must be positive");
   MF_CHECK(!cfg_.out_dir.empty(), "trainer: an output directory is required");
   MF_CHECK(data_.eval_batches() > 0, "trainer: no validation batches");
-  // Four groups: {non-MoE, MoE (routers and experts)} x {decayed matrices, norms/biases}.
   MF_CHECK(cfg_.moe_lr_scale >= 0, "trainer: moe_lr_scale must be >= 0, got ", cfg_.moe_lr_scale);
   MF_CHECK(!model_.trainable_names().empty(), "trainer: every tensor is frozen; nothing to train");
+  opt_ = model_.make_optimizer(optimizer_spec());
+  dp_ = std::make_unique<DataParallel>(one_process_, model_, cfg_.grad_accum);
+}
+
+OptimizerSpec Trainer::optimizer_spec() const {
+  // Four groups: {non-MoE, MoE (routers and experts)} x {decayed matrices, norms/biases}.
   const float moe_lr = cfg_.lr * cfg_.moe_lr_scale;
   OptimizerSpec spec;
   spec.groups = {{"decay", cfg_.lr, cfg_.weight_decay},
@@ -69,12 +76,15 @@ void Trainer::make_optimizer() {
     return (moe ? 2 : 0) + (default_no_decay(name, shape) ? 1 : 0);
   };
   spec.betas = AdamW::Betas{cfg_.beta1, cfg_.beta2, cfg_.eps};
-  opt_ = model_.make_optimizer(spec);
-  dp_ = std::make_unique<DataParallel>(one_process_, model_, cfg_.grad_accum);
+  return spec;
 }
 
 void Trainer::set_communicator(Communicator& comm) {
-  dp_ = std::make_unique<DataParallel>(comm, model_, cfg_.grad_accum);
+  // ZeRO-1 only means something with several ranks; alone the optimizer stays whole.
+  const bool shard = cfg_.shard_optimizer && comm.size() > 1;
+  dp_ = std::make_unique<DataParallel>(comm, model_, cfg_.grad_accum,
+                                       shard ? GradientReduction::kReduceScatter : GradientReduction::kAllReduce);
+  if (shard) opt_ = make_sharded_adamw(comm, dp_->buckets(), model_, optimizer_spec());
 }
 
 double Trainer::evaluate() {
@@ -127,13 +137,17 @@ void add_routing_stats(const std::vector<RoutingTally>& tallies, nlohmann::json&
 }  // namespace
 
 void Trainer::save_checkpoint(int64_t step) {
+  // Every rank visits the optimizer state (a sharded one gathers it then); rank 0 writes it.
+  const bool root = dp_->is_root();
   std::vector<std::pair<std::string, Tensor>> tensors;
   opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+    if (!root) return;
     const int64_t n = int64_t(value.size());
     tensors.emplace_back("param/" + name, Tensor::from_f32({n}, value));
     tensors.emplace_back("adam_m/" + name, Tensor::from_f32({n}, m));
     tensors.emplace_back("adam_v/" + name, Tensor::from_f32({n}, v));
   });
+  if (!root) return;
   for (const auto& [name, values] : model_.buffers())
     tensors.emplace_back("buffer/" + name, Tensor::from_f32({int64_t(values.size())}, values));
   const std::map<std::string, std::string> meta = {
@@ -148,34 +162,44 @@ void Trainer::save_checkpoint(int64_t step) {
 }
 
 int64_t Trainer::load_checkpoint() {
+  // Rank 0 reads the file; every value it reads is broadcast to the other ranks (a no-op alone),
+  // so only rank 0 needs the checkpoint.
+  const bool root = dp_->is_root();
+  Communicator& comm = dp_->comm();
   const std::string path = (fs::path(cfg_.out_dir) / "checkpoint.safetensors").string();
-  MF_CHECK(fs::exists(path), "resume: no checkpoint at ", path);
-  SafetensorsFile f = SafetensorsFile::open(path);
-  auto meta = [&](const char* key) -> const std::string& {
-    auto it = f.metadata.find(key);
-    MF_CHECK(it != f.metadata.end(), path, ": checkpoint metadata has no '", key, "'");
-    return it->second;
+  std::optional<SafetensorsFile> file;
+  if (root) {
+    MF_CHECK(fs::exists(path), "resume: no checkpoint at ", path);
+    file = SafetensorsFile::open(path);
+  }
+  auto meta = [&](const char* key) -> std::string {
+    std::string value;
+    if (root) {
+      auto it = file->metadata.find(key);
+      MF_CHECK(it != file->metadata.end(), path, ": checkpoint metadata has no '", key, "'");
+      value = it->second;
+    }
+    broadcast_string(comm, value, 0);
+    return value;
   };
   MF_CHECK(meta("format") == kCheckpointFormat, path, ": not a ", kCheckpointFormat, " file");
-  opt_->restore_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
-    auto copy = [&](const std::string& key, std::span<float> dst) {
-      auto it = f.tensors.find(key);
-      MF_CHECK(it != f.tensors.end(), path, ": checkpoint has no '", key, "' (was it saved with another freeze list?)");
-      MF_CHECK(it->second.dtype() == DType::F32 && size_t(it->second.numel()) == dst.size(), path, ": '", key, "' has ",
-               it->second.numel(), " values, the model needs ", dst.size());
+  auto copy = [&](const std::string& key, std::span<float> dst, const char* hint) {
+    if (root) {
+      auto it = file->tensors.find(key);
+      MF_CHECK(it != file->tensors.end(), path, ": checkpoint has no '", key, "'", hint);
+      MF_CHECK(it->second.dtype() == DType::F32 && size_t(it->second.numel()) == dst.size(), path, ": '", key,
+               "' has ", it->second.numel(), " values, the model needs ", dst.size());
       std::copy_n(it->second.data<float>(), dst.size(), dst.begin());
-    };
-    copy("param/" + name, value);
-    copy("adam_m/" + name, m);
-    copy("adam_v/" + name, v);
+    }
+    broadcast_floats(comm, dst, 0);
+  };
+  opt_->restore_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+    const char* hint = " (was it saved with another freeze list?)";
+    copy("param/" + name, value, hint);
+    copy("adam_m/" + name, m, hint);
+    copy("adam_v/" + name, v, hint);
   });
-  for (const auto& [name, values] : model_.buffers()) {
-    auto it = f.tensors.find("buffer/" + name);
-    MF_CHECK(it != f.tensors.end(), path, ": checkpoint has no 'buffer/", name, "'");
-    MF_CHECK(it->second.dtype() == DType::F32 && size_t(it->second.numel()) == values.size(), path, ": 'buffer/", name,
-             "' has ", it->second.numel(), " values, the model needs ", values.size());
-    std::copy_n(it->second.data<float>(), values.size(), values.begin());
-  }
+  for (const auto& [name, values] : model_.buffers()) copy("buffer/" + name, values, "");
   model_.buffers_written();
   opt_->set_steps_taken(std::stoll(meta("optimizer_steps")));
   data_.set_state(meta("data_state"));
@@ -208,11 +232,8 @@ void remove_stale_temporaries(const fs::path& dir) {
 
 }  // namespace
 
-int64_t Trainer::start_or_resume(const std::string& metrics_path, TrainResult& result) {
-  int64_t step = 0;
-  remove_stale_temporaries(cfg_.out_dir);
+void Trainer::prepare_run_dir(int64_t step, const std::string& metrics_path, TrainResult& result) {
   if (cfg_.resume) {
-    step = load_checkpoint();
     // Keep the log up to the checkpoint so the resumed curve continues it without duplicates.
     // A process killed mid-write may have left a line cut short: it is dropped, not fatal.
     std::ifstream in(metrics_path);
@@ -236,7 +257,6 @@ int64_t Trainer::start_or_resume(const std::string& metrics_path, TrainResult& r
       result.best_valid_loss = j.value("valid_loss", 0.0);
     }
   }
-  return step;
 }
 
 Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& micro, const WarmupCosine& schedule) {
@@ -321,9 +341,11 @@ TrainResult Trainer::run() {
   int64_t step = 0;
   if (root) {
     fs::create_directories(cfg_.out_dir);
-    step = start_or_resume(metrics_path, result);
+    remove_stale_temporaries(cfg_.out_dir);
   }
-  dp_->share_root_state(*opt_, step, data_);
+  if (cfg_.resume) step = load_checkpoint();
+  else dp_->share_root_state(*opt_, step, data_);  // replicas start from rank 0's weights
+  if (root) prepare_run_dir(step, metrics_path, result);
   if (dp_->distributed()) {
     const std::string layout = dp_->layout(cfg_.grad_accum);
     if (root && cfg_.progress) std::fprintf(stderr, "%s", layout.c_str());
@@ -372,12 +394,10 @@ TrainResult Trainer::run() {
     }
     if (last || (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0)) {
       dp_->check_replicas_agree(*opt_);
-      if (root) {
-        try {
-          save_checkpoint(step);
-        } catch (const Error& e) {
-          fail(e.what(), "; the checkpoint of step ", step, " was not written, ", stopped_note(step));
-        }
+      try {
+        save_checkpoint(step);
+      } catch (const Error& e) {
+        fail(e.what(), "; the checkpoint of step ", step, " was not written, ", stopped_note(step));
       }
     }
     if (cfg_.progress && root) {

@@ -43,6 +43,7 @@ struct TrainerConfig {
   int64_t stop_after = 0;       // >0: end (with a checkpoint) after this step, schedule unchanged
   bool resume = false;          // continue from out_dir/checkpoint.safetensors
   bool progress = true;         // progress line on stderr
+  bool shard_optimizer = false; // dist.shard_optimizer: ZeRO-1 in a data-parallel job (no effect alone)
   std::string out_dir;          // metrics.jsonl, checkpoint.safetensors, model/, best/
 };
 
@@ -80,14 +81,17 @@ class Trainer {
  private:
   Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config);
   void make_optimizer();
+  OptimizerSpec optimizer_spec() const;
   // The end of every "could not write" message: where the run stopped and what is still good.
   std::string stopped_note(int64_t step) const;
+  // Both collective in a data-parallel job: every rank calls them; rank 0 alone touches the file
+  // (load: it reads, the others receive).
   void save_checkpoint(int64_t step);
   int64_t load_checkpoint();
   void export_model(const std::string& dir);
-  // Resumes from the checkpoint (cutting metrics.jsonl back to it) or starts both afresh; the
-  // step to continue from.
-  int64_t start_or_resume(const std::string& metrics_path, TrainResult& result);
+  // Rank 0's run directory at the start: metrics.jsonl cut back to the resumed step (or
+  // started afresh) and the best model so far.
+  void prepare_run_dir(int64_t step, const std::string& metrics_path, TrainResult& result);
   // One optimizer step over grad_accum micro-batches drawn from the data: forward/backward with
   // the loss averaged over every scored token, clipping, the update, the selection-bias rule.
   struct StepResult {

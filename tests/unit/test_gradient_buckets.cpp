@@ -26,6 +26,14 @@ class TwoEqualRanks final : public mf::Communicator {
     started.push_back({data.size()});
     return std::make_unique<Pending>(data, started.size() - 1, this);
   }
+  std::unique_ptr<mf::PendingCollective> start_reduce_scatter_sum(std::span<const float> in,
+                                                                  std::span<float> out) override {
+    // Rank 0's block of the sum of two equal inputs.
+    EXPECT_EQ(in.size(), 2 * out.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = 2 * in[i];
+    started.push_back({in.size(), true});
+    return std::make_unique<Pending>(std::span<float>(), started.size() - 1, this);
+  }
   void allreduce_sum(std::span<double> data) override {
     for (double& v : data) v *= 2;
   }
@@ -86,6 +94,30 @@ TEST(GradientBuckets, SumsEveryGradientInBucketsStartedInPartOrder) {
     for (float v : layer0) EXPECT_EQ(v, 4.0f * scale);
     for (float v : embed) EXPECT_EQ(v, 5.0f * scale);
   }
+}
+
+// ZeRO-1: each bucket padded to two equal blocks, rank 0 gets the sums of its block, the
+// gradients themselves are left as they were (the sharded optimizer reads the shard).
+TEST(GradientBuckets, ReduceScatterLeavesEachRankItsBlock) {
+  std::vector<float> a(3, 1.0f), b(2, 2.0f);
+  TwoEqualRanks comm;
+  mf::GradientBuckets buckets(comm, {{"a", a, 0}, {"b", b, 0}}, 1 << 20, mf::GradientReduction::kReduceScatter);
+  ASSERT_EQ(buckets.bucket_count(), 1u);
+  const mf::BucketLayout& layout = buckets.layout(0);
+  EXPECT_EQ(layout.size, 5u);
+  EXPECT_EQ(layout.block, 3u);  // 5 values padded to 6 over two ranks
+  ASSERT_EQ(layout.segments.size(), 2u);
+  EXPECT_EQ(layout.segments[1].name, "b");
+  EXPECT_EQ(layout.segments[1].offset, 3u);
+  buckets.begin_step();
+  buckets.finish();
+  ASSERT_EQ(comm.started.size(), 1u);
+  EXPECT_EQ(comm.started[0].values, 6u);
+  const std::span<float> shard = buckets.shard(0);
+  ASSERT_EQ(shard.size(), 3u);
+  for (float v : shard) EXPECT_EQ(v, 2.0f);  // a's three values, summed over the two ranks
+  for (float v : a) EXPECT_EQ(v, 1.0f);
+  for (float v : b) EXPECT_EQ(v, 2.0f);
 }
 
 }  // namespace

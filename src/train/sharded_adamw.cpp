@@ -1,0 +1,188 @@
+#include "train/sharded_adamw.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "kernels/cpu/adamw.h"
+
+namespace mf {
+
+namespace {
+
+class ShardedAdamW final : public Optimizer {
+ public:
+  ShardedAdamW(Communicator& comm, GradientBuckets& buckets, TrainableModel& model, const OptimizerSpec& spec)
+      : comm_(comm), buckets_(buckets), groups_(spec.groups), betas_(spec.betas) {
+    MF_CHECK(buckets.reduction() == GradientReduction::kReduceScatter,
+             "sharded AdamW: the gradients must be reduce-scattered");
+    struct Param {
+      std::span<float> value;
+      int group = 0;
+    };
+    std::map<std::string, Param> params;
+    for (const TrainableParam& p : model.host_params()) {
+      const int group = spec.group_of(p.name, model.weights().tensors.at(p.name).shape());
+      MF_CHECK(group >= 0 && size_t(group) < groups_.size(), "sharded AdamW: '", p.name, "' has group ", group);
+      params[p.name] = {p.value, group};
+      names_.push_back(p.name);
+    }
+    const size_t rank = size_t(comm.rank());
+    for (size_t b = 0; b < buckets.bucket_count(); ++b) {
+      const BucketLayout& layout = buckets.layout(b);
+      Shard shard;
+      shard.m.assign(layout.block, 0.0f);
+      shard.v.assign(layout.block, 0.0f);
+      // This rank's block [begin, end) of the bucket, cut into the runs of each tensor in it.
+      const size_t begin = rank * layout.block, end = std::min(begin + layout.block, layout.size);
+      for (const BucketSegment& seg : layout.segments) {
+        auto it = params.find(seg.name);
+        MF_CHECK(it != params.end() && it->second.value.size() == seg.size, "sharded AdamW: bucket tensor '", seg.name,
+                 "' is not a trainable tensor of the model");
+        place_[seg.name] = {b, seg.offset, it->second.value};
+        const size_t lo = std::max(begin, seg.offset), hi = std::min(end, seg.offset + seg.size);
+        if (lo < hi)
+          shard.pieces.push_back({it->second.value.data() + (lo - seg.offset), lo - begin, hi - lo, it->second.group});
+      }
+      shards_.push_back(std::move(shard));
+    }
+    for (const std::string& name : names_)
+      MF_CHECK(place_.count(name), "sharded AdamW: trainable tensor '", name, "' is in no gradient bucket");
+  }
+
+  double clip_grad_norm(float max_norm) override {
+    // The squares of this rank's blocks (padding is zero), summed over the ranks.
+    double total = 0;
+    for (size_t b = 0; b < shards_.size(); ++b) {
+      const std::span<float> g = buckets_.shard(b);
+      total += sum_of_squares(g.data(), int64_t(g.size()));
+    }
+    comm_.allreduce_sum({&total, 1});
+    const double norm = std::sqrt(total);
+    if (max_norm > 0 && std::isfinite(norm)) {
+      const double coef = double(max_norm) / (norm + 1e-6);
+      if (coef < 1.0)
+        for (size_t b = 0; b < shards_.size(); ++b) {
+          const std::span<float> g = buckets_.shard(b);
+          scale_inplace(g.data(), int64_t(g.size()), float(coef));
+        }
+    }
+    return norm;
+  }
+
+  void step(float lr_multiplier) override {
+    ++step_;
+    for (size_t b = 0; b < shards_.size(); ++b) {
+      Shard& s = shards_[b];
+      const float* grad = buckets_.shard(b).data();
+      for (const Piece& p : s.pieces) {
+        const ParamGroup& g = groups_[size_t(p.group)];
+        AdamWHyper h;
+        h.lr = g.lr * lr_multiplier;
+        h.beta1 = betas_.beta1;
+        h.beta2 = betas_.beta2;
+        h.eps = betas_.eps;
+        h.weight_decay = g.weight_decay;
+        h.step = step_;
+        adamw_update(p.value, grad + p.offset, s.m.data() + p.offset, s.v.data() + p.offset, int64_t(p.size), h);
+      }
+    }
+    gather_weights();
+  }
+
+  int64_t steps_taken() const override { return step_; }
+  void set_steps_taken(int64_t steps) override { step_ = steps; }
+
+  void visit_state(const StateVisitor& visit) override {
+    Whole whole = gather_moments();
+    for (const std::string& name : names_) {
+      const Place& at = place_.at(name);
+      visit(name, at.value, whole.span_m(at), whole.span_v(at));
+    }
+  }
+
+  void restore_state(const StateVisitor& visit) override {
+    Whole whole = gather_moments();
+    for (const std::string& name : names_) {
+      const Place& at = place_.at(name);
+      visit(name, at.value, whole.span_m(at), whole.span_v(at));
+    }
+    // Keep this rank's block of what the visitor wrote.
+    const size_t rank = size_t(comm_.rank());
+    for (size_t b = 0; b < shards_.size(); ++b) {
+      const size_t block = buckets_.layout(b).block;
+      std::copy_n(whole.m[b].begin() + std::ptrdiff_t(rank * block), block, shards_[b].m.begin());
+      std::copy_n(whole.v[b].begin() + std::ptrdiff_t(rank * block), block, shards_[b].v.begin());
+    }
+  }
+
+ private:
+  struct Piece {
+    float* value;   // the weights of this run
+    size_t offset;  // where the run starts in this rank's block
+    size_t size;
+    int group;
+  };
+  struct Shard {
+    std::vector<Piece> pieces;
+    std::vector<float> m, v;  // this rank's block of the moments
+  };
+  struct Place {
+    size_t bucket = 0, offset = 0;  // where a tensor sits in the buckets
+    std::span<float> value;
+  };
+  // Every bucket's moments, whole (checkpoints): every rank's block side by side.
+  struct Whole {
+    std::vector<std::vector<float>> m, v;
+    std::span<float> span_m(const Place& at) { return {m[at.bucket].data() + at.offset, at.value.size()}; }
+    std::span<float> span_v(const Place& at) { return {v[at.bucket].data() + at.offset, at.value.size()}; }
+  };
+
+  std::vector<float> all_gather(std::span<const float> block) {
+    std::vector<float> all(block.size() * size_t(comm_.size()));
+    comm_.allgather(std::as_bytes(block), std::as_writable_bytes(std::span<float>(all)));
+    return all;
+  }
+
+  Whole gather_moments() {
+    Whole whole;
+    for (const Shard& s : shards_) {
+      whole.m.push_back(all_gather(s.m));
+      whole.v.push_back(all_gather(s.v));
+    }
+    return whole;
+  }
+
+  // Every rank updated its block of the weights: all-gather them so each rank has the whole model.
+  void gather_weights() {
+    for (size_t b = 0; b < shards_.size(); ++b) {
+      const BucketLayout& layout = buckets_.layout(b);
+      std::vector<float> mine(layout.block, 0.0f);
+      for (const Piece& p : shards_[b].pieces) std::copy_n(p.value, p.size, mine.begin() + std::ptrdiff_t(p.offset));
+      const std::vector<float> all = all_gather(mine);
+      for (const BucketSegment& seg : layout.segments) {
+        const Place& at = place_.at(seg.name);
+        std::copy_n(all.begin() + std::ptrdiff_t(seg.offset), seg.size, at.value.begin());
+      }
+    }
+  }
+
+  Communicator& comm_;
+  GradientBuckets& buckets_;
+  std::vector<ParamGroup> groups_;
+  AdamW::Betas betas_;
+  std::vector<std::string> names_;  // the model's trainable tensors, in its order (checkpoints)
+  std::map<std::string, Place> place_;
+  std::vector<Shard> shards_;       // one per bucket
+  int64_t step_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_sharded_adamw(Communicator& comm, GradientBuckets& buckets, TrainableModel& model,
+                                              const OptimizerSpec& spec) {
+  return std::make_unique<ShardedAdamW>(comm, buckets, model, spec);
+}
+
+}  // namespace mf
