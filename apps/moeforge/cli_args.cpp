@@ -90,6 +90,27 @@ void ArgParser::repeated(const std::string& name, const std::string& metavar, co
   add(name, 0, metavar, help + " (repeatable)").set = [out](const std::string& v) { out->push_back(v); };
 }
 
+void ArgParser::positional(const std::string& metavar, const std::string& help, std::string* out, bool required) {
+  MF_CHECK(positionals_.empty() || !positionals_.back().list, "positional ", metavar, " follows a list");
+  positionals_.push_back({metavar, help, false, required, 0, [out](const std::string& v) { *out = v; }});
+}
+
+void ArgParser::positionals(const std::string& metavar, const std::string& help, std::vector<std::string>* out,
+                            bool required) {
+  MF_CHECK(positionals_.empty() || !positionals_.back().list, "positional ", metavar, " follows a list");
+  positionals_.push_back({metavar, help, true, required, 0, [out](const std::string& v) { out->push_back(v); }});
+}
+
+void ArgParser::take_positional(const std::string& arg) {
+  for (auto& p : positionals_)
+    if (p.list || p.taken == 0) {
+      p.set(arg);
+      ++p.taken;
+      return;
+    }
+  fail("unexpected argument '", arg, "' (see --help)");
+}
+
 void ArgParser::alias(const std::string& spelling, const std::string& option_name) {
   Spec* s = find_long(option_name);
   MF_CHECK(s, "alias ", spelling, " names no option --", option_name);
@@ -154,8 +175,17 @@ ArgParser::Spec* ArgParser::find_short(char c) {
 }
 
 bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_out) {
+  bool options_ended = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (options_ended || a.empty() || a[0] != '-' || a == "-") {
+      take_positional(a);
+      continue;
+    }
+    if (a == "--") {
+      options_ended = true;
+      continue;
+    }
     if (a == "--help" || a == "-h") {
       help_out << help();
       return false;
@@ -187,7 +217,8 @@ bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_o
     } else if (a.size() > 2 && a[0] == '-' && a[1] != '-' && !std::isdigit(static_cast<unsigned char>(a[1]))) {
       shown = a;  // "-temp": an unknown multi-letter short form
     } else {
-      fail("unexpected argument '", a, "' (see --help)");
+      take_positional(a);  // "-5": not an option spelling
+      continue;
     }
     if (!s) fail(unknown_option_message(shown));
     if (!s->takes_value) {
@@ -202,6 +233,8 @@ bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_o
     }
     s->seen = true;
   }
+  for (const auto& p : positionals_)
+    MF_CHECK(!p.required || p.taken > 0, "missing ", p.metavar, " (usage: ", usage_, ")");
   for (const auto& s : specs_)
     MF_CHECK(!s.required || s.seen, "missing required option ", s.short_name ? std::string("-") + s.short_name + "/" : "",
              "--", s.name, " (see --help)");
@@ -210,7 +243,17 @@ bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_o
 
 std::string ArgParser::help() const {
   std::ostringstream out;
-  out << "usage: " << usage_ << "\n\n" << summary_ << "\n\noptions:\n";
+  out << "usage: " << usage_ << "\n\n" << summary_ << "\n";
+  if (!positionals_.empty()) {
+    out << "\narguments:\n";
+    for (const auto& p : positionals_) {
+      std::string left = "  " + p.metavar + (p.list ? "..." : "");
+      if (left.size() < 30) left.resize(30, ' ');
+      else left += "  ";
+      out << left << p.help << (p.required ? " (required)" : "") << "\n";
+    }
+  }
+  out << "\noptions:\n";
   for (const auto& s : specs_) {
     std::string left = "  ";
     left += s.short_name ? std::string("-") + s.short_name + ", " : "    ";

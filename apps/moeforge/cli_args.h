@@ -1,6 +1,7 @@
 // A small command-line parser for the moeforge subcommands: long options (--name VALUE or
 // --name=VALUE), optional short aliases (-m), boolean flags, repeatable options, required
-// options, typed values checked in full ("12x" is not an int), and generated --help text.
+// options, positional arguments anywhere among the options (`--` ends the options), typed
+// values checked in full ("12x" is not an int), and generated --help text.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,11 @@ class ArgParser {
   void option(const std::string& name, const std::string& metavar, const std::string& help, uint64_t* out);
   void repeated(const std::string& name, const std::string& metavar, const std::string& help,
                 std::vector<std::string>* out);
+  // A positional argument (RECIPE.yaml): the first argument that is not an option or an
+  // option's value, wherever it stands. Declared in order; a list takes all the rest.
+  void positional(const std::string& metavar, const std::string& help, std::string* out, bool required = false);
+  void positionals(const std::string& metavar, const std::string& help, std::vector<std::string>* out,
+                   bool required = false);
   // Another spelling of an option, exactly as typed, e.g. "-n", "--temp" or "-sys" (the forms
   // llama.cpp users type); help lists it beside the option.
   void alias(const std::string& spelling, const std::string& option_name);
@@ -42,7 +48,15 @@ class ArgParser {
     std::function<void(const std::string&)> set;
     std::vector<std::string> aliases;
   };
+  struct Positional {
+    std::string metavar, help;
+    bool list = false, required = false;
+    size_t taken = 0;
+    std::function<void(const std::string&)> set;
+  };
   Spec& add(const std::string& name, char short_name, const std::string& metavar, const std::string& help);
+  // Gives `arg` to the next positional slot; throws when every slot is full.
+  void take_positional(const std::string& arg);
   Spec* find_long(const std::string& name);
   Spec* find_short(char c);
   Spec* find_alias(const std::string& spelling);
@@ -51,6 +65,7 @@ class ArgParser {
 
   std::string usage_, summary_;
   std::vector<Spec> specs_;
+  std::vector<Positional> positionals_;
 };
 
 // Strict numeric parsing with errors naming the option.

@@ -9,21 +9,18 @@
 namespace mf::cli {
 
 int run_compare(const std::vector<std::string>& args_in) {
-  std::vector<std::string> args = args_in, dirs;
-  while (!args.empty() && !args.front().empty() && args.front()[0] != '-') {
-    dirs.push_back(args.front());
-    args.erase(args.begin());
-  }
+  const std::vector<std::string>& args = args_in;
+  std::vector<std::string> dirs;
   bool markdown = false;
   std::string output;
   ArgParser p("moeforge compare RUN_DIR... [--markdown] [-o FILE]",
               "Puts finished training runs side by side: routing, steps, final and best validation loss, tokens/s, "
               "minutes, parameters, and (for MoE runs, over the last quarter of the logged steps) expert load "
               "coefficient of variation, drop rate and router entropy.");
+  p.positionals("RUN_DIR", "output directories of finished `moeforge train` runs", &dirs, true);
   p.flag("markdown", "print a Markdown table", &markdown);
   p.option("output", 'o', "FILE", "also write the table to FILE", &output);
   if (!parse_or_usage(p, args)) return 0;
-  if (dirs.empty()) throw UsageError("at least one run directory is required: moeforge compare RUN_DIR...");
   std::vector<RunRow> rows;
   for (const std::string& d : dirs) rows.push_back(read_run(d));
   const std::string table = format_runs_table(rows, markdown);

@@ -24,26 +24,6 @@ const char* kDataUsage =
 
 }  // namespace
 
-SplitArgs split_positionals(const std::vector<std::string>& args, std::initializer_list<const char*> flags) {
-  SplitArgs out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--") {
-      out.positional.insert(out.positional.end(), args.begin() + std::ptrdiff_t(i) + 1, args.end());
-      break;
-    }
-    if (a.size() < 2 || a[0] != '-') {
-      out.positional.push_back(a);
-      continue;
-    }
-    out.options.push_back(a);
-    bool flag = a == "-h" || a == "--help" || a.find('=') != std::string::npos;
-    for (const char* f : flags) flag = flag || a == f;
-    if (!flag && i + 1 < args.size()) out.options.push_back(args[++i]);
-  }
-  return out;
-}
-
 std::map<std::string, std::string> parse_assignments(const std::string& option, const std::vector<std::string>& pairs) {
   std::map<std::string, std::string> out;
   for (const std::string& p : pairs) {

@@ -47,7 +47,7 @@ void print_summary(const std::vector<ConvertedFile>& files, const DomainMap* dom
 }  // namespace
 
 int run_data_convert(const std::vector<std::string>& args) {
-  const SplitArgs split = split_positionals(args, {"--skip-bad"});
+  std::vector<std::string> inputs;
   ConvertOptions o;
   std::string out_dir, domains_path;
   ArgParser p("moeforge data convert FILE... -o DIR [--format F] [--domains FILE] [--tables FILE] [--skip-bad]",
@@ -55,14 +55,14 @@ int run_data_convert(const std::vector<std::string>& args) {
               "history?}, one DIR/<stem>.jsonl per input (plain text -> DIR/<stem>.jsonl of {\"text\"} documents), "
               "assigns domains with the domain map, prints a source x domain table and writes DIR/summary.json.\n\n" +
                   formats_help());
+  p.positionals("FILE", "dataset files (any supported format; see below)", &inputs, true);
   p.option("output", 'o', "DIR", "output directory", &out_dir, true);
   p.option("format", 0, "F", "the format of every input, instead of detecting it", &o.format);
   p.option("domains", 0, "FILE", cat("domain map YAML (default ", kDefaultDomainMap, " when it exists)"), &domains_path);
   p.option("tables", 0, "FILE", "Spider's schema file (default: a spider_tables input, or spider_tables.json "
            "beside the questions)", &o.tables);
   p.flag("skip-bad", "skip malformed records (counted, first few reported) instead of stopping", &o.skip_bad);
-  if (!parse_or_usage(p, split.options)) return 0;
-  if (split.positional.empty()) throw UsageError("no input files (moeforge data convert FILE... -o DIR)");
+  if (!parse_or_usage(p, args)) return 0;
   if (!o.format.empty()) {
     try {
       find_data_format(o.format);
@@ -73,7 +73,7 @@ int run_data_convert(const std::vector<std::string>& args) {
   if (domains_path.empty() && std::filesystem::is_regular_file(kDefaultDomainMap)) domains_path = kDefaultDomainMap;
   std::unique_ptr<DomainMap> domains;
   if (!domains_path.empty()) domains = std::make_unique<DomainMap>(DomainMap::load(domains_path));
-  const std::vector<ConvertedFile> files = convert_files(split.positional, out_dir, o, domains.get(), std::cerr);
+  const std::vector<ConvertedFile> files = convert_files(inputs, out_dir, o, domains.get(), std::cerr);
   print_summary(files, domains.get(), out_dir);
   return 0;
 }

@@ -8,7 +8,7 @@
 namespace mf::cli {
 
 int run_data_mix(const std::vector<std::string>& args) {
-  const SplitArgs split = split_positionals(args, {"--skip-bad"});
+  std::vector<std::string> inputs;
   MixOptions o;
   std::string out_dir, split_text = "0.9,0.05,0.05";
   std::vector<std::string> ratios, caps;
@@ -22,6 +22,7 @@ int run_data_mix(const std::vector<std::string>& args) {
               "Writes DIR/train.jsonl, DIR/validation.jsonl, DIR/test.jsonl and DIR/counts.json, and prints the "
               "domain x split counts. {\"text\"} pretraining files among the inputs are skipped. The same inputs "
               "and seed give byte-identical files.");
+  p.positionals("FILE", "unified instruction JSONL files", &inputs, true);
   p.option("output", 'o', "DIR", "output directory", &out_dir, true);
   p.option("seed", "S", "shuffle and sampling seed (default 0)", &o.seed);
   p.repeated("ratio", "SOURCE=X", "weight of a source's records (0.5 = half of them, 2 = each twice in train)",
@@ -29,8 +30,7 @@ int run_data_mix(const std::vector<std::string>& args) {
   p.repeated("cap", "SOURCE=N", "keep at most N records of a source", &caps);
   p.option("split", 0, "T,V,E", "train,validation,test fractions (default 0.9,0.05,0.05)", &split_text);
   p.flag("skip-bad", "skip malformed records (counted, first few reported) instead of stopping", &skip_bad);
-  if (!parse_or_usage(p, split.options)) return 0;
-  if (split.positional.empty()) throw UsageError("no input files (moeforge data mix FILE... -o DIR)");
+  if (!parse_or_usage(p, args)) return 0;
   try {
     o.split = parse_split(split_text);
     for (const auto& [source, x] : parse_assignments("ratio", ratios)) {
@@ -44,7 +44,7 @@ int run_data_mix(const std::vector<std::string>& args) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
-  const MixResult mix = mix_files(split.positional, out_dir, o, skip_bad, std::cerr);
+  const MixResult mix = mix_files(inputs, out_dir, o, skip_bad, std::cerr);
   std::cout << "records per domain and split (seed " << o.seed << ", " << mix.duplicates
             << " duplicates removed):\n"
             << mix_count_table(mix).render() << "written to " << out_dir << "/{train,validation,test}.jsonl\n";

@@ -8,14 +8,14 @@
 namespace mf::cli {
 
 int run_data_stats(const std::vector<std::string>& args) {
-  const SplitArgs split = split_positionals(args, {});
+  std::vector<std::string> inputs;
   ArgParser p("moeforge data stats FILE.jsonl...",
               "Counts the records of unified instruction JSONL files per source and domain, and reports prompt "
               "(instruction + input) and output lengths in characters per domain (mean, median, 95th percentile, "
               "max) and the mean number of history turns. {\"text\"} files get document counts and lengths.");
-  if (!parse_or_usage(p, split.options)) return 0;
-  if (split.positional.empty()) throw UsageError("no input files (moeforge data stats FILE.jsonl...)");
-  std::cout << render_dataset_stats(dataset_stats(split.positional));
+  p.positionals("FILE.jsonl", "unified instruction (or {\"text\"}) JSONL files", &inputs, true);
+  if (!parse_or_usage(p, args)) return 0;
+  std::cout << render_dataset_stats(dataset_stats(inputs));
   return 0;
 }
 

@@ -18,13 +18,6 @@ namespace mf::cli {
 
 namespace {
 
-std::string take_positional(std::vector<std::string>& args) {
-  if (args.empty() || args.front().empty() || args.front()[0] == '-') return "";
-  std::string p = args.front();
-  args.erase(args.begin());
-  return p;
-}
-
 nlohmann::json summary(const ModelWeights& w, const std::string& out, double seconds) {
   return {{"output", out},
           {"experts", w.config.num_experts},
@@ -44,8 +37,8 @@ HfSaveOptions save_options(const std::string& dtype) {
 }  // namespace
 
 int run_fuse(const std::vector<std::string>& args_in) {
-  std::vector<std::string> args = args_in;
-  const std::string recipe_path = take_positional(args);
+  const std::vector<std::string>& args = args_in;
+  std::string recipe_path;
   std::vector<std::string> sets;
   std::string output, dtype;
   bool quiet = false;
@@ -53,12 +46,12 @@ int run_fuse(const std::vector<std::string>& args_in) {
               "Fuses dense models into one Mixtral-layout MoE: the skeleton's embeddings, attention and norms (or "
               "their average), expert e = source e's MLP in every layer, and a new router per layer initialised from "
               "prompts, randomly or at zero. Writes an HF directory that standard tools load.");
+  p.positional("RECIPE.yaml", "the sources and the fusion (examples/smolmoe/fuse.yaml, docs/experts.md)", &recipe_path, true);
   p.repeated("set", "KEY=VALUE", "override a recipe key, e.g. --set top_k=1", &sets);
   p.option("output", 'o', "DIR", "output directory (overrides output)", &output);
   p.option("dtype", 0, "T", "weights as f32, f16 or bf16 (default: as the sources store them)", &dtype);
   p.flag("quiet", "no progress messages", &quiet);
   if (!parse_or_usage(p, args)) return 0;
-  if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge fuse RECIPE.yaml");
   // -o stands for the recipe's output key, so a recipe without one runs with it.
   if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
   FuseRecipe r = load_fuse_recipe(recipe_path, sets);

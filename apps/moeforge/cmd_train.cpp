@@ -63,12 +63,8 @@ int train_one_rank(const std::string& recipe_path, std::vector<std::string> sets
 }  // namespace
 
 int run_train(const std::vector<std::string>& args_in) {
-  std::vector<std::string> args = args_in;
+  const std::vector<std::string>& args = args_in;
   std::string recipe_path;
-  if (!args.empty() && !args.front().empty() && args.front()[0] != '-') {
-    recipe_path = args.front();
-    args.erase(args.begin());
-  }
   std::vector<std::string> sets;
   int max_steps = 0, threads = 0;
   float max_minutes = 0;
@@ -77,6 +73,7 @@ int run_train(const std::vector<std::string>& args_in) {
   ArgParser p("moeforge train RECIPE.yaml [options]",
               "Trains a model as the recipe says (from scratch, fine-tuning, or only its routers), evaluating, "
               "checkpointing and exporting an HF-style directory; prints a one-line JSON summary.");
+  p.positional("RECIPE.yaml", "what to train and how (examples/)", &recipe_path, true);
   p.repeated("set", "KEY=VALUE", "override a recipe key, e.g. --set train.lr=3e-4", &sets);
   p.option("max-steps", "N", "train this many optimizer steps (overrides train.steps)", &max_steps);
   p.option("max-minutes", "M", "stop after M minutes of training (overrides train.max_minutes)", &max_minutes);
@@ -87,7 +84,6 @@ int run_train(const std::vector<std::string>& args_in) {
            "the model (default auto)", &device);
   p.flag("quiet", "no progress line", &quiet);
   if (!parse_or_usage(p, args)) return 0;
-  if (recipe_path.empty()) throw UsageError("a recipe is required: moeforge train RECIPE.yaml");
   check_device_flag(device);
   if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");
   if (threads > 0) omp_set_num_threads(threads);

@@ -88,7 +88,7 @@ TEST_F(Cli, LlamaCppFlagSpellingsAndTypoSuggestions) {
   EXPECT_TRUE(has(r.err, "--max-tokens: expected an integer, got 'many'")) << r.err;
 }
 
-TEST_F(Cli, DashOStandsForTheRecipesOutput) {
+TEST_F(Cli, DashOStandsForTheRecipesOutputAndPositionalsGoAnywhere) {
   const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_o_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   {
@@ -106,9 +106,16 @@ TEST_F(Cli, DashOStandsForTheRecipesOutput) {
   auto r = run({"train", (dir / "r.yaml").string(), "--quiet"});
   EXPECT_NE(r.rc, 0);
   EXPECT_TRUE(has(r.err, "'output' (the run directory) is required")) << r.err;
-  r = run({"train", (dir / "r.yaml").string(), "-o", (dir / "run").string(), "--quiet"});
+  // The recipe may stand after the options, as people type it.
+  r = run({"train", "-o", (dir / "run").string(), "--max-steps", "2", "--quiet", (dir / "r.yaml").string()});
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir / "run" / "model" / "config.json"));
+  r = run({"compare", "--markdown", (dir / "run").string()});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "|")) << r.out;
+  r = run({"train", "--quiet"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_TRUE(has(r.err, "missing RECIPE.yaml")) << r.err;
   fs::remove_all(dir);
 }
 

@@ -110,4 +110,55 @@ TEST(CliArgs, UnknownOptionsSuggestTheNearestOne) {
   expect_error({"-m", "x", "--zzzzzzzz"}, "unknown option '--zzzzzzzz' (see --help)");
 }
 
+TEST(CliArgs, PositionalsStandAnywhereAmongTheOptions) {
+  // `train --max-steps 5 RECIPE.yaml` as well as `train RECIPE.yaml --max-steps 5`.
+  for (const auto& args : std::vector<std::vector<std::string>>{{"r.yaml", "--steps", "5", "--quiet"},
+                                                                {"--steps", "5", "r.yaml", "--quiet"},
+                                                                {"--steps", "5", "--quiet", "r.yaml"},
+                                                                {"--steps=5", "--quiet", "--", "r.yaml"}}) {
+    std::string recipe;
+    int steps = 0;
+    bool quiet = false;
+    mf::ArgParser p("moeforge train RECIPE.yaml [options]", "Trains.");
+    p.positional("RECIPE.yaml", "the recipe", &recipe, true);
+    p.option("steps", "N", "steps", &steps);
+    p.flag("quiet", "quiet", &quiet);
+    std::ostringstream help;
+    ASSERT_TRUE(p.parse(args, help));
+    EXPECT_EQ(recipe, "r.yaml");
+    EXPECT_EQ(steps, 5);  // an option's value is never taken for the positional
+    EXPECT_TRUE(quiet);
+  }
+}
+
+TEST(CliArgs, PositionalListsMissingAndSurplusArguments) {
+  std::string recipe;
+  mf::ArgParser one("moeforge train RECIPE.yaml", "Trains.");
+  one.positional("RECIPE.yaml", "the recipe", &recipe, true);
+  std::ostringstream help;
+  try {
+    one.parse({}, help);
+    ADD_FAILURE() << "a missing required positional was accepted";
+  } catch (const mf::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing RECIPE.yaml"), std::string::npos) << e.what();
+  }
+  try {
+    one.parse({"a.yaml", "b.yaml"}, help);
+    ADD_FAILURE() << "a second positional was accepted";
+  } catch (const mf::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unexpected argument 'b.yaml'"), std::string::npos) << e.what();
+  }
+  std::vector<std::string> dirs;
+  std::string out;
+  mf::ArgParser many("moeforge compare RUN_DIR...", "Compares.");
+  many.positionals("RUN_DIR", "runs", &dirs, true);
+  many.option("output", 'o', "FILE", "table file", &out);
+  ASSERT_TRUE(many.parse({"a", "-o", "t.md", "b", "--", "-c"}, help));
+  EXPECT_EQ(dirs, (std::vector<std::string>{"a", "b", "-c"}));  // after --, "-c" is a name
+  EXPECT_EQ(out, "t.md");
+  std::ostringstream listed;
+  EXPECT_FALSE(many.parse({"--help"}, listed));
+  EXPECT_NE(listed.str().find("RUN_DIR..."), std::string::npos) << listed.str();
+}
+
 }  // namespace
