@@ -379,6 +379,8 @@ TrainResult Trainer::run() {
       const GradientSyncStats& sync = dp_->sync_stats();
       rec["dist_ranks"] = dp_->comm().size();
       rec["dist_wait_s"] = sync.wait_seconds;  // all-reduce time not hidden behind backward
+      rec["dist_buckets"] = sync.buckets;
+      rec["dist_buckets_in_backward"] = sync.started_in_backward;  // started before backward ended
     }
     // Rank 0's clock decides the time budget for every rank, so all stop at the same step.
     const bool finished = step == cfg_.steps ||

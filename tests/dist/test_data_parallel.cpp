@@ -186,6 +186,9 @@ class DataParallel : public ::testing::Test {
       }
       const auto last = metrics(many).back();
       EXPECT_EQ(last["dist_ranks"], ranks);
+      // Every bucket started while backward still ran (the CPU model reports each part done).
+      EXPECT_GT(last["dist_buckets"].get<int>(), 1);
+      EXPECT_EQ(last["dist_buckets_in_backward"], last["dist_buckets"]);
       EXPECT_TRUE(fs::exists(many / "checkpoint.safetensors") && fs::exists(many / "model" / "config.json"));
     }
   }
