@@ -1,0 +1,136 @@
+// What the dist tests share: launching the CLI under mpirun (as root in CI, more ranks than
+// cores), reading a run's metrics, comparing two runs' loss curves and exported weights, and the
+// tiny dense and MoE recipes they train (20 steps of 4 micro-batches of 2 windows, the data made
+// by the test).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_run.h"
+#include "io/safetensors.h"
+
+namespace mf::test {
+
+inline std::string mpirun() {
+  const char* m = std::getenv("MOEFORGE_MPIEXEC");
+  if (m && *m) return m;
+#ifdef MOEFORGE_TEST_MPIEXEC
+  if (*MOEFORGE_TEST_MPIEXEC) return MOEFORGE_TEST_MPIEXEC;  // the one CMake found with MPI
+#endif
+  return "mpirun";
+}
+
+// The mpirun command line for `ranks` ranks of moeforge (as root in CI: OpenMPI refuses root
+// without --allow-run-as-root; --oversubscribe: more ranks than this machine's cores).
+inline std::string mpirun_prefix(int ranks, const std::string& tag = "") {
+  std::string cmd = quote(mpirun()) + " --oversubscribe --allow-run-as-root -np " + std::to_string(ranks) +
+                    " -x OMP_NUM_THREADS=1";
+  if (!tag.empty()) cmd += " -x MOEFORGE_TEST_TAG=" + tag;
+  return cmd + " " + quote(binary());
+}
+
+inline std::string join_args(const std::vector<std::string>& args) {
+  std::string s;
+  for (const std::string& a : args) s += " " + quote(a);
+  return s;
+}
+
+// One training run of the CLI: ranks = 0 is the single process without mpirun.
+inline RunResult train(int ranks, const std::vector<std::string>& args) {
+  if (ranks == 0) return run_shell("OMP_NUM_THREADS=1 " + quote(binary()) + " train" + join_args(args));
+  return run_shell(mpirun_prefix(ranks) + " train" + join_args(args));
+}
+
+inline std::vector<nlohmann::json> metrics(const fs::path& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line))
+    if (auto j = nlohmann::json::parse(line, nullptr, false); j.is_object()) out.push_back(j);  // skips a line being written
+  return out;
+}
+
+// The largest relative difference between two runs' per-step training losses.
+inline double max_relative_loss_difference(const fs::path& a, const fs::path& b, size_t steps) {
+  const auto ma = metrics(a), mb = metrics(b);
+  EXPECT_EQ(ma.size(), steps);
+  EXPECT_EQ(mb.size(), steps);
+  double worst = 0;
+  for (size_t i = 0; i < std::min({ma.size(), mb.size(), steps}); ++i) {
+    EXPECT_EQ(ma[i]["step"], mb[i]["step"]);
+    const double la = ma[i]["loss"], lb = mb[i]["loss"];
+    worst = std::max(worst, std::abs(la - lb) / std::max(std::abs(la), 1e-12));
+  }
+  return worst;
+}
+
+// The largest difference between two exported models' tensors, relative to each tensor's largest
+// magnitude; every tensor must be in both.
+inline double max_relative_weight_difference(const fs::path& a, const fs::path& b) {
+  const mf::SafetensorsFile fa = mf::SafetensorsFile::open((a / "model" / "model.safetensors").string());
+  const mf::SafetensorsFile fb = mf::SafetensorsFile::open((b / "model" / "model.safetensors").string());
+  EXPECT_EQ(fa.tensors.size(), fb.tensors.size());
+  double worst = 0;
+  for (const auto& [name, ta] : fa.tensors) {
+    auto it = fb.tensors.find(name);
+    if (it == fb.tensors.end()) {
+      ADD_FAILURE() << name << " missing";
+      continue;
+    }
+    const mf::Tensor x = ta.to_f32(), y = it->second.to_f32();
+    EXPECT_EQ(x.numel(), y.numel()) << name;
+    double scale = 1e-12, diff = 0;
+    for (int64_t i = 0; i < std::min(x.numel(), y.numel()); ++i) {
+      scale = std::max(scale, double(std::abs(x.data<float>()[i])));
+      diff = std::max(diff, double(std::abs(x.data<float>()[i] - y.data<float>()[i])));
+    }
+    worst = std::max(worst, diff / scale);
+  }
+  return worst;
+}
+
+inline bool same_bytes(const fs::path& a, const fs::path& b) { return slurp(a) == slurp(b); }
+
+// The text the recipes train on, written into dir.
+inline void write_corpus(const fs::path& dir) {
+  std::ofstream text(dir / "corpus.txt");
+  for (int i = 0; i < 300; ++i) text << "to be or not to be, that is the question. " << (i % 7) << "\n";
+}
+
+// 20 steps, a global batch of 4 micro-batches of 2 windows; min_lr_ratio 1 keeps the rate
+// constant after warmup, so a run cut short by --max-steps is the start of the full one.
+inline fs::path write_recipe(const fs::path& dir, const std::string& name, const std::string& model_config) {
+  const fs::path p = dir / (name + ".yaml");
+  std::ofstream(p) << "model:\n  init: scratch\n  seed: 3\n  config: " << model_config << "\n"
+                   << "tokenizer: char\n"
+                      "data: {train: corpus.txt, valid_fraction: 0.1}\n"
+                      "train: {steps: 20, batch: 2, grad_accum: 4, seq_len: 32, lr: 3.0e-3, warmup: 3,\n"
+                      "        min_lr_ratio: 1.0, eval_every: 10, checkpoint_every: 10, eval_windows: 6,\n"
+                      "        balance_bias_rate: "
+                   << (model_config.find("mixtral") != std::string::npos ? "0.01" : "0") << "}\n"
+                   << "output: " << (dir / "unused").string() << "\n";
+  return p;
+}
+
+inline fs::path dense_recipe(const fs::path& dir) {
+  return write_recipe(dir, "dense", "{model_type: llama, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, "
+                                    "num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, "
+                                    "tie_word_embeddings: true}");
+}
+
+// Balance loss and aux-loss-free selection bias: the routing statistics must be the whole job's.
+inline fs::path moe_recipe(const fs::path& dir) {
+  return write_recipe(dir, "moe", "{model_type: mixtral, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, "
+                                  "num_attention_heads: 4, num_key_value_heads: 2, num_local_experts: 4, "
+                                  "num_experts_per_tok: 2, max_position_embeddings: 64, tie_word_embeddings: false, "
+                                  "router_selection_bias: true}");
+}
+
+}  // namespace mf::test
