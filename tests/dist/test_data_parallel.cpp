@@ -5,7 +5,8 @@
 // and the same final weights within 1e-5; a run resumed at another world size (and with or without
 // ZeRO-1) continues that curve, at the same world size bit for bit;
 // a rank killed with kill -9 ends the job within seconds naming the rank; a recipe that leaves a
-// rank without a micro-batch is refused. Every rank runs one OpenMP thread, as does the reference.
+// rank without a micro-batch is refused; a router-only upcycled MoE sends only its routers. Every
+// rank runs one OpenMP thread, as does the reference.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -128,6 +129,53 @@ TEST_F(DataParallel, ShardedCheckpointsResumeAnywhere) {
               weights);
   EXPECT_LE(loss, 1e-5);
   EXPECT_LE(weights, 1e-5);
+}
+
+// A MoE fused from a dense model (moeforge upcycle) whose routers alone train: the frozen experts,
+// attention, embeddings and norms send nothing; the routers train as in one process.
+TEST_F(DataParallel, RouterOnlyFusedMoeSendsOnlyTheRouters) {
+  const fs::path dense_run = dir_ / "dense_base";
+  auto r = train(0, {dense().string(), "--quiet", "-o", dense_run.string(), "--max-steps", "5"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const fs::path fused = dir_ / "fused";
+  r = run({"upcycle", "-m", (dense_run / "model").string(), "--experts", "4", "--noise", "0.05", "-o", fused.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const fs::path recipe = dir_ / "routers.yaml";
+  std::ofstream(recipe) << "model: {init: " << fused.string() << "}\n"
+                        << "tokenizer: model\n"
+                           "data: {train: corpus.txt, valid_fraction: 0.1}\n"
+                           "freeze: [experts, attention, embeddings, norm]\n"
+                           "train: {steps: 20, batch: 2, grad_accum: 4, seq_len: 32, lr: 1.0e-2, warmup: 3,\n"
+                           "        eval_every: 10, eval_windows: 6}\n"
+                           "output: unused\n";
+  const fs::path one = dir_ / "routers_1";
+  r = train(0, {recipe.string(), "--quiet", "-o", one.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (int ranks : {2, 4}) {
+    const fs::path many = dir_ / ("routers_" + std::to_string(ranks));
+    r = train(ranks, {recipe.string(), "-o", many.string()});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    // Two layers of a router [4 experts, hidden 32]: the only values all-reduced.
+    EXPECT_TRUE(has(r.err, "(256 trainable values; frozen tensors send nothing)")) << r.err;
+    const double loss = max_relative_loss_difference(one, many, 20);
+    const double weights = max_relative_weight_difference(one, many);
+    std::printf("[measured] router-only upcycled MoE, %d ranks vs 1 process: loss %.3g, weights %.3g\n", ranks, loss,
+                weights);
+    EXPECT_LE(loss, 1e-5);
+    EXPECT_LE(weights, 1e-5);
+  }
+}
+
+// A non-finite gradient reaches every rank through the sums, so every rank stops at the same step
+// (step 2 here: the first update with a rate of 1e30 leaves non-finite weights).
+TEST_F(DataParallel, NonFiniteGradientsStopEveryRankAtTheSameStep) {
+  const fs::path run_dir = dir_ / "diverged";
+  auto r = train(2, {moe().string(), "--quiet", "-o", run_dir.string(), "--set", "train.lr=1e30", "--set",
+                     "train.clip=0"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_TRUE(has(r.err, "step 2: non-finite")) << r.err;
+  for (const char* other : {"step 1: non-finite", "step 3: non-finite"}) EXPECT_FALSE(has(r.err, other)) << r.err;
+  EXPECT_EQ(metrics(run_dir).size(), 1u);
 }
 
 TEST_F(DataParallel, DistKeysAreStrict) {
