@@ -30,8 +30,11 @@ inline std::string mpirun() {
 // The mpirun command line for `ranks` ranks of moeforge (as root in CI: OpenMPI refuses root
 // without --allow-run-as-root; --oversubscribe: more ranks than this machine's cores).
 inline std::string mpirun_prefix(int ranks, const std::string& tag = "") {
-  std::string cmd = quote(mpirun()) + " --oversubscribe --allow-run-as-root -np " + std::to_string(ranks) +
-                    " -x OMP_NUM_THREADS=1";
+  // Shared memory without the single-copy (CMA) path: containers often forbid the cross-process
+  // reads it uses, and OpenMPI then floods stderr with "Read -1, expected N, errno = 1" (Open MPI
+  // issue 4948); the copy through the shared segment works everywhere.
+  std::string cmd = quote(mpirun()) + " --oversubscribe --allow-run-as-root --mca btl_vader_single_copy_mechanism none" +
+                    " -np " + std::to_string(ranks) + " -x OMP_NUM_THREADS=1";
   if (!tag.empty()) cmd += " -x MOEFORGE_TEST_TAG=" + tag;
   return cmd + " " + quote(binary());
 }
