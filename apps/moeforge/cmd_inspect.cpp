@@ -14,22 +14,13 @@
 #include "infer/bundle.h"
 #include "infer/model_files.h"
 #include "infer/router_analysis.h"
+#include "infer/token_route_grid.h"
 #include "model/load.h"
 #include "train/sft_inputs.h"
 
 namespace mf::cli {
 
 namespace {
-
-std::string printable(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else out += c;
-  }
-  return out;
-}
 
 void print_prompt_table(const PromptRoutes& r) {
   for (const LayerRoutes& l : r.layers) {
@@ -44,16 +35,9 @@ void print_prompt_table(const PromptRoutes& r) {
 }
 
 void print_token_grid(const PromptRoutes& r, const Tokenizer& tok, std::span<const int32_t> ids) {
-  std::printf("\ntop-1 expert per token (columns: layers; names cut to 4 letters)\n%-16s", "token");
-  for (const LayerRoutes& l : r.layers) std::printf(" %4d", l.layer);
-  std::printf("\n");
-  for (size_t t = 0; t < ids.size(); ++t) {
-    const std::string text = printable(tok.decode(ids.subspan(t, 1)));
-    std::printf("%-16.16s", text.c_str());
-    for (const LayerRoutes& l : r.layers)
-      std::printf(" %4.4s", r.expert_names[size_t(l.tokens[t].experts[0])].c_str());
-    std::printf("\n");
-  }
+  std::vector<std::string> texts;
+  for (size_t t = 0; t < ids.size(); ++t) texts.push_back(tok.decode(ids.subspan(t, 1)));
+  std::printf("\n%s", format_token_route_grid(r, texts).c_str());
 }
 
 nlohmann::json prompt_json(const PromptRoutes& r, const Tokenizer& tok, std::span<const int32_t> ids) {

@@ -1,4 +1,4 @@
-// moeforge plot RUN_DIR: the run's curves and expert load as one HTML page.
+// moeforge plot RUN_DIR...: runs' curves and expert load as one HTML page (several runs overlay).
 #include <filesystem>
 #include <iostream>
 
@@ -9,22 +9,23 @@
 
 namespace mf::cli {
 
-int run_plot(const std::vector<std::string>& args_in) {
-  std::vector<std::string> args = args_in;
-  std::string run_dir, output;
-  if (!args.empty() && !args.front().empty() && args.front()[0] != '-') {
-    run_dir = args.front();
-    args.erase(args.begin());
-  }
-  ArgParser p("moeforge plot RUN_DIR [-o FILE.html]",
-              "Renders a training run's metrics.jsonl (loss, validation loss, learning rate, gradient norm, aux "
-              "losses, per-layer expert load) to one self-contained HTML page.");
-  p.option("output", 'o', "FILE", "where to write the page (default RUN_DIR/report.html)", &output);
+int run_plot(const std::vector<std::string>& args) {
+  std::vector<std::string> run_dirs;
+  std::string output;
+  ArgParser p("moeforge plot RUN_DIR... [-o FILE.html]",
+              "Renders training runs' metrics.jsonl (loss and validation loss, learning rate, gradient norm, each aux "
+              "loss, throughput, routing statistics, per-layer expert load) to one self-contained HTML page. Several "
+              "runs are drawn on the same charts, one colour per run.\n\n"
+              "examples:\n"
+              "  moeforge plot runs/tiny                       # writes runs/tiny/report.html\n"
+              "  moeforge plot runs/noisy runs/switch -o cmp.html");
+  p.positionals("RUN_DIR", "output directories of `moeforge train` runs (finished or still running)", &run_dirs, true);
+  p.option("output", 'o', "FILE", "where to write the page (default RUN_DIR/report.html for one run, "
+                                  "report.html in the current directory for several)", &output);
   if (!parse_or_usage(p, args)) return 0;
-  if (run_dir.empty()) throw UsageError("a run directory is required: moeforge plot RUN_DIR");
-  const std::filesystem::path dir(run_dir);
-  if (output.empty()) output = (dir / "report.html").string();
-  const std::string html = render_run_report((dir / "metrics.jsonl").string(), dir.filename().string());
+  if (output.empty())
+    output = run_dirs.size() == 1 ? (std::filesystem::path(run_dirs[0]) / "report.html").string() : "report.html";
+  const std::string html = render_run_report(read_report_runs(run_dirs));
   write_file_atomic(output, html.data(), html.size());
   std::cout << output << "\n";
   return 0;

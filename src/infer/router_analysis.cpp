@@ -13,6 +13,8 @@
 #include "core/error.h"
 #include "kernels/cpu/softmax.h"
 #include "model/kv_cache.h"
+#include "report/color_scale.h"
+#include "report/html_text.h"
 
 namespace mf {
 
@@ -39,17 +41,6 @@ std::vector<Tensor> router_logits_of(Transformer& model, std::span<const int32_t
 std::string lower(std::string s) {
   for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   return s;
-}
-
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '<') out += "&lt;";
-    else if (ch == '>') out += "&gt;";
-    else if (ch == '&') out += "&amp;";
-    else out += ch;
-  }
-  return out;
 }
 
 std::string pct(double v) {
@@ -182,35 +173,52 @@ std::string routing_matrix_table(const RoutingMatrix& m, bool per_layer) {
     o << "\n";
   };
   table("all layers", m.overall, true);
+  o << "dispatch = dispatch accuracy: the share of a domain's tokens whose top-1 expert is named after the domain\n"
+       "(about 1/E for random routing; '-' when no expert has the domain's name)\n\n";
   if (per_layer)
     for (size_t li = 0; li < m.layers.size(); ++li) table("layer " + std::to_string(m.layers[li]), m.counts[li], false);
   return o.str();
 }
 
 std::string routing_matrix_html(const RoutingMatrix& m, const std::string& title) {
+  // One colour scale for every table (0% white to 100% dark blue), drawn once with numbers.
+  const ColorScale scale{ColorScale::Kind::Sequential, 0.0, 0.5, 1.0};
+  std::vector<ColorTick> ticks;
+  for (int p = 0; p <= 100; p += 25) ticks.push_back({p / 100.0, std::to_string(p) + "%"});
   std::ostringstream o;
-  o << "<!doctype html><html><head><meta charset='utf-8'><title>" << escape(title)
-    << "</title><style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse;margin:8px 0 24px}"
-       "td,th{padding:4px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}"
-       ".grid{display:flex;flex-wrap:wrap;gap:24px}</style></head><body><h1>"
-    << escape(title) << "</h1><p>Share of each domain's tokens whose top-1 expert is the column. "
-    << "Darker is more.</p>";
+  o << "<!doctype html><html><head><meta charset='utf-8'><title>" << html_escape(title)
+    << "</title><style>body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}"
+       "table{border-collapse:collapse;margin:8px 0 24px}td,th{padding:4px 8px;text-align:right;font-size:13px}"
+       "th{background:#f3f3f3}td.accuracy{font-weight:600;border-left:2px solid #ccc}"
+       ".grid{display:flex;flex-wrap:wrap;gap:24px}.explain{max-width:760px;line-height:1.45}</style></head><body><h1>"
+    << html_escape(title) << "</h1><p class='explain'>Each row is a domain of the labelled data; each column an "
+    << "expert. A cell is the share of that domain's counted tokens (the answer tokens) whose <b>top-1 expert</b> "
+    << "(the router's highest-probability choice) is the column's expert, so every row adds up to 100%. "
+    << "&ldquo;All layers&rdquo; counts every MoE layer's choice of every token.</p>"
+    << "<p class='explain' id='dispatch-accuracy'><b>Dispatch accuracy</b> is the cell of a domain's own expert: the "
+    << "share of the domain's tokens routed first to the expert named after that domain (names compared without "
+    << "regard to case). 100% means the router sends every token of the domain to its specialist; with E experts "
+    << "chosen at random it would be about 1/E (" << format_percent(m.experts.empty() ? 0.0 : 1.0 / double(m.experts.size()))
+    << " here). A dash means no expert carries the domain's name.</p>"
+    << render_color_bar(scale, ticks, "share of the domain's tokens (cell colour)", "routing-scale", 360);
   auto heatmap = [&](const std::string& caption, const std::vector<std::vector<int64_t>>& counts, bool accuracy) {
     const auto sh = shares(counts);
-    o << "<div><h3>" << escape(caption) << "</h3><table><tr><th>domain</th>";
-    for (const auto& e : m.experts) o << "<th>" << escape(e) << "</th>";
-    if (accuracy) o << "<th>dispatch accuracy</th>";
+    o << "<div><h3>" << html_escape(caption) << "</h3><table><tr><th>domain</th>";
+    for (const auto& e : m.experts) o << "<th>" << html_escape(e) << "</th>";
+    if (accuracy) o << "<th title='share of the domain&#39;s tokens whose top-1 expert is named after the domain'>"
+                       "dispatch accuracy</th>";
     o << "</tr>";
     for (size_t d = 0; d < m.domains.size(); ++d) {
-      o << "<tr><th>" << escape(m.domains[d]) << "</th>";
-      for (double v : sh[d]) {
-        const int shade = int(255 - 200 * v);
-        o << "<td style='background:rgb(" << shade << "," << shade << ",255);color:" << (v > 0.55 ? "#fff" : "#000")
-          << "'>" << pct(v) << "</td>";
+      o << "<tr><th>" << html_escape(m.domains[d]) << "</th>";
+      for (size_t e = 0; e < sh[d].size(); ++e) {
+        const double v = sh[d][e];
+        o << "<td style='background:" << scale.color(v) << ";color:" << (scale.dark(v) ? "#fff" : "#000")
+          << "' title='" << html_escape(m.domains[d]) << " -> " << html_escape(m.experts[e]) << ": " << pct(v) << "'>"
+          << pct(v) << "</td>";
       }
       if (accuracy) {
         const double a = m.dispatch_accuracy(d);
-        o << "<td>" << (a < 0 ? "-" : pct(a)) << "</td>";
+        o << "<td class='accuracy'>" << (a < 0 ? "-" : pct(a)) << "</td>";
       }
       o << "</tr>";
     }
