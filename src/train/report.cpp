@@ -67,19 +67,21 @@ std::string best_validation(const Points& p) {
   return format_g(best->second) + " (step " + format_g(best->first, 10) + ")";
 }
 
-// One row per run: its colour (as in every chart), what it is, and its headline numbers.
+// One row per run: its colour (as in every chart), its headline numbers and, for several runs,
+// what each is (one run says that under the title).
 std::string runs_table(const std::vector<ReportRun>& runs) {
+  const bool about = runs.size() > 1;
   std::ostringstream o;
   o << "<table class='runs'><tr><th></th><th>run</th><th>steps</th><th>last train loss</th>"
-       "<th>best validation loss</th><th>about the run</th></tr>";
+       "<th>best validation loss</th>" << (about ? "<th>about the run</th>" : "") << "</tr>";
   for (size_t r = 0; r < runs.size(); ++r) {
     const RunMetrics& m = runs[r].metrics;
     const Points& train = m.scalar("loss");
     o << "<tr><td><span class='swatch' style='background:" << (runs.size() > 1 ? series_color(r) : "transparent")
       << "'></span></td><td class='run'>" << html_escape(runs[r].info.name) << "</td><td>"
       << (train.empty() ? "-" : format_g(train.back().first, 10)) << "</td><td>" << last_value(train) << "</td><td>"
-      << best_validation(m.scalar("valid_loss")) << "</td><td>" << html_escape(describe_run(runs[r].info))
-      << "</td></tr>";
+      << best_validation(m.scalar("valid_loss")) << "</td>"
+      << (about ? "<td>" + html_escape(describe_run(runs[r].info)) + "</td>" : "") << "</tr>";
   }
   return o.str() + "</table>";
 }
@@ -131,7 +133,7 @@ std::string render_run_report(const std::vector<ReportRun>& runs) {
        "h1{font-size:1.5em;margin-bottom:.2em}.about{color:#555;margin-top:0}figure{margin:1.4em 0}"
        "figcaption{font-weight:600;margin-bottom:4px}svg{display:block;max-width:100%;height:auto}"
        "table.runs{border-collapse:collapse;font-size:13px}table.runs td,table.runs th{padding:3px 8px;"
-       "text-align:left;border-bottom:1px solid #eee}.swatch{display:inline-block;width:14px;height:14px;"
+       "text-align:left;border-bottom:1px solid #eee}table.runs th{white-space:nowrap}.swatch{display:inline-block;width:14px;height:14px;"
        "border-radius:3px}td.run{white-space:nowrap;font-weight:600}h2{font-size:1.15em;margin-top:1.8em}</style></head><body><h1>"
     << html_escape(title) << "</h1>";
   if (runs.size() == 1) o << "<p class='about'>" << html_escape(describe_run(runs[0].info)) << "</p>";

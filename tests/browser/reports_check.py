@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The static reports in a real browser (label "browser"): two tiny MoE runs trained by
-`moeforge train` and overlaid by `moeforge plot RUN1 RUN2`, and the routing page of
+`moeforge train` and overlaid by `moeforge plot RUN1 RUN2`, a one-step run plotted alone (every
+series a single point), and the routing page of
 `moeforge inspect --data -o` on a 2-expert MoE fused from a tiny dense model (experts named after
 the data's domains, so dispatch accuracy means something), each checked in headless Chromium by
 report_check.py, with screenshots in WORK_DIR (plot.png, plot-routing.png,
@@ -71,6 +72,12 @@ def main():
           "--shot", f"h1:1150:{os.path.join(work, 'plot.png')}",
           "--shot", f"#routing:1100:{os.path.join(work, 'plot-routing.png')}",
           "--shot", f"figure.heatmap:560:{os.path.join(work, 'plot-expert-load.png')}")
+
+    # One step: every series is a single point, which must still show as a dot.
+    moeforge("train", os.path.join(work, "tiny-moe.yaml"), "--quiet", "-o", os.path.join(work, "one-step"),
+             "--set", "train.steps=1")
+    moeforge("plot", os.path.join(work, "one-step"))
+    check(os.path.join(work, "one-step", "report.html"), "--kind", "plot", "--runs", "1")
 
     # A 2-expert MoE fused from a tiny dense model, routed over data labelled with its experts' names.
     with open(os.path.join(work, "dense.yaml"), "w") as f:
