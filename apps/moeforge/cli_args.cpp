@@ -241,6 +241,12 @@ bool ArgParser::parse(const std::vector<std::string>& args, std::ostream& help_o
   return true;
 }
 
+bool ArgParser::given(const std::string& name) const {
+  for (const auto& s : specs_)
+    if (s.name == name) return s.seen;
+  fail("ArgParser::given: no option --", name);
+}
+
 std::string ArgParser::help() const {
   std::ostringstream out;
   out << "usage: " << usage_ << "\n\n" << summary_ << "\n";

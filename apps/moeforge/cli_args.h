@@ -38,6 +38,8 @@ class ArgParser {
   // missing or malformed value, a stray positional argument or a missing required option.
   bool parse(const std::vector<std::string>& args, std::ostream& help_out);
   std::string help() const;
+  // True when the last parse() met option `name` (by any spelling): the user chose its value.
+  bool given(const std::string& name) const;
 
  private:
   struct Spec {

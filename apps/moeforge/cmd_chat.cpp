@@ -26,7 +26,7 @@ int run_chat(const std::vector<std::string>& args) {
   bool show_experts = false;
   p.flag("show-experts", "after each answer, the experts that wrote it (MoE models)", &show_experts);
   if (!parse_or_usage(p, args)) return 0;
-  ModelBundle m = load_for_run(f);
+  ModelBundle m = load_for_run(f, p);
   DecodeExpertShares tally;
   if (show_experts) m.model->observe_routes(&tally);
   const bool interactive = isatty(STDIN_FILENO) != 0;

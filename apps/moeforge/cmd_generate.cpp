@@ -4,25 +4,33 @@
 
 #include "commands.h"
 #include "common.h"
+#include "core/mapped_file.h"
 #include "infer/chat_session.h"
+#include "io/text_check.h"
 
 namespace mf::cli {
 
 int run_generate(const std::vector<std::string>& args) {
   RunFlags f;
-  std::string prompt;
+  std::string prompt, prompt_file;
   bool chat = false, verbose_prompt = false;
-  ArgParser p("moeforge generate -m PATH -p TEXT [options]",
+  ArgParser p("moeforge generate -m PATH (-p TEXT | -f FILE) [options]",
               "Generates a continuation of TEXT, or with --chat an answer to TEXT as a user message\n"
               "rendered with the model's chat template. Speed stats go to stderr at the end.");
-  p.option("prompt", 'p', "TEXT", "the prompt", &prompt, true);
+  p.option("prompt", 'p', "TEXT", "the prompt", &prompt);
+  p.option("file", 'f', "FILE", "read the prompt from FILE (UTF-8 text) instead", &prompt_file);
   p.flag("chat", "treat the prompt as a user message and apply the chat template", &chat);
   p.flag("verbose-prompt", "print the prompt as the model reads it (after the chat template) to stderr, as a JSON "
          "string after 'prompt: '", &verbose_prompt);
   add_run_flags(p, f);
   if (!parse_or_usage(p, args)) return 0;
+  if (p.given("prompt") == p.given("file")) throw UsageError("give the prompt as -p TEXT or -f FILE (one of them)");
+  if (!prompt_file.empty()) {
+    prompt = read_text_file(prompt_file);
+    check_text(prompt, prompt_file);
+  }
   if (!chat && !f.system.empty()) throw UsageError("--system needs --chat");
-  ModelBundle m = load_for_run(f);
+  ModelBundle m = load_for_run(f, p);
   auto print = [](std::string_view piece) {
     std::cout << piece;
     std::cout.flush();

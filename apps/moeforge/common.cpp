@@ -2,9 +2,12 @@
 #include "device_choice.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <random>
 
 #include "core/timer.h"
+#include "model/generation_config.h"
 
 namespace mf::cli {
 
@@ -15,13 +18,13 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   f.sampling.min_p = 0.05f;
   p.option("model", 'm', "PATH", "HF model directory or .gguf file", &f.model_path, true);
   p.option("system", 0, "TEXT", "system prompt", &f.system);
-  p.option("temperature", "T", "sampling temperature, 0 = greedy (default 0.7)", &f.sampling.temperature);
-  p.option("top-k", "K", "keep the K most likely tokens, 0 = off (default 40)", &f.sampling.top_k);
-  p.option("top-p", "P", "nucleus sampling mass, 1 = off (default 0.95)", &f.sampling.top_p);
-  p.option("min-p", "P", "drop tokens below P x the best probability (default 0.05)", &f.sampling.min_p);
-  p.option("repeat-penalty", "R", "HF repetition penalty, 1 = off (default 1)", &f.sampling.repeat_penalty);
-  p.option("seed", "N", "sampling seed (default 0)", &f.sampling.seed);
-  p.option("max-tokens", "N", "most tokens to generate (default 256)", &f.max_tokens);
+  p.option("temperature", "T", "sampling temperature, 0 = greedy (default 0.7*)", &f.sampling.temperature);
+  p.option("top-k", "K", "keep the K most likely tokens, 0 = off (default 40*)", &f.sampling.top_k);
+  p.option("top-p", "P", "nucleus sampling mass, 1 = off (default 0.95*)", &f.sampling.top_p);
+  p.option("min-p", "P", "drop tokens below P x the best probability (default 0.05*)", &f.sampling.min_p);
+  p.option("repeat-penalty", "R", "HF repetition penalty, 1 = off (default 1*)", &f.sampling.repeat_penalty);
+  p.option("seed", "N", "sampling seed (default: a random one, shown by --verbose)", &f.sampling.seed);
+  p.option("max-tokens", "N", "most tokens to generate (default 256*; * = unless the model's generation_config.json sets it)", &f.max_tokens);
   p.repeated("stop", "TEXT", "stop when TEXT is generated (not printed)", &f.stop);
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &f.threads);
   p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
@@ -51,12 +54,47 @@ bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args) {
   }
 }
 
-ModelBundle load_for_run(const RunFlags& f) {
+namespace {
+
+// Sampling values the user did not type come from the model's generation_config.json when it
+// sets them (as transformers reads them: do_sample false means greedy), else stay moeforge's
+// llama.cpp-like defaults. Returns the file read, or "" when there is none.
+std::string apply_generation_config(const ArgParser& p, RunFlags& f) {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::path(f.model_path) / "generation_config.json";
+  std::error_code ec;
+  if (!fs::is_directory(f.model_path, ec) || !fs::exists(path, ec)) return "";
+  const GenerationConfig g = load_generation_config(path.string());
+  auto take = [&](const char* flag, const auto& from, auto& to) {
+    if (from && !p.given(flag)) to = *from;
+  };
+  take("temperature", g.temperature, f.sampling.temperature);
+  take("top-k", g.top_k, f.sampling.top_k);
+  take("top-p", g.top_p, f.sampling.top_p);
+  take("min-p", g.min_p, f.sampling.min_p);
+  take("repeat-penalty", g.repetition_penalty, f.sampling.repeat_penalty);
+  take("max-tokens", g.max_new_tokens, f.max_tokens);
+  if (g.do_sample == false && !p.given("temperature")) f.sampling.temperature = 0.0f;
+  return path.string();
+}
+
+}  // namespace
+
+ModelBundle load_for_run(RunFlags& f, const ArgParser& p) {
+  const std::string defaults_file = apply_generation_config(p, f);
+  if (!p.given("seed")) f.sampling.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
   try {
     f.sampling.validate();
   } catch (const Error& e) {
+    if (!defaults_file.empty()) fail(defaults_file, ": ", e.what(), " (a value of the model's; a flag overrides it)");
     throw UsageError(e.what());
   }
+  if (f.verbose)
+    std::cerr << "sampling: temperature " << f.sampling.temperature << ", top-k " << f.sampling.top_k << ", top-p "
+              << f.sampling.top_p << ", min-p " << f.sampling.min_p << ", repeat-penalty " << f.sampling.repeat_penalty
+              << ", max-tokens " << f.max_tokens << (defaults_file.empty() ? "" : " (defaults from " + defaults_file + ")")
+              << "; seed " << f.sampling.seed << (p.given("seed") ? "" : " (random; --seed " +
+                                                   std::to_string(f.sampling.seed) + " repeats this run)") << "\n";
   if (f.max_tokens < 0) throw UsageError(cat("--max-tokens must be >= 0, got ", f.max_tokens));
   if (f.ctx <= 0) throw UsageError(cat("--ctx must be > 0, got ", f.ctx));
   if (f.window < 0) throw UsageError(cat("--window must be >= 0, got ", f.window));

@@ -35,7 +35,10 @@ struct RunFlags {
 void add_run_flags(ArgParser& p, RunFlags& f);
 // Parses; returns false after printing help. Wraps parse errors in UsageError.
 bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args);
-ModelBundle load_for_run(const RunFlags& f);
+// Fills the sampling values not given on the command line from the model's
+// generation_config.json (when it has them), draws a random seed unless --seed was given, checks
+// the flags and loads the model.
+ModelBundle load_for_run(RunFlags& f, const ArgParser& p);
 GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m);
 void print_stats(const GenerateStats& s);   // to stderr
 // To stderr, when a saved directory is moeforge's own type: which features transformers lacks.

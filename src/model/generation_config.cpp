@@ -17,7 +17,7 @@ GenerationConfig generation_config_from_json(const nlohmann::json& j) {
   g.bos_token_id = get_int(j, "bos_token_id", -1, where);
   g.pad_token_id = get_int(j, "pad_token_id", -1, where);
   g.eos_token_ids = get_int_or_list(j, "eos_token_id", where);
-  g.do_sample = get_bool(j, "do_sample", false, where);
+  if (present(j, "do_sample")) g.do_sample = get_bool(j, "do_sample", false, where);
   auto opt_float = [&](const char* key, std::optional<float>& out) {
     if (present(j, key)) out = float(get_double(j, key, 0, where));
   };

@@ -119,6 +119,68 @@ TEST_F(Cli, DashOStandsForTheRecipesOutputAndPositionalsGoAnywhere) {
   fs::remove_all(dir);
 }
 
+// A tiny char-level model trained in a second; returns its HF directory.
+fs::path train_tiny_model(const fs::path& dir) {
+  fs::create_directories(dir);
+  {
+    std::ofstream corpus(dir / "c.txt");
+    for (int i = 0; i < 100; ++i) corpus << "the river ran past the mill. bakers sold bread.\n";
+  }
+  std::ofstream(dir / "r.yaml") << "model:\n  init: scratch\n"
+                                   "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, "
+                                   "num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, "
+                                   "max_position_embeddings: 128, tie_word_embeddings: true}\n"
+                                   "tokenizer: char\n"
+                                   "data: {train: c.txt, valid_fraction: 0.1}\n"
+                                   "train: {steps: 3, batch: 2, seq_len: 16, eval_windows: 1}\n";
+  const auto r = run({"train", (dir / "r.yaml").string(), "-o", (dir / "run").string(), "--quiet"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  return dir / "run" / "model";
+}
+
+TEST_F(Cli, SamplingDefaultsComeFromGenerationConfigAndTheSeedIsRandomUnlessGiven) {
+  const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_gc_" + std::to_string(::getpid()));
+  const fs::path model = train_tiny_model(dir);
+  const std::string m = model.string();
+  // No generation_config.json: sampling, with a random seed that --verbose shows and --seed repeats.
+  fs::remove(model / "generation_config.json");
+  auto a = run({"generate", "-m", m, "-p", "the river", "-n", "24", "--verbose"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_TRUE(has(a.err, "temperature 0.7")) << a.err;
+  const size_t at = a.err.find("--seed ");
+  ASSERT_NE(at, std::string::npos) << a.err;
+  const std::string seed = a.err.substr(at + 7, a.err.find(' ', at + 7) - at - 7);
+  auto again = run({"generate", "-m", m, "-p", "the river", "-n", "24", "--seed", seed});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(again.out, a.out) << "--seed " << seed << " did not repeat the run";
+  // The author's do_sample: false means greedy unless a flag says otherwise.
+  std::ofstream(model / "generation_config.json") << R"({"do_sample": false, "max_new_tokens": 5})";
+  auto g = run({"generate", "-m", m, "-p", "the river", "--verbose"});
+  ASSERT_EQ(g.rc, 0) << g.err;
+  EXPECT_TRUE(has(g.err, "temperature 0,")) << g.err;
+  EXPECT_TRUE(has(g.err, "max-tokens 5 (defaults from")) << g.err;
+  EXPECT_TRUE(has(g.err, "decode: 5 tokens") || has(g.err, "decode: 4 tokens")) << g.err;
+  auto flag = run({"generate", "-m", m, "-p", "the river", "--temp", "0.9", "--verbose"});
+  EXPECT_TRUE(has(flag.err, "temperature 0.9")) << flag.err;
+  // A bad value in the model's file is an error naming the file.
+  std::ofstream(model / "generation_config.json") << R"({"do_sample": true, "top_p": 7})";
+  auto bad = run({"generate", "-m", m, "-p", "the river"});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(has(bad.err, "generation_config.json")) << bad.err;
+  EXPECT_TRUE(has(bad.err, "top_p")) << bad.err;
+  // -f reads the prompt from a file, as llama.cpp's -f does.
+  fs::remove(model / "generation_config.json");
+  std::ofstream(dir / "prompt.txt") << "the river";
+  auto from_file = run({"generate", "-m", m, "-f", (dir / "prompt.txt").string(), "-n", "8", "--temp", "0"});
+  auto from_flag = run({"generate", "-m", m, "-p", "the river", "-n", "8", "--temp", "0"});
+  ASSERT_EQ(from_file.rc, 0) << from_file.err;
+  EXPECT_EQ(from_file.out, from_flag.out);
+  auto both = run({"generate", "-m", m, "-f", (dir / "prompt.txt").string(), "-p", "x"});
+  EXPECT_EQ(both.rc, 2);
+  EXPECT_TRUE(has(both.err, "-p TEXT or -f FILE")) << both.err;
+  fs::remove_all(dir);
+}
+
 TEST_F(Cli, HfDirectoryWithoutTokenizerIsAClearError) {
   fs::path dir = fs::temp_directory_path() / ("moeforge_notok_" + std::to_string(::getpid()));
   fs::create_directories(dir);

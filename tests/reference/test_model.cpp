@@ -175,7 +175,7 @@ TEST(ModelHf, ConfigsAndGenerationConfig) {
   EXPECT_EQ(load_hf_config(fixtures() + "/mistral_window/config.json").sliding_window, 4);
   GenerationConfig g = load_generation_config(fixtures() + "/qwen2_bias/generation_config.json");
   EXPECT_EQ(g.eos_token_ids, (std::vector<int>{2, 3}));
-  EXPECT_TRUE(g.do_sample);
+  EXPECT_EQ(g.do_sample, std::optional<bool>(true));
   ASSERT_TRUE(g.temperature.has_value());
   EXPECT_FLOAT_EQ(*g.temperature, 0.7f);
   ModelWeights bf = load_model_weights(fixtures() + "/llama_bf16");
