@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates unzip
   libgtest-dev googletest libbenchmark-dev
-  libdnnl-dev nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
+  libdnnl-dev nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libedit-dev
   libopenmpi-dev openmpi-bin iproute2
   python3 python3-pip python3-numpy python3-torch python3-jinja2
 )

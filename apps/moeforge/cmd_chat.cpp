@@ -1,93 +1,59 @@
+// moeforge chat -m MODEL: multi-turn chat with the model's chat template. Interactive on a
+// terminal (chat_repl.cpp: libedit line editing, multi-line input, Ctrl-C); with piped stdin one
+// line is one message and only the answers are printed.
 #include <unistd.h>
 
 #include <iostream>
+#include <optional>
 #include <string>
 
+#include "chat_repl.h"
 #include "commands.h"
 #include "common.h"
 #include "infer/chat_session.h"
+#include "interrupt_watcher.h"
 
 namespace mf::cli {
-namespace {
-
-const char* kChatHelp =
-    "commands: /reset (forget the conversation), /system TEXT (set the system prompt and reset),\n"
-    "          /help, /quit; Ctrl-D quits\n";
-
-}  // namespace
 
 int run_chat(const std::vector<std::string>& args) {
   RunFlags f;
   ArgParser p("moeforge chat -m PATH [options]",
-              "Multi-turn chat with the model's chat template, streaming the answers.\n"
-              "Interactive on a terminal; with piped stdin every line is one user message and only\n"
-              "the answers are printed, one per line.");
+              "Multi-turn chat with the model's chat template, streaming the answers (docs/chat.md).\n"
+              "On a terminal: line editing and history (arrow keys); a line ending in \\ continues, \"\"\"\n"
+              "opens and closes a multi-line message, a paste is one message; /save FILE and /load FILE\n"
+              "keep a conversation as JSON (/help lists the commands).\n"
+              "Ctrl-C stops an answer and keeps the conversation (the part already written stays as the\n"
+              "answer); Ctrl-C on an empty line, or Ctrl-D, quits with status 0; a second Ctrl-C within a\n"
+              "second while the answer cannot stop yet (a long prompt being read) quits at once, status 130.\n"
+              "With piped stdin every line is one user message and only the answers are printed, one per line.\n"
+              "Example: moeforge chat -m SmolLM2-135M-Instruct.Q4_1.gguf -sys \"Answer briefly.\"");
   add_run_flags(p, f);
   bool show_experts = false;
-  p.flag("show-experts", "after each answer, the experts that wrote it (MoE models)", &show_experts);
+  p.flag("show-experts", "after each answer, the experts that wrote it (MoE models; a dense model says it has none)",
+         &show_experts);
   if (!parse_or_usage(p, args)) return 0;
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+  // Before loading: the model's threads inherit the blocked SIGINT from here (interrupt_watcher.h).
+  std::optional<InterruptWatcher> interrupts;
+  if (interactive) interrupts.emplace();
   ModelBundle m = load_for_run(f, p);
   DecodeExpertShares tally;
-  if (show_experts) m.model->observe_routes(&tally);
-  const bool interactive = isatty(STDIN_FILENO) != 0;
+  const bool moe = m.summary.experts > 0;
+  if (show_experts && moe) m.model->observe_routes(&tally);
+  if (show_experts && !moe)
+    std::cerr << "[--show-experts: " << f.model_path << " is a dense model (no experts), so there are no experts "
+              << "to show]\n";
   ChatOptions co;
   co.system_prompt = f.system;
   co.generation = generate_options(f, m);
+  if (interrupts) co.generation.cancel = interrupts->cancel_flag();
   ChatSession session(*m.model, *m.tokenizer, *m.chat_template, co);
   session.set_notice_callback([](const std::string& n) { std::cerr << "[" << n << "]\n"; });
-  if (interactive) {
-    std::cerr << "moeforge chat: " << f.model_path << " (" << m.summary.chat_template_family
-              << " template). " << kChatHelp;
-  }
-  std::string line;
-  while (true) {
-    if (interactive) {
-      std::cout << "> ";
-      std::cout.flush();
-    }
-    if (!std::getline(std::cin, line)) break;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    if (line[0] == '/') {
-      if (line == "/quit" || line == "/exit") break;
-      if (line == "/help") {
-        std::cerr << kChatHelp;
-      } else if (line == "/reset") {
-        session.reset();
-        std::cerr << "[conversation reset]\n";
-      } else if (line.rfind("/system", 0) == 0 && (line.size() == 7 || line[7] == ' ')) {
-        session.set_system_prompt(line.size() > 8 ? line.substr(8) : "");
-        session.reset();
-        std::cerr << "[system prompt set; conversation reset]\n";
-      } else {
-        std::cerr << "[unknown command " << line << "; /help lists them]\n";
-      }
-      continue;
-    }
-    try {
-      tally.clear();
-      GenerateResult r = session.send(line, [](std::string_view piece) {
-        std::cout << piece;
-        std::cout.flush();
-      });
-      std::cout << "\n";
-      std::cout.flush();
-      if (show_experts && tally.tokens > 0) {
-        std::cerr << "[experts:";
-        for (const auto& [name, share] : tally.top(3)) std::cerr << " " << name << " " << int(share * 1000 + 0.5) / 10.0 << "%";
-        std::cerr << " of the routing over " << tally.tokens << " tokens]\n";
-      }
-      if (f.verbose) print_stats(r.stats);
-    } catch (const UsageError&) {
-      throw;
-    } catch (const Error& e) {
-      // One failed turn (e.g. a message longer than the context) does not end the chat.
-      std::cout << "\n";
-      std::cerr << "[error: " << e.what() << "]\n";
-    }
-  }
-  if (interactive) std::cout << "\n";
-  return 0;
+  ChatContext chat{session, show_experts && moe ? &tally : nullptr, f.verbose, interactive};
+  if (!interactive) return chat_piped(chat);
+  std::cerr << "moeforge chat: " << f.model_path << " (" << m.summary.chat_template_family << " template).\n"
+            << kChatCommandsHelp << kChatInputHelp;
+  return chat_interactive(chat, *interrupts);
 }
 
 }  // namespace mf::cli

@@ -53,7 +53,8 @@ GenerateResult ChatSession::send(const std::string& user_text, const TextCallbac
     turns_.pop_back();
     throw;
   }
-  turns_.push_back({"assistant", res.text});
+  if (res.finish_reason == "cancelled" && res.text.empty()) turns_.pop_back();
+  else turns_.push_back({"assistant", res.text});
   return res;
 }
 
@@ -63,5 +64,10 @@ void ChatSession::reset() {
 }
 
 void ChatSession::set_system_prompt(std::string text) { opts_.system_prompt = std::move(text); }
+
+void ChatSession::restore(std::string system_prompt, std::vector<ChatMessage> turns) {
+  opts_.system_prompt = std::move(system_prompt);
+  turns_ = std::move(turns);
+}
 
 }  // namespace mf

@@ -22,9 +22,15 @@ class ChatSession {
   ChatSession(LanguageModel& model, const Tokenizer& tok, const ChatTemplate& tmpl, ChatOptions opts);
 
   // Adds the user turn, generates the answer (streamed to on_text), records it in history.
+  // An answer cancelled through GenerateOptions::cancel stays as the assistant turn with the
+  // text written so far (the person saw it, and the model's cache holds it); one cancelled
+  // before its first character leaves no trace, the user turn is dropped as well.
   GenerateResult send(const std::string& user_text, const TextCallback& on_text = {});
   void reset();                                    // forgets the turns, keeps the system prompt
   void set_system_prompt(std::string text);        // applies from the next turn on
+  // Replaces the conversation (e.g. one read back by load_conversation); the cached tokens it
+  // shares with the old one are reused by the next turn.
+  void restore(std::string system_prompt, std::vector<ChatMessage> turns);
   const std::string& system_prompt() const { return opts_.system_prompt; }
   const std::vector<ChatMessage>& turns() const { return turns_; }
   // Receives human-readable notices, e.g. "dropped 2 oldest messages to fit the context".

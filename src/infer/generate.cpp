@@ -105,6 +105,10 @@ GenerateResult generate(ModelContext& ctx, const Tokenizer& tok, std::span<const
 
   res.finish_reason = "length";
   for (int i = 0; i < opts.max_tokens; ++i) {
+    if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) {
+      res.finish_reason = "cancelled";
+      break;
+    }
     // A model may pad its vocabulary past the tokenizer's; ids without a token are never drawn.
     std::span<const float> scores(logits.data(), std::min(logits.size(), size_t(tok.vocab_size())));
     int32_t next = sampler.sample(scores, ctx.tokens());

@@ -1,5 +1,6 @@
 // Prefill + decode loop: KV-cache prefix reuse, sampling, EOS and stop strings, streaming.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -41,6 +42,10 @@ struct GenerateOptions {
   // length expects (nanoGPT and makeMoE crop their context the same way). Past the window the
   // cache is rebuilt from the last window tokens at every step, so positions restart at 0.
   int window = 0;
+  // When set, generation stops before the next token once it reads true (finish_reason
+  // "cancelled"; the text so far is kept). Another thread sets it, e.g. chat's Ctrl-C watcher;
+  // the caller owns it and clears it before the next call.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerateStats {
@@ -53,7 +58,7 @@ struct GenerateStats {
 struct GenerateResult {
   std::string text;                   // without the stop string
   std::vector<int32_t> tokens;        // sampled tokens (EOS excluded)
-  std::string finish_reason;          // "eos" | "stop" | "length" | "context"
+  std::string finish_reason;          // "eos" | "stop" | "length" | "context" | "cancelled"
   GenerateStats stats;
 };
 

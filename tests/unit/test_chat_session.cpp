@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "core/error.h"
@@ -222,6 +223,98 @@ TEST(ChatSession, MessageThatCannotFitIsAnErrorAndLeavesHistory) {
   chat.send("hi");
   EXPECT_THROW(chat.send(std::string(60, 'x')), mf::Error);
   EXPECT_TRUE(chat.turns().empty() || chat.turns().back().role == "assistant");
+}
+
+TEST(Generate, CancelFlagStopsAtTheNextToken) {
+  Fixture f;
+  ScriptedModel m(*f.tok, "Hello there!");
+  mf::ModelContext ctx(m);
+  auto prompt = f.tok->encode("[user]hi\n[assistant]");
+  std::atomic<bool> cancel{false};
+  mf::GenerateOptions o = f.opts();
+  o.cancel = &cancel;
+  std::string streamed;
+  // The flag goes up while the third character is being shown (as Ctrl-C would, from another
+  // thread): that token is kept, no fourth is sampled.
+  auto res = mf::generate(ctx, *f.tok, prompt, o, [&](std::string_view s) {
+    streamed += s;
+    if (streamed.size() == 3) cancel = true;
+  });
+  EXPECT_EQ(res.finish_reason, "cancelled");
+  EXPECT_EQ(res.text, "Hel");
+  EXPECT_EQ(streamed, "Hel");
+  EXPECT_EQ(res.stats.generated_tokens, 3);
+  EXPECT_EQ(res.tokens.size(), 3u);
+  // A flag already up stops before the first token; the prompt is still prefilled.
+  mf::ModelContext fresh(m);
+  auto none = mf::generate(fresh, *f.tok, prompt, o);
+  EXPECT_EQ(none.finish_reason, "cancelled");
+  EXPECT_EQ(none.text, "");
+  EXPECT_EQ(none.stats.generated_tokens, 0);
+  // A lowered flag changes nothing.
+  cancel = false;
+  mf::ModelContext again(m);
+  EXPECT_EQ(mf::generate(again, *f.tok, prompt, o).text, "Hello there!");
+}
+
+TEST(ChatSession, CancelledAnswerStaysAsTheAssistantTurn) {
+  Fixture f;
+  ScriptedModel m(*f.tok, "Fine, thanks.");
+  mf::ChatTemplate tmpl(kTemplate, "", "");
+  std::atomic<bool> cancel{false};
+  mf::ChatOptions co;
+  co.generation = f.opts();
+  co.generation.cancel = &cancel;
+  mf::ChatSession chat(m, *f.tok, tmpl, co);
+  std::string shown;
+  auto r = chat.send("Hi", [&](std::string_view s) {
+    shown += s;
+    if (shown == "Fine") cancel = true;
+  });
+  EXPECT_EQ(r.finish_reason, "cancelled");
+  ASSERT_EQ(chat.turns().size(), 2u);
+  EXPECT_EQ(chat.turns()[1].role, "assistant");
+  EXPECT_EQ(chat.turns()[1].content, "Fine");
+  // The conversation goes on from there.
+  cancel = false;
+  auto r2 = chat.send("And?");
+  EXPECT_EQ(r2.finish_reason, "eos");
+  EXPECT_EQ(r2.text, "Fine, thanks.");
+  ASSERT_EQ(chat.turns().size(), 4u);
+  EXPECT_EQ(chat.turns()[2].content, "And?");
+}
+
+TEST(ChatSession, AnswerCancelledBeforeItsFirstCharacterDropsTheMessage) {
+  Fixture f;
+  ScriptedModel m(*f.tok, "Fine.");
+  mf::ChatTemplate tmpl(kTemplate, "", "");
+  std::atomic<bool> cancel{true};
+  mf::ChatOptions co;
+  co.generation = f.opts();
+  co.generation.cancel = &cancel;
+  mf::ChatSession chat(m, *f.tok, tmpl, co);
+  auto r = chat.send("Hi");
+  EXPECT_EQ(r.finish_reason, "cancelled");
+  EXPECT_TRUE(chat.turns().empty());
+}
+
+TEST(ChatSession, RestoreReplacesSystemPromptAndTurns) {
+  Fixture f;
+  ScriptedModel m(*f.tok, "ok");
+  mf::ChatTemplate tmpl(kTemplate, "", "");
+  mf::ChatOptions co;
+  co.generation = f.opts();
+  mf::ChatSession chat(m, *f.tok, tmpl, co);
+  chat.send("first");
+  chat.restore("Be brief.", {{"user", "a"}, {"assistant", "b"}});
+  auto msgs = chat.messages();
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].role, "system");
+  EXPECT_EQ(msgs[0].content, "Be brief.");
+  EXPECT_EQ(msgs[2].content, "b");
+  auto r = chat.send("c");
+  EXPECT_EQ(r.text, "ok");
+  EXPECT_EQ(chat.turns().size(), 4u);
 }
 
 }  // namespace
