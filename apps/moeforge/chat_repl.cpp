@@ -26,6 +26,7 @@ int chat_piped(ChatContext& chat) {
 int chat_interactive(ChatContext& chat, InterruptWatcher& interrupts) {
   LineEditor editor("moeforge", interrupts.wake_fd());
   ChatInputAssembler input;
+  interrupts.take_interrupts();  // from here on Ctrl-C stops answers instead of the process
   while (true) {
     const LineEditor::Input in = editor.read(input.continuing() ? "... " : "> ");
     if (in.status == LineEditor::Status::interrupted) {

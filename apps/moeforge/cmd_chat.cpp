@@ -24,7 +24,8 @@ int run_chat(const std::vector<std::string>& args) {
               "keep a conversation as JSON (/help lists the commands).\n"
               "Ctrl-C stops an answer and keeps the conversation (the part already written stays as the\n"
               "answer); Ctrl-C on an empty line, or Ctrl-D, quits with status 0; a second Ctrl-C within a\n"
-              "second while the answer cannot stop yet (a long prompt being read) quits at once, status 130.\n"
+              "second while the answer cannot stop yet (a long prompt being read), or one while the model\n"
+              "loads, quits at once with status 130.\n"
               "With piped stdin every line is one user message and only the answers are printed, one per line.\n"
               "Example: moeforge chat -m SmolLM2-135M-Instruct.Q4_1.gguf -sys \"Answer briefly.\"");
   add_run_flags(p, f);

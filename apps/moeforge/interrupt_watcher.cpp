@@ -37,9 +37,10 @@ void InterruptWatcher::watch() {
     int sig = 0;
     if (sigwait(&interrupt_set_, &sig) != 0 || stopping_) return;
     const Clock::time_point now = Clock::now();
-    if (pending_.load() > 0 && now - last < std::chrono::seconds(1)) {
+    if (quit_on_interrupt_ || (pending_.load() > 0 && now - last < std::chrono::seconds(1))) {
       // The terminal is in its ordinary mode here (the line editor restores it after each
-      // line), so leaving without unwinding leaves it usable.
+      // line and has not started before take_interrupts), so leaving without unwinding leaves
+      // it usable.
       static const char kBye[] = "\n";
       [[maybe_unused]] ssize_t n = ::write(STDOUT_FILENO, kBye, sizeof kBye - 1);
       std::_Exit(130);

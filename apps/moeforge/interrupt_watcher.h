@@ -3,8 +3,10 @@
 // model starts its OpenMP threads, which inherit the blocked mask; otherwise one of them could
 // take the default action and kill the process.
 //
-// Each Ctrl-C sets the flag generation polls once per token (GenerateOptions::cancel) and
-// makes wake_fd() readable, so a line reader waiting on the terminal returns. A second Ctrl-C
+// Until take_interrupts() is called (while the model loads) a Ctrl-C ends the process at once
+// with status 130, as for any command. After it, each Ctrl-C sets the flag generation polls once
+// per token (GenerateOptions::cancel) and makes wake_fd() readable, so a line reader waiting on
+// the terminal returns. A second Ctrl-C
 // within a second that nobody has taken yet (the main thread is still inside a forward pass it
 // cannot leave, e.g. a long prefill) ends the process at once with status 130, as a shell's
 // interrupted command does.
@@ -23,6 +25,7 @@ class InterruptWatcher {
   InterruptWatcher(const InterruptWatcher&) = delete;
   InterruptWatcher& operator=(const InterruptWatcher&) = delete;
 
+  void take_interrupts() { quit_on_interrupt_ = false; }
   const std::atomic<bool>* cancel_flag() const { return &cancel_; }
   int wake_fd() const { return pipe_[0]; }
   // The Ctrl-Cs that arrived since the last call; clears the cancel flag and wake_fd.
@@ -35,6 +38,7 @@ class InterruptWatcher {
   int pipe_[2] = {-1, -1};
   std::atomic<bool> cancel_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> quit_on_interrupt_{true};
   std::atomic<int> pending_{0};
   std::thread thread_;
 };
