@@ -32,7 +32,7 @@ int chat_interactive(ChatContext& chat, InterruptWatcher& interrupts) {
     if (in.status == LineEditor::Status::interrupted) {
       interrupts.take();
       std::cout << "\n";
-      // Ctrl-C drops what is being typed; on an empty line it quits, as a shell's REPL does.
+      // Ctrl-C drops what is being typed; on an empty line it quits, as in llama-cli.
       if (in.interrupted_with_text || input.continuing()) {
         input.clear();
         continue;

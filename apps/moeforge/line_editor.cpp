@@ -90,6 +90,10 @@ void LineEditor::remember(const std::string& line) {
 LineEditor::Input LineEditor::read(const std::string& prompt) {
   prompt_ = prompt;
   newline_in_paste_ = interrupted_ = interrupted_with_text_ = false;
+  // libedit learns of a resized terminal from SIGWINCH only through handlers of its own
+  // (EL_SIGNAL), which this program does not install; asking at each line covers the usual
+  // case, a window resized while an answer was being read.
+  el_resize(el_);
   Input in;
   int count = 0;
   const char* line = nullptr;
@@ -98,8 +102,10 @@ LineEditor::Input LineEditor::read(const std::string& prompt) {
     line = el_gets(el_, &count);
   }
   if (interrupted_) {
-    // libedit keeps what was typed for the next read unless told to forget it.
+    // Ctrl-C may come inside a key sequence (ESC ...) or a paste: the next line starts from
+    // libedit's initial state, and keys read ahead are dropped as the terminal drops its own.
     el_reset(el_);
+    pending_.clear();
     in_paste_ = false;
     in.status = Status::interrupted;
     in.interrupted_with_text = interrupted_with_text_;
