@@ -16,6 +16,7 @@
 #include "train/freeze.h"
 #include "train/recipe.h"
 #include "train/session.h"
+#include "train/progress.h"
 #include "train/trainer.h"
 
 namespace mf::cli {
@@ -56,6 +57,7 @@ int train_one_rank(const std::string& recipe_path, std::vector<std::string> sets
   const TrainResult result = trainer.run();
   if (!root) return 0;
   const nlohmann::json summary = finish_training_session(*session, result, quiet);
+  if (!quiet) std::fprintf(stderr, "%s\n", training_summary(result).c_str());
   std::cout << summary.dump() << std::endl;
   return 0;
 }

@@ -2,6 +2,9 @@
 // AdamW moments, the model's buffers and, as metadata, the step, optimizer steps and data position:
 // all a resumed run needs to continue the same loss curve. The metrics log is cut back to match.
 #include "train/trainer.h"
+#include "train/progress.h"
+
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -346,9 +349,12 @@ TrainResult Trainer::run() {
   if (cfg_.resume) step = load_checkpoint();
   else dp_->share_root_state(*opt_, step, data_);  // replicas start from rank 0's weights
   if (root) prepare_run_dir(step, metrics_path, result);
-  if (dp_->distributed()) {
-    const std::string layout = dp_->layout(cfg_.grad_accum);
-    if (root && cfg_.progress) std::fprintf(stderr, "%s", layout.c_str());
+  TrainingProgress progress(stderr, isatty(STDERR_FILENO) != 0, cfg_.steps, step);
+  const bool talk = root && cfg_.progress;
+  if (talk) {
+    if (dp_->distributed()) progress.note(dp_->layout(cfg_.grad_accum));
+    progress.note(training_start_notes(cfg_.resume, step, cfg_.steps, cfg_.warmup,
+                                       (fs::path(cfg_.out_dir) / "checkpoint.safetensors").string()));
   }
   std::ofstream log;
   if (root) log.open(metrics_path, std::ios::app);
@@ -357,7 +363,6 @@ TrainResult Trainer::run() {
   int64_t tokens_seen = 0;
   double step_seconds = 0;  // optimizer steps only: evaluation and checkpoints excluded from tokens/s
   Timer wall;
-  const int64_t first_step = step;
   while (step < cfg_.steps) {
     Timer step_timer;
     const StepResult r = optimizer_step(step, micro, schedule);
@@ -388,7 +393,10 @@ TrainResult Trainer::run() {
     // stop_after pauses a run to be resumed: no final evaluation, so the resumed log equals
     // an uninterrupted one.
     const bool last = finished || (cfg_.stop_after > 0 && step >= cfg_.stop_after);
-    if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) evaluate_and_track_best(step, result, rec);
+    if (finished || (cfg_.eval_every > 0 && step % cfg_.eval_every == 0)) {
+      evaluate_and_track_best(step, result, rec);
+      if (talk) progress.evaluation(step, loss, result.valid_loss, rec.contains("best"));
+    }
     if (root) {
       log << rec.dump() << "\n";
       log.flush();
@@ -402,15 +410,9 @@ TrainResult Trainer::run() {
         fail(e.what(), "; the checkpoint of step ", step, " was not written, ", stopped_note(step));
       }
     }
-    if (cfg_.progress && root) {
-      const double elapsed = wall.seconds();
-      const double rate = double(step - first_step) / std::max(elapsed, 1e-9);
-      std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s   ", (long long)step,
-                   (long long)cfg_.steps, loss, double(cfg_.lr * r.lr_mult),
-                   double(tokens_seen) / std::max(step_seconds, 1e-9), format_duration(elapsed).c_str(),
-                   format_duration(double(cfg_.steps - step) / std::max(rate, 1e-9)).c_str());
-      if (last) std::fprintf(stderr, "\n");
-    }
+    if (talk)
+      progress.step(step, loss, double(cfg_.lr * r.lr_mult), double(tokens_seen) / std::max(step_seconds, 1e-9),
+                    wall.seconds(), last);
     if (last) break;
   }
   result.steps = step;

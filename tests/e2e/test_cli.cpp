@@ -181,6 +181,52 @@ TEST_F(Cli, SamplingDefaultsComeFromGenerationConfigAndTheSeedIsRandomUnlessGive
   fs::remove_all(dir);
 }
 
+TEST_F(Cli, TrainingTalksInLinesWhenStderrIsALog) {
+  const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_talk_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream corpus(dir / "c.txt");
+    for (int i = 0; i < 100; ++i) corpus << "the river ran past the mill. bakers sold bread.\n";
+  }
+  std::ofstream(dir / "r.yaml") << "model:\n  init: scratch\n"
+                                   "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, "
+                                   "num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, "
+                                   "max_position_embeddings: 128, tie_word_embeddings: true}\n"
+                                   "tokenizer: char\n"
+                                   "data: {train: c.txt, valid_fraction: 0.1}\n"
+                                   "train: {steps: 200, batch: 2, seq_len: 16, eval_windows: 1, eval_every: 20, "
+                                   "warmup: 50, checkpoint_every: 20}\n"
+                                   "output: run\n";
+  // stderr is a pipe here, as in a log file: plain lines, no carriage returns.
+  auto r = run({"train", (dir / "r.yaml").string(), "--max-steps", "40"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_TRUE(has(r.err, "[40/40] loss")) << r.err;
+  EXPECT_TRUE(has(r.err, "step 20: train ")) << r.err;
+  EXPECT_TRUE(has(r.err, "step 40: train ")) << r.err;
+  EXPECT_TRUE(has(r.err, ", val ")) << r.err;
+  EXPECT_TRUE(has(r.err, "inside its 50 warmup steps")) << r.err;
+  EXPECT_TRUE(has(r.err, "trained 40 steps in")) << r.err;
+  EXPECT_TRUE(has(r.err, "best val ")) << r.err;
+  EXPECT_TRUE(has(r.err, "model: ")) << r.err;
+  // About 20 progress lines for a run, not one per step.
+  size_t lines = 0;
+  for (size_t at = r.err.find("] loss "); at != std::string::npos; at = r.err.find("] loss ", at + 1)) ++lines;
+  EXPECT_LE(lines, 25u) << r.err;
+  EXPECT_GE(lines, 2u) << r.err;
+  // Resuming says from where; past the warmup there is no warning.
+  r = run({"train", (dir / "r.yaml").string(), "--resume", "--max-steps", "60"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "resuming from step 40 of 60")) << r.err;
+  EXPECT_FALSE(has(r.err, "warmup steps")) << r.err;
+  // --quiet keeps only what must be said.
+  r = run({"train", (dir / "r.yaml").string(), "--resume", "--max-steps", "61", "--quiet"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_FALSE(has(r.err, "] loss ")) << r.err;
+  EXPECT_FALSE(has(r.err, "trained ")) << r.err;
+  fs::remove_all(dir);
+}
+
 TEST_F(Cli, HfDirectoryWithoutTokenizerIsAClearError) {
   fs::path dir = fs::temp_directory_path() / ("moeforge_notok_" + std::to_string(::getpid()));
   fs::create_directories(dir);
