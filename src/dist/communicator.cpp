@@ -41,6 +41,11 @@ void LocalCommunicator::allgather(std::span<const std::byte> mine, std::span<std
   if (!mine.empty()) std::memcpy(all.data(), mine.data(), mine.size());
 }
 
+void LocalCommunicator::gather(std::span<const std::byte> mine, std::span<std::byte> all, int root) {
+  MF_CHECK(root == 0, "gather: root ", root, " in a job of one process");
+  allgather(mine, all);
+}
+
 void LocalCommunicator::abort(int code) { std::exit(code); }
 
 std::string LocalCommunicator::host() const {

@@ -50,6 +50,8 @@ class Communicator {
   // Every rank's `mine` (the same size on every rank), concatenated in rank order into `all`
   // (size() * mine.size() bytes).
   virtual void allgather(std::span<const std::byte> mine, std::span<std::byte> all) = 0;
+  // The same concatenation on rank `root` only (`all` is not touched elsewhere and may be empty).
+  virtual void gather(std::span<const std::byte> mine, std::span<std::byte> all, int root) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job at once with `code` (a rank that cannot go on: the others would
   // wait for it forever in their next collective).
@@ -69,6 +71,7 @@ class LocalCommunicator final : public Communicator {
   void allreduce_sum(std::span<double>) override {}
   void broadcast(std::span<std::byte>, int root) override;
   void allgather(std::span<const std::byte> mine, std::span<std::byte> all) override;
+  void gather(std::span<const std::byte> mine, std::span<std::byte> all, int root) override;
   void barrier() override {}
   [[noreturn]] void abort(int code) override;
 };

@@ -138,6 +138,16 @@ class MpiCommunicator final : public Communicator {
               "allgather");
   }
 
+  void gather(std::span<const std::byte> mine, std::span<std::byte> all, int root) override {
+    MF_CHECK(root >= 0 && root < size_, "gather: root ", root, " in a job of ", size_, " ranks");
+    MF_CHECK(rank_ != root || all.size() == mine.size() * size_t(size_), "gather: ", all.size(), " bytes of room for ",
+             size_, " x ", mine.size());
+    MF_CHECK(mine.size() <= kMaxCount, "gather of ", mine.size(), " bytes per rank: more than MPI counts hold");
+    check_mpi(MPI_Gather(mine.data(), int(mine.size()), MPI_BYTE, rank_ == root ? all.data() : nullptr,
+                         int(mine.size()), MPI_BYTE, root, comm_),
+              "gather");
+  }
+
   void barrier() override { check_mpi(MPI_Barrier(comm_), "barrier"); }
 
   void abort(int code) override {

@@ -44,10 +44,12 @@ RoutingTally read_tally(const double*& in, size_t experts, bool expert_choice) {
   return t;
 }
 
-// A hash of the bits of every optimizer tensor: equal replicas give equal hashes. One 32-bit
-// value at a time, mixed into 64 bits (FNV-1a's prime; a multiply per float keeps it fast enough
-// for every checkpoint of a large model).
-uint64_t state_hash(Optimizer& opt) {
+// A hash of the bits of every trainable tensor's weights: equal replicas give equal hashes (the
+// moments are not hashed: a sharded optimizer holds different blocks of them on each rank, and
+// moments that differed would show in the weights after the next step). One 32-bit value at a
+// time, mixed into 64 bits (FNV-1a's prime; a multiply per float is fast enough for every
+// checkpoint of a large model).
+uint64_t weights_hash(Optimizer& opt) {
   uint64_t h = 1469598103934665603ull;
   auto add = [&](std::span<const float> values) {
     for (float f : values) {
@@ -57,11 +59,7 @@ uint64_t state_hash(Optimizer& opt) {
       h ^= h >> 29;
     }
   };
-  opt.visit_state([&](const std::string&, std::span<float> value, std::span<float> m, std::span<float> v) {
-    add(value);
-    add(m);
-    add(v);
-  });
+  opt.visit_state([&](const std::string&, std::span<float> value, std::span<float>, std::span<float>) { add(value); });
   return h;
 }
 
@@ -77,6 +75,9 @@ DataParallel::DataParallel(Communicator& comm, TrainableModel& model, int grad_a
   std::vector<BucketedGradient> grads;
   for (auto& [name, grad] : model.host_gradients()) grads.push_back({name, grad, grad_part_of(model.config(), name)});
   buckets_ = std::make_unique<GradientBuckets>(comm, std::move(grads), kBucketBytes, reduction);
+  // Gathered here, where every rank is, so that layout() needs no collective: printing is rank 0's
+  // alone, and a collective only rank 0 reached would leave the job waiting forever.
+  hosts_ = allgather_strings(comm, comm.host());
 }
 
 size_t DataParallel::last_micro_batch() const {
@@ -154,18 +155,17 @@ void DataParallel::share_root_state(Optimizer& opt, int64_t& step, TrainingData&
 
 void DataParallel::check_replicas_agree(Optimizer& opt) {
   if (!distributed()) return;
-  const std::vector<uint64_t> hashes = allgather_u64(comm_, state_hash(opt));
+  const std::vector<uint64_t> hashes = allgather_u64(comm_, weights_hash(opt));
   std::string differing;
   for (size_t r = 1; r < hashes.size(); ++r)
     if (hashes[r] != hashes[0]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
-  MF_CHECK(differing.empty(), "data parallel: the weights or optimizer state of rank(s) ", differing,
+  MF_CHECK(differing.empty(), "data parallel: the weights of rank(s) ", differing,
            " differ from rank 0's; the replicas drifted apart (an all-reduce that did not give every rank the same "
            "sum?), so the run stops rather than save a checkpoint that stands for one rank only");
 }
 
-std::string DataParallel::layout(int grad_accum) {
+std::string DataParallel::layout(int grad_accum) const {
   if (!distributed()) return "";
-  const std::vector<std::string> hosts = allgather_strings(comm_, comm_.host());
   std::ostringstream s;
   const GradientSyncStats& st = buckets_->stats();
   const bool sharded = buckets_->reduction() == GradientReduction::kReduceScatter;
@@ -179,7 +179,7 @@ std::string DataParallel::layout(int grad_accum) {
       << " trainable values; frozen tensors send nothing); gradients all-reduced in " << st.buckets << " bucket(s), "
       << (double(st.values) * 4.0 / double(1 << 20)) << " MiB per step, started during backward\n";
   for (int r = 0; r < comm_.size(); ++r) {
-    s << "  rank " << r << " on " << hosts[size_t(r)] << ": micro-batches";
+    s << "  rank " << r << " on " << hosts_[size_t(r)] << ": micro-batches";
     for (int mi = r; mi < grad_accum; mi += comm_.size()) s << " " << mi;
     s << " of " << grad_accum;
     if (sharded) {

@@ -27,6 +27,7 @@ namespace mf {
 
 class DataParallel {
  public:
+  // Collective in a distributed job: every rank constructs it (it gathers the ranks' hosts).
   // Throws mf::Error when grad_accum gives some rank no micro-batch, or the model cannot be
   // trained data-parallel (its gradients are not in host memory).
   // reduction: kReduceScatter for a sharded optimizer (ZeRO-1), which then reads the sums
@@ -62,12 +63,13 @@ class DataParallel {
   // fresh start (so replicas start equal whatever each rank loaded) and after a resume (only
   // rank 0 reads the checkpoint).
   void share_root_state(Optimizer& opt, int64_t& step, TrainingData& data);
-  // Throws mf::Error naming the ranks whose weights and optimizer state differ from rank 0's (a
-  // replica that drifted would make the checkpoint rank 0 writes stand for none of them).
+  // Throws mf::Error naming the ranks whose weights differ from rank 0's (a replica that drifted
+  // would make the checkpoint rank 0 writes stand for none of them).
   void check_replicas_agree(Optimizer& opt);
 
-  // Printed once by rank 0: world size, transport, hosts, what each rank holds and runs.
-  std::string layout(int grad_accum);
+  // Printed once by rank 0: world size, transport, hosts, what each rank holds and runs. Makes no
+  // collective call (the hosts were gathered at construction), so rank 0 alone may call it.
+  std::string layout(int grad_accum) const;
   // Communication of the last step (metrics): floats all-reduced, buckets, time waited.
   const GradientSyncStats& sync_stats() const { return buckets_->stats(); }
   // Distributed jobs only.
@@ -78,6 +80,7 @@ class DataParallel {
   TrainableModel& model_;
   int grad_accum_ = 1;
   std::unique_ptr<GradientBuckets> buckets_;  // distributed jobs only
+  std::vector<std::string> hosts_;            // each rank's host, in rank order (distributed jobs)
 };
 
 }  // namespace mf

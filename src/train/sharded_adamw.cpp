@@ -95,15 +95,21 @@ class ShardedAdamW final : public Optimizer {
   void set_steps_taken(int64_t steps) override { step_ = steps; }
 
   void visit_state(const StateVisitor& visit) override {
-    Whole whole = gather_moments();
+    // Whole moments on rank 0 only (it writes checkpoints): the other ranks never hold more than
+    // their blocks, and see empty moment spans.
+    const bool root = comm_.rank() == 0;
+    Whole whole = gather_moments(root ? Gather::kToRoot : Gather::kToRootOnly);
     for (const std::string& name : names_) {
       const Place& at = place_.at(name);
-      visit(name, at.value, whole.span_m(at), whole.span_v(at));
+      if (root) visit(name, at.value, whole.span_m(at), whole.span_v(at));
+      else visit(name, at.value, {}, {});
     }
   }
 
   void restore_state(const StateVisitor& visit) override {
-    Whole whole = gather_moments();
+    // Every rank gets whole temporaries here (the visitor may broadcast into them), then keeps
+    // its blocks.
+    Whole whole = gather_moments(Gather::kToAll);
     for (const std::string& name : names_) {
       const Place& at = place_.at(name);
       visit(name, at.value, whole.span_m(at), whole.span_v(at));
@@ -145,11 +151,20 @@ class ShardedAdamW final : public Optimizer {
     return all;
   }
 
-  Whole gather_moments() {
+  // Who receives the whole moments: every rank, or rank 0 (kToRoot there, kToRootOnly elsewhere:
+  // those ranks send their blocks and keep nothing).
+  enum class Gather { kToAll, kToRoot, kToRootOnly };
+  Whole gather_moments(Gather how) {
     Whole whole;
+    auto one = [&](std::span<const float> block) {
+      if (how == Gather::kToAll) return all_gather(block);
+      std::vector<float> all(how == Gather::kToRoot ? block.size() * size_t(comm_.size()) : 0);
+      comm_.gather(std::as_bytes(block), std::as_writable_bytes(std::span<float>(all)), 0);
+      return all;
+    };
     for (const Shard& s : shards_) {
-      whole.m.push_back(all_gather(s.m));
-      whole.v.push_back(all_gather(s.v));
+      whole.m.push_back(one(s.m));
+      whole.v.push_back(one(s.v));
     }
     return whole;
   }

@@ -7,8 +7,9 @@
 // The CPU model computes on its fp32 weights, so those stay whole on every rank: what shrinks to
 // 1/N per rank is the two moments (2/3 of the fp32 weights-plus-optimizer state). Checkpoints hold
 // the whole state in the single-process format: visit_state and restore_state are collective
-// (every rank calls them, in the same order), gathering the moments into whole temporary
-// buffers for the visit.
+// (every rank calls them, in the same order). visit_state gathers the whole moments on rank 0
+// alone (which writes the checkpoint; the other ranks see empty moment spans); restore_state
+// hands every rank whole temporaries to fill (a resume broadcasts into them) and keeps its blocks.
 #pragma once
 #include <memory>
 #include <vector>

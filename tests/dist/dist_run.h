@@ -48,7 +48,8 @@ inline std::string join_args(const std::vector<std::string>& args) {
 // One training run of the CLI: ranks = 0 is the single process without mpirun.
 inline RunResult train(int ranks, const std::vector<std::string>& args) {
   if (ranks == 0) return run_shell("OMP_NUM_THREADS=1 " + quote(binary()) + " train" + join_args(args));
-  return run_shell(mpirun_prefix(ranks) + " train" + join_args(args));
+  // A job that hangs (a collective some rank never reaches) fails the test in minutes, not hours.
+  return run_shell("timeout --kill-after=10 240 " + mpirun_prefix(ranks) + " train" + join_args(args));
 }
 
 inline std::vector<nlohmann::json> metrics(const fs::path& run_dir) {
