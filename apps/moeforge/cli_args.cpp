@@ -51,8 +51,15 @@ ArgParser::Spec& ArgParser::add(const std::string& name, char short_name, const 
   s.short_name = short_name;
   s.metavar = metavar;
   s.help = help;
+  s.group = current_group_;
   specs_.push_back(std::move(s));
   return specs_.back();
+}
+
+void ArgParser::group(const std::string& title) { current_group_ = title; }
+
+void ArgParser::example(const std::string& command_line, const std::string& what) {
+  examples_.emplace_back(command_line, what);
 }
 
 void ArgParser::flag(const std::string& name, const std::string& help, bool* out) {
@@ -254,23 +261,35 @@ std::string ArgParser::help() const {
     out << "\narguments:\n";
     for (const auto& p : positionals_) {
       std::string left = "  " + p.metavar + (p.list ? "..." : "");
-      if (left.size() < 30) left.resize(30, ' ');
+      if (left.size() + 2 <= 30) left.resize(30, ' ');
       else left += "  ";
       out << left << p.help << (p.required ? " (required)" : "") << "\n";
     }
   }
-  out << "\noptions:\n";
-  for (const auto& s : specs_) {
-    std::string left = "  ";
-    left += s.short_name ? std::string("-") + s.short_name + ", " : "    ";
-    left += "--" + s.name;
-    for (const auto& a : s.aliases) left += ", " + a;
-    if (s.takes_value) left += " " + s.metavar;
-    if (left.size() < 30) left.resize(30, ' ');
-    else left += "  ";
-    out << left << s.help << (s.required ? " (required)" : "") << "\n";
+  // Options under their group headings, groups in the order they were first declared.
+  std::vector<std::string> groups;
+  if (specs_.empty()) groups.push_back("");
+  for (const auto& s : specs_)
+    if (std::find(groups.begin(), groups.end(), s.group) == groups.end()) groups.push_back(s.group);
+  for (const auto& g : groups) {
+    out << "\n" << (g.empty() ? "options" : g) << ":\n";
+    for (const auto& s : specs_) {
+      if (s.group != g) continue;
+      std::string left = "  ";
+      left += s.short_name ? std::string("-") + s.short_name + ", " : "    ";
+      left += "--" + s.name;
+      for (const auto& a : s.aliases) left += ", " + a;
+      if (s.takes_value) left += " " + s.metavar;
+      if (left.size() + 2 <= 30) left.resize(30, ' ');
+      else left += "  ";
+      out << left << s.help << (s.required ? " (required)" : "") << "\n";
+    }
   }
   out << "  -h, --help                  show this help\n";
+  if (!examples_.empty()) {
+    out << "\nexamples:\n";
+    for (const auto& [line, what] : examples_) out << "  " << line << "\n      " << what << "\n";
+  }
   return out.str();
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mf {
@@ -29,6 +30,10 @@ class ArgParser {
   void positional(const std::string& metavar, const std::string& help, std::string* out, bool required = false);
   void positionals(const std::string& metavar, const std::string& help, std::vector<std::string>* out,
                    bool required = false);
+  // Options declared after this call are listed under `title` in --help.
+  void group(const std::string& title);
+  // A command line shown under "examples:" at the end of --help, with what it does.
+  void example(const std::string& command_line, const std::string& what);
   // Another spelling of an option, exactly as typed, e.g. "-n", "--temp" or "-sys" (the forms
   // llama.cpp users type); help lists it beside the option.
   void alias(const std::string& spelling, const std::string& option_name);
@@ -49,6 +54,7 @@ class ArgParser {
     bool takes_value = true, required = false, seen = false;
     std::function<void(const std::string&)> set;
     std::vector<std::string> aliases;
+    std::string group;  // --help heading; empty: "options"
   };
   struct Positional {
     std::string metavar, help;
@@ -68,6 +74,8 @@ class ArgParser {
   std::string usage_, summary_;
   std::vector<Spec> specs_;
   std::vector<Positional> positionals_;
+  std::string current_group_;
+  std::vector<std::pair<std::string, std::string>> examples_;  // command line, what it does
 };
 
 // Strict numeric parsing with errors naming the option.

@@ -32,6 +32,8 @@ int run_chat(const std::vector<std::string>& args) {
   bool show_experts = false;
   p.flag("show-experts", "after each answer, the experts that wrote it (MoE models; a dense model says it has none)",
          &show_experts);
+  p.example("moeforge chat -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf", "chat in the terminal (/help lists the commands)");
+  p.example("moeforge chat -m runs/smolmoe/routers/model --show-experts -sys \"Answer briefly.\"", "and see which experts wrote each answer");
   if (!parse_or_usage(p, args)) return 0;
   const bool interactive = isatty(STDIN_FILENO) != 0;
   // Before loading: the model's threads inherit the blocked SIGINT from here (interrupt_watcher.h).

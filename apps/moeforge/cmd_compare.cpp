@@ -20,6 +20,7 @@ int run_compare(const std::vector<std::string>& args_in) {
   p.positionals("RUN_DIR", "output directories of finished `moeforge train` runs", &dirs, true);
   p.flag("markdown", "print a Markdown table", &markdown);
   p.option("output", 'o', "FILE", "also write the table to FILE", &output);
+  p.example("moeforge compare runs/switch runs/topk2 --markdown", "two finished runs side by side as a Markdown table");
   if (!parse_or_usage(p, args)) return 0;
   std::vector<RunRow> rows;
   for (const std::string& d : dirs) rows.push_back(read_run(d));

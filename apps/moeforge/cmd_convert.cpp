@@ -59,6 +59,7 @@ int run_convert(const std::vector<std::string>& args) {
            "general.name of the GGUF (default: the source GGUF's general.name, else the model directory's name; "
            "never a local path)",
            &name);
+  p.example("moeforge convert -m runs/smolmoe/routers/model -o smolmoe.Q4_K_M.gguf --type q4_K_M", "a GGUF that llama.cpp runs");
   if (!parse_or_usage(p, args)) return 0;
   Timer timer;
   const bool to_gguf = std::filesystem::path(output).extension() == ".gguf";

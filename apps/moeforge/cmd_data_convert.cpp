@@ -62,6 +62,7 @@ int run_data_convert(const std::vector<std::string>& args) {
   p.option("tables", 0, "FILE", "Spider's schema file (default: a spider_tables input, or spider_tables.json "
            "beside the questions)", &o.tables);
   p.flag("skip-bad", "skip malformed records (counted, first few reported) instead of stopping", &o.skip_bad);
+  p.example("moeforge data convert alpaca.json gsm8k/train.jsonl -o data/unified", "unified instruction JSONL with domains (docs/data.md)");
   if (!parse_or_usage(p, args)) return 0;
   if (!o.format.empty()) {
     try {

@@ -30,6 +30,7 @@ int run_data_mix(const std::vector<std::string>& args) {
   p.repeated("cap", "SOURCE=N", "keep at most N records of a source", &caps);
   p.option("split", 0, "T,V,E", "train,validation,test fractions (default 0.9,0.05,0.05)", &split_text);
   p.flag("skip-bad", "skip malformed records (counted, first few reported) instead of stopping", &skip_bad);
+  p.example("moeforge data mix data/unified/*.jsonl -o data/mix --cap alpaca=20000 --seed 1", "deduplicated, capped, split train/validation/test");
   if (!parse_or_usage(p, args)) return 0;
   try {
     o.split = parse_split(split_text);

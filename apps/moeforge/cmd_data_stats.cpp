@@ -14,6 +14,7 @@ int run_data_stats(const std::vector<std::string>& args) {
               "(instruction + input) and output lengths in characters per domain (mean, median, 95th percentile, "
               "max) and the mean number of history turns. {\"text\"} files get document counts and lengths.");
   p.positionals("FILE.jsonl", "unified instruction (or {\"text\"}) JSONL files", &inputs, true);
+  p.example("moeforge data stats data/mix/train.jsonl", "records per source and domain, and their lengths");
   if (!parse_or_usage(p, args)) return 0;
   std::cout << render_dataset_stats(dataset_stats(inputs));
   return 0;

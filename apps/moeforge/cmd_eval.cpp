@@ -52,6 +52,7 @@ int run_eval(const std::vector<std::string>& args) {
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &threads);
   p.flag("skip-bad", "skip malformed records (counted) instead of failing", &skip_bad);
   p.flag("quiet", "no progress line", &quiet);
+  p.example("moeforge eval -m runs/smolmoe/routers/model --data data/mix/test.jsonl", "answer-token loss per domain");
   if (!parse_or_usage(p, args)) return 0;
   if (data_files.empty()) throw UsageError("--data FILE.jsonl is required");
   if (max_per_domain < 0 || max_len < 2 || batch < 1 || threads < 0)

@@ -51,6 +51,7 @@ int run_fuse(const std::vector<std::string>& args_in) {
   p.option("output", 'o', "DIR", "output directory (overrides output)", &output);
   p.option("dtype", 0, "T", "weights as f32, f16 or bf16 (default: as the sources store them)", &dtype);
   p.flag("quiet", "no progress messages", &quiet);
+  p.example("moeforge fuse examples/smolmoe/fuse.yaml -o runs/smolmoe/fused", "fuse dense fine-tunes into one MoE (docs/experts.md)");
   if (!parse_or_usage(p, args)) return 0;
   // -o stands for the recipe's output key, so a recipe without one runs with it.
   if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
@@ -93,6 +94,7 @@ int run_upcycle(const std::vector<std::string>& args) {
   p.option("seed", "S", "seed for the noise and random routers (default 0)", &seed);
   p.option("router", 0, "INIT", "router initialisation: random (default) or zeros", &router);
   p.option("dtype", 0, "T", "weights as f32, f16 or bf16 (default: as the model stores them)", &dtype);
+  p.example("moeforge upcycle -m models/SmolLM2-135M-Instruct --experts 4 -o runs/upcycled", "copy each MLP into 4 experts with a new router");
   if (!parse_or_usage(p, args)) return 0;
   if (router != "random" && router != "zeros") throw UsageError("--router must be random or zeros");
   Timer timer;

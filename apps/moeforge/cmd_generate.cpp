@@ -23,6 +23,8 @@ int run_generate(const std::vector<std::string>& args) {
   p.flag("verbose-prompt", "print the prompt as the model reads it (after the chat template) to stderr, as a JSON "
          "string after 'prompt: '", &verbose_prompt);
   add_run_flags(p, f);
+  p.example("moeforge generate -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf -p \"The capital of France is\" -n 16 --temp 0", "a greedy continuation of 16 tokens");
+  p.example("moeforge generate -m runs/smolmoe/routers/model --chat -f question.txt --verbose", "an answer to the question in a file, with the sampling values and seed used");
   if (!parse_or_usage(p, args)) return 0;
   if (p.given("prompt") == p.given("file")) throw UsageError("give the prompt as -p TEXT or -f FILE (one of them)");
   if (!prompt_file.empty()) {

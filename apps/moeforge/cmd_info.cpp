@@ -21,6 +21,7 @@ int run_info(const std::vector<std::string>& args) {
   std::string path;
   ArgParser p("moeforge info -m PATH", "Describes a model: architecture, sizes, experts, weights, tokenizer and chat template.");
   p.option("model", 'm', "PATH", "HF model directory or .gguf file", &path, true);
+  p.example("moeforge info -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf", "architecture, sizes, experts, tokenizer and chat template");
   if (!parse_or_usage(p, args)) return 0;
   LoadOptions lo;
   lo.max_context = 1;  // info never runs the model; keep the KV cache tiny

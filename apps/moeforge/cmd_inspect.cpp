@@ -83,6 +83,8 @@ int run_inspect(const std::vector<std::string>& args) {
   p.option("output", 'o', "FILE.html", "with --data: write the heatmaps here", &output);
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &threads);
   p.flag("quiet", "no progress line", &quiet);
+  p.example("moeforge inspect -m runs/smolmoe/routers/model -p \"Write a haiku\" --tokens", "which experts each token went to, layer by layer");
+  p.example("moeforge inspect -m runs/smolmoe/routers/model --data data/mix/validation.jsonl -o routing.html", "a routing report over a dataset (docs/reports.md)");
   if (!parse_or_usage(p, args)) return 0;
   if (prompt.empty() == data_files.empty()) throw UsageError("give either -p PROMPT or --data FILE.jsonl");
   if (threads > 0) omp_set_num_threads(threads);

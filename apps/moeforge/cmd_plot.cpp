@@ -22,6 +22,7 @@ int run_plot(const std::vector<std::string>& args) {
   p.positionals("RUN_DIR", "output directories of `moeforge train` runs (finished or still running)", &run_dirs, true);
   p.option("output", 'o', "FILE", "where to write the page (default RUN_DIR/report.html for one run, "
                                   "report.html in the current directory for several)", &output);
+  p.example("moeforge plot runs/switch runs/topk2 -o compare.html", "both runs' curves and routing on one page");
   if (!parse_or_usage(p, args)) return 0;
   if (output.empty())
     output = run_dirs.size() == 1 ? (std::filesystem::path(run_dirs[0]) / "report.html").string() : "report.html";

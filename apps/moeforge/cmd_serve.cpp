@@ -56,6 +56,8 @@ int run_serve(const std::vector<std::string>& args) {
   p.option("max-body", "BYTES", "largest request body; larger ones get 413 (default 8 MiB)", &max_body);
   p.option("alias", 0, "NAME", "the model name clients use (default: the model's directory or file name)", &alias);
   p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations (faster, logits move by a few percent)", &int8);
+  p.example("moeforge serve -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf --parallel 4", "serve the OpenAI API and the web chat on http://127.0.0.1:8080");
+  p.example("moeforge serve -m runs/smolmoe/routers/model --host 0.0.0.0 --api-key KEY", "on every address, with a key (docs/serve.md)");
   if (!parse_or_usage(p, args)) return 0;
   if (port < 0 || port > 65535) throw UsageError(cat("--port must be in [0, 65535], got ", port));
   if (parallel < 1 || parallel > 256) throw UsageError(cat("--parallel must be in [1, 256], got ", parallel));

@@ -85,6 +85,9 @@ int run_train(const std::vector<std::string>& args_in) {
   p.option("device", 0, "auto|cpu|cuda", "where to train; auto = cuda when a GPU is present and the CUDA path runs "
            "the model (default auto)", &device);
   p.flag("quiet", "no progress line", &quiet);
+  p.example("moeforge train examples/shakespeare-moe.yaml", "pretrain a small MoE from scratch as the recipe says");
+  p.example("moeforge train examples/smolmoe/train-routers.yaml --max-steps 50 -o runs/try", "train only the routers of a fused model, 50 steps, into runs/try");
+  p.example("mpirun -np 2 moeforge train examples/shakespeare-moe.yaml", "the same run over 2 processes (docs/distributed.md)");
   if (!parse_or_usage(p, args)) return 0;
   check_device_flag(device);
   if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");

@@ -16,16 +16,19 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   f.sampling.top_k = 40;
   f.sampling.top_p = 0.95f;
   f.sampling.min_p = 0.05f;
+  p.group("model");
   p.option("model", 'm', "PATH", "HF model directory or .gguf file", &f.model_path, true);
   p.option("system", 0, "TEXT", "system prompt", &f.system);
+  p.group("sampling (* = unless the model's generation_config.json sets it)");
   p.option("temperature", "T", "sampling temperature, 0 = greedy (default 0.7*)", &f.sampling.temperature);
   p.option("top-k", "K", "keep the K most likely tokens, 0 = off (default 40*)", &f.sampling.top_k);
   p.option("top-p", "P", "nucleus sampling mass, 1 = off (default 0.95*)", &f.sampling.top_p);
   p.option("min-p", "P", "drop tokens below P x the best probability (default 0.05*)", &f.sampling.min_p);
   p.option("repeat-penalty", "R", "HF repetition penalty, 1 = off (default 1*)", &f.sampling.repeat_penalty);
   p.option("seed", "N", "sampling seed (default: a random one, shown by --verbose)", &f.sampling.seed);
-  p.option("max-tokens", "N", "most tokens to generate (default 256*; * = unless the model's generation_config.json sets it)", &f.max_tokens);
+  p.option("max-tokens", "N", "most tokens to generate (default 256*)", &f.max_tokens);
   p.repeated("stop", "TEXT", "stop when TEXT is generated (not printed)", &f.stop);
+  p.group("runtime");
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &f.threads);
   p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
   p.option("window", "N", "let the model see only the last N tokens (a model trained on N-token windows); "
@@ -35,6 +38,7 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.option("device", 0, "auto|cpu|cuda", "where to run; auto = cuda when a GPU is present and the CUDA path "
            "runs the model (default auto)", &f.device);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
+  p.group("");  // what a command declares next is its own
   // The spellings llama.cpp's tools take for the same options.
   p.alias("-sys", "system");
   p.alias("--temp", "temperature");

@@ -48,7 +48,20 @@ TEST_F(Cli, EverySubcommandHasHelp) {
     EXPECT_EQ(r.rc, 0) << cmd;
     EXPECT_TRUE(has(r.out, "usage: moeforge " + cmd)) << r.out;
   }
+  // Every command's help ends with examples; the shared flags are grouped.
+  for (std::vector<std::string> cmd :
+       std::vector<std::vector<std::string>>{{"generate"}, {"chat"}, {"train"}, {"fuse"}, {"upcycle"}, {"serve"},
+                                             {"convert"}, {"perplexity"}, {"inspect"}, {"eval"}, {"info"},
+                                             {"compare"}, {"plot"}, {"data", "convert"}, {"data", "mix"},
+                                             {"data", "stats"}}) {
+    cmd.push_back("--help");
+    auto r = run(cmd);
+    EXPECT_EQ(r.rc, 0) << cmd[0];
+    EXPECT_TRUE(has(r.out, "\nexamples:\n  moeforge " + cmd[0]) || has(r.out, "\nexamples:\n  mpirun")) << r.out;
+  }
   auto r = run({"generate", "--help"});
+  EXPECT_TRUE(has(r.out, "\nsampling (")) << r.out;
+  EXPECT_TRUE(has(r.out, "\nruntime:\n")) << r.out;
   for (std::string flag : {"--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed",
                            "--max-tokens", "--system", "--stop", "--threads", "--ctx", "--chat"})
     EXPECT_TRUE(has(r.out, flag)) << flag;

@@ -161,4 +161,29 @@ TEST(CliArgs, PositionalListsMissingAndSurplusArguments) {
   EXPECT_NE(listed.str().find("RUN_DIR..."), std::string::npos) << listed.str();
 }
 
+TEST(CliArgs, HelpGroupsOptionsAndEndsWithExamples) {
+  bool a = false, b = false, c = false;
+  mf::ArgParser p("moeforge x [options]", "Does x.");
+  p.flag("own", "the command's own flag", &a);
+  p.group("sampling");
+  p.flag("greedy", "a sampling flag", &b);
+  p.group("");
+  p.flag("late", "declared after the group, listed with the command's own", &c);
+  p.example("moeforge x --own", "does x its own way");
+  std::ostringstream help;
+  EXPECT_FALSE(p.parse({"-h"}, help));
+  const std::string h = help.str();
+  const size_t options = h.find("\noptions:\n"), own = h.find("--own"), late = h.find("--late"),
+               sampling = h.find("\nsampling:\n"), greedy = h.find("--greedy"), examples = h.find("\nexamples:\n");
+  ASSERT_NE(options, std::string::npos) << h;
+  ASSERT_NE(sampling, std::string::npos) << h;
+  ASSERT_NE(examples, std::string::npos) << h;
+  EXPECT_LT(options, own);
+  EXPECT_LT(own, late);
+  EXPECT_LT(late, sampling);
+  EXPECT_LT(sampling, greedy);
+  EXPECT_LT(greedy, examples);
+  EXPECT_NE(h.find("  moeforge x --own\n      does x its own way\n"), std::string::npos) << h;
+}
+
 }  // namespace
