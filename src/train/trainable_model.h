@@ -29,7 +29,9 @@ class Optimizer {
   virtual int64_t steps_taken() const = 0;
   virtual void set_steps_taken(int64_t steps) = 0;
   // Checkpoints: each trainable tensor's name, fp32 values and both Adam moments. A device
-  // optimizer stages them through host memory; `restore` uploads what the callback wrote.
+  // optimizer stages them through host memory; `restore` uploads what the callback wrote. A
+  // sharded optimizer (train/sharded_adamw) makes both collective and hands whole moments to
+  // rank 0's visit only.
   using StateVisitor = std::function<void(const std::string& name, std::span<float> value, std::span<float> exp_avg,
                                           std::span<float> exp_avg_sq)>;
   virtual void visit_state(const StateVisitor& visit) = 0;    // read

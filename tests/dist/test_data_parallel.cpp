@@ -133,6 +133,28 @@ TEST_F(DataParallel, ShardedCheckpointsResumeAnywhere) {
 
 // A MoE fused from a dense model (moeforge upcycle) whose routers alone train: the frozen experts,
 // attention, embeddings and norms send nothing; the routers train as in one process.
+// ZeRO-1 stopped and resumed at the same world size equals its straight run bit for bit.
+TEST_F(DataParallel, ShardedRunResumesBitForBit) {
+  const fs::path recipe = moe();
+  const fs::path straight = dir_ / "zero_straight", resumed = dir_ / "zero_resumed";
+  const std::vector<std::string> shard = {"--set", "dist.shard_optimizer=true"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), shard.begin(), shard.end());
+    return args;
+  };
+  ASSERT_EQ(train(2, with({recipe.string(), "--quiet", "-o", straight.string()})).rc, 0);
+  auto r = train(2, with({recipe.string(), "--quiet", "-o", resumed.string(), "--max-steps", "10"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = train(2, with({recipe.string(), "--quiet", "-o", resumed.string(), "--resume"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto ms = metrics(straight), mr = metrics(resumed);
+  ASSERT_EQ(ms.size(), 20u);
+  ASSERT_EQ(mr.size(), 20u);
+  for (size_t i = 10; i < 20; ++i) EXPECT_EQ(ms[i]["loss"].get<double>(), mr[i]["loss"].get<double>()) << i + 1;
+  EXPECT_TRUE(same_bytes(straight / "model" / "model.safetensors", resumed / "model" / "model.safetensors"));
+  EXPECT_TRUE(same_bytes(straight / "checkpoint.safetensors", resumed / "checkpoint.safetensors"));
+}
+
 TEST_F(DataParallel, RouterOnlyFusedMoeSendsOnlyTheRouters) {
   const fs::path dense_run = dir_ / "dense_base";
   auto r = train(0, {dense().string(), "--quiet", "-o", dense_run.string(), "--max-steps", "5"});
