@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/progress_line.h"
 #include "common.h"
 #include "core/mapped_file.h"
 #include "core/timer.h"
@@ -80,13 +82,16 @@ int run_eval(const std::vector<std::string>& args) {
   b.max_tokens = int64_t(batch) * max_len;
   b.pad_id = tf.tokenizer->pad_id >= 0 ? tf.tokenizer->pad_id : std::max(tf.tokenizer->eos_id, 0);
   Timer timer;
+  std::optional<ProgressLine> progress;
   const auto rows = evaluate_by_domain(model, ex, b, [&](int64_t done, int64_t total) {
     if (quiet) return;
+    if (!progress) progress.emplace(stderr, ProgressLine::stderr_is_terminal(), total);
     const double s = timer.seconds(), rate = double(done) / std::max(s, 1e-9);
-    std::fprintf(stderr, "\r[eval] %lld/%lld tokens  %.0f tok/s  elapsed %s  ETA %s   ", (long long)done,
-                 (long long)total, rate, format_duration(s).c_str(), format_duration(double(total - done) / std::max(rate, 1e-9)).c_str());
+    progress->update(done, cat("[eval] ", done, "/", total, " tokens  ", int64_t(rate + 0.5), " tok/s  elapsed ",
+                               format_duration(s), "  ETA ", format_duration(double(total - done) / std::max(rate, 1e-9))),
+                     s);
   });
-  if (!quiet) std::fprintf(stderr, "\n");
+  if (progress) progress->break_line();
   print_table(model_path, rows);
 
   if (!json_path.empty()) {

@@ -4,10 +4,12 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/progress_line.h"
 #include "common.h"
 #include "core/mapped_file.h"
 #include "core/timer.h"
@@ -118,12 +120,14 @@ int run_inspect(const std::vector<std::string>& args) {
   std::vector<LabelledSequence> seqs;
   for (size_t i = 0; i < ex.size(); ++i) seqs.push_back({ex.sequence(i), ex.mask(i), ex.domain[i]});
   Timer timer;
+  std::optional<ProgressLine> progress;
   const RoutingMatrix m = route_dataset(model, seqs, ex.domains, [&](size_t done, size_t total) {
     if (quiet || json) return;
+    if (!progress) progress.emplace(stderr, ProgressLine::stderr_is_terminal(), int64_t(total));
     const double s = timer.seconds();
-    std::fprintf(stderr, "\r[inspect] %zu/%zu records  %.1f rec/s  ETA %.0fs   ", done, total, double(done) / s,
-                 double(total - done) * s / double(done));
-    if (done == total) std::fprintf(stderr, "\n");
+    progress->update(int64_t(done), cat("[inspect] ", done, "/", total, " records  ", int64_t(double(done) / s + 0.5),
+                                        " rec/s  ETA ", format_duration(double(total - done) * s / double(done))),
+                     s);
   });
   if (!output.empty()) {
     const std::string html = routing_matrix_html(m, "Routing of " + model_path);

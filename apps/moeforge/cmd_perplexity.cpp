@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/progress_line.h"
 #include "common.h"
 #include "core/mapped_file.h"
 #include "core/timer.h"
@@ -68,6 +70,7 @@ int run_perplexity(const std::vector<std::string>& args) {
 
   Timer run;
   PerplexityResult r;
+  std::optional<ProgressLine> progress;
   try {
     r = measure_perplexity(model, tokens, o, [&](int done, int total, double running) {
       if (!json) {
@@ -75,11 +78,14 @@ int run_perplexity(const std::vector<std::string>& args) {
         std::fflush(stdout);
       }
       if (quiet) return;
+      if (!progress) progress.emplace(stderr, ProgressLine::stderr_is_terminal(), total);
       const double elapsed = run.seconds();
-      std::fprintf(stderr, "\r[%d/%d chunks] ppl %.4f  %.0f tokens/s  elapsed %s  ETA %s   ", done, total, running,
-                   double(done) * o.n_ctx / std::max(elapsed, 1e-9), format_duration(elapsed).c_str(),
-                   format_duration(elapsed / done * (total - done)).c_str());
-      if (done == total) std::fprintf(stderr, "\n");
+      char ppl[32];
+      std::snprintf(ppl, sizeof ppl, "%.4f", running);
+      progress->update(done, cat("[", done, "/", total, " chunks] ppl ", ppl, "  ",
+                                 int64_t(double(done) * o.n_ctx / std::max(elapsed, 1e-9) + 0.5), " tokens/s  elapsed ",
+                                 format_duration(elapsed), "  ETA ", format_duration(elapsed / done * (total - done))),
+                       elapsed);
     });
   } catch (const Error& e) {
     fail(text_path, ": ", e.what());

@@ -105,6 +105,7 @@ int run_train(const std::vector<std::string>& args_in) {
     std::fprintf(stderr, "moeforge train: error on rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
     std::fflush(stderr);
     comm->abort(1);
+    return 1;  // not reached: abort() ends every rank
   }
 }
 

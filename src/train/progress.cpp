@@ -11,10 +11,6 @@ namespace mf {
 
 namespace {
 
-// Plain-line progress: about 20 lines over a run, and one at least this often.
-constexpr int kPlainLinesPerRun = 20;
-constexpr double kPlainLineMaxGapSeconds = 30;
-
 std::string formatted(const char* fmt, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, fmt, v);
@@ -24,35 +20,20 @@ std::string formatted(const char* fmt, double v) {
 }  // namespace
 
 TrainingProgress::TrainingProgress(std::FILE* out, bool terminal, int64_t total_steps, int64_t first_step)
-    : out_(out), terminal_(terminal), total_(total_steps), first_(first_step),
-      every_(std::max<int64_t>(1, (total_steps - first_step) / kPlainLinesPerRun)) {}
-
-void TrainingProgress::end_redrawn_line() {
-  if (!line_open_) return;
-  std::fputc('\n', out_);
-  line_open_ = false;
-}
+    : out_(out), total_(total_steps), first_(first_step), line_(out, terminal, total_steps, first_step) {}
 
 void TrainingProgress::step(int64_t step, double loss, double lr, double tokens_per_s, double elapsed_s, bool last) {
   const double rate = double(step - first_) / std::max(elapsed_s, 1e-9);
   const std::string eta = format_duration(double(total_ - step) / std::max(rate, 1e-9));
-  const std::string line = cat("[", step, "/", total_, "] loss ", formatted("%.4f", loss), "  lr ", formatted("%.2e", lr), "  ",
-                               int64_t(tokens_per_s + 0.5), " tok/s  elapsed ", format_duration(elapsed_s), "  ETA ",
-                               eta);
-  if (terminal_) {
-    std::fprintf(out_, "\r%s   ", line.c_str());
-    line_open_ = true;
-    if (last) end_redrawn_line();
-  } else if (last || step == first_ + 1 || (step - first_) % every_ == 0 ||
-             elapsed_s - last_print_s_ >= kPlainLineMaxGapSeconds) {
-    std::fprintf(out_, "%s\n", line.c_str());
-    last_print_s_ = elapsed_s;
-  }
-  std::fflush(out_);
+  const std::string text = cat("[", step, "/", total_, "] loss ", formatted("%.4f", loss), "  lr ", formatted("%.2e", lr),
+                               "  ", int64_t(tokens_per_s + 0.5), " tok/s  elapsed ", format_duration(elapsed_s),
+                               "  ETA ", eta);
+  // A run stopped early (time budget, stop_after) still ends its line.
+  line_.update(last ? total_ : step, text, elapsed_s);
 }
 
 void TrainingProgress::evaluation(int64_t step, double train_loss, double valid_loss, bool best) {
-  end_redrawn_line();
+  line_.break_line();
   std::fprintf(out_, "step %lld: train %.4f, val %.4f%s\n", (long long)step, train_loss, valid_loss,
                best ? " (best so far)" : "");
   std::fflush(out_);
@@ -60,7 +41,7 @@ void TrainingProgress::evaluation(int64_t step, double train_loss, double valid_
 
 void TrainingProgress::note(const std::string& text) {
   if (text.empty()) return;
-  end_redrawn_line();
+  line_.break_line();
   std::fprintf(out_, "%s%s", text.c_str(), text.back() == '\n' ? "" : "\n");
   std::fflush(out_);
 }

@@ -7,14 +7,15 @@
 #include <cstdio>
 #include <string>
 
+#include "core/progress_line.h"
+
 namespace mf {
 
 struct TrainResult;
 
 class TrainingProgress {
  public:
-  // `terminal`: `out` is a TTY (redraw in place); else a line every ~5% of the run (and at least
-  // every 30 s), plus the last step.
+  // `terminal`: `out` is a TTY (redraw in place); else plain lines (core/progress_line.h).
   TrainingProgress(std::FILE* out, bool terminal, int64_t total_steps, int64_t first_step);
 
   void step(int64_t step, double loss, double lr, double tokens_per_s, double elapsed_s, bool last);
@@ -23,13 +24,9 @@ class TrainingProgress {
   void note(const std::string& text);
 
  private:
-  void end_redrawn_line();
-
   std::FILE* out_;
-  bool terminal_;
-  int64_t total_, first_, every_;
-  bool line_open_ = false;        // a redrawn line is on screen without its newline
-  double last_print_s_ = -1e300;  // elapsed time of the last plain line
+  int64_t total_, first_;
+  ProgressLine line_;
 };
 
 // The notes a run starts with: where a resumed run continues, and a warning when the run ends
