@@ -33,8 +33,11 @@ inline std::string mpirun_prefix(int ranks, const std::string& tag = "") {
   // Shared memory without the single-copy (CMA) path: containers often forbid the cross-process
   // reads it uses, and OpenMPI then floods stderr with "Read -1, expected N, errno = 1" (Open MPI
   // issue 4948); the copy through the shared segment works everywhere.
+  // ctest runs other tests (and other jobs) beside this one: ranks neither pinned to one core nor
+  // spinning while they wait, so two jobs on the same cores still make progress.
   std::string cmd = quote(mpirun()) + " --oversubscribe --allow-run-as-root --mca btl_vader_single_copy_mechanism none" +
-                    " -np " + std::to_string(ranks) + " -x OMP_NUM_THREADS=1";
+                    " --bind-to none --mca mpi_yield_when_idle 1 -np " + std::to_string(ranks) +
+                    " -x OMP_NUM_THREADS=1";
   if (!tag.empty()) cmd += " -x MOEFORGE_TEST_TAG=" + tag;
   return cmd + " " + quote(binary());
 }
