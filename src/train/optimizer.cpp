@@ -38,18 +38,22 @@ AdamW::AdamW(std::vector<ParamGroup> groups, std::vector<TrainableParam> params,
   }
 }
 
+AdamWHyper AdamW::hyper(const ParamGroup& group, const Betas& betas, float lr_multiplier, int64_t step) {
+  AdamWHyper h;
+  h.lr = group.lr * lr_multiplier;
+  h.beta1 = betas.beta1;
+  h.beta2 = betas.beta2;
+  h.eps = betas.eps;
+  h.weight_decay = group.weight_decay;
+  h.step = step;
+  return h;
+}
+
 void AdamW::step(float lr_multiplier) {
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
     const TrainableParam& p = params_[i];
-    const ParamGroup& g = groups_[size_t(p.group)];
-    AdamWHyper h;
-    h.lr = g.lr * lr_multiplier;
-    h.beta1 = betas_.beta1;
-    h.beta2 = betas_.beta2;
-    h.eps = betas_.eps;
-    h.weight_decay = g.weight_decay;
-    h.step = step_;
+    const AdamWHyper h = hyper(groups_[size_t(p.group)], betas_, lr_multiplier, step_);
     adamw_update(p.value.data(), p.grad.data(), m_[i].data(), v_[i].data(), int64_t(p.value.size()), h);
   }
 }

@@ -38,6 +38,9 @@ class AdamW {
 
   // One update of every parameter with lr = group.lr * lr_multiplier.
   void step(float lr_multiplier = 1.0f);
+  // The update's hyper-parameters for a group at `step` (1-based): the one rule AdamW and the
+  // sharded ZeRO-1 optimizer share.
+  static AdamWHyper hyper(const ParamGroup& group, const Betas& betas, float lr_multiplier, int64_t step);
 
   int64_t steps_taken() const { return step_; }
   const std::vector<ParamGroup>& groups() const { return groups_; }

@@ -77,14 +77,7 @@ class ShardedAdamW final : public Optimizer {
       Shard& s = shards_[b];
       const float* grad = buckets_.shard(b).data();
       for (const Piece& p : s.pieces) {
-        const ParamGroup& g = groups_[size_t(p.group)];
-        AdamWHyper h;
-        h.lr = g.lr * lr_multiplier;
-        h.beta1 = betas_.beta1;
-        h.beta2 = betas_.beta2;
-        h.eps = betas_.eps;
-        h.weight_decay = g.weight_decay;
-        h.step = step_;
+        const AdamWHyper h = AdamW::hyper(groups_[size_t(p.group)], betas_, lr_multiplier, step_);
         adamw_update(p.value, grad + p.offset, s.m.data() + p.offset, s.v.data() + p.offset, int64_t(p.size), h);
       }
     }

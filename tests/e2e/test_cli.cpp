@@ -101,21 +101,27 @@ TEST_F(Cli, LlamaCppFlagSpellingsAndTypoSuggestions) {
   EXPECT_TRUE(has(r.err, "--max-tokens: expected an integer, got 'many'")) << r.err;
 }
 
-TEST_F(Cli, DashOStandsForTheRecipesOutputAndPositionalsGoAnywhere) {
-  const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_o_" + std::to_string(::getpid()));
+// A corpus and a recipe for a tiny char-level model in `dir`: `train_keys` is the recipe's
+// train mapping, `extra` more top-level lines (e.g. "output: run\n").
+void write_tiny_recipe(const fs::path& dir, const std::string& train_keys, const std::string& extra = "") {
   fs::create_directories(dir);
   {
     std::ofstream corpus(dir / "c.txt");
     for (int i = 0; i < 100; ++i) corpus << "the river ran past the mill. bakers sold bread.\n";
   }
-  // No 'output' key: the recipe alone is refused, with -o it runs there.
   std::ofstream(dir / "r.yaml") << "model:\n  init: scratch\n"
                                    "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, "
                                    "num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, "
                                    "max_position_embeddings: 128, tie_word_embeddings: true}\n"
                                    "tokenizer: char\n"
                                    "data: {train: c.txt, valid_fraction: 0.1}\n"
-                                   "train: {steps: 2, batch: 2, seq_len: 16, eval_windows: 1}\n";
+                                   "train: {" + train_keys + "}\n" + extra;
+}
+
+TEST_F(Cli, DashOStandsForTheRecipesOutputAndPositionalsGoAnywhere) {
+  const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_o_" + std::to_string(::getpid()));
+  // No 'output' key: the recipe alone is refused, with -o it runs there.
+  write_tiny_recipe(dir, "steps: 2, batch: 2, seq_len: 16, eval_windows: 1");
   auto r = run({"train", (dir / "r.yaml").string(), "--quiet"});
   EXPECT_NE(r.rc, 0);
   EXPECT_TRUE(has(r.err, "'output' (the run directory) is required")) << r.err;
@@ -134,18 +140,7 @@ TEST_F(Cli, DashOStandsForTheRecipesOutputAndPositionalsGoAnywhere) {
 
 // A tiny char-level model trained in a second; returns its HF directory.
 fs::path train_tiny_model(const fs::path& dir) {
-  fs::create_directories(dir);
-  {
-    std::ofstream corpus(dir / "c.txt");
-    for (int i = 0; i < 100; ++i) corpus << "the river ran past the mill. bakers sold bread.\n";
-  }
-  std::ofstream(dir / "r.yaml") << "model:\n  init: scratch\n"
-                                   "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, "
-                                   "num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, "
-                                   "max_position_embeddings: 128, tie_word_embeddings: true}\n"
-                                   "tokenizer: char\n"
-                                   "data: {train: c.txt, valid_fraction: 0.1}\n"
-                                   "train: {steps: 3, batch: 2, seq_len: 16, eval_windows: 1}\n";
+  write_tiny_recipe(dir, "steps: 3, batch: 2, seq_len: 16, eval_windows: 1");
   const auto r = run({"train", (dir / "r.yaml").string(), "-o", (dir / "run").string(), "--quiet"});
   EXPECT_EQ(r.rc, 0) << r.err;
   return dir / "run" / "model";
@@ -196,20 +191,8 @@ TEST_F(Cli, SamplingDefaultsComeFromGenerationConfigAndTheSeedIsRandomUnlessGive
 
 TEST_F(Cli, TrainingTalksInLinesWhenStderrIsALog) {
   const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_talk_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  {
-    std::ofstream corpus(dir / "c.txt");
-    for (int i = 0; i < 100; ++i) corpus << "the river ran past the mill. bakers sold bread.\n";
-  }
-  std::ofstream(dir / "r.yaml") << "model:\n  init: scratch\n"
-                                   "  config: {model_type: llama, hidden_size: 32, intermediate_size: 64, "
-                                   "num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, "
-                                   "max_position_embeddings: 128, tie_word_embeddings: true}\n"
-                                   "tokenizer: char\n"
-                                   "data: {train: c.txt, valid_fraction: 0.1}\n"
-                                   "train: {steps: 200, batch: 2, seq_len: 16, eval_windows: 1, eval_every: 20, "
-                                   "warmup: 50, checkpoint_every: 20}\n"
-                                   "output: run\n";
+  write_tiny_recipe(dir, "steps: 200, batch: 2, seq_len: 16, eval_windows: 1, eval_every: 20, warmup: 50, "
+                         "checkpoint_every: 20", "output: run\n");
   // stderr is a pipe here, as in a log file: plain lines, no carriage returns.
   auto r = run({"train", (dir / "r.yaml").string(), "--max-steps", "40"});
   ASSERT_EQ(r.rc, 0) << r.err;
