@@ -192,7 +192,7 @@ TEST_F(Cli, SamplingDefaultsComeFromGenerationConfigAndTheSeedIsRandomUnlessGive
 TEST_F(Cli, TrainingTalksInLinesWhenStderrIsALog) {
   const fs::path dir = fs::temp_directory_path() / ("moeforge_cli_talk_" + std::to_string(::getpid()));
   write_tiny_recipe(dir, "steps: 200, batch: 2, seq_len: 16, eval_windows: 1, eval_every: 20, warmup: 50, "
-                         "checkpoint_every: 20", "output: run\n");
+                         "checkpoint_every: 20", "output: " + (dir / "run").string() + "\n");
   // stderr is a pipe here, as in a log file: plain lines, no carriage returns.
   auto r = run({"train", (dir / "r.yaml").string(), "--max-steps", "40"});
   ASSERT_EQ(r.rc, 0) << r.err;
