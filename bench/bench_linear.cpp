@@ -2,7 +2,7 @@
 // median time, GFLOP/s and the weight bytes streamed per second (the figure to hold against
 // the machine's read bandwidth for decode, M = 1). One JSON line per (format, shape, M).
 //   bench_linear [--threads 2] [--repeats 50] [--formats F32,Q8_0,Q4_1] [--rows 1,4,256]
-//                [--dot exact,packed,int8]   (packed, int8: Q4_0/Q4_1/Q8_0 at M <= 32)
+//                [--dot exact,packed,int8]   (packed: Q4_0/Q4_1/Q8_0 at M <= 64, int8 at M <= 256)
 #include <omp.h>
 
 #include <cstdio>
@@ -84,7 +84,9 @@ int main(int argc, char** argv) try {
         for (const auto& dot_name : dots) {
           // The packed paths exist for small M and Q4_0/Q4_1/Q8_0 (with AVX-512 VNNI).
           const bool packed = dot_name != "exact";
-          if (packed && (M > mf::kLinearPackedMaxRows || !mf::PackedQuantMatrix::supports(w))) continue;
+          if (packed && (M > (dot_name == "int8" ? mf::kLinearPackedInt8MaxRows : mf::kLinearPackedMaxRows) ||
+                         !mf::PackedQuantMatrix::supports(w)))
+            continue;
           mf::LinearWeight lw(w);
           if (packed) lw.packed = std::make_shared<const mf::PackedQuantMatrix>(w);
           if (dot_name == "int8") lw.activations = mf::DecodeActivations::int8;

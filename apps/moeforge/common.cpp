@@ -33,8 +33,8 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
   p.option("window", "N", "let the model see only the last N tokens (a model trained on N-token windows); "
            "0 = all (default 0)", &f.window);
-  p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations, as llama.cpp does: faster, "
-         "but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
+  p.flag("int8", "compute Q4_0/Q4_1/Q8_0 weights with int8 activations (decode and prompts), as llama.cpp "
+         "does: faster, but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
   p.option("device", 0, "auto|cpu|cuda", "where to run; auto = cuda when a GPU is present and the CUDA path "
            "runs the model (default auto)", &f.device);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);

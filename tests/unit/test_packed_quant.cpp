@@ -62,7 +62,7 @@ TEST_P(PackedQ8, MatchesTheScalarInt8SchemeWithPaddedGroups) {
   PackedQuantMatrix p(w);
   EXPECT_EQ(p.rows(), N);
   EXPECT_EQ(p.cols(), K);
-  for (int64_t M : {1, 2, 8, 13, 32}) {  // 13: one full 8-row block and a 5-row tail
+  for (int64_t M : {1, 2, 8, 13, 32, 77}) {  // 13, 77: full 8-row blocks and a tail
     std::vector<float> x(size_t(M * K));
     for (auto& v : x) v = rng.normal();
     x[3] = 0;
@@ -86,7 +86,7 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   lw.activations = DecodeActivations::int8;
   std::vector<float> bias(static_cast<size_t>(N), 0.5f);
   // Past the packed limit, so the exact GEMM runs and the result equals linear(Tensor).
-  const int64_t M = kLinearPackedMaxRows + 1;
+  const int64_t M = kLinearPackedInt8MaxRows + 1;
   std::vector<float> x(size_t(M * K));
   for (auto& v : x) v = rng.normal();
   std::vector<float> a(size_t(M * N)), b(size_t(M * N));
@@ -100,7 +100,7 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   for (int64_t n = 0; n < N; ++n) EXPECT_FLOAT_EQ(c[size_t(n)], d[size_t(n)] + 0.5f);
 }
 
-TEST_P(PackedQ8, ExactActivationsRunUpTo32RowsThroughThePackedCopyRowByRowAlike) {
+TEST_P(PackedQ8, ExactActivationsRunUpTo64RowsThroughThePackedCopyRowByRowAlike) {
   // A server's batched decode step: every row's result is the one it gets alone, and within
   // rounding of the stored-layout GEMM.
   Rng rng(6);
@@ -126,7 +126,7 @@ TEST_P(PackedQ8, ExactActivationsRunUpTo32RowsThroughThePackedCopyRowByRowAlike)
   }
 }
 
-TEST_P(PackedQ8, Int8ActivationsGiveEachRowOfA32RowBatchItsResultAlone) {
+TEST_P(PackedQ8, Int8ActivationsGiveEachRowOfABatchItsResultAlone) {
   // The int8 path serves batched decode too: a row's result must not depend on its neighbours.
   Rng rng(8);
   std::vector<float> wdq;
@@ -136,7 +136,7 @@ TEST_P(PackedQ8, Int8ActivationsGiveEachRowOfA32RowBatchItsResultAlone) {
   LinearWeight lw(w);
   lw.packed = std::make_shared<const PackedQuantMatrix>(w);
   lw.activations = DecodeActivations::int8;
-  const int64_t M = kLinearPackedMaxRows;
+  const int64_t M = 40;  // decode batch / prompt chunk sizes, not a multiple of 8
   std::vector<float> x(size_t(M * K));
   for (auto& v : x) v = rng.normal();
   std::vector<float> batched(static_cast<size_t>(M * N)), alone(static_cast<size_t>(N));

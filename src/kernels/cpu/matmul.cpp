@@ -1,5 +1,5 @@
 // linear() picks its path by row count: M <= 8 runs the GEMV kernels (a weight with a decode-packed
-// copy: M <= 32, through the packed GEMV); larger M
+// copy: M <= 64, or 256 with int8 activations, through the packed kernels); larger M
 // dequantizes W in panels of ~2 MiB of fp32, each multiplied by oneDNN's sgemm while in cache, so
 // a non-fp32 matrix is never expanded whole. linear_backward_input panels the same way.
 #include "kernels/cpu/matmul.h"
@@ -87,7 +87,9 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const fl
 }
 
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
-  if (weight.packed && M >= 1 && M <= kLinearPackedMaxRows) {
+  const int64_t packed_rows =
+      weight.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows : kLinearPackedMaxRows;
+  if (weight.packed && M >= 1 && M <= packed_rows) {
     MF_CHECK(weight.packed->cols() == K && weight.packed->rows() == weight.w.dim(0),
              "linear: packed weight [", weight.packed->rows(), ", ", weight.packed->cols(),
              "] does not match input width K=", K);

@@ -1,4 +1,4 @@
-// Q4_0, Q4_1 and Q8_0 weight matrices repacked for decode (M <= 32 activation rows): one
+// Q4_0, Q4_1 and Q8_0 weight matrices repacked for decode and short prompts (M <= 256 rows): one
 // 512-bit register holds 4 consecutive weights of 16 different output rows, so every vector
 // instruction advances 16 rows at once and the block scales of those 16 rows convert in one
 // instruction. The per-row, per-block scalar work that bounds a row-major GEMV disappears.
@@ -33,8 +33,8 @@ class PackedQuantMatrix {
   // Throws mf::Error if !supports(w).
   explicit PackedQuantMatrix(const Tensor& w);
 
-  // Most activation rows one call takes (a server's decode batch).
-  static constexpr int64_t kMaxRows = 32;
+  // Most activation rows one call takes (a server's decode batch, a prompt chunk).
+  static constexpr int64_t kMaxRows = 256;
 
   // y[M, N] = x[M, K] . W^T for M in [1, kMaxRows], fp32 activations (exact path). Each row's
   // result is independent of the other rows.
