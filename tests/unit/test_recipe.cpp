@@ -1,6 +1,7 @@
 // Recipes are untrusted input too: typos, aliases, nesting and odd structure all end in one clear
 // error naming the file; the reader's own calls are the list of known keys.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -11,7 +12,8 @@
 namespace {
 
 std::string recipe_error(const std::string& body) {
-  const std::string path = ::testing::TempDir() + "/recipe_under_test.yaml";
+  // ctest runs each test of this file as its own process, two at a time: one file per process.
+  const std::string path = ::testing::TempDir() + "/recipe_under_test_" + std::to_string(::getpid()) + ".yaml";
   std::ofstream(path) << body;
   try {
     mf::load_recipe(path);
