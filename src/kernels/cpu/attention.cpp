@@ -87,6 +87,36 @@ void attend_one(const float* q, const float* k, const float* v, int64_t kv_strid
   for (int64_t s = 0; s < len; ++s) simd::axpy(scores[s], v + s * kv_stride, out, head_dim);
 }
 
+// The keys one query row sees: its K and V rows (read with kv_stride) and how many.
+struct QueryKeys {
+  const float* k;
+  const float* v;
+  int64_t len;
+};
+
+// One query row per (row, head), OpenMP-parallel over them, each thread with its own scores row
+// of `scores_row` floats: the per-query path of a server's decode batch and of short prompt
+// chunks. keys_of(r) gives row r's keys.
+template <class KeysOf>
+void attend_each_query(const float* q, int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t kv_stride,
+                       float scale, int64_t scores_row, float* scratch, float* out, const KeysOf& keys_of) {
+  const int group = n_heads / n_kv_heads;
+  const int64_t q_stride = int64_t(n_heads) * head_dim, items = rows * n_heads;
+#pragma omp parallel
+  {
+    float* scores = scratch + int64_t(omp_get_thread_num()) * scores_row;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t r = item / n_heads;
+      const int h = int(item % n_heads);
+      const int64_t kv_off = int64_t(h / group) * head_dim;
+      const QueryKeys kv = keys_of(r);
+      attend_one(q + r * q_stride + int64_t(h) * head_dim, kv.k + kv_off, kv.v + kv_off, kv_stride, kv.len, head_dim,
+                 scale, scores, out + r * q_stride + int64_t(h) * head_dim);
+    }
+  }
+}
+
 }  // namespace
 
 void attention_decode_batch(const float* q, const float* const* keys, const float* const* values,
@@ -99,20 +129,8 @@ void attention_decode_batch(const float* q, const float* const* keys, const floa
     MF_CHECK(lengths[b] >= 1, "attention_decode_batch: sequence ", b, " has no keys");
     longest = std::max(longest, lengths[b]);
   }
-  const int group = n_heads / n_kv_heads;
-  const int64_t q_stride = int64_t(n_heads) * head_dim, items = batch * n_heads, row = padded(longest);
-#pragma omp parallel
-  {
-    float* scores = scratch + int64_t(omp_get_thread_num()) * row;
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t b = item / n_heads;
-      const int h = int(item % n_heads);
-      const int64_t kv_off = int64_t(h / group) * head_dim;
-      attend_one(q + b * q_stride + int64_t(h) * head_dim, keys[b] + kv_off, values[b] + kv_off, kv_stride,
-                 lengths[b], head_dim, scale, scores, out + b * q_stride + int64_t(h) * head_dim);
-    }
-  }
+  attend_each_query(q, batch, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(longest), scratch, out,
+                    [&](int64_t b) { return QueryKeys{keys[b], values[b], lengths[b]}; });
 }
 
 size_t attention_scratch_floats(int64_t T, int64_t S) {
@@ -136,20 +154,8 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
   const int64_t q_stride = int64_t(n_heads) * head_dim;
 
   if (T < kGemmMinQueries) {
-    const int64_t items = T * n_heads;
-    const int64_t row = padded(S);
-#pragma omp parallel
-    {
-      float* scores = scratch + int64_t(omp_get_thread_num()) * row;
-#pragma omp for schedule(static)
-      for (int64_t item = 0; item < items; ++item) {
-        const int64_t t = item / n_heads;
-        const int h = int(item % n_heads);
-        const int64_t kv_off = int64_t(h / group) * head_dim;
-        attend_one(q + t * q_stride + int64_t(h) * head_dim, k + kv_off, v + kv_off, kv_stride,
-                   past + t + 1, head_dim, scale, scores, out + t * q_stride + int64_t(h) * head_dim);
-      }
-    }
+    attend_each_query(q, T, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(S), scratch, out,
+                      [&](int64_t t) { return QueryKeys{k, v, past + t + 1}; });
     return;
   }
 
