@@ -68,6 +68,9 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
            " must be in [0, 1)");
   data.get("domains", r.domains);
   data.get("skip_bad", r.skip_bad);
+  data.get("loss_on", r.loss_on);
+  MF_CHECK(r.loss_on == "all_assistant" || r.loss_on == "last_assistant", path,
+           ": 'data.loss_on' must be all_assistant or last_assistant, got '", r.loss_on, "'");
   data.finish();
 
   top.get("freeze", r.freeze);

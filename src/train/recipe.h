@@ -31,6 +31,9 @@ struct Recipe {
   double valid_fraction = 0.1;
   std::vector<std::string> domains;     // sft: keep only records of these domains
   bool skip_bad = false;                // sft: skip malformed records (counted) instead of failing
+  // sft: which assistant turns of a whole conversation (chat-format data) carry loss:
+  // "all_assistant" or "last_assistant" (data.loss_on; other records score their answer only)
+  std::string loss_on = "all_assistant";
   // what does not train
   std::vector<std::string> freeze;
   TrainerConfig trainer;                // train: (out_dir comes from output:)
