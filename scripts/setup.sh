@@ -12,10 +12,10 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates unzip
   libgtest-dev googletest libbenchmark-dev
   libdnnl-dev nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libedit-dev
-  libopenmpi-dev openmpi-bin iproute2
+  libopenmpi-dev openmpi-bin iproute2 libpcre2-dev
   python3 python3-pip python3-numpy python3-torch python3-jinja2
 )
-PIP_PACKAGES=(tokenizers gguf safetensors)
+PIP_PACKAGES=(tokenizers gguf safetensors sentencepiece)
 PYTHON=/usr/bin/python3
 
 SUDO=""
@@ -32,8 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The reference tests run under Debian's interpreter (it has python3-torch); Debian marks it
-# externally managed, so pip needs --break-system-packages for these three pure additions.
-if ! $PYTHON -c "import tokenizers, gguf, safetensors" 2>/dev/null; then
+# externally managed, so pip needs --break-system-packages for these pure additions.
+if ! $PYTHON -c "import tokenizers, gguf, safetensors, sentencepiece" 2>/dev/null; then
   echo "[setup] installing PyPI packages: ${PIP_PACKAGES[*]}"
   $SUDO $PYTHON -m pip install -q --break-system-packages --root-user-action=ignore "${PIP_PACKAGES[@]}"
 fi

@@ -16,6 +16,7 @@
 #include "core/mapped_file.h"
 
 #include "io/gguf.h"
+#include "tokenizer/spm_tokenizer.h"
 
 namespace mf {
 namespace fs = std::filesystem;
@@ -62,12 +63,15 @@ bool is_gguf_path(const std::string& path) {
 TokenizerFiles load_hf_tokenizer_files(const std::string& dir) {
   fs::path d(dir);
   fs::path tj = d / "tokenizer.json";
+  fs::path spm = d / "tokenizer.model";  // SentencePiece, read when there is no tokenizer.json
   fs::path char_json = d / kCharTokenizerFile;
-  MF_CHECK(fs::exists(tj) || fs::exists(char_json), dir,
-           ": no tokenizer.json in the model directory (moeforge needs the HF tokenizer; ",
+  MF_CHECK(fs::exists(tj) || fs::exists(spm) || fs::exists(char_json), dir,
+           ": no tokenizer.json or tokenizer.model in the model directory (moeforge needs the HF tokenizer; ",
            "copy tokenizer.json and tokenizer_config.json next to config.json)");
   TokenizerFiles out;
-  out.tokenizer = fs::exists(tj) ? load_hf_tokenizer(tj.string()) : load_char_tokenizer(char_json.string());
+  out.tokenizer = fs::exists(tj)    ? load_hf_tokenizer(tj.string())
+                  : fs::exists(spm) ? make_spm_tokenizer(spm_config_from_model_file(spm.string()))
+                                    : load_char_tokenizer(char_json.string());
   if (out.tokenizer->eos_id >= 0) out.eos_ids.push_back(out.tokenizer->eos_id);
   fs::path tc = d / "tokenizer_config.json";
   nlohmann::json tcfg = read_json_file_if_present(tc.string());
@@ -89,14 +93,21 @@ BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path) {
   GgufFile f = GgufFile::open(gguf_path);
   const GgufValue* model = f.find("tokenizer.ggml.model");
   MF_CHECK(model, gguf_path, ": no tokenizer.ggml.model metadata (the GGUF carries no tokenizer)");
-  MF_CHECK(model->as_string() == "gpt2", gguf_path, ": tokenizer.ggml.model '", model->as_string(),
-           "' is not supported (only byte-level BPE, 'gpt2')");
+  MF_CHECK(model->as_string() == "gpt2" || model->as_string() == "llama", gguf_path, ": tokenizer.ggml.model '",
+           model->as_string(), "' is not supported (gpt2: byte-level BPE; llama: SentencePiece BPE)");
   BpeVocab v;
   v.source = gguf_path;
+  v.model = model->as_string();
   v.tokens = f.at("tokenizer.ggml.tokens").as_string_array();
   if (const GgufValue* m = f.find("tokenizer.ggml.merges")) v.merges = m->as_string_array();
+  if (const GgufValue* s = f.find("tokenizer.ggml.scores")) v.scores = s->as_f32_array();
+  if (const GgufValue* p = f.find("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = p->as_bool();
   if (const GgufValue* t = f.find("tokenizer.ggml.token_type")) v.token_types = t->as_i32_array();
   if (const GgufValue* p = f.find("tokenizer.ggml.pre")) v.pre = p->as_string();
+  if (v.model == "llama") {  // llama.cpp adds BOS for SentencePiece vocabularies unless told otherwise
+    v.add_bos = true;
+    v.pre = "default";
+  }
   auto id = [&](const char* key) -> int32_t {  // range-checked: a u32/u64 id must not wrap to -1
     const GgufValue* x = f.find(key);
     if (!x) return -1;
@@ -161,9 +172,10 @@ void copy_tokenizer_files(const std::string& model_path, const std::string& dir)
     return;
   }
   const fs::path src(model_path);
-  MF_CHECK(fs::exists(src / "tokenizer.json") || fs::exists(src / kCharTokenizerFile), model_path,
-           ": no tokenizer.json (or ", kCharTokenizerFile, ") to copy");
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+  MF_CHECK(fs::exists(src / "tokenizer.json") || fs::exists(src / "tokenizer.model") ||
+               fs::exists(src / kCharTokenizerFile),
+           model_path, ": no tokenizer.json (or tokenizer.model, ", kCharTokenizerFile, ") to copy");
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                            "generation_config.json", kCharTokenizerFile}) {
     if (!fs::exists(src / name)) continue;
     if (fs::exists(out / name) && fs::equivalent(src / name, out / name)) continue;

@@ -101,13 +101,22 @@ GgufTypeCounts save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, con
     g.add_kv("llama.expert_used_count", u32(c.top_k));
     if (!c.expert_names.empty()) g.add_kv("moeforge.expert_names", GgufValue::of_string_array(c.expert_names));
   }
-  g.add_kv("tokenizer.ggml.model", GgufValue::of_string("gpt2"));
+  // gpt2: byte-level BPE with merges; llama: SentencePiece BPE, llama.cpp merges by score.
+  MF_CHECK(vocab.model == "gpt2" || vocab.model == "llama", path, ": tokenizer model '", vocab.model,
+           "' has no GGUF form");
+  g.add_kv("tokenizer.ggml.model", GgufValue::of_string(vocab.model));
   g.add_kv("tokenizer.ggml.pre", GgufValue::of_string(vocab.pre));
   g.add_kv("tokenizer.ggml.tokens", GgufValue::of_string_array(vocab.tokens));
   std::vector<int32_t> types = vocab.token_types;
   types.resize(vocab.tokens.size(), 1);
   g.add_kv("tokenizer.ggml.token_type", GgufValue::of_i32_array(types));
-  g.add_kv("tokenizer.ggml.merges", GgufValue::of_string_array(vocab.merges));
+  if (vocab.model == "gpt2") g.add_kv("tokenizer.ggml.merges", GgufValue::of_string_array(vocab.merges));
+  if (vocab.model == "llama") {
+    MF_CHECK(vocab.scores.size() == vocab.tokens.size(), path, ": a llama vocabulary needs one score per token (",
+             vocab.scores.size(), " for ", vocab.tokens.size(), ")");
+    g.add_kv("tokenizer.ggml.scores", GgufValue::of_f32_array(vocab.scores));
+    g.add_kv("tokenizer.ggml.add_space_prefix", GgufValue::of_bool(vocab.add_space_prefix));
+  }
   if (vocab.bos_id >= 0) g.add_kv("tokenizer.ggml.bos_token_id", u32(vocab.bos_id));
   if (vocab.eos_id >= 0) g.add_kv("tokenizer.ggml.eos_token_id", u32(vocab.eos_id));
   if (vocab.pad_id >= 0) g.add_kv("tokenizer.ggml.padding_token_id", u32(vocab.pad_id));

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/spm_tokenizer.h"
 #include "tokenizer/unicode.h"
 
 namespace mf {
@@ -31,6 +32,9 @@ void configure_pre(const std::string& pre, BpeConfig& c) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab v) {
+  if (v.model == "llama") return make_spm_tokenizer(spm_config_from_vocab(v));
+  MF_CHECK(v.model == "gpt2", v.source, ": tokenizer.ggml.model '", v.model,
+           "' is not supported (gpt2: byte-level BPE; llama: SentencePiece BPE)");
   BpeConfig c;
   c.source = v.source;
   configure_pre(v.pre, c);
@@ -65,6 +69,7 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab v) {
 }
 
 std::string bpe_vocab_to_tokenizer_json(const BpeVocab& v) {
+  if (v.model == "llama") return spm_vocab_to_tokenizer_json(v);
   using nlohmann::json;
   const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
                            {"use_regex", true}};

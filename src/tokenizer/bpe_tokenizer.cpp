@@ -6,28 +6,15 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
-#include <queue>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/bpe_merge.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/unicode.h"
 
 namespace mf {
 namespace {
-
-uint64_t pair_key(int32_t a, int32_t b) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
-
-struct Merge {
-  int32_t rank;
-  int32_t result;
-};
-
-bool is_word_char(char32_t cp) {
-  return unicode::is_letter(cp) || unicode::is_number(cp) || cp == '_';
-}
 
 class BpeTokenizer final : public Tokenizer {
  public:
@@ -49,11 +36,7 @@ class BpeTokenizer final : public Tokenizer {
       MF_CHECK(!t.content.empty(), cfg_.source, ": added token ", t.id, " is empty");
       special_[t.id] = t.special;
     }
-    // Longest first, so the first candidate that matches at a position is the longest.
-    std::stable_sort(cfg_.added.begin(), cfg_.added.end(),
-                     [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
-    for (size_t i = 0; i < cfg_.added.size(); ++i)
-      added_by_first_byte_[static_cast<uint8_t>(cfg_.added[i].content[0])].push_back(i);
+    added_ = AddedTokenMatcher(cfg_.added);
 
     for (int b = 0; b < 256; ++b) {
       std::string s;
@@ -70,7 +53,7 @@ class BpeTokenizer final : public Tokenizer {
                "' uses a token that is not in the vocabulary");
       MF_CHECK(mi != ids_.end(), cfg_.source, ": merge ", rank, " '", l, " ", r, "' produces '", l + r,
                "', which is not in the vocabulary");
-      merges_.emplace(pair_key(li->second, ri->second), Merge{static_cast<int32_t>(rank), mi->second});
+      merges_.add(li->second, ri->second, BpeMerge{static_cast<int32_t>(rank), mi->second});
     }
 
     bytes_.resize(n);
@@ -84,18 +67,8 @@ class BpeTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text, bool parse_special) const override {
     std::vector<int32_t> out;
-    size_t seg_begin = 0;
-    for (size_t pos = 0; pos < text.size();) {
-      const Found f = find_added(text, pos, seg_begin, parse_special);
-      if (!f.token) {
-        pos = text.size();
-        break;
-      }
-      encode_segment(text.substr(seg_begin, f.begin - seg_begin), out);
-      out.push_back(f.token->id);
-      seg_begin = pos = f.end;
-    }
-    encode_segment(text.substr(seg_begin), out);
+    added_.split(text, parse_special, [&](std::string_view segment) { encode_segment(segment, out); },
+                 [&](int32_t id) { out.push_back(id); });
     return out;
   }
 
@@ -125,62 +98,9 @@ class BpeTokenizer final : public Tokenizer {
   }
 
  private:
-  struct Found {
-    const AddedToken* token = nullptr;
-    size_t begin = 0, end = 0;  // byte range absorbed, including stripped whitespace
-  };
-
   void check_id(int32_t id) const {
     MF_CHECK(id >= 0 && id < vocab_size(), "token id ", id, " out of range for a vocabulary of ",
              vocab_size(), " (", cfg_.source, ")");
-  }
-
-  // Leftmost-longest added-token match at or after `pos`; `floor` bounds lstrip absorption.
-  Found find_added(std::string_view text, size_t pos, size_t floor, bool parse_special) const {
-    if (cfg_.added.empty()) return {};
-    for (size_t i = pos; i < text.size(); ++i) {
-      for (size_t idx : added_by_first_byte_[static_cast<uint8_t>(text[i])]) {
-        const AddedToken& t = cfg_.added[idx];
-        if (t.special && !parse_special) continue;
-        if (text.compare(i, t.content.size(), t.content) != 0) continue;
-        size_t b = i, e = i + t.content.size();
-        if (t.single_word && !(stands_alone(text, b, e))) continue;
-        if (t.lstrip)
-          while (b > floor) {
-            const size_t start = char_start_before(text, b);
-            const auto u = unicode::decode_utf8(text, start);
-            if (!u.valid || !unicode::is_whitespace(u.cp)) break;
-            b = start;
-          }
-        if (t.rstrip)
-          while (e < text.size()) {
-            const auto u = unicode::decode_utf8(text, e);
-            if (!u.valid || !unicode::is_whitespace(u.cp)) break;
-            e += u.length;
-          }
-        return {&t, b, e};
-      }
-    }
-    return {};
-  }
-
-  static size_t char_start_before(std::string_view text, size_t pos) {
-    size_t s = pos - 1;
-    while (s > 0 && pos - s < 4 && (static_cast<uint8_t>(text[s]) & 0xC0) == 0x80) --s;
-    const auto u = unicode::decode_utf8(text, s);
-    return s + u.length == pos ? s : pos - 1;
-  }
-
-  static bool stands_alone(std::string_view text, size_t b, size_t e) {
-    if (b > 0) {
-      const auto u = unicode::decode_utf8(text, char_start_before(text, b));
-      if (u.valid && is_word_char(u.cp)) return false;
-    }
-    if (e < text.size()) {
-      const auto u = unicode::decode_utf8(text, e);
-      if (u.valid && is_word_char(u.cp)) return false;
-    }
-    return true;
   }
 
   void encode_segment(std::string_view text, std::vector<int32_t>& out) const {
@@ -224,16 +144,10 @@ class BpeTokenizer final : public Tokenizer {
     }
   }
 
-  // Applies merges lowest rank first (leftmost among equal ranks), as HF's BPE does, over a
-  // linked list of symbols with a priority queue of candidate pairs.
+  // The bytes of `piece` as symbols, then HF's merge loop.
   std::vector<int32_t> merge(std::string_view piece) const {
-    struct Symbol {
-      int32_t id;
-      int32_t prev, next;  // -1 at the ends
-      bool alive;
-    };
-    std::vector<Symbol> sym;
-    sym.reserve(piece.size());
+    std::vector<int32_t> ids;
+    ids.reserve(piece.size());
     bool last_was_missing = false;
     for (size_t i = 0; i < piece.size(); ++i) {
       int32_t id = byte_ids_[static_cast<uint8_t>(piece[i])];
@@ -243,45 +157,17 @@ class BpeTokenizer final : public Tokenizer {
         if (id < 0 || (cfg_.fuse_unk && last_was_missing)) continue;
       }
       last_was_missing = missing;
-      const auto n = static_cast<int32_t>(sym.size());
-      sym.push_back({id, n - 1, n + 1, true});
+      ids.push_back(id);
     }
-    if (!sym.empty()) sym.back().next = -1;
-
-    struct Candidate {
-      int32_t rank, pos, left, right;
-      bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
-    };
-    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
-    auto consider = [&](int32_t pos) {
-      if (pos < 0 || sym[pos].next < 0) return;
-      auto it = merges_.find(pair_key(sym[pos].id, sym[sym[pos].next].id));
-      if (it != merges_.end()) queue.push({it->second.rank, pos, sym[pos].id, sym[sym[pos].next].id});
-    };
-    for (int32_t i = 0; i + 1 < static_cast<int32_t>(sym.size()); ++i) consider(i);
-    while (!queue.empty()) {
-      const Candidate c = queue.top();
-      queue.pop();
-      Symbol& left = sym[c.pos];
-      if (!left.alive || left.id != c.left || left.next < 0 || sym[left.next].id != c.right) continue;
-      Symbol& right = sym[left.next];
-      left.id = merges_.at(pair_key(c.left, c.right)).result;
-      right.alive = false;
-      left.next = right.next;
-      if (right.next >= 0) sym[right.next].prev = c.pos;
-      consider(left.prev);
-      consider(c.pos);
-    }
-    std::vector<int32_t> ids;
-    for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) ids.push_back(sym[i].id);
+    merge_by_rank(ids, merges_);
     return ids;
   }
 
   BpeConfig cfg_;
   std::unordered_map<std::string, int32_t> ids_;
-  std::unordered_map<uint64_t, Merge> merges_;
+  BpeMergeTable merges_;
   std::array<int32_t, 256> byte_ids_{};
-  std::array<std::vector<size_t>, 256> added_by_first_byte_;
+  AddedTokenMatcher added_;
   std::vector<bool> special_;
   std::vector<std::string> bytes_;
   // Per-word results; encode() is logically const and may run on several threads.

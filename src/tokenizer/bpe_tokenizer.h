@@ -4,19 +4,11 @@
 #include <string>
 #include <vector>
 
+#include "tokenizer/added_tokens.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mf {
-
-struct AddedToken {
-  std::string content;
-  int32_t id = -1;
-  bool special = false;      // matched only when parse_special; skipped by skip_special decode
-  bool lstrip = false;       // absorbs whitespace on its left
-  bool rstrip = false;       // absorbs whitespace on its right
-  bool single_word = false;  // matches only when not inside a word
-};
 
 struct BpeConfig {
   std::vector<std::string> tokens;                              // id -> byte-level string

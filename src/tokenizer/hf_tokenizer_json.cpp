@@ -7,38 +7,13 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/hf_json_parts.h"
+#include "tokenizer/regex_split.h"
 
 namespace mf {
 namespace {
 
-using json = nlohmann::json;
-
-// Sequences inside Sequences: real tokenizers nest one level; a file nesting thousands is refused
-// before the recursion below could exhaust the stack.
-constexpr int kMaxSequenceNesting = 16;
-
-void check_nesting(int depth, const std::string& where) {
-  MF_CHECK(depth <= kMaxSequenceNesting, where, ": Sequence nested deeper than ", kMaxSequenceNesting, " levels");
-}
-
-// j[key] when it is an array, else an empty array; read in place (no copy of the subtree).
-const json& array_member(const json& j, const char* key) {
-  static const json kEmpty = json::array();
-  const auto it = j.find(key);
-  return it != j.end() && it->is_array() ? *it : kEmpty;
-}
-
-// j[key] in place, or null when absent.
-const json& member_or_null(const json& j, const char* key) {
-  static const json kNull;
-  const auto it = j.find(key);
-  return it != j.end() ? *it : kNull;
-}
-
-std::string type_of(const json& j, const std::string& where) {
-  MF_CHECK(j.is_object() && j.contains("type") && j["type"].is_string(), where, ": missing \"type\"");
-  return j["type"].get<std::string>();
-}
+using namespace hf_json;
 
 void read_normalizer(const json& j, const std::string& where, BpeConfig& c, int depth = 0) {
   if (j.is_null()) return;
@@ -51,6 +26,15 @@ void read_normalizer(const json& j, const std::string& where, BpeConfig& c, int 
   } else {
     fail(where, ": normalizer '", t, "' is not supported (only NFC)");
   }
+}
+
+SplitBehavior split_behavior(const std::string& name, const std::string& where) {
+  if (name == "Isolated") return SplitBehavior::Isolated;
+  if (name == "Removed") return SplitBehavior::Removed;
+  if (name == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
+  if (name == "MergedWithNext") return SplitBehavior::MergedWithNext;
+  if (name == "Contiguous") return SplitBehavior::Contiguous;
+  fail(where, ": Split behavior '", name, "' is not one of Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous");
 }
 
 void read_pre_tokenizer(const json& j, const std::string& where, BpeConfig& c, bool& byte_level, int depth = 0) {
@@ -67,61 +51,33 @@ void read_pre_tokenizer(const json& j, const std::string& where, BpeConfig& c, b
   } else if (t == "Digits") {
     c.pre.steps.push_back({Kind::Digits, j.value("individual_digits", false), SplitPattern::Gpt2});
   } else if (t == "Split") {
-    MF_CHECK(j.contains("pattern") && j["pattern"].contains("Regex"), where,
-             ": Split pre-tokenizer needs a {\"Regex\": ...} pattern");
-    const std::string behavior = j.value("behavior", "Isolated");
-    MF_CHECK(behavior == "Isolated" && !j.value("invert", false), where, ": Split behavior '", behavior,
-             "' (invert ", j.value("invert", false), ") is not supported (only Isolated)");
-    SplitPattern p;
-    try {
-      p = split_pattern_from_regex(j["pattern"]["Regex"].get<std::string>());
-    } catch (const Error& e) {
-      fail(where, ": ", e.what());
+    MF_CHECK(j.contains("pattern") && j["pattern"].is_object(), where, ": Split pre-tokenizer needs a pattern");
+    const json& pattern = j["pattern"];
+    std::string regex;
+    if (pattern.contains("Regex") && pattern["Regex"].is_string())
+      regex = pattern["Regex"].get<std::string>();
+    else if (pattern.contains("String") && pattern["String"].is_string())
+      regex = regex_literal(pattern["String"].get<std::string>());
+    else
+      fail(where, ": Split pattern ", pattern.dump(), " is neither {\"Regex\": ...} nor {\"String\": ...}");
+    MF_CHECK(!j.value("invert", false), where, ": Split with invert: true is not supported");
+    const SplitBehavior behavior = split_behavior(j.value("behavior", "Isolated"), where);
+    const auto known = known_split_pattern(regex);
+    if (known && behavior == SplitBehavior::Isolated) {
+      c.pre.steps.push_back({Kind::Split, false, *known});
+    } else {
+      PreTokenizeStep step{Kind::Regex, false, SplitPattern::Gpt2};
+      try {
+        step.regex = std::make_shared<const RegexSplitter>(regex);
+      } catch (const Error& e) {
+        fail(where, ": ", e.what());
+      }
+      step.behavior = behavior;
+      c.pre.steps.push_back(std::move(step));
     }
-    c.pre.steps.push_back({Kind::Split, false, p});
   } else {
     fail(where, ": pre_tokenizer '", t, "' is not supported (ByteLevel, Split, Digits, Sequence)");
   }
-}
-
-void read_post_processor(const json& j, const std::string& where, BpeConfig& c, int depth = 0) {
-  if (j.is_null()) return;
-  check_nesting(depth, where);
-  const std::string t = type_of(j, where);
-  if (t == "Sequence") {
-    for (const json& p : array_member(j, "processors")) read_post_processor(p, where, c, depth + 1);
-  } else if (t == "TemplateProcessing") {
-    const json single = j.value("single", json::array());
-    auto special_id = [&](const json& piece) -> int32_t {
-      const std::string name = piece["SpecialToken"]["id"].get<std::string>();
-      const json& specials = j.value("special_tokens", json::object());
-      MF_CHECK(specials.contains(name) && !specials[name]["ids"].empty(), where,
-               ": TemplateProcessing names special token '", name, "' without ids");
-      const json& id = specials[name]["ids"][0];
-      MF_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (int64_t(1) << 31), where,
-               ": special token '", name, "' has id ", id.dump(), ", not a token id");
-      return id.get<int32_t>();
-    };
-    if (!single.empty() && single.front().contains("SpecialToken")) {
-      c.add_bos = true;
-      c.bos_id = special_id(single.front());
-    }
-    if (single.size() > 1 && single.back().contains("SpecialToken")) {
-      c.add_eos = true;
-      c.eos_id = special_id(single.back());
-    }
-  } else if (t != "ByteLevel") {
-    fail(where, ": post_processor '", t, "' is not supported (TemplateProcessing, ByteLevel)");
-  }
-}
-
-// tokenizer_config.json names tokens as a string or as {"content": ...}.
-std::optional<std::string> token_name(const json& cfg, const char* key) {
-  if (!cfg.contains(key)) return std::nullopt;
-  const json& v = cfg[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return std::nullopt;
 }
 
 int32_t id_of(const BpeConfig& c, const std::string& token) {
@@ -132,27 +88,13 @@ int32_t id_of(const BpeConfig& c, const std::string& token) {
   return -1;
 }
 
-void read_tokenizer_config(const std::string& path, BpeConfig& c) {
-  const json cfg = read_json_file(path);
-  auto set = [&](const char* key, int32_t& id) {
-    if (auto name = token_name(cfg, key)) {
-      id = id_of(c, *name);
-      MF_CHECK(id >= 0, path, ": ", key, " '", *name, "' is not in the vocabulary");
-    }
-  };
-  set("bos_token", c.bos_id);
-  set("eos_token", c.eos_id);
-  set("pad_token", c.pad_id);
-  set("unk_token", c.unk_id);
-  if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) c.add_bos = cfg["add_bos_token"].get<bool>();
-  if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) c.add_eos = cfg["add_eos_token"].get<bool>();
-}
-
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
   const json root = read_json_file(path);
+  if (is_sentencepiece_style(root)) return load_spm_tokenizer_json(root, path);
   BpeConfig c;
+  SpecialIds ids;
   c.source = path;
   try {
     MF_CHECK(root.is_object() && root.contains("model"), path, ": no \"model\"");
@@ -231,13 +173,15 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     bool byte_level = false;
     read_pre_tokenizer(member_or_null(root, "pre_tokenizer"), path + ": pre_tokenizer", c, byte_level);
     MF_CHECK(byte_level, path, ": pre_tokenizer has no ByteLevel step; only byte-level BPE is supported");
-    read_post_processor(member_or_null(root, "post_processor"), path + ": post_processor", c);
+    read_post_processor(member_or_null(root, "post_processor"), path + ": post_processor", ids);
   } catch (const json::exception& e) {
     fail(path, ": unexpected structure: ", e.what());
   }
 
-  const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (std::filesystem::exists(config_path)) read_tokenizer_config(config_path.string(), c);
+  ids.unk = c.unk_id;
+  read_tokenizer_config(path, [&](const std::string& name) { return id_of(c, name); }, ids);
+  c.bos_id = ids.bos, c.eos_id = ids.eos, c.pad_id = ids.pad, c.unk_id = ids.unk;
+  c.add_bos = ids.add_bos, c.add_eos = ids.add_eos;
   // Without a config, recognise the usual end-of-text names.
   if (c.eos_id < 0)
     for (const char* name : {"<|endoftext|>", "</s>", "<|end_of_text|>"})

@@ -1,9 +1,10 @@
 // The split regexes, each hand-compiled into a matcher that tries its alternatives in order at the
-// current code point, as Oniguruma's leftmost-first search does, so no regex engine is needed. A
-// regex that is not one of the three known strings is refused rather than approximated.
+// current code point, as Oniguruma's leftmost-first search does: the fast path for the three
+// known strings. Any other regex goes to PCRE2 (regex_split.cpp).
 #include "tokenizer/pretokenize.h"
 
 #include "core/error.h"
+#include "tokenizer/regex_split.h"
 #include "tokenizer/unicode.h"
 
 namespace mf {
@@ -121,10 +122,15 @@ constexpr std::string_view kQwen2Regex =
 
 }  // namespace
 
-SplitPattern split_pattern_from_regex(std::string_view regex) {
+std::optional<SplitPattern> known_split_pattern(std::string_view regex) {
   if (regex == kGpt2Regex) return SplitPattern::Gpt2;
   if (regex == kLlama3Regex) return SplitPattern::Llama3;
   if (regex == kQwen2Regex) return SplitPattern::Qwen2;
+  return std::nullopt;
+}
+
+SplitPattern split_pattern_from_regex(std::string_view regex) {
+  if (auto p = known_split_pattern(regex)) return *p;
   fail("unsupported pre-tokenizer split regex '", regex,
        "' (known: the GPT-2, Llama-3 and Qwen2 patterns)");
 }
@@ -171,6 +177,8 @@ void PreTokenizer::split(std::string_view text, std::string& storage,
     for (std::string_view piece : pieces) {
       if (step.kind == PreTokenizeStep::Kind::Digits)
         split_digits(piece, step.individual_digits, next);
+      else if (step.kind == PreTokenizeStep::Kind::Regex)
+        split_by_regex(piece, *step.regex, step.behavior, next);
       else
         split_by_pattern(piece, step.pattern, next);
     }

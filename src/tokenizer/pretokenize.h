@@ -1,6 +1,9 @@
 // Pre-tokenization: splits text into the pieces that BPE encodes independently, reproducing
-// the HF `tokenizers` pre-tokenizers (Oniguruma regexes) by hand over Unicode code points.
+// the HF `tokenizers` pre-tokenizers (Oniguruma regexes) by hand over Unicode code points for
+// the known regexes, and through PCRE2 (regex_split.h) for any other.
 #pragma once
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,11 +19,18 @@ enum class SplitPattern { Gpt2, Llama3, Qwen2 };
 
 // Returns the pattern whose HF regex source is `regex`, or throws mf::Error.
 SplitPattern split_pattern_from_regex(std::string_view regex);
+// The same, or nullopt for a regex with no hand-written matcher.
+std::optional<SplitPattern> known_split_pattern(std::string_view regex);
+
+class RegexSplitter;
+enum class SplitBehavior;
 
 struct PreTokenizeStep {
-  enum class Kind { Digits, Split } kind;
+  enum class Kind { Digits, Split, Regex } kind;
   bool individual_digits = false;        // Digits: each digit alone, else runs of digits
   SplitPattern pattern = SplitPattern::Gpt2;
+  std::shared_ptr<const RegexSplitter> regex;   // Regex: compiled once, shared by copies
+  SplitBehavior behavior{};                      // Regex: HF's Split behavior (Isolated = 0)
 };
 
 struct PreTokenizer {

@@ -16,7 +16,7 @@ StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(tok
 
 std::string StreamDecoder::push(int32_t id) {
   if (skip_special_ && tok_.is_special(id)) return {};
-  pending_ += tok_.token_bytes(id);
+  pending_ += opening_ ? tok_.opening_token_bytes(id, opening_) : tok_.token_bytes(id);
   const size_t ready = unicode::complete_utf8_prefix(pending_);
   std::string out = pending_.substr(0, ready);
   pending_.erase(0, ready);
@@ -26,6 +26,7 @@ std::string StreamDecoder::push(int32_t id) {
 std::string StreamDecoder::flush() {
   std::string out;
   out.swap(pending_);
+  opening_ = true;
   return out;
 }
 

@@ -4,6 +4,8 @@
 
 #include "io/json_file.h"
 #include "core/error.h"
+#include "tokenizer/hf_json_parts.h"
+#include "tokenizer/spm_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mf {
@@ -31,6 +33,7 @@ std::string pre_name(const json& pre, const std::string& path) {
 
 BpeVocab bpe_vocab_from_tokenizer_json(const std::string& tokenizer_json_path) {
   const json root = read_json_file(tokenizer_json_path);
+  if (hf_json::is_sentencepiece_style(root)) return spm_vocab_for_gguf(spm_config_from_tokenizer_json(tokenizer_json_path));
   const json& model = root.value("model", json::object());
   MF_CHECK(model.value("type", "") == "BPE", tokenizer_json_path, ": model.type must be BPE");
   BpeVocab v;

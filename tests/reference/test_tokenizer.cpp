@@ -188,8 +188,13 @@ TEST(HfTokenizerJson, RejectsUnsupportedAndMalformedFiles) {
   j["pre_tokenizer"] = {{"type", "Whitespace"}};
   expect_error(write("ws.json", j.dump()), "Whitespace");
   j = good;
-  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}, {"invert", false}};
-  expect_error(write("regex.json", j.dump()), "unsupported pre-tokenizer split regex");
+  // Any regex PCRE2 compiles is accepted (test_spm_tokenizer checks one against HF); one it
+  // cannot compile is refused with PCRE2's reason.
+  j["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers", json::array({{{"type", "Split"}, {"pattern", {{"Regex", "(?<bad"}}},
+                                                        {"behavior", "Isolated"}, {"invert", false}},
+                                                       {{"type", "ByteLevel"}, {"use_regex", false}}})}};
+  expect_error(write("regex.json", j.dump()), "does not compile");
   j = good;
   j["model"]["merges"].push_back("zz qq");
   expect_error(write("merge.json", j.dump()), "not in the vocabulary");

@@ -1,0 +1,29 @@
+// Text normalization before a model splits text into tokens: the HF `tokenizers` normalizers
+// the common models use (NFC, Lowercase, Strip, Replace with a literal pattern, Prepend), in
+// order, and SentencePiece's own whitespace rules for tokenizer.model files.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mf {
+
+struct NormalizeStep {
+  enum class Kind { Nfc, Lowercase, Strip, Replace, Prepend, CollapseSpaces } kind;
+  std::string pattern;      // Replace: the literal text replaced
+  std::string content;      // Replace: its replacement; Prepend: the prefix
+  bool left = false, right = false;  // Strip: which ends lose their whitespace
+};
+
+struct Normalizer {
+  std::vector<NormalizeStep> steps;
+  // The normalized text; an empty input stays empty (HF's Prepend adds nothing to "").
+  std::string apply(std::string_view text) const;
+  bool empty() const { return steps.empty(); }
+};
+
+// Unicode lowercase of UTF-8 text as Rust's str::to_lowercase (what HF's Lowercase uses) for
+// every one-to-one mapping and U+0130; invalid bytes pass through.
+std::string lowercase(std::string_view utf8);
+
+}  // namespace mf
