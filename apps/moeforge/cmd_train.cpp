@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "common.h"
 #include "device_choice.h"
+#include "dist/expert_groups.h"
 #include "dist/launch.h"
 #include "model/config.h"
 #include "model/tensor_names.h"
@@ -40,19 +41,28 @@ int train_one_rank(const std::string& recipe_path, std::vector<std::string> sets
   r.trainer.resume = resume;
   r.trainer.progress = !quiet;
 
+  // Expert parallelism: groups of dist.expert_parallel ranks share out the routed experts; in one
+  // process (or at 1) every expert is here, as without it.
+  const int ep = r.trainer.expert_parallel;
+  MF_CHECK(ep == 1 || comm.size() > 1, r.path, ": 'dist.expert_parallel' = ", ep,
+           " needs an MPI job of a multiple of ", ep, " ranks (mpirun -np N moeforge train ...); in one process it "
+           "must be 1");
+  std::unique_ptr<ExpertGroups> groups = ep > 1 ? std::make_unique<ExpertGroups>(comm, ep) : nullptr;
+  std::unique_ptr<ExpertGroup> experts = groups ? std::make_unique<ExpertGroup>(groups->experts()) : nullptr;
+
   std::unique_ptr<TrainingSession> session = prepare_training_session(r, quiet);
   const auto frozen = make_freeze_predicate(r.freeze, session->weights);
   const int64_t total = count_parameters(session->weights.config, false);
   int64_t trainable = 0;
   for (const auto& [name, t] : session->weights.tensors)
     if (is_trainable(name, frozen)) trainable += t.numel();
-  RunModel model = make_training_model(std::move(session->weights), frozen, device, quiet);
+  RunModel model = make_training_model(std::move(session->weights), frozen, device, quiet, experts.get());
   if (!quiet)
     std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %s tokenizer of %d, %s\n", r.path.c_str(),
                  (long long)total, (long long)trainable, session->tokenizer->kind.c_str(),
                  session->tokenizer->vocab_size(), session->data_sizes.c_str());
   Trainer trainer(*model.model, *session->data, session->recipe.trainer);
-  trainer.set_communicator(comm);
+  trainer.set_communicator(comm, groups.get());
   trainer.set_export_hook([&](const std::string& dir) { write_session_tokenizer(*session, dir); });
   const TrainResult result = trainer.run();
   if (!root) return 0;
@@ -88,6 +98,7 @@ int run_train(const std::vector<std::string>& args_in) {
   p.example("moeforge train examples/shakespeare-moe.yaml", "pretrain a small MoE from scratch as the recipe says");
   p.example("moeforge train examples/smolmoe/train-routers.yaml --max-steps 50 -o runs/try", "train only the routers of a fused model, 50 steps, into runs/try");
   p.example("mpirun -np 2 moeforge train examples/shakespeare-moe.yaml", "the same run over 2 processes (docs/distributed.md)");
+  p.example("mpirun -np 4 moeforge train RECIPE.yaml --set dist.expert_parallel=2", "4 ranks, each MoE layer's experts split over groups of 2");
   if (!parse_or_usage(p, args)) return 0;
   check_device_flag(device);
   if (max_steps < 0 || threads < 0 || max_minutes < 0) throw UsageError("--max-steps, --max-minutes and --threads must be >= 0");

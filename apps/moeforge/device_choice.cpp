@@ -20,9 +20,10 @@ void check_device_flag(const std::string& device) {
 
 namespace {
 
-RunModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen) {
+RunModel on_cpu(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                ExpertGroup* experts) {
   RunModel out;
-  out.cpu = std::make_unique<TrainableTransformer>(std::move(weights), frozen);
+  out.cpu = std::make_unique<TrainableTransformer>(std::move(weights), frozen, experts);
   out.model = std::make_unique<CpuTrainableModel>(*out.cpu);
   return out;
 }
@@ -30,9 +31,9 @@ RunModel on_cpu(ModelWeights weights, const std::function<bool(const std::string
 }  // namespace
 
 RunModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                             const std::string& device, bool quiet) {
+                             const std::string& device, bool quiet, ExpertGroup* experts) {
   check_device_flag(device);
-  if (device == "cpu") return on_cpu(std::move(weights), frozen);
+  if (device == "cpu") return on_cpu(std::move(weights), frozen, experts);
 #ifdef MOEFORGE_HAVE_CUDA
   std::string why_not;
   if (cuda::device_count() == 0)
@@ -40,6 +41,8 @@ RunModel make_training_model(ModelWeights weights, const std::function<bool(cons
   else if (std::string unsupported = gpu::cuda_training_unsupported(weights.config); !unsupported.empty())
     why_not = "the CUDA training path does not implement " + unsupported + " yet";
   if (why_not.empty()) {
+    MF_CHECK(!experts, "dist.expert_parallel: expert parallelism exchanges rows in host memory and trains the CPU "
+             "model; train with --device cpu under mpirun");
     RunModel out;
     out.model = std::make_unique<gpu::CudaTrainableModel>(std::move(weights), frozen);
     if (!quiet) std::fprintf(stderr, "device: %s\n", out.model->device().c_str());
@@ -50,7 +53,7 @@ RunModel make_training_model(ModelWeights weights, const std::function<bool(cons
 #else
   MF_CHECK(device != "cuda", "--device cuda: this moeforge was built without CUDA (configure with nvcc present)");
 #endif
-  return on_cpu(std::move(weights), frozen);
+  return on_cpu(std::move(weights), frozen, experts);
 }
 
 std::function<std::unique_ptr<LanguageModel>(ModelWeights&, int)> inference_model_factory(const std::string& device) {

@@ -22,8 +22,10 @@ struct RunModel {
 // device: "cpu", "cuda", or "auto" (cuda when this build has CUDA, a GPU is present and the
 // CUDA path runs this model; otherwise cpu, saying why on stderr unless quiet). An explicit
 // "cuda" that cannot be honoured is an mf::Error with the reason.
+// experts: expert parallelism's group (dist.expert_parallel > 1): the CPU model with the routed
+// experts split over it; a run that would choose CUDA is refused by name.
 RunModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                             const std::string& device, bool quiet);
+                             const std::string& device, bool quiet, ExpertGroup* experts = nullptr);
 
 // LoadOptions::make_model for inference commands: on "cuda" the GPU model (an mf::Error when
 // it cannot run); on "auto" the GPU model when there is a GPU and the CUDA path runs the model,

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace mf {
@@ -46,6 +47,22 @@ void LocalCommunicator::gather(std::span<const std::byte> mine, std::span<std::b
   allgather(mine, all);
 }
 
+void LocalCommunicator::alltoall(std::span<const int64_t> send, std::span<int64_t> recv) {
+  MF_CHECK(recv.size() == send.size(), "alltoall: ", send.size(), " values out, ", recv.size(), " in, in a job of one");
+  std::copy(send.begin(), send.end(), recv.begin());
+}
+
+void LocalCommunicator::alltoallv_rows(std::span<const float> send, std::span<const int64_t> send_rows,
+                                       std::span<float> recv, std::span<const int64_t> recv_rows, int64_t width) {
+  MF_CHECK(send_rows.size() == 1 && recv_rows.size() == 1 && send_rows[0] == recv_rows[0] && width >= 0,
+           "alltoallv: row counts that do not match in a job of one");
+  const size_t n = checked_mul(size_t(send_rows[0]), size_t(width), "alltoallv rows");
+  MF_CHECK(send.size() >= n && recv.size() >= n, "alltoallv: ", n, " values do not fit the buffers");
+  std::copy_n(send.begin(), n, recv.begin());
+}
+
+std::unique_ptr<Communicator> LocalCommunicator::split(int, int) { return std::make_unique<LocalCommunicator>(); }
+
 void LocalCommunicator::abort(int code) { std::exit(code); }
 
 std::string LocalCommunicator::host() const {
@@ -67,6 +84,14 @@ void broadcast_string(Communicator& comm, std::string& text, int root) {
   broadcast_int64(comm, n, root);
   text.resize(size_t(n));
   comm.broadcast(std::as_writable_bytes(std::span<char>(text.data(), text.size())), root);
+}
+
+void send_floats(Communicator& comm, int from, std::span<const float> data, int to, std::span<float> into) {
+  const size_t ranks = size_t(comm.size()), me = size_t(comm.rank());
+  std::vector<int64_t> send_rows(ranks, 0), recv_rows(ranks, 0);
+  if (me == size_t(from)) send_rows[size_t(to)] = int64_t(data.size());
+  if (me == size_t(to)) recv_rows[size_t(from)] = int64_t(into.size());
+  comm.alltoallv_rows(data, send_rows, into, recv_rows, 1);
 }
 
 std::vector<uint64_t> allgather_u64(Communicator& comm, uint64_t mine) {

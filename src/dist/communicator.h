@@ -52,6 +52,18 @@ class Communicator {
   virtual void allgather(std::span<const std::byte> mine, std::span<std::byte> all) = 0;
   // The same concatenation on rank `root` only (`all` is not touched elsewhere and may be empty).
   virtual void gather(std::span<const std::byte> mine, std::span<std::byte> all, int root) = 0;
+  // Block r of `send` (send.size() / size() values) to rank r; block s of `recv` (the same size)
+  // from rank s (MPI_Alltoall: expert parallelism's row counts, sent before the rows).
+  virtual void alltoall(std::span<const int64_t> send, std::span<int64_t> recv) = 0;
+  // Rows of `width` floats: send_rows[r] rows to rank r, taken from `send` in rank order;
+  // recv_rows[s] rows from rank s, written to `recv` in rank order (MPI_Alltoallv: the rows of
+  // an expert-parallel MoE layer going to the ranks that hold their experts, and back).
+  virtual void alltoallv_rows(std::span<const float> send, std::span<const int64_t> send_rows, std::span<float> recv,
+                              std::span<const int64_t> recv_rows, int64_t width) = 0;
+  // The ranks that give the same `color` as a job of their own, ranked by `key` (MPI_Comm_split):
+  // expert parallelism's groups. Collective over this communicator; the result must be
+  // destroyed before this one.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job at once with `code` (a rank that cannot go on: the others would
   // wait for it forever in their next collective).
@@ -72,6 +84,10 @@ class LocalCommunicator final : public Communicator {
   void broadcast(std::span<std::byte>, int root) override;
   void allgather(std::span<const std::byte> mine, std::span<std::byte> all) override;
   void gather(std::span<const std::byte> mine, std::span<std::byte> all, int root) override;
+  void alltoall(std::span<const int64_t> send, std::span<int64_t> recv) override;
+  void alltoallv_rows(std::span<const float> send, std::span<const int64_t> send_rows, std::span<float> recv,
+                      std::span<const int64_t> recv_rows, int64_t width) override;
+  std::unique_ptr<Communicator> split(int color, int key) override;
   void barrier() override {}
   [[noreturn]] void abort(int code) override;
 };
@@ -80,6 +96,9 @@ class LocalCommunicator final : public Communicator {
 void broadcast_floats(Communicator& comm, std::span<float> data, int root);
 void broadcast_string(Communicator& comm, std::string& text, int root);
 void broadcast_int64(Communicator& comm, int64_t& value, int root);
+// `data` (on rank `from`) into `into` (on rank `to`, the same size); a collective of every rank
+// of `comm`, which send nothing else (rank 0 gathering an expert from the rank that holds it).
+void send_floats(Communicator& comm, int from, std::span<const float> data, int to, std::span<float> into);
 // Every rank's value, in rank order.
 std::vector<uint64_t> allgather_u64(Communicator& comm, uint64_t mine);
 // Every rank's text, in rank order (any lengths).

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <vector>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace mf {
@@ -54,27 +56,12 @@ class MpiPending final : public PendingCollective {
   MPI_Request request_;
 };
 
-class MpiCommunicator final : public Communicator {
+// The collectives over one MPI communicator: the job's (MpiCommunicator, which also starts and
+// ends MPI) or a group split from it (expert parallelism), which frees only its communicator.
+class MpiGroup : public Communicator {
  public:
-  MpiCommunicator() {
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    MF_CHECK(!initialized, "MPI was already started in this process");
-    // Only the main thread calls MPI (OpenMP threads compute between the calls): FUNNELED.
-    int provided = 0;
-    check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "comm_dup");
-    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
-    check_mpi(MPI_Comm_rank(comm_, &rank_), "comm_rank");
-    check_mpi(MPI_Comm_size(comm_, &size_), "comm_size");
-  }
-  ~MpiCommunicator() override {
-    MPI_Comm_free(&comm_);
-    MPI_Finalize();
-  }
-  MpiCommunicator(const MpiCommunicator&) = delete;
-  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+  MpiGroup(const MpiGroup&) = delete;
+  MpiGroup& operator=(const MpiGroup&) = delete;
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -148,16 +135,103 @@ class MpiCommunicator final : public Communicator {
               "gather");
   }
 
+  void alltoall(std::span<const int64_t> send, std::span<int64_t> recv) override {
+    MF_CHECK(send.size() == recv.size() && send.size() % size_t(size_) == 0, "alltoall: ", send.size(),
+             " values out and ", recv.size(), " in over ", size_, " ranks");
+    const size_t block = send.size() / size_t(size_);
+    MF_CHECK(block <= size_t(INT_MAX), "alltoall of ", block, " values per rank: more than MPI counts hold");
+    check_mpi(MPI_Alltoall(send.data(), int(block), MPI_INT64_T, recv.data(), int(block), MPI_INT64_T, comm_),
+              "alltoall");
+  }
+
+  void alltoallv_rows(std::span<const float> send, std::span<const int64_t> send_rows, std::span<float> recv,
+                      std::span<const int64_t> recv_rows, int64_t width) override {
+    const size_t ranks = size_t(size_);
+    MF_CHECK(send_rows.size() == ranks && recv_rows.size() == ranks && width >= 1, "alltoallv: ", send_rows.size(),
+             " and ", recv_rows.size(), " row counts for ", ranks, " ranks");
+    // Counts and displacements in rows of one derived type (width floats), so that MPI's int
+    // counts bound rows, not values.
+    std::vector<int> scount(ranks), sdispl(ranks), rcount(ranks), rdispl(ranks);
+    auto lay_out = [&](std::span<const int64_t> rows, std::vector<int>& count, std::vector<int>& displ,
+                       size_t room) {
+      uint64_t at = 0;
+      for (size_t r = 0; r < ranks; ++r) {
+        MF_CHECK(rows[r] >= 0 && at <= uint64_t(INT_MAX) && uint64_t(rows[r]) <= uint64_t(INT_MAX) - at,
+                 "alltoallv: ", rows[r], " rows at row ", at, ": more than MPI counts hold");
+        count[r] = int(rows[r]);
+        displ[r] = int(at);
+        at += uint64_t(rows[r]);
+      }
+      MF_CHECK(checked_mul(at, uint64_t(width), "alltoallv values") <= room, "alltoallv: ", at, " rows of ", width,
+               " values do not fit a buffer of ", room);
+    };
+    lay_out(send_rows, scount, sdispl, send.size());
+    lay_out(recv_rows, rcount, rdispl, recv.size());
+    MF_CHECK(width <= int64_t(INT_MAX), "alltoallv: rows of ", width, " values: more than MPI counts hold");
+    MPI_Datatype row = MPI_DATATYPE_NULL;
+    check_mpi(MPI_Type_contiguous(int(width), MPI_FLOAT, &row), "type_contiguous");
+    check_mpi(MPI_Type_commit(&row), "type_commit");
+    const int rc = MPI_Alltoallv(send.data(), scount.data(), sdispl.data(), row, recv.data(), rcount.data(),
+                                 rdispl.data(), row, comm_);
+    MPI_Type_free(&row);
+    check_mpi(rc, "alltoallv");
+  }
+
+  std::unique_ptr<Communicator> split(int color, int key) override;
+
   void barrier() override { check_mpi(MPI_Barrier(comm_), "barrier"); }
 
   void abort(int code) override {
-    MPI_Abort(comm_, code);
+    MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);  // MPI_Abort does not return; this is for the compiler and a broken MPI
   }
 
- private:
+ protected:
+  MpiGroup() = default;
+  // Takes `comm` (already set to return errors).
+  void adopt(MPI_Comm comm) {
+    comm_ = comm;
+    check_mpi(MPI_Comm_rank(comm_, &rank_), "comm_rank");
+    check_mpi(MPI_Comm_size(comm_, &size_), "comm_size");
+  }
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
+};
+
+// A group split from the job: frees its communicator, leaves MPI running.
+class MpiSubGroup final : public MpiGroup {
+ public:
+  explicit MpiSubGroup(MPI_Comm comm) { adopt(comm); }
+  ~MpiSubGroup() override { MPI_Comm_free(&comm_); }
+};
+
+std::unique_ptr<Communicator> MpiGroup::split(int color, int key) {
+  MPI_Comm part = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(comm_, color, key, &part), "comm_split");
+  MPI_Comm_set_errhandler(part, MPI_ERRORS_RETURN);
+  return std::make_unique<MpiSubGroup>(part);
+}
+
+// The job: starts MPI on construction and ends it on destruction.
+class MpiCommunicator final : public MpiGroup {
+ public:
+  MpiCommunicator() {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    MF_CHECK(!initialized, "MPI was already started in this process");
+    // Only the main thread calls MPI (OpenMP threads compute between the calls): FUNNELED.
+    int provided = 0;
+    check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm dup = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &dup), "comm_dup");
+    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    adopt(dup);
+  }
+  ~MpiCommunicator() override {
+    MPI_Comm_free(&comm_);
+    MPI_Finalize();
+  }
 };
 
 }  // namespace

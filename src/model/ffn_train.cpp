@@ -35,7 +35,7 @@ MoeAuxLosses ffn_train_forward(const ModelConfig& c, const LayerWeights& L, int 
     gaussian = {sized(s.gaussian, NE), size_t(NE)};
     draw_router_noise(pass.noise_seed, layer, {s.gaussian.data(), size_t(NE)});
   }
-  moe_ffn_forward(c, L.moe, h2, N, pass.training, gaussian, A.moe, x, /*keep=*/pass.training);
+  moe_ffn_forward(c, L.moe, h2, N, pass.training, gaussian, A.moe, x, /*keep=*/pass.training, pass.experts);
   return moe_aux_losses(A.moe, pass.counted, pass.losses);
 }
 
@@ -49,7 +49,7 @@ void ffn_train_backward(const ModelConfig& c, const LayerWeights& L, const FfnGr
     swiglu_backward(L.mlp, g.mlp, A.h2.data(), N, H, A.mlp.a.data(), A.mlp.b.data(), A.mlp.h.data(), dx, dmid, dh,
                     false);
   } else {
-    moe_ffn_backward(c, L.moe, g.moe, A.moe, A.h2.data(), dx, N, pass.counted, pass.losses, s.moe, dh);
+    moe_ffn_backward(c, L.moe, g.moe, A.moe, A.h2.data(), dx, N, pass.counted, pass.losses, s.moe, dh, pass.experts);
   }
   rmsnorm_backward(A.x_mid.data(), L.ffn_norm.data<float>(), dh, N, H, c.rms_norm_eps, dh, g.norm);
   add_inplace(dx, dh, N * H);

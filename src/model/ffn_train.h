@@ -36,6 +36,7 @@ struct FfnPass {
   uint64_t noise_seed = 0;  // StepOptions::noise_seed
   const uint8_t* counted = nullptr;  // [N] rows with a target: the only ones in the aux losses
   MoeLossOptions losses;             // coefficients already times the gradient scale
+  ExpertGroup* experts = nullptr;    // expert parallel: the group the routed experts are split over
 };
 
 // x [N, H] becomes x_out in place. Returns the MoE layer's aux losses (zero for dense layers).

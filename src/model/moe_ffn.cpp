@@ -49,22 +49,26 @@ void route_rows(const ModelConfig& c, const MoeWeights& w, const float* h, int64
 }  // namespace
 
 void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
-                     std::span<const float> gaussian, MoeActs& A, float* y, bool keep) {
+                     std::span<const float> gaussian, MoeActs& A, float* y, bool keep, ExpertGroup* experts) {
   const int64_t H = c.hidden_size, I = c.expert_intermediate_size();
   const int E = w.num_experts();
   route_rows(c, w, h, N, training, gaussian, A);
   const int64_t rows = A.plan.offsets[size_t(E)];
   float* gathered = sized(A.gathered, rows * H);
   float* out = sized(A.out, rows * H);
-  A.ffn.resize(rows, I, keep);
-  float* product = A.ffn.product(keep);
   moe_gather(h, A.plan, H, gathered);
-  // One GEMM chain per expert over exactly the rows routed to it.
-  for (int e = 0; e < E; ++e) {
-    const int64_t r0 = A.plan.offsets[size_t(e)], n = A.plan.offsets[size_t(e) + 1] - r0;
-    if (n == 0) continue;
-    swiglu_forward(w.experts[size_t(e)], gathered + r0 * H, n, H, A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I,
-                   product + r0 * I, out + r0 * H);
+  if (experts) {
+    expert_parallel_forward(*experts, w, A.plan.offsets, gathered, H, keep, A.exchange, out);
+  } else {
+    A.ffn.resize(rows, I, keep);
+    float* product = A.ffn.product(keep);
+    // One GEMM chain per expert over exactly the rows routed to it.
+    for (int e = 0; e < E; ++e) {
+      const int64_t r0 = A.plan.offsets[size_t(e)], n = A.plan.offsets[size_t(e) + 1] - r0;
+      if (n == 0) continue;
+      swiglu_forward(w.experts[size_t(e)], gathered + r0 * H, n, H, A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I,
+                     product + r0 * I, out + r0 * H);
+    }
   }
   moe_scatter_add(out, A.plan, H, y);
   if (!w.has_shared) return;
@@ -118,7 +122,7 @@ MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeL
 
 void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads& g, MoeActs& A, const float* h,
                       const float* dy, int64_t N, const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s,
-                      float* dh) {
+                      float* dh, ExpertGroup* experts) {
   const int64_t H = c.hidden_size, I = c.expert_intermediate_size();
   const int E = w.num_experts();
   const Routing& r = A.routing;
@@ -126,15 +130,19 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
   float* dout = sized(s.dout, rows * H);
   float* dgate = sized(s.dgate, r.assignments());
   std::fill(dgate, dgate + r.assignments(), 0.0f);  // dropped assignments get no gradient
-  float* dmid = sized(s.dmid, rows * I);
   float* dgathered = sized(s.dgathered, rows * H);
   moe_scatter_add_backward(dy, A.out.data(), A.plan, H, dout, dgate);
-  for (int e = 0; e < E; ++e) {
-    const int64_t r0 = A.plan.offsets[size_t(e)], n = A.plan.offsets[size_t(e) + 1] - r0;
-    if (n == 0) continue;
-    swiglu_backward(w.experts[size_t(e)], g.experts[size_t(e)], A.gathered.data() + r0 * H, n, H,
-                    A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I, A.ffn.h.data() + r0 * I, dout + r0 * H,
-                    dmid + r0 * I, dgathered + r0 * H, false);
+  if (experts) {
+    expert_parallel_backward(*experts, w, g.experts, A.exchange, dout, H, s.dmid, dgathered);
+  } else {
+    float* dmid = sized(s.dmid, rows * I);
+    for (int e = 0; e < E; ++e) {
+      const int64_t r0 = A.plan.offsets[size_t(e)], n = A.plan.offsets[size_t(e) + 1] - r0;
+      if (n == 0) continue;
+      swiglu_backward(w.experts[size_t(e)], g.experts[size_t(e)], A.gathered.data() + r0 * H, n, H,
+                      A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I, A.ffn.h.data() + r0 * I, dout + r0 * H,
+                      dmid + r0 * I, dgathered + r0 * H, false);
+    }
   }
   std::fill(dh, dh + N * H, 0.0f);
   moe_gather_backward(dgathered, A.plan, H, dh);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/expert_parallel_ffn.h"
 #include "model/swiglu.h"
 #include "moe/routing.h"
 #include "moe/routing_stats.h"
@@ -38,6 +39,7 @@ struct MoeActs {
   DispatchPlan plan;
   std::vector<float> gathered, out;  // [rows, H]
   SwigluActs ffn;                    // every routed row, in plan order
+  ExpertExchangeActs exchange;       // expert parallel: the experts ran on the ranks holding them
   SwigluActs shared;                 // [N, S]
   std::vector<float> shared_out, shared_gate;  // [N, H]; [N] gate pre-activations
   bool noisy = false;
@@ -52,9 +54,11 @@ struct MoeLossOptions {
 // y[N, H] += moe(h[N, H]). gaussian: [N, E] standard normal draws for noisy_topk while training
 // (ignored otherwise; must be given then). Training uses the training capacity factor. `keep`
 // keeps what moe_ffn_backward needs; either way A.logits / A.routing describe the pass (for aux
-// losses and observers).
+// losses and observers). experts: the expert-parallel group the experts are split over (training
+// under mpirun with dist.expert_parallel > 1; model/expert_parallel_ffn); null: all run here.
 void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, int64_t N, bool training,
-                     std::span<const float> gaussian, MoeActs& A, float* y, bool keep = true);
+                     std::span<const float> gaussian, MoeActs& A, float* y, bool keep = true,
+                     ExpertGroup* experts = nullptr);
 
 // The aux losses of the last forward over the counted rows (null: all), before coefficients.
 struct MoeAuxLosses {
@@ -63,12 +67,13 @@ struct MoeAuxLosses {
 MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeLossOptions& o);
 
 // Backward from dy[N, H]: dh[N, H] is written, weight gradients are accumulated into g, and the
-// aux losses' gradients (with o's coefficients) reach the router. scratch is reused.
+// aux losses' gradients (with o's coefficients) reach the router. scratch is reused. experts: the
+// forward's expert-parallel group.
 struct MoeScratch {
   std::vector<float> dout, dgate, dmid, dgathered, dlogits, dnoise, dshared, dshared_mid, dshared_gate;
 };
 void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads& g, MoeActs& A, const float* h,
                       const float* dy, int64_t N, const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s,
-                      float* dh);
+                      float* dh, ExpertGroup* experts = nullptr);
 
 }  // namespace mf

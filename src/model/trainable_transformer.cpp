@@ -62,6 +62,9 @@ struct TrainableTransformer::Impl {
   StepScratch scratch;
   std::vector<RoutingTally> tallies;   // one per MoE layer
   std::vector<std::string> buffer_names;
+  ExpertGroup* experts = nullptr;          // expert parallel: the group the routed experts are split over
+  std::vector<std::string> held_experts;   // trainable routed-expert tensors held here
+  std::vector<TrainableTransformer::RemoteTensor> remote_experts;  // ... and held by the group's other ranks
 
   float* grad_of(const std::string& name) {
     auto it = grads.find(name);
@@ -76,10 +79,24 @@ void check_training_batch(std::span<const int32_t> tokens, std::span<const int32
            " tokens");
 }
 
-TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::function<bool(const std::string&)>& frozen)
+TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                                           ExpertGroup* experts)
     : impl_(std::make_unique<Impl>()) {
   const ModelConfig& c = weights.config;
   c.validate();
+  impl_->experts = experts;
+  // Expert parallelism: the routed experts of other group ranks are left as stored, like frozen
+  // tensors, and never read here.
+  std::map<std::string, int> holder;
+  if (experts)
+    for (int l = 0; l < c.num_layers; ++l) {
+      if (!c.layer_is_moe(l)) continue;
+      const int X = c.experts_in_layer(l);
+      experts->check_divides(X, l);
+      const MoeNames mn = moe_names(c, l);
+      for (int e = 0; e < X; ++e)
+        for (int part = 0; part < 3; ++part) holder[mn.expert(e, part)] = experts->owner(e, X);
+    }
   for (auto& [name, t] : weights.tensors) {
     if (is_buffer(name)) {
       // A buffer: updated by the balancing rule, not by gradients, so an owned fp32 copy.
@@ -89,6 +106,13 @@ TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::func
       continue;
     }
     if (frozen(name)) continue;
+    if (auto h = holder.find(name); h != holder.end()) {
+      if (h->second != experts->rank()) {
+        impl_->remote_experts.push_back({name, h->second});
+        continue;
+      }
+      impl_->held_experts.push_back(name);
+    }
     // An owned fp32 master copy: stored tensors may be read-only views of a file mapping.
     const Tensor f32 = t.dtype() == DType::F32 ? t : t.to_f32();
     t = Tensor::from_f32(f32.shape(), {f32.data<float>(), size_t(f32.numel())});
@@ -172,6 +196,28 @@ TrainingLoss TrainableTransformer::evaluate(std::span<const int32_t> tokens, std
   return run(tokens, targets, batch, {}, false);
 }
 
+void TrainableTransformer::serve_experts() {
+  Impl& m = *impl_;
+  MF_CHECK(m.experts, "serve_experts: this model's experts are not split over a group");
+  const ModelConfig& c = m.weights.config;
+  const int64_t H = c.hidden_size;
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = m.bound.layers[size_t(l)];
+    if (!L.is_moe) continue;
+    // No rows of its own: an empty plan, in the forward's exchanges, layer by layer as the ranks
+    // with a batch reach them.
+    const std::vector<int64_t> no_rows(size_t(L.moe.num_experts()) + 1, 0);
+    expert_parallel_forward(*m.experts, L.moe, no_rows, nullptr, H, /*keep=*/false, m.acts[size_t(l)].ffn.moe.exchange,
+                            nullptr);
+  }
+}
+
+ExpertGroup* TrainableTransformer::expert_group() const { return impl_->experts; }
+std::vector<std::string> TrainableTransformer::held_expert_tensors() const { return impl_->held_experts; }
+std::vector<TrainableTransformer::RemoteTensor> TrainableTransformer::remote_expert_tensors() const {
+  return impl_->remote_experts;
+}
+
 const std::vector<RoutingTally>& TrainableTransformer::routing_stats() const { return impl_->tallies; }
 
 void TrainableTransformer::reset_routing_stats() {
@@ -235,6 +281,7 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   pass.losses.z_coef = opts.z_coef * opts.grad_scale;
   pass.losses.lb_per_sequence = opts.lb_per_sequence;
   pass.losses.batch = batch;
+  pass.experts = m.experts;
 
   // ---------------------------------------------------------------- forward
   S.x.resize(size_t(N * H));

@@ -14,6 +14,7 @@
 
 #include "core/trainable_param.h"
 #include "model/config.h"
+#include "model/expert_parallel_ffn.h"
 #include "model/training.h"
 #include "model/weights.h"
 #include "moe/routing_stats.h"
@@ -24,8 +25,14 @@ class TrainableTransformer {
  public:
   // frozen(name) says which HF tensors do not train. Trainable tensors become fp32 master
   // copies with a zeroed gradient buffer; frozen ones stay as stored (quantized is fine).
-  // Throws mf::Error for what training does not support yet (sliding windows, shared experts).
-  TrainableTransformer(ModelWeights weights, const std::function<bool(const std::string&)>& frozen);
+  // experts: expert parallelism (dist.expert_parallel; must outlive the model): this rank runs
+  // only the routed experts its group rank holds, for every rank of the group; the others are
+  // never read here (no fp32 copy, gradient or optimizer state; a memory-mapped one is never paged
+  // in). Null: every expert here.
+  // Throws mf::Error for what training does not support yet (sliding windows, shared experts),
+  // and when the experts of a layer do not split evenly over the group.
+  TrainableTransformer(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
+                       ExpertGroup* experts = nullptr);
   ~TrainableTransformer();
   TrainableTransformer(TrainableTransformer&&) noexcept;
   TrainableTransformer& operator=(TrainableTransformer&&) noexcept;
@@ -39,6 +46,18 @@ class TrainableTransformer {
                                 const StepOptions& opts = {});
   // The same forward and loss parts, no gradients (evaluation).
   TrainingLoss evaluate(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch);
+  // Expert parallelism: the evaluation forward of a rank that has no batch of its own this round,
+  // which still runs its experts for the other ranks of its group (the exchanges are collective).
+  void serve_experts();
+  ExpertGroup* expert_group() const;
+  // Expert parallelism: the trainable routed-expert tensors held here, and those held by other
+  // ranks of the group (each with its group rank), in name order.
+  struct RemoteTensor {
+    std::string name;
+    int holder = 0;
+  };
+  std::vector<std::string> held_expert_tensors() const;
+  std::vector<RemoteTensor> remote_expert_tensors() const;
   // Routing statistics of each MoE layer summed over the training forwards since the last
   // reset (evaluation does not count): load, drops, capacity, entropy, aux losses.
   const std::vector<RoutingTally>& routing_stats() const;

@@ -10,6 +10,13 @@
 // all-reduced in buckets started during the last local micro-batch's backward
 // (dist/gradient_buckets). Every rank then clips and steps the same gradients into the same
 // weights. Rank 0 alone writes files; the others receive its starting state.
+//
+// With expert parallelism (dist/expert_groups) the routed experts are split over groups of
+// ranks: a rank's experts run the rows of its whole group (model/expert_parallel_ffn), so their
+// gradients are summed only over the ranks holding the same experts, in buckets of their own;
+// everything else stays as above. The ranks of a group exchange rows in every MoE layer, so they
+// run in lockstep: the same number of micro-batches each, and in evaluation a rank without a
+// batch in a round still serves its experts.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -18,6 +25,7 @@
 #include <vector>
 
 #include "dist/communicator.h"
+#include "dist/expert_groups.h"
 #include "dist/gradient_buckets.h"
 #include "model/training.h"
 #include "train/trainable_model.h"
@@ -32,8 +40,9 @@ class DataParallel {
   // trained data-parallel (its gradients are not in host memory).
   // reduction: kReduceScatter for a sharded optimizer (ZeRO-1), which then reads the sums
   // from buckets().
+  // experts: expert parallelism's groups (the model's experts split over them), or null.
   DataParallel(Communicator& comm, TrainableModel& model, int grad_accum,
-               GradientReduction reduction = GradientReduction::kAllReduce);
+               GradientReduction reduction = GradientReduction::kAllReduce, ExpertGroups* experts = nullptr);
 
   bool distributed() const { return comm_.size() > 1; }
   bool is_root() const { return comm_.rank() == 0; }
@@ -56,6 +65,10 @@ class DataParallel {
   // gives every rank each batch's (lm_sum, lm_tokens).
   bool owns_eval_batch(size_t i) const { return owns_micro_batch(i); }
   void sum_losses(std::vector<TrainingLoss>& losses);
+  // Expert parallelism: whether a rank without batch i (of `batches`) must serve its experts
+  // for the ranks of its group that have one in that round (every round but rank-less ones).
+  bool serves_experts_for(size_t i, size_t batches) const;
+  bool expert_parallel() const { return experts_ != nullptr; }
 
   // Rank 0's decision, on every rank (stopping on a time budget that only one clock measures).
   bool agree(bool root_decision);
@@ -70,16 +83,24 @@ class DataParallel {
   // Printed once by rank 0: world size, transport, hosts, what each rank holds and runs. Makes no
   // collective call (the hosts were gathered at construction), so rank 0 alone may call it.
   std::string layout(int grad_accum) const;
-  // Communication of the last step (metrics): floats all-reduced, buckets, time waited.
-  const GradientSyncStats& sync_stats() const { return buckets_->stats(); }
+  // Expert parallelism: which experts rank `rank` holds, in words.
+  std::string expert_block(int rank) const;
+  // Communication of the last step (metrics): floats all-reduced, buckets, time waited (the
+  // expert buckets' included).
+  GradientSyncStats sync_stats() const;
   // Distributed jobs only.
   GradientBuckets& buckets() { return *buckets_; }
+  // Expert parallelism: the held experts' buckets, summed over their replicas.
+  GradientBuckets* expert_buckets() { return expert_buckets_.get(); }
 
  private:
   Communicator& comm_;
   TrainableModel& model_;
   int grad_accum_ = 1;
   std::unique_ptr<GradientBuckets> buckets_;  // distributed jobs only
+  ExpertGroups* experts_ = nullptr;
+  std::unique_ptr<GradientBuckets> expert_buckets_;  // expert parallel: the held experts' gradients
+  int64_t expert_values_total_ = 0;                   // expert parallel: trainable expert values of the model
   std::vector<std::string> hosts_;            // each rank's host, in rank order (distributed jobs)
 };
 

@@ -129,9 +129,13 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   require(t.max_minutes >= 0, "max_minutes", t.max_minutes, ">= 0");
   tr.finish();
 
-  // dist: how a data-parallel job (mpirun -np N moeforge train) trains; no effect in one process.
+  // dist: how a data-parallel job (mpirun -np N moeforge train) trains; no effect in one process
+  // (where expert_parallel must be 1: apps/moeforge/cmd_train).
   const ConfigReader dist = top.sub("dist");
   dist.get("shard_optimizer", t.shard_optimizer);
+  dist.get("expert_parallel", t.expert_parallel);
+  MF_CHECK(t.expert_parallel >= 1, path, ": 'dist.expert_parallel' = ", t.expert_parallel,
+           " must be >= 1 (ranks per expert-parallel group; 1: every rank runs every expert)");
   dist.finish();
 
   top.get("output", t.out_dir);

@@ -25,4 +25,15 @@ namespace mf {
 std::unique_ptr<Optimizer> make_sharded_adamw(Communicator& comm, GradientBuckets& buckets, TrainableModel& model,
                                               const OptimizerSpec& spec);
 
+// Expert parallelism with ZeRO-1: several sets of buckets, each reduce-scattered over its own
+// ranks (the replicated tensors over the whole job `comm`, a rank's experts over the ranks that
+// hold them); each set's moments are sharded over its ranks, and checkpoints see a set's whole
+// moments on its first rank. Together the sets hold every trainable tensor of `model` once.
+struct ShardedBuckets {
+  Communicator* comm = nullptr;
+  GradientBuckets* buckets = nullptr;
+};
+std::unique_ptr<Optimizer> make_sharded_adamw(Communicator& comm, std::vector<ShardedBuckets> sets,
+                                              TrainableModel& model, const OptimizerSpec& spec);
+
 }  // namespace mf

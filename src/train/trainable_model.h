@@ -87,6 +87,13 @@ class TrainableModel {
   virtual void set_routing_stats(std::vector<RoutingTally> tallies) {
     fail("distributed training is not available for the ", device(), " model; train with --device cpu under mpirun");
   }
+  // Expert parallelism (dist.expert_parallel): the group the routed experts are split over, or
+  // null when every expert is here (then the three calls below are not used).
+  virtual ExpertGroup* expert_group() { return nullptr; }
+  // See TrainableTransformer.
+  virtual void serve_experts() { fail("expert parallelism is not available for the ", device(), " model"); }
+  virtual std::vector<std::string> held_expert_tensors() const { return {}; }
+  virtual std::vector<TrainableTransformer::RemoteTensor> remote_expert_tensors() const { return {}; }
 };
 
 // The CPU model as a TrainableModel: the optimizer is the host AdamW over its fp32 master copies.
@@ -113,6 +120,12 @@ class CpuTrainableModel final : public TrainableModel {
   std::vector<std::pair<std::string, std::span<float>>> host_gradients() override;
   std::vector<TrainableParam> host_params() override { return model_.trainable_params(); }
   void set_routing_stats(std::vector<RoutingTally> tallies) override { model_.set_routing_stats(std::move(tallies)); }
+  ExpertGroup* expert_group() override { return model_.expert_group(); }
+  void serve_experts() override { model_.serve_experts(); }
+  std::vector<std::string> held_expert_tensors() const override { return model_.held_expert_tensors(); }
+  std::vector<TrainableTransformer::RemoteTensor> remote_expert_tensors() const override {
+    return model_.remote_expert_tensors();
+  }
 
  private:
   TrainableTransformer& model_;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,7 @@
 #include "moe/router_noise.h"
 #include "train/freeze.h"
 #include "train/schedule.h"
+#include "train/expert_parallel_optimizer.h"
 #include "train/sharded_adamw.h"
 
 namespace mf {
@@ -82,16 +84,28 @@ OptimizerSpec Trainer::optimizer_spec() const {
   return spec;
 }
 
-void Trainer::set_communicator(Communicator& comm) {
+void Trainer::set_communicator(Communicator& comm, ExpertGroups* experts) {
   // ZeRO-1 only means something with several ranks; alone the optimizer stays whole.
   const bool shard = cfg_.shard_optimizer && comm.size() > 1;
   dp_ = std::make_unique<DataParallel>(comm, model_, cfg_.grad_accum,
-                                       shard ? GradientReduction::kReduceScatter : GradientReduction::kAllReduce);
-  if (shard) opt_ = make_sharded_adamw(comm, dp_->buckets(), model_, optimizer_spec());
+                                       shard ? GradientReduction::kReduceScatter : GradientReduction::kAllReduce,
+                                       experts);
+  if (experts) {
+    // This rank's state (replicated tensors, its experts), as one optimizer of the whole model.
+    std::unique_ptr<Optimizer> inner =
+        shard ? make_sharded_adamw(comm, {{&comm, &dp_->buckets()}, {&experts->expert_replicas(), dp_->expert_buckets()}},
+                                   model_, optimizer_spec())
+              : model_.make_optimizer(optimizer_spec());
+    opt_ = make_expert_parallel_optimizer(std::move(inner), shard, *experts, model_);
+  } else if (shard) {
+    opt_ = make_sharded_adamw(comm, dp_->buckets(), model_, optimizer_spec());
+  }
 }
 
 double Trainer::evaluate() {
   // Each rank scores its share of the batches; the sums are added in batch order on every rank.
+  // With expert parallelism a rank without a batch in a round still runs its experts for the
+  // ranks of its group that have one.
   std::vector<TrainingLoss> per_batch(data_.eval_batches());
   Batch b;
   for (size_t i = 0; i < per_batch.size(); ++i) {
@@ -99,6 +113,9 @@ double Trainer::evaluate() {
     data_.eval_batch(i, b);
     per_batch[i] = model_.evaluate(b.tokens, b.targets, b.rows);
   }
+  // The last round: rank r's batch would be past the end.
+  const size_t ranks = size_t(dp_->comm().size()), mine = per_batch.size() / ranks * ranks + size_t(dp_->comm().rank());
+  if (dp_->serves_experts_for(mine, per_batch.size())) model_.serve_experts();
   dp_->sum_losses(per_batch);
   double sum = 0;
   int64_t count = 0;
@@ -210,7 +227,24 @@ int64_t Trainer::load_checkpoint() {
 }
 
 void Trainer::export_model(const std::string& dir) {
-  save_model_weights(model_.weights(), dir);
+  if (!dp_->expert_parallel()) {
+    save_model_weights(model_.weights(), dir);
+    if (export_hook_) export_hook_(dir);
+    return;
+  }
+  // Rank 0 receives the trained experts it does not hold (the optimizer's walk of the whole
+  // model; every rank takes part) in place of its stale copies.
+  const bool root = dp_->is_root();
+  std::set<std::string> remote;
+  for (const TrainableTransformer::RemoteTensor& r : model_.remote_expert_tensors()) remote.insert(r.name);
+  ModelWeights weights = model_.weights();  // shares the tensors' storage
+  opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float>, std::span<float>) {
+    if (!root || !remote.count(name)) return;
+    Tensor& t = weights.tensors.at(name);
+    t = Tensor::from_f32(t.shape(), value);
+  });
+  if (!root) return;
+  save_model_weights(weights, dir);
   if (export_hook_) export_hook_(dir);
 }
 
@@ -279,6 +313,7 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
   opts.lb_per_sequence = cfg_.lb_per_sequence;
   opts.loss_tokens = std::max<int64_t>(scored, 1);
   model_.reset_routing_stats();
+  if (ExpertGroup* group = model_.expert_group()) group->stats() = {};
   // Data parallel: this rank runs its own micro-batches; the last one's backward starts sending
   // the gradients, and finish_step gives every rank the sums (one process: runs all, sends nothing).
   std::vector<TrainingLoss> micro_losses(micro.size());
@@ -314,13 +349,20 @@ void Trainer::evaluate_and_track_best(int64_t step, TrainResult& result, nlohman
   result.valid_loss = evaluate();
   rec["valid_loss"] = result.valid_loss;
   rec["valid_ppl"] = std::exp(result.valid_loss);
-  if (result.best_step != 0 && result.valid_loss >= result.best_valid_loss) return;
+  bool better = result.best_step == 0 || result.valid_loss < result.best_valid_loss;
+  // Expert parallel: exporting is collective, so every rank follows rank 0's record of the best
+  // (only rank 0 read it back on a resume).
+  if (dp_->expert_parallel()) better = dp_->agree(better);
+  if (!better) return;
   // Best-checkpoint tracking: the model at its lowest validation loss so far.
   result.best_valid_loss = result.valid_loss;
   result.best_step = step;
   rec["best"] = true;
-  if (!dp_->is_root()) return;  // rank 0 alone writes files
   const fs::path best = fs::path(cfg_.out_dir) / "best";
+  if (!dp_->is_root()) {  // rank 0 alone writes files (expert parallel: the others send it their experts)
+    if (dp_->expert_parallel()) export_model(best.string());
+    return;
+  }
   try {
     export_model(best.string());
     const std::string state = nlohmann::json{{"step", step}, {"valid_loss", result.valid_loss}}.dump() + "\n";
@@ -380,8 +422,13 @@ TrainResult Trainer::run() {
     tokens_seen += r.tokens;
     step_seconds += step_s;
     add_routing_stats(model_.routing_stats(), rec);
+    if (ExpertGroup* group = model_.expert_group()) {
+      // This rank's expert all-to-alls of the step: rows sent to other ranks, time inside them.
+      rec["ep_bytes_sent"] = group->stats().bytes_sent;
+      rec["ep_exchange_s"] = group->stats().seconds;
+    }
     if (dp_->distributed()) {
-      const GradientSyncStats& sync = dp_->sync_stats();
+      const GradientSyncStats sync = dp_->sync_stats();
       rec["dist_ranks"] = dp_->comm().size();
       rec["dist_wait_s"] = sync.wait_seconds;  // all-reduce time not hidden behind backward
       rec["dist_buckets"] = sync.buckets;
@@ -419,7 +466,7 @@ TrainResult Trainer::run() {
   result.wall_s = wall.seconds();
   result.tokens_per_s = double(tokens_seen) / std::max(step_seconds, 1e-9);
   result.model_dir = (fs::path(cfg_.out_dir) / "model").string();
-  if (root) export_model(result.model_dir);
+  if (root || dp_->expert_parallel()) export_model(result.model_dir);
   return result;
 }
 

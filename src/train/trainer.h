@@ -44,6 +44,7 @@ struct TrainerConfig {
   bool resume = false;          // continue from out_dir/checkpoint.safetensors
   bool progress = true;         // progress line on stderr
   bool shard_optimizer = false; // dist.shard_optimizer: ZeRO-1 in a data-parallel job (no effect alone)
+  int expert_parallel = 1;      // dist.expert_parallel: ranks per expert-parallel group (1: every rank all experts)
   std::string out_dir;          // metrics.jsonl, checkpoint.safetensors, model/, best/
 };
 
@@ -75,8 +76,10 @@ class Trainer {
   void set_export_hook(std::function<void(const std::string& dir)> hook);
   // Makes this trainer one rank of a data-parallel job (train/data_parallel.h); without it, or
   // with a job of one process, training is the single-process run. comm must outlive the trainer.
+  // experts: expert parallelism's groups, over which the model's experts are split (the model
+  // was built with experts->experts() as its ExpertGroup); they must outlive the trainer.
   // Throws mf::Error if this job cannot train the model data-parallel.
-  void set_communicator(Communicator& comm);
+  void set_communicator(Communicator& comm, ExpertGroups* experts = nullptr);
 
  private:
   Trainer(std::unique_ptr<TrainableModel> owned, TrainingData& data, TrainerConfig config);
@@ -88,6 +91,8 @@ class Trainer {
   // (load: it reads, the others receive).
   void save_checkpoint(int64_t step);
   int64_t load_checkpoint();
+  // Rank 0 writes the model; with expert parallelism every rank calls it (rank 0 receives the
+  // experts it does not hold).
   void export_model(const std::string& dir);
   // Rank 0's run directory at the start: metrics.jsonl cut back to the resumed step (or
   // started afresh) and the best model so far.

@@ -1,0 +1,154 @@
+#include "train/expert_parallel_optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "kernels/cpu/adamw.h"
+
+namespace mf {
+
+namespace {
+
+class ExpertParallelOptimizer final : public Optimizer {
+ public:
+  ExpertParallelOptimizer(std::unique_ptr<Optimizer> inner, bool inner_measures_job_norm, ExpertGroups& groups,
+                          TrainableModel& model)
+      : inner_(std::move(inner)), inner_norm_(inner_measures_job_norm), groups_(groups), model_(model) {
+    const int mine = groups.experts().rank();
+    for (const std::string& name : model.held_expert_tensors()) holder_[name] = mine;
+    for (const TrainableTransformer::RemoteTensor& r : model.remote_expert_tensors()) holder_[r.name] = r.holder;
+    std::set<std::string> all;
+    for (const std::string& name : model.trainable_names()) all.insert(name);
+    for (const auto& [name, holder] : holder_) all.insert(name);
+    order_.assign(all.begin(), all.end());  // name order, as one process's optimizer walks them
+    for (auto& [name, grad] : model.host_gradients()) {
+      const auto h = holder_.find(name);
+      (h == holder_.end() ? replicated_grads_ : expert_grads_).push_back(grad);
+    }
+  }
+
+  double clip_grad_norm(float max_norm) override {
+    if (inner_norm_) return inner_->clip_grad_norm(max_norm);
+    // The replicated tensors' squares are the same on every rank; each expert's are on the rank of
+    // the group that holds it (and equal on its replicas in the other groups).
+    double replicated = 0, experts = 0;
+    for (std::span<float> g : replicated_grads_) replicated += sum_of_squares(g.data(), int64_t(g.size()));
+    for (std::span<float> g : expert_grads_) experts += sum_of_squares(g.data(), int64_t(g.size()));
+    groups_.experts().allreduce_sum({&experts, 1});
+    const double norm = std::sqrt(replicated + experts);
+    if (max_norm > 0 && std::isfinite(norm)) {
+      const double coef = double(max_norm) / (norm + 1e-6);
+      if (coef < 1.0) {
+        for (std::span<float> g : replicated_grads_) scale_inplace(g.data(), int64_t(g.size()), float(coef));
+        for (std::span<float> g : expert_grads_) scale_inplace(g.data(), int64_t(g.size()), float(coef));
+      }
+    }
+    return norm;
+  }
+
+  void step(float lr_multiplier) override { inner_->step(lr_multiplier); }
+  int64_t steps_taken() const override { return inner_->steps_taken(); }
+  void set_steps_taken(int64_t steps) override { inner_->set_steps_taken(steps); }
+
+  void visit_state(const StateVisitor& visit) override {
+    std::map<std::string, Saved> here = save_inner();
+    Communicator& world = groups_.world();
+    const bool root = world.rank() == 0;
+    for (const std::string& name : order_) {
+      const auto h = holder_.find(name);
+      const auto it = here.find(name);
+      if (h == holder_.end() || h->second == 0) {
+        // Rank 0 holds it.
+        if (it != here.end()) visit(name, it->second.value, it->second.m, it->second.v);
+        else visit(name, {}, {}, {});
+        continue;
+      }
+      // Rank 0 receives it from the rank of its own group that holds it.
+      const int from = ExpertGroups::group0_rank(h->second);
+      const size_t n = numel(name);
+      std::vector<float> value(root ? n : 0), m(root ? n : 0), v(root ? n : 0);
+      const Saved* sender = world.rank() == from && it != here.end() ? &it->second : nullptr;
+      MF_CHECK(world.rank() != from || (sender && sender->m.size() == n && sender->v.size() == n),
+               "expert parallel: rank ", from, " holds no whole optimizer state of '", name, "' to send");
+      send_floats(world, from, sender ? std::span<const float>(sender->value) : std::span<const float>{}, 0, value);
+      send_floats(world, from, sender ? std::span<const float>(sender->m) : std::span<const float>{}, 0, m);
+      send_floats(world, from, sender ? std::span<const float>(sender->v) : std::span<const float>{}, 0, v);
+      if (root) visit(name, value, m, v);
+      else if (it != here.end()) visit(name, it->second.value, it->second.m, it->second.v);
+      else visit(name, {}, {}, {});
+    }
+  }
+
+  void restore_state(const StateVisitor& visit) override {
+    // What this rank holds, as owned temporaries the visitor may overwrite (a broadcast from rank
+    // 0 sends rank 0's current state, so they start from it).
+    std::map<std::string, Owned> held;
+    for (auto& [name, s] : save_inner()) {
+      Owned& o = held[name];
+      o.value.assign(s.value.begin(), s.value.end());
+      o.m = s.m.empty() ? std::vector<float>(s.value.size(), 0.0f) : std::move(s.m);
+      o.v = s.v.empty() ? std::vector<float>(s.value.size(), 0.0f) : std::move(s.v);
+    }
+    const bool root = groups_.world().rank() == 0;
+    for (const std::string& name : order_) {
+      if (auto it = held.find(name); it != held.end()) {
+        visit(name, it->second.value, it->second.m, it->second.v);
+        continue;
+      }
+      // An expert held by other ranks: a temporary for the visitor's collective, then dropped.
+      // Rank 0's carries the weights it started with (the visitor may send them).
+      const size_t n = numel(name);
+      std::vector<float> value(n, 0.0f), m(n, 0.0f), v(n, 0.0f);
+      if (root) {
+        const Tensor f32 = model_.weights().tensors.at(name).to_f32();
+        std::copy_n(f32.data<float>(), n, value.begin());
+      }
+      visit(name, value, m, v);
+    }
+    inner_->restore_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+      const Owned& o = held.at(name);
+      std::copy(o.value.begin(), o.value.end(), value.begin());
+      if (!m.empty()) std::copy(o.m.begin(), o.m.end(), m.begin());
+      if (!v.empty()) std::copy(o.v.begin(), o.v.end(), v.begin());
+    });
+  }
+
+ private:
+  // A tensor this rank trains: its live weights and a copy of its moments (empty where a sharded
+  // inner optimizer shows them to another rank).
+  struct Saved {
+    std::span<float> value;
+    std::vector<float> m, v;
+  };
+  struct Owned {
+    std::vector<float> value, m, v;
+  };
+  std::map<std::string, Saved> save_inner() {
+    std::map<std::string, Saved> out;
+    inner_->visit_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+      out[name] = {value, {m.begin(), m.end()}, {v.begin(), v.end()}};
+    });
+    return out;
+  }
+  size_t numel(const std::string& name) { return size_t(model_.weights().tensors.at(name).numel()); }
+
+  std::unique_ptr<Optimizer> inner_;
+  bool inner_norm_;
+  ExpertGroups& groups_;
+  TrainableModel& model_;
+  std::map<std::string, int> holder_;  // trainable routed-expert tensors: the group rank holding each
+  std::vector<std::string> order_;     // every trainable tensor of the whole model, in name order
+  std::vector<std::span<float>> replicated_grads_, expert_grads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_measures_job_norm,
+                                                          ExpertGroups& groups, TrainableModel& model) {
+  return std::make_unique<ExpertParallelOptimizer>(std::move(inner), inner_measures_job_norm, groups, model);
+}
+
+}  // namespace mf
