@@ -118,31 +118,43 @@ DomainMap DomainMap::parse(const std::string& yaml_text, const std::string& name
   return m;
 }
 
-const DomainMap::Entry* DomainMap::entry_for(const std::string& source) const {
-  if (auto it = sources_.find(source); it != sources_.end()) return &it->second;
-  const Entry* best = nullptr;
-  size_t best_len = 0;
+std::string DomainMap::entry_covering(const std::string& source) const {
+  if (sources_.count(source)) return source;
+  std::string best;
   for (const auto& [name, entry] : sources_)
-    if (name.size() > best_len && source.size() > name.size() && source.compare(0, name.size(), name) == 0 &&
-        source[name.size()] == '_') {
-      best = &entry;
-      best_len = name.size();
-    }
+    if (name.size() > best.size() && source.size() > name.size() && source.compare(0, name.size(), name) == 0 &&
+        source[name.size()] == '_')
+      best = name;
   return best;
+}
+
+const DomainMap::Entry* DomainMap::entry_for(const std::string& source) const {
+  const auto it = sources_.find(entry_covering(source));
+  return it == sources_.end() ? nullptr : &it->second;
 }
 
 const std::string& DomainMap::domain_of(const SftRecord& r) const {
   const Entry* e = entry_for(r.source);
   MF_CHECK(e, name_, ": no entry in 'sources' covers the source '", r.source, "' (add sources.", r.source,
            " with a default domain)");
-  for (const Rule& rule : e->rules) {
+  return domain_under(r, *e);
+}
+
+const std::string& DomainMap::domain_of(const SftRecord& r, const std::string& entry) const {
+  const auto it = sources_.find(entry);
+  MF_CHECK(it != sources_.end(), name_, ": no entry sources.", entry);
+  return domain_under(r, it->second);
+}
+
+const std::string& DomainMap::domain_under(const SftRecord& r, const Entry& e) const {
+  for (const Rule& rule : e.rules) {
     const std::string& text = rule.field == "instruction" ? r.instruction
                               : rule.field == "input"     ? r.input
                               : rule.field == "output"    ? r.output
                                                           : r.category;
     if (std::regex_search(text, rule.regex)) return rule.domain;
   }
-  return e->default_domain;
+  return e.default_domain;
 }
 
 }  // namespace mf

@@ -31,9 +31,16 @@ class DomainMap {
   static DomainMap parse(const std::string& yaml_text, const std::string& name_for_errors);
 
   const std::vector<std::string>& domains() const { return domains_; }
+  const std::string& name() const { return name_; }
   bool covers(const std::string& source) const { return entry_for(source) != nullptr; }
+  // The name of the entry that covers `source` (as above), "" when none does.
+  std::string entry_covering(const std::string& source) const;
+  bool has_entry(const std::string& entry) const { return sources_.count(entry) > 0; }
   // The domain of a record of r.source; mf::Error naming the map if no entry covers the source.
   const std::string& domain_of(const SftRecord& r) const;
+  // The domain of a record under the entry named `entry` (whatever its source); mf::Error naming
+  // the map if there is no such entry.
+  const std::string& domain_of(const SftRecord& r, const std::string& entry) const;
 
  private:
   struct Rule {
@@ -47,6 +54,7 @@ class DomainMap {
     std::vector<Rule> rules;
   };
   const Entry* entry_for(const std::string& source) const;
+  const std::string& domain_under(const SftRecord& r, const Entry& e) const;
 
   std::string name_;
   std::vector<std::string> domains_;

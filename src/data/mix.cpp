@@ -103,6 +103,15 @@ std::string dedupe_key(const SftRecord& r) {
   normalize_into(key, r.input);
   key.push_back('\x1f');
   normalize_into(key, r.output);
+  // A whole conversation is trained on every answer it holds: two conversations that end in the
+  // same exchange are different records. Other records' history is context and stays out.
+  if (r.loss_on_history)
+    for (const ChatTurn& t : r.history) {
+      key.push_back('\x1f');
+      key += t.role;
+      key.push_back('\x1f');
+      normalize_into(key, t.content);
+    }
   return key;
 }
 

@@ -33,8 +33,9 @@ struct MixResult {
 // Parses "0.9,0.05,0.05"; mf::Error unless three non-negative numbers summing to 1.
 std::array<double, 3> parse_split(const std::string& text);
 
-// The key two records share when they repeat each other: instruction, input and output with
-// ASCII letters lower-cased and whitespace runs collapsed.
+// The key two records share when they repeat each other: instruction, input and output (and,
+// for a whole conversation, every history turn) with ASCII letters lower-cased and whitespace
+// runs collapsed.
 std::string dedupe_key(const SftRecord& r);
 
 // `records` in input order (the first of several duplicates is kept). Every record needs a

@@ -21,6 +21,7 @@ nlohmann::json to_json(const SftRecord& r) {
     for (const ChatTurn& t : r.history) h.push_back({{"role", t.role}, {"content", t.content}});
     j["history"] = std::move(h);
   }
+  if (r.loss_on_history) j["loss_on_history"] = true;
   return j;
 }
 
@@ -35,13 +36,23 @@ SftRecord sft_record_from_json(const nlohmann::json& j) {
   r.source = optional_string(j, "source");
   if (auto it = j.find("history"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) throw RecordError("field \"history\" must be an array of {\"role\", \"content\"}");
+    if (it->size() >= kMaxConversationTurns)
+      throw RecordError(cat("field \"history\" holds ", it->size(), " turns, more than a record may (",
+                            kMaxConversationTurns - 1, ")"));
     for (const auto& t : *it) {
       if (!t.is_object()) throw RecordError("field \"history\" must be an array of {\"role\", \"content\"}");
       ChatTurn turn{required_string(t, "role"), required_string(t, "content")};
-      if (turn.role != "user" && turn.role != "assistant")
-        throw RecordError(cat("history role must be \"user\" or \"assistant\", got \"", turn.role, "\""));
+      // A system turn sets up the whole conversation: templates accept it first only.
+      const bool first_system = turn.role == "system" && r.history.empty();
+      if (turn.role != "user" && turn.role != "assistant" && !first_system)
+        throw RecordError(cat("history role must be \"user\" or \"assistant\" (or \"system\" as the first turn), got \"",
+                              turn.role, "\" at history[", r.history.size(), "]"));
       r.history.push_back(std::move(turn));
     }
+  }
+  if (auto it = j.find("loss_on_history"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) throw RecordError("field \"loss_on_history\" must be true or false");
+    r.loss_on_history = it->get<bool>();
   }
   return r;
 }

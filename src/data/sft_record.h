@@ -1,7 +1,11 @@
 // The unified instruction record every converter writes and every SFT step reads:
 //   {"instruction", "input"?, "output", "domain", "source", "history"?}
 // `history` holds earlier turns of a multi-turn conversation ([{"role","content"}], oldest
-// first, roles "user"/"assistant"); the record's own turn is instruction(+input) -> output.
+// first, roles "user"/"assistant", and "system" as the first turn only); the record's own turn
+// is instruction(+input) -> output. `loss_on_history` (written only when true) marks a record
+// that is a whole conversation from chat-format data: its history's assistant turns are answers
+// to learn too. Without it the history is context only (DailyDialog and hh-rlhf records, whose
+// history is cut from a longer dialogue, as before).
 #pragma once
 #include <string>
 #include <vector>
@@ -13,9 +17,13 @@
 namespace mf {
 
 struct ChatTurn {
-  std::string role;     // "user" or "assistant"
+  std::string role;     // "system", "user" or "assistant"
   std::string content;
 };
+
+// The most turns one record may hold: a conversation's SFT masks render it once per assistant
+// turn, so the work grows with the square of its length.
+constexpr size_t kMaxConversationTurns = 1024;
 
 struct SftRecord {
   std::string instruction;
@@ -24,6 +32,7 @@ struct SftRecord {
   std::string domain;    // one of the domain names of the mapping (e.g. "Coder")
   std::string source;    // the dataset it came from (e.g. "code_alpaca_2k")
   std::vector<ChatTurn> history;
+  bool loss_on_history = false;  // the history's assistant turns are answers too (see above)
   std::string category;  // a source's own label used by domain mapping (e.g. Dolly's); not written
 };
 

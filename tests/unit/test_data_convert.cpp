@@ -263,9 +263,9 @@ TEST_F(DataConvert, DetectionErrorsNameTheFile) {
   BadRecordPolicy bad;
   EXPECT_TRUE(find_data_format("alpaca").convert({empty, "empty", {}}, bad).records.empty());
 
-  const auto odd = write("odd.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n");
+  const auto odd = write("odd.jsonl", "{\"query\": \"a\", \"reply\": \"b\"}\n");
   err = error_of([&] { detect_data_format(sample_file(odd)); });
-  EXPECT_NE(err.find("\"completion\""), std::string::npos) << err;
+  EXPECT_NE(err.find("\"reply\""), std::string::npos) << err;
   EXPECT_NE(err.find("--format"), std::string::npos) << err;
   err = error_of([&] { find_data_format("csv"); });
   EXPECT_NE(err.find("known: spider_tables, spider"), std::string::npos) << err;

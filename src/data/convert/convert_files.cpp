@@ -6,6 +6,7 @@
 
 #include "core/mapped_file.h"
 #include "core/timer.h"
+#include "data/convert/domain_entry.h"
 
 namespace fs = std::filesystem;
 
@@ -39,6 +40,7 @@ std::vector<ConvertedFile> convert_files(const std::vector<std::string>& paths, 
   struct Planned {
     std::string path, source;
     const Format* format;
+    DomainEntryChoice entry;  // instruction formats only
   };
   std::vector<Planned> plan;
   std::map<std::string, std::string> companions;
@@ -47,16 +49,18 @@ std::vector<ConvertedFile> convert_files(const std::vector<std::string>& paths, 
   for (const std::string& p : paths) {
     const std::string source = fs::path(p).stem().string();
     const Format& f = options.format.empty() ? detect_data_format(sample_file(p)) : find_data_format(options.format);
+    DomainEntryChoice entry;
     if (f.kind == OutputKind::companion) {
       companions.emplace(f.name, p);
     } else {
       auto [it, fresh] = stems.emplace(source, p);
       MF_CHECK(fresh, p, ": same file name as ", it->second, " (both would write ", source, ".jsonl)");
-      MF_CHECK(f.kind != OutputKind::instructions || domains, p, ": instruction records need a domain map (--domains FILE)");
-      MF_CHECK(f.kind != OutputKind::instructions || domains->covers(source), p, ": the domain map has no entry for the source '",
-               source, "' (add sources.", source, " with a default domain)");
+      if (f.kind == OutputKind::instructions) {
+        MF_CHECK(domains, p, ": instruction records need a domain map (--domains FILE)");
+        entry = choose_domain_entry(*domains, p, source, f.name, options.source);
+      }
     }
-    plan.push_back({p, source, &f});
+    plan.push_back({p, source, &f, std::move(entry)});
   }
 
   fs::create_directories(out_dir);
@@ -76,8 +80,10 @@ std::vector<ConvertedFile> convert_files(const std::vector<std::string>& paths, 
     r.skipped_bad = bad.skipped();
     r.bad_examples = bad.examples();
     if (r.kind == OutputKind::instructions) {
+      r.domain_entry = p.entry.entry;
+      r.domain_entry_reason = domain_entry_reason_name(p.entry.reason);
       for (SftRecord& rec : c.records) {
-        rec.domain = domains->domain_of(rec);
+        rec.domain = domains->domain_of(rec, r.domain_entry);
         ++r.domains[rec.domain];
       }
       r.output = (fs::path(out_dir) / (p.source + ".jsonl")).string();
@@ -92,6 +98,8 @@ std::vector<ConvertedFile> convert_files(const std::vector<std::string>& paths, 
     progress << "[" << i + 1 << "/" << plan.size() << "] " << p.path << " (" << r.format << "): ";
     if (r.kind == OutputKind::companion) progress << "schema file, used by the files that need it";
     else progress << r.written << (r.kind == OutputKind::documents ? " documents" : " records") << " -> " << r.output;
+    if (r.kind == OutputKind::instructions)
+      progress << ", domains by sources." << r.domain_entry << " (" << r.domain_entry_reason << ")";
     if (r.dropped) progress << ", " << r.dropped << " dropped (nothing to learn from)";
     if (r.skipped_bad) progress << ", " << r.skipped_bad << " bad records skipped";
     progress << " (" << std::fixed << std::setprecision(1) << timer.seconds() << " s)\n" << std::flush;
@@ -117,7 +125,11 @@ nlohmann::json convert_summary_json(const std::vector<ConvertedFile>& files, con
     nlohmann::json e = {{"path", f.path},       {"source", f.source},   {"format", f.format},
                         {"kind", kind_name(f.kind)}, {"output", f.output}, {"written", f.written},
                         {"dropped", f.dropped}, {"skipped_bad", f.skipped_bad}, {"bad_examples", f.bad_examples}};
-    if (f.kind == OutputKind::instructions) e["domains"] = f.domains;
+    if (f.kind == OutputKind::instructions) {
+      e["domains"] = f.domains;
+      e["domain_entry"] = f.domain_entry;
+      e["domain_entry_reason"] = f.domain_entry_reason;
+    }
     if (f.kind == OutputKind::documents) e["characters"] = f.characters;
     list.push_back(std::move(e));
   }

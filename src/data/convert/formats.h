@@ -26,6 +26,9 @@ namespace mf {
   X(alpaca)                \
   X(gsm8k)                 \
   X(hh_rlhf)               \
+  X(messages)              \
+  X(sharegpt)              \
+  X(prompt_completion)     \
   X(dailydialog)           \
   X(wikitext)              \
   X(text)
