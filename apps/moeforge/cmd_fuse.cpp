@@ -38,28 +38,41 @@ HfSaveOptions save_options(const std::string& dtype) {
 
 int run_fuse(const std::vector<std::string>& args_in) {
   const std::vector<std::string>& args = args_in;
-  std::string recipe_path;
+  std::string recipe_path, output_positional;
   std::vector<std::string> sets;
   std::string output, dtype;
   bool quiet = false;
-  ArgParser p("moeforge fuse RECIPE.yaml [options]",
+  ArgParser p("moeforge fuse RECIPE.yaml [OUTPUT_DIR] [options]",
               "Fuses dense models into one Mixtral-layout MoE: the skeleton's embeddings, attention and norms (or "
               "their average), expert e = source e's MLP in every layer, and a new router per layer initialised from "
-              "prompts, randomly or at zero. Writes an HF directory that standard tools load.");
-  p.positional("RECIPE.yaml", "the sources and the fusion (examples/smolmoe/fuse.yaml, docs/experts.md)", &recipe_path, true);
+              "prompts, randomly or at zero. Writes an HF directory that standard tools load. Takes moeforge's "
+              "recipes and mergekit-moe's as they are (docs/smolmoe.md).");
+  p.positional("RECIPE.yaml", "the sources and the fusion (examples/smolmoe/fuse.yaml, docs/smolmoe.md)", &recipe_path, true);
+  p.positional("OUTPUT_DIR", "output directory, as mergekit-moe takes it (same as -o)", &output_positional);
   p.repeated("set", "KEY=VALUE", "override a recipe key, e.g. --set top_k=1", &sets);
   p.option("output", 'o', "DIR", "output directory (overrides output)", &output);
   p.option("dtype", 0, "T", "weights as f32, f16 or bf16 (default: as the sources store them)", &dtype);
   p.flag("quiet", "no progress messages", &quiet);
-  p.example("moeforge fuse examples/smolmoe/fuse.yaml -o runs/smolmoe/fused", "fuse dense fine-tunes into one MoE (docs/experts.md)");
+  p.example("moeforge fuse examples/smolmoe/fuse.yaml -o runs/smolmoe/fused", "fuse dense fine-tunes into one MoE (docs/smolmoe.md)");
+  p.example("moeforge fuse mergekit-config.yml ./my-moe", "a mergekit-moe recipe, unchanged");
   if (!parse_or_usage(p, args)) return 0;
+  if (!output_positional.empty()) {
+    if (!output.empty() && output != output_positional)
+      throw UsageError("two output directories: OUTPUT_DIR '" + output_positional + "' and -o '" + output + "'");
+    output = output_positional;
+  }
   // -o stands for the recipe's output key, so a recipe without one runs with it.
   if (!output.empty()) sets.push_back("output=" + std::filesystem::absolute(output).string());
   FuseRecipe r = load_fuse_recipe(recipe_path, sets);
+  if (r.output.empty())
+    throw UsageError(recipe_path + " names no output directory: give OUTPUT_DIR or -o DIR, or set its 'output' key");
+  if (!dtype.empty()) r.dtype = dtype;
   Timer timer;
   auto log = [&](const std::string& m) {
     if (!quiet) std::fprintf(stderr, "[fuse %.0fs] %s\n", timer.seconds(), m.c_str());
   };
+  if (r.format != "moeforge") log(r.format + " recipe " + recipe_path);
+  if (!r.router_note.empty()) log(r.router_note);
   ModelWeights moe = fuse_experts(r.fuse, log);
   if (r.router_init == "prompts") {
     log(std::string("routers from prompts (") + to_string(r.hidden) + ")");
@@ -68,11 +81,13 @@ int run_fuse(const std::vector<std::string>& args_in) {
     init_routers_from_prompts(moe, skeleton, *tf.tokenizer, r.prompts, r.hidden, r.temperature);
   } else if (r.router_init == "random") {
     init_routers_random(moe, r.seed, r.random_std);
+  } else if (r.router_init == "uniform") {
+    init_routers_uniform(moe, r.seed);
   } else {
     init_routers_zero(moe);
   }
   log("writing " + r.output);
-  warn_if_moeforge_only(save_model_weights(moe, r.output, save_options(dtype)), r.output);
+  warn_if_moeforge_only(save_model_weights(moe, r.output, save_options(r.dtype)), r.output);
   copy_tokenizer_files(r.fuse.skeleton, r.output);
   std::cout << summary(moe, r.output, timer.seconds()).dump() << std::endl;
   return 0;

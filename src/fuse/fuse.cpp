@@ -66,6 +66,18 @@ ModelConfig moe_config(ModelConfig c, int experts, int top_k, std::vector<std::s
   return c;
 }
 
+// An fp32 copy of one MLP matrix with the expert's noise added and, for the down projection,
+// its residual scale applied (noise first, then scale, as mergekit-moe does).
+Tensor noised_and_scaled(const Tensor& source, const ExpertSource& src, int part, Rng& rng) {
+  Tensor t = source.to_f32();
+  float* p = t.data<float>();
+  if (src.noise_scale > 0)
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] += src.noise_scale * rng.normal();
+  if (part == kMlpDown && src.residual_scale != 1)
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] *= src.residual_scale;
+  return t;
+}
+
 void add_zero_routers(ModelWeights& w) {
   const ModelConfig& c = w.config;
   for (int l = 0; l < c.num_layers; ++l)
@@ -111,6 +123,9 @@ ModelWeights fuse_experts(const FuseOptions& opts, const std::function<void(cons
     check_fusable(w.config, src.path);
     check_same_architecture(base, w.config, opts.skeleton, src.path);
     if (skeleton_tok) check_same_tokenizer(*skeleton_tok, *tokenizer_of(src.path), opts.skeleton, src.path);
+    MF_CHECK(std::isfinite(src.noise_scale) && src.noise_scale >= 0, src.path, ": noise_scale must be >= 0");
+    MF_CHECK(std::isfinite(src.residual_scale), src.path, ": residual_scale must be a finite number");
+    Rng noise(opts.noise_seed + e);
     for (const auto& [name, t] : w.tensors) {
       if (is_dense_mlp(name)) continue;
       auto it = fused.tensors.find(name);
@@ -132,7 +147,8 @@ ModelWeights fuse_experts(const FuseOptions& opts, const std::function<void(cons
         const Tensor& want = skeleton.tensors.at(name);
         MF_CHECK(it->second.shape() == want.shape(), src.path, ": tensor '", name, "' has shape ",
                  shape_str(it->second.shape()), " but the skeleton's has ", shape_str(want.shape()));
-        fused.tensors[mixtral_moe_names(l).expert(int(e), part)] = it->second;
+        fused.tensors[mixtral_moe_names(l).expert(int(e), part)] =
+            src.noise_scale == 0 && src.residual_scale == 1 ? it->second : noised_and_scaled(it->second, src, part, noise);
       }
   }
   if (opts.average_shared) {

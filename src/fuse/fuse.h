@@ -15,6 +15,11 @@ namespace mf {
 struct ExpertSource {
   std::string name;  // e.g. "Coder"; becomes config.expert_names[e]
   std::string path;  // HF directory or .gguf
+  // mergekit-moe's per-expert knobs: Gaussian noise of this absolute std added to every MLP
+  // matrix of the expert, and a factor on its down projection (what it writes to the residual
+  // stream). Either one makes the expert an fp32 copy instead of a view of its source.
+  float noise_scale = 0.0f;
+  float residual_scale = 1.0f;
 };
 
 struct FuseOptions {
@@ -23,6 +28,7 @@ struct FuseOptions {
   int top_k = 2;
   bool average_shared = false;       // shared tensors = mean over all sources (fp32) instead
   bool check_tokenizers = true;      // every source must carry the skeleton's vocabulary
+  uint64_t noise_seed = 0;           // seeds ExpertSource::noise_scale (expert e draws from seed + e)
 };
 
 // Reads the sources one at a time. Expert tensors stay views into their source files (nothing

@@ -2,12 +2,14 @@
 
 #include <filesystem>
 
+#include "fuse/mergekit_recipe.h"
 #include "io/yaml_config.h"
 
 namespace mf {
 
 FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::string>& overrides) {
   const nlohmann::json j = load_yaml_file(path, overrides);
+  if (is_mergekit_moe_recipe(j)) return fuse_recipe_from_mergekit(j, path);
   FuseRecipe r;
   r.path = path;
   const std::string base = std::filesystem::path(path).parent_path().string();
@@ -25,6 +27,8 @@ FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::stri
     e.get("source", src.path);
     MF_CHECK(!src.name.empty() && !src.path.empty(), path, ": experts[", i, "] needs a name and a source");
     src.path = resolve_recipe_path(base, src.path);
+    e.get("noise_scale", src.noise_scale);        // as mergekit-moe's (fuse.h)
+    e.get("residual_scale", src.residual_scale);
     e.get("positive", prompts.positive);
     e.get("negative", prompts.negative);
     e.finish();
@@ -38,8 +42,9 @@ FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::stri
   r.fuse.average_shared = shared == "average";
   const ConfigReader ri = top.sub("router_init");
   ri.get("method", r.router_init);
-  MF_CHECK(r.router_init == "prompts" || r.router_init == "random" || r.router_init == "zeros", path,
-           ": 'router_init.method' must be prompts, random or zeros, got '", r.router_init, "'");
+  MF_CHECK(r.router_init == "prompts" || r.router_init == "random" || r.router_init == "uniform" ||
+               r.router_init == "zeros",
+           path, ": 'router_init.method' must be prompts, random, uniform or zeros, got '", r.router_init, "'");
   std::string hidden = to_string(r.hidden);
   ri.get("hidden", hidden);
   r.hidden = prompt_hidden_from_string(hidden);
@@ -47,8 +52,13 @@ FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::stri
   ri.get("seed", r.seed);
   ri.get("std", r.random_std);
   ri.finish();
+  r.fuse.noise_seed = r.seed;
   top.get("output", r.output);
-  MF_CHECK(!r.output.empty(), path, ": 'output' (the fused model's directory) is required");
+  std::string dtype;
+  top.get("dtype", dtype);
+  MF_CHECK(dtype.empty() || dtype == "f32" || dtype == "f16" || dtype == "bf16", path,
+           ": 'dtype' must be f32, f16 or bf16, got '", dtype, "'");
+  r.dtype = dtype;
   top.finish();
   return r;
 }

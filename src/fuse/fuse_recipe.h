@@ -8,6 +8,10 @@
 //   shared: skeleton            # or average
 //   router_init: {method: prompts, hidden: ffn_input, temperature: 1.0, seed: 0, std: 0.02}
 //   output: runs/smolmoe/fused
+//   dtype: bf16                 # saved dtype (default: as the sources store them)
+//
+// A mergekit-moe recipe (base_model, gate_mode, experts[].source_model, ...) is read as it is
+// (fuse/mergekit_recipe.h).
 #pragma once
 #include <string>
 #include <vector>
@@ -27,6 +31,9 @@ struct FuseRecipe {
   uint64_t seed = 0;
   float random_std = 0.02f;
   std::string output;                  // relative to the working directory, as in train recipes
+  std::string dtype;                   // saved dtype (f32, f16, bf16); empty: as the sources
+  std::string format = "moeforge";     // or "mergekit-moe": the form the recipe was written in
+  std::string router_note;             // how the router initialisation was chosen, for the log
 };
 
 // Paths of sources are relative to the recipe's folder. Throws mf::Error naming file and key.

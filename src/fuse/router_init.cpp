@@ -6,6 +6,7 @@
 #include "model/tensor_names.h"
 #include "core/rng.h"
 #include "fuse/fuse.h"
+#include "model/blocks.h"
 #include "model/kv_cache.h"
 
 namespace mf {
@@ -28,12 +29,25 @@ std::vector<std::vector<double>> prompt_states(Transformer& model, const Tokeniz
   MF_CHECK(!ids.empty(), "router prompts: an empty prompt");
   MF_CHECK(int(ids.size()) <= c.max_position_embeddings, "router prompts: a prompt of ", ids.size(),
            " tokens exceeds the model's ", c.max_position_embeddings, " positions");
+  const int64_t T = int64_t(ids.size()), H = c.hidden_size;
+  // The BOS token (when the tokenizer adds one) looks the same in every prompt: leave it out.
+  const int64_t first = (tok.add_bos && T > 1) ? 1 : 0;
+  if (where == PromptHidden::token_embedding_mean) {
+    const auto it = model.weights().tensors.find(kEmbedTokensName);
+    MF_CHECK(it != model.weights().tensors.end(), "router prompts: the skeleton has no '", kEmbedTokensName, "'");
+    std::vector<float> rows(size_t(T * H));
+    embed_tokens(it->second, ids.data(), T, rows.data());
+    std::vector<double> mean(size_t(H), 0.0);
+    for (int64_t t = first; t < T; ++t)
+      for (int64_t i = 0; i < H; ++i) mean[size_t(i)] += rows[size_t(t * H + i)];
+    for (double& v : mean) v /= double(T - first);
+    return std::vector<std::vector<double>>(size_t(c.num_layers), mean);
+  }
   KVCache cache(c, int(ids.size()));
   std::vector<Tensor> states;
   ForwardOptions fo;
   (where == PromptHidden::ffn_input_mean ? fo.ffn_inputs : fo.layer_inputs) = &states;
   model.forward(ids, 1, cache, fo);
-  const int64_t T = int64_t(ids.size()), H = c.hidden_size;
   std::vector<std::vector<double>> out(size_t(c.num_layers), std::vector<double>(size_t(H), 0.0));
   for (int l = 0; l < c.num_layers; ++l) {
     const float* s = states[size_t(l)].data<float>();
@@ -41,8 +55,6 @@ std::vector<std::vector<double>> prompt_states(Transformer& model, const Tokeniz
       for (int64_t i = 0; i < H; ++i) out[size_t(l)][size_t(i)] = s[(T - 1) * H + i];
       continue;
     }
-    // The BOS token (when the tokenizer adds one) looks the same in every prompt: leave it out.
-    const int64_t first = (tok.add_bos && T > 1) ? 1 : 0;
     for (int64_t t = first; t < T; ++t)
       for (int64_t i = 0; i < H; ++i) out[size_t(l)][size_t(i)] += s[t * H + i];
     for (double& v : out[size_t(l)]) v /= double(T - first);
@@ -55,10 +67,18 @@ std::vector<std::vector<double>> prompt_states(Transformer& model, const Tokeniz
 PromptHidden prompt_hidden_from_string(const std::string& s) {
   if (s == "ffn_input") return PromptHidden::ffn_input_mean;
   if (s == "layer_input_last") return PromptHidden::layer_input_last;
-  fail("router hidden state '", s, "' is not one of ffn_input, layer_input_last");
+  if (s == "embedding") return PromptHidden::token_embedding_mean;
+  fail("router hidden state '", s, "' is not one of ffn_input, layer_input_last, embedding");
 }
 
-const char* to_string(PromptHidden h) { return h == PromptHidden::ffn_input_mean ? "ffn_input" : "layer_input_last"; }
+const char* to_string(PromptHidden h) {
+  switch (h) {
+    case PromptHidden::ffn_input_mean: return "ffn_input";
+    case PromptHidden::layer_input_last: return "layer_input_last";
+    case PromptHidden::token_embedding_mean: return "embedding";
+  }
+  return "?";
+}
 
 void init_routers_random(ModelWeights& moe, uint64_t seed, float std) {
   Rng rng(seed);
@@ -66,6 +86,17 @@ void init_routers_random(ModelWeights& moe, uint64_t seed, float std) {
     Tensor& r = router(moe, l);
     float* p = r.data<float>();
     for (int64_t i = 0; i < r.numel(); ++i) p[i] = std * rng.normal();
+  }
+}
+
+void init_routers_uniform(ModelWeights& moe, uint64_t seed, float bound) {
+  MF_CHECK(bound >= 0, "router init: the uniform bound must be >= 0");
+  if (bound == 0) bound = 1.0f / std::sqrt(float(moe.config.hidden_size));
+  Rng rng(seed);
+  for (int l = 0; l < moe.config.num_layers; ++l) {
+    Tensor& r = router(moe, l);
+    float* p = r.data<float>();
+    for (int64_t i = 0; i < r.numel(); ++i) p[i] = bound * (2.0f * rng.uniform() - 1.0f);
   }
 }
 
