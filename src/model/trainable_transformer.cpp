@@ -212,6 +212,28 @@ void TrainableTransformer::serve_experts() {
   }
 }
 
+void TrainableTransformer::release_remote_experts() {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.weights.config;
+  std::map<std::string, int> remote;
+  for (const RemoteTensor& r : m.remote_experts) remote[r.name] = r.holder;
+  auto release = [](Tensor& t) { t = Tensor(t.dtype(), t.shape(), nullptr, nullptr); };
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (!c.layer_is_moe(l)) continue;
+    const MoeNames mn = moe_names(c, l);
+    for (int e = 0; e < c.experts_in_layer(l); ++e) {
+      SwigluWeights& bound = m.bound.layers[size_t(l)].moe.experts[size_t(e)];
+      LinearWeight* parts[3] = {&bound.gate, &bound.up, &bound.down};
+      for (int part = 0; part < 3; ++part) {
+        const std::string name = mn.expert(e, part);
+        if (!remote.count(name)) continue;
+        release(parts[part]->w);
+        release(m.weights.tensors.at(name));
+      }
+    }
+  }
+}
+
 ExpertGroup* TrainableTransformer::expert_group() const { return impl_->experts; }
 std::vector<std::string> TrainableTransformer::held_expert_tensors() const { return impl_->held_experts; }
 std::vector<TrainableTransformer::RemoteTensor> TrainableTransformer::remote_expert_tensors() const {

@@ -58,6 +58,10 @@ class TrainableTransformer {
   };
   std::vector<std::string> held_expert_tensors() const;
   std::vector<RemoteTensor> remote_expert_tensors() const;
+  // Drops this process's copies of the trainable experts other ranks hold (from-scratch weights
+  // live in memory; a file's stay mapped but unread): called once the job's starting state is
+  // shared out. The tensors keep their shapes and have no storage after it.
+  void release_remote_experts();
   // Routing statistics of each MoE layer summed over the training forwards since the last
   // reset (evaluation does not count): load, drops, capacity, entropy, aux losses.
   const std::vector<RoutingTally>& routing_stats() const;

@@ -103,7 +103,10 @@ class ExpertParallelOptimizer final : public Optimizer {
       const size_t n = numel(name);
       std::vector<float> value(n, 0.0f), m(n, 0.0f), v(n, 0.0f);
       if (root) {
-        const Tensor f32 = model_.weights().tensors.at(name).to_f32();
+        const Tensor& start = model_.weights().tensors.at(name);
+        MF_CHECK(start.defined(), "expert parallel: '", name, "' is held by rank ", holder_.at(name),
+                 " and rank 0 no longer has its starting weights; the job's state is restored once, at the start");
+        const Tensor f32 = start.to_f32();
         std::copy_n(f32.data<float>(), n, value.begin());
       }
       visit(name, value, m, v);

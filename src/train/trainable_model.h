@@ -94,6 +94,7 @@ class TrainableModel {
   virtual void serve_experts() { fail("expert parallelism is not available for the ", device(), " model"); }
   virtual std::vector<std::string> held_expert_tensors() const { return {}; }
   virtual std::vector<TrainableTransformer::RemoteTensor> remote_expert_tensors() const { return {}; }
+  virtual void release_remote_experts() {}
 };
 
 // The CPU model as a TrainableModel: the optimizer is the host AdamW over its fp32 master copies.
@@ -126,6 +127,7 @@ class CpuTrainableModel final : public TrainableModel {
   std::vector<TrainableTransformer::RemoteTensor> remote_expert_tensors() const override {
     return model_.remote_expert_tensors();
   }
+  void release_remote_experts() override { model_.release_remote_experts(); }
 
  private:
   TrainableTransformer& model_;

@@ -390,6 +390,9 @@ TrainResult Trainer::run() {
   }
   if (cfg_.resume) step = load_checkpoint();
   else dp_->share_root_state(*opt_, step, data_);  // replicas start from rank 0's weights
+  // Expert parallel: the experts other ranks hold were needed here only to start them (rank 0
+  // sent its copies); from now on rank 0 receives them from their holders when it writes.
+  if (dp_->expert_parallel()) model_.release_remote_experts();
   if (root) prepare_run_dir(step, metrics_path, result);
   TrainingProgress progress(stderr, isatty(STDERR_FILENO) != 0, cfg_.steps, step);
   const bool talk = root && cfg_.progress;

@@ -129,9 +129,10 @@ TEST_F(ExpertParallel, ShardedOptimizerTrainsAsOneProcessDoes) {
   EXPECT_EQ(held, total);
 }
 
-// Switch routing (top-1, capacity factor 1: tokens dropped) and expert-choice routing (each
-// expert takes its top tokens of the micro-batch): per micro-batch, so exact under EP too.
-TEST_F(ExpertParallel, SwitchAndExpertChoiceRouteAsOneProcessDoes) {
+// Switch routing (top-1, capacity factor 1: tokens dropped), expert-choice routing (each expert
+// takes its top tokens of the micro-batch) and noisy top-k: routing is per micro-batch, on the
+// rank that runs it, so exact under EP too.
+TEST_F(ExpertParallel, SwitchExpertChoiceAndNoisyTopKRouteAsOneProcessDoes) {
   const fs::path switch_recipe =
       moe_with("switch", 1, ", router_policy: switch, capacity_factor: 1.0, eval_capacity_factor: 1.0, min_capacity: 1");
   expect_same_training(switch_recipe, "switch", {{2, 2}});
@@ -142,6 +143,9 @@ TEST_F(ExpertParallel, SwitchAndExpertChoiceRouteAsOneProcessDoes) {
   EXPECT_GT(dropped, 0) << "capacity 1.0 should drop some top-1 tokens";
   const fs::path choice_recipe = moe_with("choice", 2, ", router_policy: expert_choice, capacity_factor: 1.0");
   expect_same_training(choice_recipe, "choice", {{4, 2}});
+  if (HasFatalFailure()) return;
+  // Noisy top-k: each rank draws the noise of its own micro-batches, as one process does.
+  expect_same_training(moe_with("noisy", 2, ", router_policy: noisy_topk"), "noisy", {{2, 2}});
 }
 
 // A MoE upcycled from a dense model whose routers alone train: the frozen experts are still
