@@ -45,16 +45,27 @@ size_t first_difference(const std::vector<int32_t>& a, const std::vector<int32_t
   return i;
 }
 
+// texts.json: [{"source", "text"}], the corpus every cases file indexes.
+const json& texts() {
+  static const json t = read_json(fixture_dir() + "/texts.json");
+  return t;
+}
+
 struct Tally {
   size_t texts = 0, tokens = 0, id_mismatches = 0, decode_mismatches = 0;
 };
 
 // Encodes every case and compares ids (and, where recorded, model ids and decoded text).
+// Encodes every text and compares ids (and, where recorded, model ids and decoded text: a case
+// without "decoded" decodes to its text, one without "decoded_skip" to its "decoded").
 Tally check_cases(const mf::Tokenizer& tok, const json& cases, const std::string& label) {
   Tally t;
   int reported = 0;
-  for (const json& c : cases) {
-    const std::string text = c["text"].get<std::string>();
+  EXPECT_EQ(cases.size(), texts().size()) << label;
+  for (size_t i = 0; i < cases.size() && i < texts().size(); ++i) {
+    const json& c = cases[i];
+    const std::string text = texts()[i]["text"].get<std::string>();
+    const std::string source = texts()[i]["source"].get<std::string>();
     const auto expected = c["ids"].get<std::vector<int32_t>>();
     const auto ids = tok.encode(text, true);
     ++t.texts;
@@ -63,32 +74,31 @@ Tally check_cases(const mf::Tokenizer& tok, const json& cases, const std::string
       ++t.id_mismatches;
       if (reported++ < 5) {
         const size_t at = first_difference(ids, expected);
-        ADD_FAILURE() << label << ": ids differ for a text from " << c["source"].get<std::string>() << " at token "
-                      << at << "\n  text: [" << text.substr(0, 200) << "]\n  got:      " << show(ids, at)
-                      << "\n  expected: " << show(expected, at);
+        ADD_FAILURE() << label << ": ids differ for a text from " << source << " at token " << at << "\n  text: ["
+                      << text.substr(0, 200) << "]\n  got:      " << show(ids, at) << "\n  expected: " << show(expected, at);
       }
     }
     if (c.contains("model_ids")) {
       EXPECT_EQ(mf::encode_for_model(tok, text), c["model_ids"].get<std::vector<int32_t>>())
           << label << ": BOS/EOS differ for [" << text.substr(0, 80) << "]";
     }
+    const std::string want = c.contains("decoded") ? c["decoded"].get<std::string>() : text;
     const std::string decoded = tok.decode(expected);
-    if (decoded != c["decoded"].get<std::string>()) {
+    if (decoded != want) {
       ++t.decode_mismatches;
       if (reported++ < 5)
         ADD_FAILURE() << label << ": decode differs\n  got:      [" << decoded.substr(0, 200) << "]\n  expected: ["
-                      << c["decoded"].get<std::string>().substr(0, 200) << "]";
+                      << want.substr(0, 200) << "]";
     }
-    if (c.contains("decoded_skip")) {
-      const std::string skip = tok.decode(expected, true);
-      EXPECT_EQ(skip, c["decoded_skip"].get<std::string>()) << label << ": skip_special decode";
-      // The streaming decoder (chat, serve) must print exactly what decode() returns.
-      mf::StreamDecoder stream(tok, true);
-      std::string streamed;
-      for (int32_t id : expected) streamed += stream.push(id);
-      streamed += stream.flush();
-      EXPECT_EQ(streamed, skip) << label << ": streamed text differs from decode()";
-    }
+    const std::string want_skip = c.contains("decoded_skip") ? c["decoded_skip"].get<std::string>() : want;
+    const std::string skip = tok.decode(expected, true);
+    EXPECT_EQ(skip, want_skip) << label << ": skip_special decode";
+    // The streaming decoder (chat, serve) must print exactly what decode() returns.
+    mf::StreamDecoder stream(tok, true);
+    std::string streamed;
+    for (int32_t id : expected) streamed += stream.push(id);
+    streamed += stream.flush();
+    EXPECT_EQ(streamed, skip) << label << ": streamed text differs from decode()";
   }
   std::printf("%s: %zu texts, %zu tokens, %zu id mismatches, %zu decode mismatches\n", label.c_str(), t.texts,
               t.tokens, t.id_mismatches, t.decode_mismatches);
@@ -121,9 +131,11 @@ TEST_P(SentencePieceParity, ModelFileMatchesSentencePiece) {
   // SentencePiece never parses "<s>" in text; compare without special-token parsing.
   Tally t;
   int reported = 0;
-  for (const json& c : fx["cases"]) {
-    const std::string text = c["text"].get<std::string>();
-    const auto expected = c["ids"].get<std::vector<int32_t>>();
+  const json& cases = fx["cases"];
+  ASSERT_EQ(cases.size(), texts().size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string text = texts()[i]["text"].get<std::string>();
+    const auto expected = cases[i]["ids"].get<std::vector<int32_t>>();
     const auto ids = tok->encode(text, false);
     ++t.texts;
     t.tokens += expected.size();
@@ -133,7 +145,8 @@ TEST_P(SentencePieceParity, ModelFileMatchesSentencePiece) {
                     << "]\n  got:      " << show(ids, at) << "\n  expected: " << show(expected, at);
     }
     t.id_mismatches += ids != expected;
-    if (tok->decode(expected, true) != c["decoded"].get<std::string>()) ++t.decode_mismatches;
+    const std::string want = cases[i].contains("decoded") ? cases[i]["decoded"].get<std::string>() : text;
+    if (tok->decode(expected, true) != want) ++t.decode_mismatches;
   }
   std::printf("%s tokenizer.model: %zu texts, %zu tokens, %zu id mismatches, %zu decode mismatches\n",
               GetParam().c_str(), t.texts, t.tokens, t.id_mismatches, t.decode_mismatches);
