@@ -4,9 +4,11 @@ examples/shakespeare-moe.yaml trained for a few steps on the same global batch a
   1 rank x 2 threads          (moeforge train, no mpirun)
   2 ranks x 1 thread, DP      (mpirun -np 2)
   2 ranks x 1 thread, ZeRO-1  (mpirun -np 2, dist.shard_optimizer=true)
+  2 ranks x 1 thread, EP = 2  (mpirun -np 2, dist.expert_parallel=2: 4 of the 8 experts per rank)
 Prints one JSON line per configuration (median tokens/s over the timed steps, all-reduce time not
-hidden behind backward, floats reduced and bytes sent per step, peak RSS of every rank) and a summary line with
-2 ranks' tokens/s as a share of 1 rank x 2 threads'.
+hidden behind backward, floats reduced and bytes sent per step, peak RSS of every rank; with expert
+parallelism also rank 0's expert all-to-all bytes and seconds per step, from metrics.jsonl) and a
+summary line with 2 ranks' tokens/s as a share of 1 rank x 2 threads'.
 
     bench/run_dist_bench.py [--steps 12] [--bin build/release/moeforge] [--mpirun mpirun]
 
@@ -70,6 +72,19 @@ def run_config(name, args, ranks, threads, extra_sets, workdir):
         result["bytes_sent_per_rank_per_step"] = int(2 * (ranks - 1) / ranks * 4 * values)
         result["buckets"] = records[-1]["dist_buckets"]
         result["buckets_started_in_backward"] = records[-1]["dist_buckets_in_backward"]
+    if "ep_bytes_sent" in records[-1]:
+        # Rank 0's rows sent to the other rank and back (forward and backward), and the time inside
+        # those all-to-alls (waiting for the other rank included).
+        result["expert_all_to_all_bytes_sent_per_step"] = int(statistics.median(r["ep_bytes_sent"] for r in timed_steps))
+        result["expert_all_to_all_s_per_step"] = statistics.median(r["ep_exchange_s"] for r in timed_steps)
+        held = int(re.search(r"(\d+) on each rank", proc.stderr).group(1))
+        total = int(re.search(r"\((\d+) trainable expert values in all", proc.stderr).group(1))
+        result["expert_values_held_per_rank"] = held
+        result["expert_values_in_model"] = total
+        # The expert gradients are summed over the ranks holding the same experts (ranks / E of them).
+        replicas = ranks // int(re.search(r"group\(s\) of (\d+)", proc.stderr).group(1)) if ranks > 1 else 1
+        result["bytes_sent_per_rank_per_step"] += int(2 * (replicas - 1) / replicas * 4 * held) if replicas > 1 else 0
+        result["bytes_sent_per_rank_per_step"] += result["expert_all_to_all_bytes_sent_per_step"]
     return result
 
 
@@ -86,6 +101,7 @@ def main():
             run_config("1x2", args, 1, 2, extra, work),
             run_config("2x1_dp", args, 2, 1, extra, work),
             run_config("2x1_zero1", args, 2, 1, extra + ["dist.shard_optimizer=true"], work),
+            run_config("2x1_ep", args, 2, 1, extra + ["dist.expert_parallel=2"], work),
         ]
     for r in results:
         print(json.dumps(r))
