@@ -20,24 +20,94 @@ int64_t SftExamples::answer_tokens() const {
   return std::accumulate(loss_mask.begin(), loss_mask.end(), int64_t(0));
 }
 
+const char* assistant_turns_name(AssistantTurns turns) {
+  return turns == AssistantTurns::all ? "all_assistant" : "last_assistant";
+}
+
+AssistantTurns assistant_turns_from_name(const std::string& name) {
+  if (name == "all_assistant") return AssistantTurns::all;
+  if (name == "last_assistant") return AssistantTurns::last;
+  fail("'", name, "' is not all_assistant or last_assistant");
+}
+
+namespace {
+
+// The part of a conversation's rendered text that one scored assistant turn covers.
+struct ScoredSpan {
+  size_t begin, end;
+};
+
+// Each scored turn's span is what the template adds after the generation prompt of the turns
+// before it: render(turns[0..k), generation prompt) is the text before the span, render(turns
+// [0..k]) the text through it. Both must be prefixes of the whole conversation, or the template
+// renders earlier turns differently as the conversation goes on and the span is not one piece.
+std::vector<ScoredSpan> scored_spans(const std::vector<ChatTurn>& turns, const std::string& full,
+                                     const RenderChat& render, bool history_too) {
+  std::vector<ScoredSpan> spans;
+  for (size_t k = 0; k < turns.size(); ++k) {
+    const bool last = k + 1 == turns.size();
+    if (turns[k].role != "assistant" || (!last && !history_too)) continue;
+    std::vector<ChatTurn> upto(turns.begin(), turns.begin() + std::ptrdiff_t(k));
+    const std::string prompt = render(upto, true);
+    std::string through;
+    if (last) {
+      MF_CHECK(full.size() > prompt.size() && full.compare(0, prompt.size(), prompt) == 0,
+               "chat template: the conversation with its answer does not start with the prompt rendered for "
+               "generation, so the answer tokens cannot be told apart");
+    } else {
+      upto.push_back(turns[k]);
+      through = render(upto, false);
+      MF_CHECK(through.size() > prompt.size() && through.compare(0, prompt.size(), prompt) == 0 &&
+                   through.size() <= full.size() && full.compare(0, through.size(), through) == 0,
+               "chat template: the conversation up to its assistant turn ", k, " is not rendered as the start of the "
+               "whole conversation, so that turn's tokens cannot be told apart (data.loss_on: last_assistant scores "
+               "the last turn only)");
+    }
+    const size_t end = last ? full.size() : through.size();
+    MF_CHECK(spans.empty() || prompt.size() >= spans.back().end, "chat template: assistant turn ", k,
+             " starts before the turn before it ends");
+    spans.push_back({prompt.size(), end});
+  }
+  return spans;
+}
+
+}  // namespace
+
 void tokenize_sft_record(const SftRecord& r, const Tokenizer& tok, const RenderChat& render,
-                         std::vector<int32_t>& tokens, std::vector<uint8_t>& mask) {
+                         std::vector<int32_t>& tokens, std::vector<uint8_t>& mask, AssistantTurns assistant_turns) {
   std::vector<ChatTurn> turns = r.history;
   turns.push_back({"user", user_message(r)});
-  const std::string prompt = render(turns, true);
   turns.push_back({"assistant", r.output});
   const std::string full = render(turns, false);
-  MF_CHECK(full.size() > prompt.size() && full.compare(0, prompt.size(), prompt) == 0,
-           "chat template: the conversation with its answer does not start with the prompt rendered for generation, "
-           "so the answer tokens cannot be told apart");
-  // The prompt and the answer are encoded separately: the answer's tokens are then exactly the
-  // ones generation would produce after the prompt, and no BPE merge crosses the boundary.
-  tokens = encode_for_model(tok, prompt);
-  if (tok.add_eos && !tokens.empty() && tokens.back() == tok.eos_id) tokens.pop_back();
-  mask.assign(tokens.size(), 0);
-  const std::vector<int32_t> answer = tok.encode(std::string_view(full).substr(prompt.size()), true);
-  tokens.insert(tokens.end(), answer.begin(), answer.end());
-  mask.resize(tokens.size(), 1);
+  const bool history_too = r.loss_on_history && assistant_turns == AssistantTurns::all;
+  const std::vector<ScoredSpan> spans = scored_spans(turns, full, render, history_too);
+  // Every span is encoded on its own: a scored turn's tokens are then exactly the ones
+  // generation would produce after the text before it, and no BPE merge crosses a boundary.
+  const std::string_view text(full);
+  size_t pos = 0;
+  tokens.clear();
+  mask.clear();
+  for (const ScoredSpan& span : spans) {
+    if (&span == &spans.front()) {
+      tokens = encode_for_model(tok, text.substr(0, span.begin));
+      if (tok.add_eos && !tokens.empty() && tokens.back() == tok.eos_id) tokens.pop_back();
+    } else {
+      const std::vector<int32_t> between = tok.encode(text.substr(pos, span.begin - pos), true);
+      tokens.insert(tokens.end(), between.begin(), between.end());
+    }
+    mask.resize(tokens.size(), 0);
+    const std::vector<int32_t> answer = tok.encode(text.substr(span.begin, span.end - span.begin), true);
+    tokens.insert(tokens.end(), answer.begin(), answer.end());
+    mask.resize(tokens.size(), 1);
+    pos = span.end;
+  }
+}
+
+bool has_scored_history(std::span<const SftRecord> records) {
+  return std::any_of(records.begin(), records.end(), [](const SftRecord& r) {
+    return r.loss_on_history &&
+           std::any_of(r.history.begin(), r.history.end(), [](const ChatTurn& t) { return t.role == "assistant"; });
+  });
 }
 
 SftExamples tokenize_sft(std::span<const SftRecord> records, const Tokenizer& tok, const RenderChat& render,
@@ -55,7 +125,7 @@ SftExamples tokenize_sft(std::span<const SftRecord> records, const Tokenizer& to
   std::vector<int32_t> tokens;
   std::vector<uint8_t> mask;
   for (const SftRecord& r : records) {
-    tokenize_sft_record(r, tok, render, tokens, mask);
+    tokenize_sft_record(r, tok, render, tokens, mask, opts.assistant_turns);
     if (int64_t(tokens.size()) > opts.max_len) {
       // A sequence of max_len tokens scores its tokens 1..max_len-1 (each predicted from the
       // one before), so it is worth keeping only if an answer token starts inside it.

@@ -167,6 +167,7 @@ std::unique_ptr<TrainingSession> prepare_training_session(const Recipe& recipe, 
     SftInputOptions so;
     so.domains = r.domains;
     so.skip_bad = r.skip_bad;
+    so.assistant_turns = assistant_turns_from_name(r.loss_on);
     so.max_len = r.trainer.seq_len + 1;  // seq_len predicted positions
     so.tokenizer_source = tokenizer_source(r);
     so.quiet = quiet;

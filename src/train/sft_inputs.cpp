@@ -57,11 +57,15 @@ SftExamples load_sft_examples(const std::vector<std::string>& files, const Token
   std::sort(domains.begin(), domains.end());
   domains.erase(std::unique(domains.begin(), domains.end()), domains.end());
 
-  // Everything that changes the tokens is in the key: files, tokenizer, template, limits.
-  const std::string fingerprint =
+  // Everything that changes the tokens is in the key: files, tokenizer, template, limits, and
+  // the scored turns when they make a difference (so data without whole conversations keeps
+  // the key, and the cache, it always had).
+  std::string fingerprint =
       cat("sft:", tok.kind, ":", tok.vocab_size(), ":", tok.bos_id, ":", tok.eos_id, ":", int(tok.add_bos), ":",
           opts.tokenizer_source, ":", tmpl.source(), ":", opts.max_len, ":", domain_list, ":", opts.max_per_domain, ":",
           int(opts.skip_bad));
+  if (opts.assistant_turns == AssistantTurns::all && has_scored_history(records))
+    fingerprint += ":loss_on=all_assistant";
   SftTokenizeStats stats;
   bool tokenized = false;
   const CachedTokens cached =
@@ -69,6 +73,7 @@ SftExamples load_sft_examples(const std::vector<std::string>& files, const Token
         tokenized = true;
         SftTokenizeOptions to;
         to.max_len = opts.max_len;
+        to.assistant_turns = opts.assistant_turns;
         return pack_sft_examples(tokenize_sft(records, tok, chat_renderer(tmpl), to, &stats));
       });
   SftExamples ex = unpack_sft_examples(cached.tokens, domains);

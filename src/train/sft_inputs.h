@@ -15,6 +15,7 @@ struct SftInputOptions {
   int max_per_domain = 0;            // keep the first N records of each domain; 0 = all
   bool skip_bad = false;
   int max_len = 1024;                // tokens per sequence (longer ones are cut)
+  AssistantTurns assistant_turns = AssistantTurns::all;  // data.loss_on: conversations' scored turns
   std::string tokenizer_source;      // where the tokenizer came from (part of the cache key)
   bool quiet = false;
 };

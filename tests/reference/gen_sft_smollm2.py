@@ -31,6 +31,48 @@ RECORDS = [
 ]
 
 
+# Whole conversations (chat-format data, loss_on_history): every assistant turn is scored.
+CONVERSATIONS = [
+    {"instruction": "And in a week?", "output": "1440 times 7 is 10080 minutes.", "loss_on_history": True,
+     "history": [{"role": "user", "content": "How many minutes are there in a day?"},
+                 {"role": "assistant", "content": "24 hours times 60 minutes is 1440 minutes."}]},
+    {"instruction": "Only the names, sorted.", "output": "SELECT name FROM users ORDER BY name;", "loss_on_history": True,
+     "history": [{"role": "system", "content": "You help with SQL."},
+                 {"role": "user", "content": "Select every row of the table users."},
+                 {"role": "assistant", "content": "SELECT * FROM users;"}]},
+    {"instruction": "One more?", "output": "Élan ✓", "loss_on_history": True,
+     "history": [{"role": "user", "content": "A synonym for happy?"}, {"role": "assistant", "content": "Cheerful."},
+                 {"role": "user", "content": "Another?"}, {"role": "assistant", "content": "Content.\n\n  (mostly)"}]},
+]
+
+
+def conversation_case(rec, tmpl, tok, v, bos, eos):
+    """Ids and mask found independently of moeforge's prefix rendering: the whole conversation
+    is rendered and tokenized in one piece with character offsets, and a token is scored when it
+    lies inside an assistant turn's ChatML body, "content<|im_end|>\n", found by searching the
+    rendered text turn by turn."""
+    messages = list(rec["history"]) + [{"role": "user", "content": rec["instruction"]},
+                                       {"role": "assistant", "content": rec["output"]}]
+    full = tmpl.render(messages=messages, add_generation_prompt=False, bos_token=bos, eos_token=eos)
+    spans, cursor = [], 0
+    for m in messages:
+        head = "<|im_start|>" + m["role"] + "\n"
+        start = full.index(head + m["content"] + "<|im_end|>\n", cursor) + len(head)
+        end = start + len(m["content"]) + len("<|im_end|>\n")
+        if m["role"] == "assistant":
+            spans.append((start, end))
+        cursor = end
+    enc = tok.encode(full, add_special_tokens=False)
+    ids = ([v["bos_id"]] if v["add_bos"] else []) + enc.ids
+    mask = [0] * (len(ids) - len(enc.ids))
+    for a, b in enc.offsets:
+        inside = [s <= a and b <= e for s, e in spans]
+        straddles = [a < s < b or a < e < b for s, e in spans]
+        assert not any(straddles), "a token crosses an assistant turn's boundary"
+        mask.append(1 if any(inside) else 0)
+    return {"record": rec, "ids": ids, "mask": mask, "scored": [full[s:e] for s, e in spans]}
+
+
 def chat_template(path):
     import gguf
     r = gguf.GGUFReader(path)
@@ -64,9 +106,10 @@ def main():
         assert whole == prompt_ids + answer_ids, "the prompt/answer boundary changed the tokens"
         cases.append({"record": rec, "ids": prompt_ids + answer_ids,
                       "mask": [0] * len(prompt_ids) + [1] * len(answer_ids), "answer": full[len(prompt):]})
+    conversations = [conversation_case(rec, tmpl, tok, v, bos, eos) for rec in CONVERSATIONS]
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
-        json.dump({"cases": cases}, f, ensure_ascii=False)
-    print(f"{len(cases)} SFT cases")
+        json.dump({"cases": cases, "conversations": conversations}, f, ensure_ascii=False)
+    print(f"{len(cases)} SFT cases, {len(conversations)} conversations")
 
 
 if __name__ == "__main__":
