@@ -153,6 +153,13 @@ const std::string& DomainMap::domain_under(const SftRecord& r, const Entry& e) c
                               : rule.field == "output"    ? r.output
                                                           : r.category;
     if (std::regex_search(text, rule.regex)) return rule.domain;
+    // A whole conversation's topic is often set by an earlier turn ("Write a Python function",
+    // then "Now make it work on a list"): instruction rules read every user turn of it, output
+    // rules every answer. Other records' history is context and is not read.
+    if (!r.loss_on_history || (rule.field != "instruction" && rule.field != "output")) continue;
+    const char* role = rule.field == "instruction" ? "user" : "assistant";
+    for (const ChatTurn& t : r.history)
+      if (t.role == role && std::regex_search(t.content, rule.regex)) return rule.domain;
   }
   return e.default_domain;
 }

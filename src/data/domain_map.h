@@ -12,7 +12,8 @@
 // A source entry applies to the source of the same name and to every source that starts with
 // its name followed by "_" ("dailydialog" covers "dailydialog_train"); the longest such entry
 // wins. Rules test `field` (instruction, input, output or category) with an ECMAScript regex,
-// case-insensitively, anywhere in the text.
+// case-insensitively, anywhere in the text; for a whole conversation (loss_on_history) an
+// instruction rule also reads every user turn of the history, an output rule every answer.
 #pragma once
 #include <map>
 #include <regex>

@@ -246,6 +246,19 @@ TEST(DomainEntry, StemThenDetectedFormatOrSourceOption) {
   EXPECT_EQ(m.domain_of(r, "alpaca_sample"), "Writer");
 }
 
+TEST(DomainEntry, AConversationsRulesReadEveryUserTurn) {
+  const DomainMap m = DomainMap::parse(kMap, "map.yaml");
+  SftRecord r;
+  r.history = {{"system", "a poem is nice"}, {"user", "Write a poem about rain"}, {"assistant", "Drops."}};
+  r.instruction = "Shorter, please";
+  r.output = "Rain.";
+  EXPECT_EQ(m.domain_of(r, "alpaca"), "Encyclopedia") << "history of a record that is not a whole conversation";
+  r.loss_on_history = true;
+  EXPECT_EQ(m.domain_of(r, "alpaca"), "Writer") << "the first user turn set the topic";
+  r.history[1].content = "Tell me about rain";
+  EXPECT_EQ(m.domain_of(r, "alpaca"), "Encyclopedia") << "a system turn is not a user turn";
+}
+
 TEST(DomainEntry, TheShippedMapHasAnEntryForEveryInstructionFormat) {
   const DomainMap m =
       DomainMap::load((fs::path(std::getenv("MOEFORGE_SOURCE_DIR")) / "examples/data/domains.yaml").string());
