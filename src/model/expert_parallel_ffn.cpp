@@ -87,7 +87,8 @@ void expert_parallel_forward(ExpertGroup& group, const MoeWeights& w, const std:
   for (int j = 0; j < per; ++j) A.local_offsets[size_t(j) + 1] += A.local_offsets[size_t(j)];
   const int64_t here = A.local_offsets[size_t(per)];
   // Then the rows, each to the rank that holds its expert.
-  float* staging = sized(A.staging, int64_t(checked_mul(uint64_t(here), uint64_t(H), "expert-parallel rows")));
+  ExpertExchangeScratch& scratch = group.scratch();
+  float* staging = sized(scratch.staging, int64_t(checked_mul(uint64_t(here), uint64_t(H), "expert-parallel rows")));
   exchange(group, gathered, A.send_rows, staging, A.recv_rows, H);
   float* x = sized(A.x, here * H);
   reorder(staging, x, A.recv_counts, ranks, per, H, /*to_expert_major=*/true);
@@ -96,7 +97,7 @@ void expert_parallel_forward(ExpertGroup& group, const MoeWeights& w, const std:
   const int64_t I = first_expert->gate.dim(0);
   A.ffn.resize(here, I, keep);
   float* product = A.ffn.product(keep);
-  float* local_out = sized(A.local_out, here * H);
+  float* local_out = sized(scratch.local_out, here * H);
   for (int j = 0; j < per; ++j) {
     const int64_t r0 = A.local_offsets[size_t(j)], n = A.local_offsets[size_t(j) + 1] - r0;
     if (n == 0) continue;
@@ -115,9 +116,10 @@ void expert_parallel_backward(ExpertGroup& group, const MoeWeights& w, const std
   MF_CHECK(g.size() == size_t(X), "expert parallel: ", g.size(), " expert gradients for ", X, " experts");
   const int64_t here = A.local_offsets[size_t(per)];
   // The output gradients to the holders (the forward's first exchange again).
-  float* staging = sized(A.staging, here * H);
+  ExpertExchangeScratch& scratch = group.scratch();
+  float* staging = sized(scratch.staging, here * H);
   exchange(group, dout, A.send_rows, staging, A.recv_rows, H);
-  float* d_local = sized(A.local_out, here * H);
+  float* d_local = sized(scratch.local_out, here * H);
   reorder(staging, d_local, A.recv_counts, ranks, per, H, /*to_expert_major=*/true);
   const SwigluWeights* first_expert = &w.experts[size_t(first)];
   const int64_t I = first_expert->gate.dim(0);

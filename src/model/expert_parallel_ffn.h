@@ -27,6 +27,14 @@ struct ExpertExchangeStats {
   double seconds = 0;      // in the all-to-alls, waiting for the group included
 };
 
+// Buffers of one exchange that no backward reads: shared by every layer (the exchanges run one
+// after another), so that a layer keeps only what its backward needs.
+struct ExpertExchangeScratch {
+  std::vector<float> gathered;   // [rows, H] this rank's routed rows in plan order, before they leave
+  std::vector<float> staging;    // rows as they travel, rank-major
+  std::vector<float> local_out;  // the held experts' outputs (or input gradients), expert-major
+};
+
 // This rank's place in its expert-parallel group. `comm` must outlive it.
 class ExpertGroup {
  public:
@@ -41,10 +49,12 @@ class ExpertGroup {
   int owner(int expert, int experts) const { return expert / per_rank(experts); }
   bool holds(int expert, int experts) const { return owner(expert, experts) == rank(); }
   ExpertExchangeStats& stats() { return stats_; }
+  ExpertExchangeScratch& scratch() { return scratch_; }
 
  private:
   Communicator& comm_;
   ExpertExchangeStats stats_;
+  ExpertExchangeScratch scratch_;
 };
 
 // One layer's exchange: the counts, and on the holder the rows of every rank of the group with
@@ -56,7 +66,6 @@ struct ExpertExchangeActs {
   std::vector<int64_t> local_offsets;         // [per + 1] local expert blocks of x (expert-major)
   std::vector<float> x;                       // [rows here, H] the received rows, expert-major
   SwigluActs ffn;
-  std::vector<float> staging, local_out;      // rank-major / expert-major buffers
 };
 
 // out[rows, H] (plan order) = expert(gathered[rows, H]) for every row of `offsets` (the dispatch

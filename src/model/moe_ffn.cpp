@@ -54,7 +54,9 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
   const int E = w.num_experts();
   route_rows(c, w, h, N, training, gaussian, A);
   const int64_t rows = A.plan.offsets[size_t(E)];
-  float* gathered = sized(A.gathered, rows * H);
+  // Expert parallel: the gathered rows leave for the experts' ranks (which keep their copy for the
+  // backward), so they go in the group's shared buffer instead of this layer's.
+  float* gathered = sized(experts ? experts->scratch().gathered : A.gathered, rows * H);
   float* out = sized(A.out, rows * H);
   moe_gather(h, A.plan, H, gathered);
   if (experts) {
