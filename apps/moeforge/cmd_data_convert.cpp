@@ -44,7 +44,9 @@ void print_summary(const std::vector<ConvertedFile>& files, const DomainMap* dom
     std::cout << "  " << f.source << ": " << f.written << " documents, " << f.characters << " characters\n";
   }
   for (const ConvertedFile& f : files)
-    if (f.dropped) std::cout << "dropped from " << f.source << ": " << f.dropped << " (empty answer or one-turn dialogue)\n";
+    if (f.dropped)
+      std::cout << "dropped from " << f.source << ": " << f.dropped
+                << " (nothing to learn from: an empty answer, a one-turn dialogue, a conversation without an answer)\n";
   for (const ConvertedFile& f : files) {
     if (!f.skipped_bad) continue;
     std::cout << "skipped bad records in " << f.path << ": " << f.skipped_bad << "\n";
