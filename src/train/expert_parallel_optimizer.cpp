@@ -14,9 +14,9 @@ namespace {
 
 class ExpertParallelOptimizer final : public Optimizer {
  public:
-  ExpertParallelOptimizer(std::unique_ptr<Optimizer> inner, bool inner_measures_job_norm, ExpertGroups& groups,
+  ExpertParallelOptimizer(std::unique_ptr<Optimizer> inner, bool inner_is_sharded, ExpertGroups& groups,
                           TrainableModel& model)
-      : inner_(std::move(inner)), inner_norm_(inner_measures_job_norm), groups_(groups), model_(model) {
+      : inner_(std::move(inner)), sharded_(inner_is_sharded), groups_(groups), model_(model) {
     const int mine = groups.experts().rank();
     for (const std::string& name : model.held_expert_tensors()) holder_[name] = mine;
     for (const TrainableTransformer::RemoteTensor& r : model.remote_expert_tensors()) holder_[r.name] = r.holder;
@@ -31,7 +31,7 @@ class ExpertParallelOptimizer final : public Optimizer {
   }
 
   double clip_grad_norm(float max_norm) override {
-    if (inner_norm_) return inner_->clip_grad_norm(max_norm);
+    if (sharded_) return inner_->clip_grad_norm(max_norm);  // it measures the whole job's norm
     // The replicated tensors' squares are the same on every rank; each expert's are on the rank of
     // the group that holds it (and equal on its replicas in the other groups).
     double replicated = 0, experts = 0;
@@ -54,7 +54,7 @@ class ExpertParallelOptimizer final : public Optimizer {
   void set_steps_taken(int64_t steps) override { inner_->set_steps_taken(steps); }
 
   void visit_state(const StateVisitor& visit) override {
-    std::map<std::string, Saved> here = save_inner();
+    std::map<std::string, Held> here = held_state(false);
     Communicator& world = groups_.world();
     const bool root = world.rank() == 0;
     for (const std::string& name : order_) {
@@ -70,12 +70,12 @@ class ExpertParallelOptimizer final : public Optimizer {
       const int from = ExpertGroups::group0_rank(h->second);
       const size_t n = numel(name);
       std::vector<float> value(root ? n : 0), m(root ? n : 0), v(root ? n : 0);
-      const Saved* sender = world.rank() == from && it != here.end() ? &it->second : nullptr;
+      const Held* sender = world.rank() == from && it != here.end() ? &it->second : nullptr;
       MF_CHECK(world.rank() != from || (sender && sender->m.size() == n && sender->v.size() == n),
                "expert parallel: rank ", from, " holds no whole optimizer state of '", name, "' to send");
-      send_floats(world, from, sender ? std::span<const float>(sender->value) : std::span<const float>{}, 0, value);
-      send_floats(world, from, sender ? std::span<const float>(sender->m) : std::span<const float>{}, 0, m);
-      send_floats(world, from, sender ? std::span<const float>(sender->v) : std::span<const float>{}, 0, v);
+      send_floats(world, from, sender ? sender->value : std::span<const float>{}, 0, value);
+      send_floats(world, from, sender ? sender->m : std::span<const float>{}, 0, m);
+      send_floats(world, from, sender ? sender->v : std::span<const float>{}, 0, v);
       if (root) visit(name, value, m, v);
       else if (it != here.end()) visit(name, it->second.value, it->second.m, it->second.v);
       else visit(name, {}, {}, {});
@@ -83,15 +83,9 @@ class ExpertParallelOptimizer final : public Optimizer {
   }
 
   void restore_state(const StateVisitor& visit) override {
-    // What this rank holds, as owned temporaries the visitor may overwrite (a broadcast from rank
-    // 0 sends rank 0's current state, so they start from it).
-    std::map<std::string, Owned> held;
-    for (auto& [name, s] : save_inner()) {
-      Owned& o = held[name];
-      o.value.assign(s.value.begin(), s.value.end());
-      o.m = s.m.empty() ? std::vector<float>(s.value.size(), 0.0f) : std::move(s.m);
-      o.v = s.v.empty() ? std::vector<float>(s.value.size(), 0.0f) : std::move(s.v);
-    }
+    // What this rank holds, starting from its current state (a broadcast from rank 0 sends rank
+    // 0's current state).
+    std::map<std::string, Held> held = held_state(true);
     const bool root = groups_.world().rank() == 0;
     for (const std::string& name : order_) {
       if (auto it = held.find(name); it != held.end()) {
@@ -111,35 +105,53 @@ class ExpertParallelOptimizer final : public Optimizer {
       }
       visit(name, value, m, v);
     }
+    if (!sharded_) return;  // the visitor wrote into the host AdamW's own storage
     inner_->restore_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
-      const Owned& o = held.at(name);
-      std::copy(o.value.begin(), o.value.end(), value.begin());
-      if (!m.empty()) std::copy(o.m.begin(), o.m.end(), m.begin());
-      if (!v.empty()) std::copy(o.v.begin(), o.v.end(), v.begin());
+      const Held& h = held.at(name);
+      std::copy(h.value.begin(), h.value.end(), value.begin());
+      if (!m.empty()) std::copy(h.m.begin(), h.m.end(), m.begin());
+      if (!v.empty()) std::copy(h.v.begin(), h.v.end(), v.begin());
     });
   }
 
  private:
-  // A tensor this rank trains: its live weights and a copy of its moments (empty where a sharded
-  // inner optimizer shows them to another rank).
-  struct Saved {
-    std::span<float> value;
-    std::vector<float> m, v;
+  // A tensor this rank trains, as visitors see it: the host AdamW's own storage (its visits hand
+  // it out), or copies owned here (the sharded AdamW shows whole moments only inside its visits,
+  // and on the first rank of their holders only: elsewhere they are empty, or zeros to restore).
+  struct Held {
+    std::span<float> value, m, v;
+    std::vector<float> own_value, own_m, own_v;
   };
-  struct Owned {
-    std::vector<float> value, m, v;
-  };
-  std::map<std::string, Saved> save_inner() {
-    std::map<std::string, Saved> out;
+  std::map<std::string, Held> held_state(bool to_restore) {
+    std::map<std::string, Held> out;
     inner_->visit_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
-      out[name] = {value, {m.begin(), m.end()}, {v.begin(), v.end()}};
+      Held& h = out[name];
+      if (!sharded_) {
+        h.value = value;
+        h.m = m;
+        h.v = v;
+        return;
+      }
+      h.own_m.assign(m.begin(), m.end());
+      h.own_v.assign(v.begin(), v.end());
+      if (to_restore) {
+        // The visitor may write every value before the sharded optimizer takes them.
+        h.own_value.assign(value.begin(), value.end());
+        h.own_m.resize(value.size(), 0.0f);
+        h.own_v.resize(value.size(), 0.0f);
+        h.value = h.own_value;
+      } else {
+        h.value = value;
+      }
+      h.m = h.own_m;
+      h.v = h.own_v;
     });
     return out;
   }
   size_t numel(const std::string& name) { return size_t(model_.weights().tensors.at(name).numel()); }
 
   std::unique_ptr<Optimizer> inner_;
-  bool inner_norm_;
+  bool sharded_;
   ExpertGroups& groups_;
   TrainableModel& model_;
   std::map<std::string, int> holder_;  // trainable routed-expert tensors: the group rank holding each
@@ -149,9 +161,9 @@ class ExpertParallelOptimizer final : public Optimizer {
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_measures_job_norm,
+std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_is_sharded,
                                                           ExpertGroups& groups, TrainableModel& model) {
-  return std::make_unique<ExpertParallelOptimizer>(std::move(inner), inner_measures_job_norm, groups, model);
+  return std::make_unique<ExpertParallelOptimizer>(std::move(inner), inner_is_sharded, groups, model);
 }
 
 }  // namespace mf

@@ -11,7 +11,8 @@
 //   rank of group 0 that holds it (checkpoints and the exported model stay one file in the
 //   single-process format), and a restore hands every rank a temporary for each expert it does
 //   not hold (the visitor's broadcast fills it, the rank drops it), the experts it holds keeping
-//   what the visitor wrote.
+//   what the visitor wrote. Rank 0 reads its starting copy of an expert it does not hold only
+//   then, at the start; the ranks drop those copies afterwards (release_remote_experts).
 #pragma once
 #include <memory>
 
@@ -20,9 +21,11 @@
 
 namespace mf {
 
-// inner_measures_job_norm: the inner optimizer's clip_grad_norm already covers the whole job
-// (ZeRO-1); otherwise it covers this rank's tensors only and the wrapper measures.
-std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_measures_job_norm,
+// inner_is_sharded: ZeRO-1's sharded AdamW (train/sharded_adamw over the job's and the experts'
+// buckets), which measures the whole job's gradient norm itself and shows whole moments only
+// inside its visits; otherwise the host AdamW, whose visits hand out its own storage (visited
+// and restored in place, no copies).
+std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_is_sharded,
                                                           ExpertGroups& groups, TrainableModel& model);
 
 }  // namespace mf
