@@ -9,6 +9,8 @@ Unigram with Metaspace), and writes what each reference produces for a corpus: t
 CJK, code, whitespace runs and other edge cases. Also a byte-level BPE whose Split regex is not
 one of moeforge's built-in patterns (PCRE2 runs it).
 usage: gen_spm_tokenizer.py OUT_DIR
+       gen_spm_tokenizer.py --model-dir OUT_DIR   (only the Llama-2 style tokenizer files and a text,
+                                                   for the model tests: tests/e2e/test_spm_llama.cpp)
 """
 import glob
 import json
@@ -162,7 +164,31 @@ def write(out_dir, name, obj):
         f.write(json.dumps(obj, ensure_ascii=False))  # dumps: the C encoder (dump streams in Python)
 
 
+def model_dir(out):
+    """tokenizer.json (Llama-2 chain), tokenizer.model, tokenizer_config.json and text.txt."""
+    os.makedirs(out, exist_ok=True)
+    data = dataset_texts()
+    text = "".join(t for name, t in data if name == "tinyshakespeare.txt")[:60_000] or "\n".join(edge_texts() * 20)
+    train_file = os.path.join(out, "train.txt")
+    with open(train_file, "w") as f:
+        f.write(text + "\n".join(edge_texts()))
+    sp = train("bpe", train_file, os.path.join(out, "spm"))
+    os.replace(os.path.join(out, "spm.model"), os.path.join(out, "tokenizer.model"))
+    j = json.loads(bpe_json(sp, "legacy").to_str())
+    # "a b" merges: the interop environment's older `tokenizers` reads only that form (pieces
+    # never contain a space, so it is unambiguous).
+    j["model"]["merges"] = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+    write(out, "tokenizer.json", j)
+    write(out, "tokenizer_config.json", {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                                         "add_bos_token": True, "add_eos_token": False})
+    with open(os.path.join(out, "text.txt"), "w") as f:
+        f.write(text[:6000])
+
+
 def main():
+    if sys.argv[1] == "--model-dir":
+        model_dir(sys.argv[2])
+        return
     root = sys.argv[1]
     os.makedirs(root, exist_ok=True)
     data = dataset_texts()
