@@ -1,0 +1,44 @@
+// moeforge's kernels open and close hundreds of OpenMP parallel regions per decoded token.
+// Between two of them libgomp's threads busy-wait (300,000 pause instructions by default,
+// milliseconds) before they sleep. On an idle machine that saves a wake-up; on a machine where
+// other processes want the cores, a spinning thread burns the time slice that the thread it waits
+// for needed, and decode fell from ~30 to under 1 token/s (issue 22).
+// bench/run_contention_bench.py measures the choice (docs/benchmarks.md, "OpenMP wait policy").
+//
+// libgomp reads its environment once, in its initializer, before main() and before any
+// constructor of this program; an executable's .preinit_array runs earlier but glibc resets the
+// environment after it. So the variable is set and the program executed again, once: the second
+// run finds it set and goes on.
+#include "openmp_policy.h"
+
+#include <cstdlib>
+
+#include <unistd.h>
+
+namespace mf::cli {
+
+namespace {
+
+// What the runtime is told: sleep at once. Measured on a busy 2-core machine, even a short spin
+// (GOMP_SPINCOUNT 1,000 or 10,000) lost to sleeping at once, idle or contended.
+constexpr const char* kPolicyVariable = "OMP_WAIT_POLICY";
+constexpr const char* kPolicyValue = "passive";
+
+}  // namespace
+
+bool command_runs_models(const std::string& command) {
+  for (const char* c : {"generate", "chat", "serve", "train", "eval", "perplexity", "inspect", "fuse"})
+    if (command == c) return true;
+  return false;
+}
+
+void apply_openmp_wait_policy(char** argv) {
+  // The user's choice (or that of an earlier execution of this function) wins.
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  if (setenv(kPolicyVariable, kPolicyValue, /*overwrite=*/0) != 0) return;
+  execv("/proc/self/exe", argv);
+  // Only reached when the exec failed (no /proc, say): this run keeps the runtime's default. The
+  // variable stays set, so processes this one starts see a consistent choice.
+}
+
+}  // namespace mf::cli

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""OpenMP wait policy under contention (a benchmark, never a timed test): moeforge's decode and
+training throughput on an idle machine and with two competing busy processes on the cores, for
+each way OpenMP's waiting threads can behave between parallel regions:
+
+  libgomp-default   GOMP_SPINCOUNT=300000 (libgomp's own default: spin ~300k pauses, then sleep)
+  passive           OMP_WAIT_POLICY=passive (sleep at once)
+  spin-N            GOMP_SPINCOUNT=N (bounded spinning, then sleep)
+  moeforge-default  nothing set: what moeforge chooses itself (apps/moeforge/openmp_policy.cpp)
+
+Runs, for every policy and load, `moeforge generate` (SmolLM2-135M Q4_1, a short prompt, greedy
+decode of --decode-tokens) and `moeforge train` (examples/shakespeare-moe.yaml, a few steps),
+alternating the policies inside each round, --rounds rounds. Prints one JSON line per run (wall
+tokens/s, user+system CPU seconds, the 1-minute load average before it) and one summary line per
+(workload, load, policy) with medians and the ratio of contended to idle throughput.
+
+    bench/run_contention_bench.py [--rounds 3] [--bin build/release/moeforge] [--threads 2]
+        [--policies libgomp-default,passive,spin-10000,moeforge-default]
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODEL = os.path.expanduser("~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf")
+RECIPE = os.path.join(ROOT, "examples", "shakespeare-moe.yaml")
+
+
+def policy_env(policy):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy == "libgomp-default":
+        env["GOMP_SPINCOUNT"] = "300000"
+    elif policy == "passive":
+        env["OMP_WAIT_POLICY"] = "passive"
+    elif policy.startswith("spin-"):
+        env["GOMP_SPINCOUNT"] = policy[len("spin-"):]
+    elif policy != "moeforge-default":
+        sys.exit(f"unknown policy {policy}")
+    return env
+
+
+def timed(cmd, env):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, wall, cpu
+
+
+def decode_run(args, env):
+    cmd = [args.bin, "generate", "-m", MODEL, "-p", "Once upon a time, in a small village by the sea,",
+           "-n", str(args.decode_tokens), "--temp", "0", "-t", str(args.threads)]
+    proc, wall, cpu = timed(cmd, env)
+    m = re.search(r"decode: (\d+) tokens, ([\d.]+) tok/s", proc.stderr)
+    if not m:
+        sys.exit(f"no decode speed in: {proc.stderr[-500:]}")
+    return float(m.group(2)), wall, cpu
+
+
+def train_run(args, env, workdir):
+    out = os.path.join(workdir, "train")
+    cmd = [args.bin, "train", RECIPE, "-o", out, "--quiet", "--threads", str(args.threads),
+           "--set", f"train.steps={args.train_steps}", "--set", "train.eval_every=0", "--set", "train.eval_windows=2",
+           "--set", "train.checkpoint_every=0", "--set", "train.warmup=1"]
+    _, wall, cpu = timed(cmd, env)
+    records = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if l.strip()]
+    speeds = [r["tokens_per_s"] for r in records[2:] if "tokens_per_s" in r]
+    return statistics.median(speeds), wall, cpu
+
+
+class Hogs:
+    """Busy processes that compete for the cores (each a pure spin loop), started and stopped
+    around the contended runs."""
+
+    def __init__(self, count):
+        self.count, self.procs = count, []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.count)]
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bin", default=os.path.join(ROOT, "build", "release", "moeforge"))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hogs", type=int, default=2)
+    p.add_argument("--decode-tokens", type=int, default=64)
+    p.add_argument("--train-steps", type=int, default=8)
+    p.add_argument("--policies", default="libgomp-default,passive,spin-1000,spin-10000,moeforge-default")
+    p.add_argument("--workloads", default="decode,train")
+    args = p.parse_args()
+    policies = args.policies.split(",")
+    workloads = args.workloads.split(",")
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for rnd in range(args.rounds):
+            for load in ("idle", "contended"):
+                hogs = Hogs(args.hogs if load == "contended" else 0)
+                with hogs:
+                    for workload in workloads:
+                        for policy in policies:
+                            load_avg = os.getloadavg()[0]
+                            env = policy_env(policy)
+                            if workload == "decode":
+                                speed, wall, cpu = decode_run(args, env)
+                            else:
+                                speed, wall, cpu = train_run(args, env, workdir)
+                            rec = {"round": rnd, "workload": workload, "load": load, "policy": policy,
+                                   "tokens_per_s": round(speed, 1), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                   "loadavg_1m_before": round(load_avg, 2), "threads": args.threads,
+                                   "competing_processes": hogs.count}
+                            print(json.dumps(rec), flush=True)
+                            results.setdefault((workload, load, policy), []).append(rec)
+    for workload in workloads:
+        for policy in policies:
+            idle = statistics.median(r["tokens_per_s"] for r in results[(workload, "idle", policy)])
+            busy = statistics.median(r["tokens_per_s"] for r in results[(workload, "contended", policy)])
+            print(json.dumps({"summary": workload, "policy": policy, "idle_tokens_per_s": idle,
+                              "contended_tokens_per_s": busy, "contended_over_idle": round(busy / idle, 3),
+                              "idle_cpu_s": statistics.median(r["cpu_s"] for r in results[(workload, "idle", policy)]),
+                              "rounds": args.rounds}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
