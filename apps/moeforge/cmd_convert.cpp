@@ -72,9 +72,7 @@ int run_convert(const std::vector<std::string>& args) {
     o.name = name.empty() ? default_model_name(model) : name;
     const TokenizerFiles tf = load_tokenizer_files(model);
     o.chat_template = tf.chat_template;
-    const bool gguf_source = !std::filesystem::is_directory(model) && is_gguf_path(model);
-    const BpeVocab vocab = gguf_source ? load_gguf_bpe_vocab(model)
-                                       : bpe_vocab_from_tokenizer_json((std::filesystem::path(model) / "tokenizer.json").string());
+    const BpeVocab vocab = gguf_vocab_of(model);
     summary["type"] = types.name;
     summary["tensor_types"] = save_gguf_model(w, vocab, output, o);
   } else {

@@ -123,6 +123,14 @@ BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path) {
   return v;
 }
 
+BpeVocab gguf_vocab_of(const std::string& model_path) {
+  if (!fs::is_directory(model_path) && is_gguf_path(model_path)) return load_gguf_bpe_vocab(model_path);
+  const fs::path d(model_path);
+  if (!fs::exists(d / "tokenizer.json") && fs::exists(d / "tokenizer.model"))
+    return spm_vocab_for_gguf(spm_config_from_model_file((d / "tokenizer.model").string()));
+  return bpe_vocab_from_tokenizer_json((d / "tokenizer.json").string());
+}
+
 TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path) {
   GgufFile f = GgufFile::open(gguf_path);
   auto id = [&](const char* key) -> int32_t {  // range-checked: a u32/u64 id must not wrap to -1

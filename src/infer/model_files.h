@@ -26,6 +26,9 @@ inline constexpr const char* kCharTokenizerFile = "tokenizer_char.json";
 TokenizerFiles load_hf_tokenizer_files(const std::string& dir);
 // The byte-level BPE vocabulary a GGUF carries (tokenizer.ggml.*).
 BpeVocab load_gguf_bpe_vocab(const std::string& gguf_path);
+// The vocabulary a GGUF export of model_path embeds: a GGUF's own, or an HF directory's
+// tokenizer.json (byte-level or SentencePiece BPE), else its tokenizer.model.
+BpeVocab gguf_vocab_of(const std::string& model_path);
 // Throws mf::Error naming the file and key when tokenizer.ggml.* metadata is missing/invalid.
 TokenizerFiles load_gguf_tokenizer_files(const std::string& gguf_path);
 

@@ -89,7 +89,7 @@ BpeVocab spm_vocab_for_gguf(const SpmConfig& c) {
   // normalizer does the same; Metaspace "first" differs after special tokens (docs/tokenizers.md).
   bool prepends = c.metaspace && c.metaspace->prepend != SpmConfig::Metaspace::Prepend::Never;
   for (const NormalizeStep& s : c.normalizer.steps)
-    if (s.kind == NormalizeStep::Kind::Prepend && s.content == kSpmSpace) prepends = true;
+    if (s.kind == NormalizeStep::Kind::Prepend && (s.content == kSpmSpace || s.content == " ")) prepends = true;
   v.add_space_prefix = prepends;
   v.bos_id = c.bos_id, v.eos_id = c.eos_id, v.pad_id = c.pad_id, v.unk_id = c.unk_id;
   v.add_bos = c.add_bos;
