@@ -23,7 +23,7 @@ void configure_pre(const std::string& pre, BpeConfig& c) {
     c.ignore_merges = true;   // Llama-3's tokenizer.json sets model.ignore_merges
   } else if (pre == "qwen2") {
     c.pre.steps = {{Kind::Split, false, SplitPattern::Qwen2}};
-    c.nfc = true;             // Qwen2's tokenizer.json has an NFC normalizer
+    c.normalizer.steps = {{NormalizeStep::Kind::Nfc}};  // Qwen2's tokenizer.json has an NFC normalizer
   } else {
     fail("GGUF tokenizer.ggml.pre '", pre, "' is not supported (known: gpt-2, smollm, starcoder, refact, llama-bpe, qwen2)");
   }

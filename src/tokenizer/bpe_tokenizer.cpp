@@ -1,5 +1,5 @@
 // BPE encoding in HF tokenizers' order: added tokens split out (leftmost, longest), then per
-// segment optional NFC, pre-tokenization, the byte map and merges by rank via a priority queue.
+// segment the normalizer (Qwen2: NFC), pre-tokenization, the byte map and merges by rank via a priority queue.
 // Short words' results are cached under a mutex: encode() is const and may run on many threads.
 #include "tokenizer/bpe_tokenizer.h"
 
@@ -106,8 +106,8 @@ class BpeTokenizer final : public Tokenizer {
   void encode_segment(std::string_view text, std::vector<int32_t>& out) const {
     if (text.empty()) return;
     std::string normalized;
-    if (cfg_.nfc) {
-      normalized = unicode::nfc(text);
+    if (!cfg_.normalizer.empty()) {
+      normalized = cfg_.normalizer.apply(text);
       text = normalized;
     }
     std::string storage;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,7 +16,7 @@ struct BpeConfig {
   std::vector<std::pair<std::string, std::string>> merges;      // rank order
   std::vector<AddedToken> added;
   PreTokenizer pre;
-  bool nfc = false;            // NFC normalizer on text between added tokens
+  Normalizer normalizer;       // on text between added tokens (Qwen2: NFC)
   bool ignore_merges = false;  // a pre-token that is itself in the vocab is emitted whole
   // A byte with no token of its own is dropped, as HF's BPE does when model.unk_token is null
   // (GPT-2 style vocabularies, and what llama.cpp does); with an id it becomes that token,

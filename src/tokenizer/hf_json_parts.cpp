@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/json_file.h"
+#include "tokenizer/regex_split.h"
 
 namespace mf::hf_json {
 
@@ -32,6 +33,56 @@ int32_t token_id(const json& j, const std::string& what) {
   MF_CHECK(j.is_number_integer() && j.get<int64_t>() >= 0 && j.get<int64_t>() < (int64_t(1) << 31), what, " = ",
            j.dump(), " is not a token id");
   return j.get<int32_t>();
+}
+
+void read_normalizer(const json& j, const std::string& where, Normalizer& n, int depth) {
+  if (j.is_null()) return;
+  check_nesting(depth, where);
+  using Kind = NormalizeStep::Kind;
+  const std::string t = type_of(j, where);
+  if (t == "Sequence") {
+    for (const json& s : array_member(j, "normalizers")) read_normalizer(s, where, n, depth + 1);
+  } else if (t == "NFC") {
+    n.steps.push_back({Kind::Nfc});
+  } else if (t == "Lowercase") {
+    n.steps.push_back({Kind::Lowercase});
+  } else if (t == "Strip") {
+    NormalizeStep s{Kind::Strip};
+    s.left = j.value("strip_left", true);
+    s.right = j.value("strip_right", true);
+    n.steps.push_back(std::move(s));
+  } else if (t == "Prepend") {
+    MF_CHECK(j.contains("prepend") && j["prepend"].is_string(), where, ": Prepend needs a \"prepend\" string");
+    NormalizeStep s{Kind::Prepend};
+    s.content = j["prepend"].get<std::string>();
+    n.steps.push_back(std::move(s));
+  } else if (t == "Replace") {
+    MF_CHECK(j.contains("content") && j["content"].is_string(), where, ": Replace needs a \"content\" string");
+    MF_CHECK(j.contains("pattern") && j["pattern"].is_object(), where, ": Replace needs a pattern");
+    NormalizeStep s{Kind::Replace};
+    s.content = j["content"].get<std::string>();
+    const json& p = j["pattern"];
+    if (p.contains("String") && p["String"].is_string()) {
+      s.pattern = p["String"].get<std::string>();
+    } else if (p.contains("Regex") && p["Regex"].is_string()) {
+      try {
+        s.regex = std::make_shared<const RegexSplitter>(p["Regex"].get<std::string>());
+      } catch (const Error& e) {
+        fail(where, ": Replace: ", e.what());
+      }
+    } else {
+      fail(where, ": Replace pattern ", p.dump(), " is neither {\"String\": ...} nor {\"Regex\": ...}");
+    }
+    n.steps.push_back(std::move(s));
+  } else if (t == "NFKC" || t == "NFKD" || t == "NFD") {
+    fail(where, ": normalizer '", t, "' is not supported: moeforge's Unicode tables hold canonical compositions "
+         "only (NFC); the compatibility and decomposed forms would need the full decomposition data");
+  } else if (t == "Precompiled") {
+    fail(where, ": normalizer 'Precompiled' (a SentencePiece character map such as nmt_nfkc) is not supported; "
+         "models trained with normalization_rule_name=identity (Llama-2, Mistral, TinyLlama) need none");
+  } else {
+    fail(where, ": normalizer '", t, "' is not supported (NFC, Lowercase, Strip, Replace, Prepend, Sequence)");
+  }
 }
 
 std::vector<AddedTokenEntry> read_added_tokens(const json& root, const std::string& path) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/added_tokens.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mf::hf_json {
@@ -27,6 +28,10 @@ const json& member_or_null(const json& j, const char* key);
 std::string type_of(const json& j, const std::string& where);  // j["type"], or mf::Error
 // A token id read from JSON: an integer in [0, 2^31), else mf::Error naming `what`.
 int32_t token_id(const json& j, const std::string& what);
+
+// NFC, Lowercase, Strip, Replace (string or regex), Prepend and Sequence; anything else is
+// refused by name with the reason.
+void read_normalizer(const json& j, const std::string& where, Normalizer& n, int depth = 0);
 
 struct SpecialIds {
   int32_t bos = -1, eos = -1, pad = -1, unk = -1;

@@ -15,19 +15,6 @@ namespace {
 
 using namespace hf_json;
 
-void read_normalizer(const json& j, const std::string& where, BpeConfig& c, int depth = 0) {
-  if (j.is_null()) return;
-  check_nesting(depth, where);
-  const std::string t = type_of(j, where);
-  if (t == "NFC") {
-    c.nfc = true;
-  } else if (t == "Sequence") {
-    for (const json& n : array_member(j, "normalizers")) read_normalizer(n, where, c, depth + 1);
-  } else {
-    fail(where, ": normalizer '", t, "' is not supported (only NFC)");
-  }
-}
-
 SplitBehavior split_behavior(const std::string& name, const std::string& where) {
   if (name == "Isolated") return SplitBehavior::Isolated;
   if (name == "Removed") return SplitBehavior::Removed;
@@ -169,7 +156,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
       c.fuse_unk = model.value("fuse_unk", false);
     }
 
-    read_normalizer(member_or_null(root, "normalizer"), path + ": normalizer", c);
+    read_normalizer(member_or_null(root, "normalizer"), path + ": normalizer", c.normalizer);
     bool byte_level = false;
     read_pre_tokenizer(member_or_null(root, "pre_tokenizer"), path + ": pre_tokenizer", c, byte_level);
     MF_CHECK(byte_level, path, ": pre_tokenizer has no ByteLevel step; only byte-level BPE is supported");

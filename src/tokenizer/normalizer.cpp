@@ -7,6 +7,7 @@
 #include <locale.h>
 
 #include "core/error.h"
+#include "tokenizer/regex_split.h"
 #include "tokenizer/unicode.h"
 
 namespace mf {
@@ -29,6 +30,21 @@ std::string replace_all(std::string_view text, std::string_view pattern, std::st
   for (size_t hit; (hit = text.find(pattern, pos)) != std::string_view::npos; pos = hit + pattern.size()) {
     out.append(text.substr(pos, hit - pos));
     out.append(with);
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+std::string replace_matches(std::string_view text, const RegexSplitter& re, std::string_view with) {
+  std::vector<std::pair<size_t, size_t>> matches;
+  re.find_all(text, matches);
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  for (const auto& [b, e] : matches) {
+    out.append(text.substr(pos, b - pos));
+    out.append(with);
+    pos = e;
   }
   out.append(text.substr(pos));
   return out;
@@ -94,7 +110,9 @@ std::string Normalizer::apply(std::string_view text) const {
       case NormalizeStep::Kind::Nfc: s = unicode::nfc(s); break;
       case NormalizeStep::Kind::Lowercase: s = lowercase(s); break;
       case NormalizeStep::Kind::Strip: s = strip(s, step.left, step.right); break;
-      case NormalizeStep::Kind::Replace: s = replace_all(s, step.pattern, step.content); break;
+      case NormalizeStep::Kind::Replace:
+        s = step.regex ? replace_matches(s, *step.regex, step.content) : replace_all(s, step.pattern, step.content);
+        break;
       case NormalizeStep::Kind::Prepend:
         if (!s.empty()) s.insert(0, step.content);
         break;

@@ -1,18 +1,34 @@
 // Text normalization before a model splits text into tokens: the HF `tokenizers` normalizers
-// the common models use (NFC, Lowercase, Strip, Replace with a literal pattern, Prepend), in
+// the common models use (NFC, Lowercase, Strip, Replace with a string or a regex, Prepend), in
 // order, and SentencePiece's own whitespace rules for tokenizer.model files.
 #pragma once
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace mf {
 
+class RegexSplitter;
+
 struct NormalizeStep {
   enum class Kind { Nfc, Lowercase, Strip, Replace, Prepend, CollapseSpaces } kind;
-  std::string pattern;      // Replace: the literal text replaced
+  std::string pattern;      // Replace: the literal text replaced (when regex is null)
+  std::shared_ptr<const RegexSplitter> regex;  // Replace with {"Regex": ...}: PCRE2
   std::string content;      // Replace: its replacement; Prepend: the prefix
   bool left = false, right = false;  // Strip: which ends lose their whitespace
+
+  static NormalizeStep replace(std::string pattern, std::string with) {
+    NormalizeStep s{Kind::Replace};
+    s.pattern = std::move(pattern);
+    s.content = std::move(with);
+    return s;
+  }
+  static NormalizeStep prepend(std::string prefix) {
+    NormalizeStep s{Kind::Prepend};
+    s.content = std::move(prefix);
+    return s;
+  }
 };
 
 struct Normalizer {

@@ -254,9 +254,9 @@ SpmConfig spm_config_from_model_file(const std::string& path) {
   c.byte_fallback = trainer.byte_fallback;
   c.fuse_unk = true;
   using Kind = NormalizeStep::Kind;
-  if (norm.remove_extra_whitespaces) c.normalizer.steps.push_back({Kind::CollapseSpaces, "", "", false, false});
-  if (norm.add_dummy_prefix) c.normalizer.steps.push_back({Kind::Prepend, "", " ", false, false});
-  c.normalizer.steps.push_back({Kind::Replace, " ", std::string(kSpmSpace), false, false});
+  if (norm.remove_extra_whitespaces) c.normalizer.steps.push_back({Kind::CollapseSpaces});
+  if (norm.add_dummy_prefix) c.normalizer.steps.push_back(NormalizeStep::prepend(" "));
+  c.normalizer.steps.push_back(NormalizeStep::replace(" ", std::string(kSpmSpace)));
   c.decode_spaces = true;
   c.decode_bytes = true;
   c.opening = norm.add_dummy_prefix ? SpmConfig::Opening::StripSpace : SpmConfig::Opening::None;

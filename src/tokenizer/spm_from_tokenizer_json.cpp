@@ -21,36 +21,6 @@ std::string string_pattern(const json& j, const std::string& where) {
   fail(where, ": Replace with pattern ", p.dump(), " is not supported (only {\"String\": ...})");
 }
 
-void read_normalizer(const json& j, const std::string& where, Normalizer& n, int depth = 0) {
-  if (j.is_null()) return;
-  check_nesting(depth, where);
-  using Kind = NormalizeStep::Kind;
-  const std::string t = type_of(j, where);
-  if (t == "Sequence") {
-    for (const json& s : array_member(j, "normalizers")) read_normalizer(s, where, n, depth + 1);
-  } else if (t == "NFC") {
-    n.steps.push_back({Kind::Nfc, "", "", false, false});
-  } else if (t == "Lowercase") {
-    n.steps.push_back({Kind::Lowercase, "", "", false, false});
-  } else if (t == "Strip") {
-    n.steps.push_back({Kind::Strip, "", "", j.value("strip_left", true), j.value("strip_right", true)});
-  } else if (t == "Prepend") {
-    MF_CHECK(j.contains("prepend") && j["prepend"].is_string(), where, ": Prepend needs a \"prepend\" string");
-    n.steps.push_back({Kind::Prepend, "", j["prepend"].get<std::string>(), false, false});
-  } else if (t == "Replace") {
-    MF_CHECK(j.contains("content") && j["content"].is_string(), where, ": Replace needs a \"content\" string");
-    n.steps.push_back({Kind::Replace, string_pattern(j, where), j["content"].get<std::string>(), false, false});
-  } else if (t == "NFKC" || t == "NFKD" || t == "NFD") {
-    fail(where, ": normalizer '", t, "' is not supported: moeforge's Unicode tables hold canonical compositions "
-         "only (NFC); the compatibility and decomposed forms would need the full decomposition data");
-  } else if (t == "Precompiled") {
-    fail(where, ": normalizer 'Precompiled' (a SentencePiece character map such as nmt_nfkc) is not supported; "
-         "models trained with normalization_rule_name=identity (Llama-2, Mistral, TinyLlama) need none");
-  } else {
-    fail(where, ": normalizer '", t, "' is not supported (NFC, Lowercase, Strip, Replace, Prepend, Sequence)");
-  }
-}
-
 using Prepend = SpmConfig::Metaspace::Prepend;
 
 Prepend prepend_scheme(const json& j, const std::string& where) {

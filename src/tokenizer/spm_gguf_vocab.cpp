@@ -43,8 +43,8 @@ SpmConfig spm_config_from_vocab(const BpeVocab& v) {
       c.added.push_back({c.pieces[i], static_cast<int32_t>(i), t != SpmPieceType::UserDefined});
   }
   c.byte_fallback = true;
-  if (v.add_space_prefix) c.normalizer.steps.push_back({NormalizeStep::Kind::Prepend, "", std::string(kSpmSpace)});
-  c.normalizer.steps.push_back({NormalizeStep::Kind::Replace, " ", std::string(kSpmSpace)});
+  if (v.add_space_prefix) c.normalizer.steps.push_back(NormalizeStep::prepend(std::string(kSpmSpace)));
+  c.normalizer.steps.push_back(NormalizeStep::replace(" ", std::string(kSpmSpace)));
   c.decode_spaces = c.decode_bytes = true;
   c.opening = v.add_space_prefix ? SpmConfig::Opening::StripSpace : SpmConfig::Opening::None;
   c.bos_id = v.bos_id, c.eos_id = v.eos_id, c.pad_id = v.pad_id, c.unk_id = v.unk_id;

@@ -110,7 +110,9 @@ def bpe_json(sp, style):
 def unigram_json(sp, lower):
     vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     tok = Tokenizer(models.Unigram(vocab, unk_id=0, byte_fallback=True))
-    tok.normalizer = (normalizers.Sequence([normalizers.Strip(), normalizers.Lowercase(), normalizers.NFC()])
+    # transformers' SentencePiece converters collapse space runs with a regex Replace (PCRE2 here).
+    tok.normalizer = (normalizers.Sequence([normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " "),
+                                            normalizers.Lowercase(), normalizers.NFC()])
                       if lower else normalizers.NFC())
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     tok.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme="always"),
