@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace mf {
@@ -44,32 +45,9 @@ MappedFile::~MappedFile() {
 }
 
 void write_file_atomic(const std::string& path, const void* bytes, size_t size) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  MF_CHECK(fd >= 0, "cannot create ", tmp, ": ", std::strerror(errno));
-  const char* p = static_cast<const char*>(bytes);
-  size_t left = size;
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail("cannot write ", tmp, ": ", std::strerror(err));
-    }
-    p += n;
-    left -= size_t(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    fail("cannot flush ", tmp, ": ", std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    fail("cannot rename ", tmp, " to ", path, ": ", std::strerror(err));
-  }
+  AtomicFile file(path);
+  file.write(bytes, size);
+  file.commit();
 }
 
 std::string read_text_file(const std::string& path) {

@@ -26,7 +26,8 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+// Writes `bytes` to `path` atomically (core/atomic_file.h: a temporary file in the same
+// directory, fsync, rename).
 void write_file_atomic(const std::string& path, const void* bytes, size_t size);
 std::string read_text_file(const std::string& path);
 

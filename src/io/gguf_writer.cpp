@@ -1,9 +1,11 @@
-// GGUF v3 writer: the inverse of gguf_reader.cpp. The whole file is assembled in memory and
-// written with write_file_atomic, so a crash never leaves a half-written model.
+// GGUF v3 writer: the inverse of gguf_reader.cpp. The header is assembled in memory, the tensors
+// are streamed after it through core/atomic_file, so a crash never leaves a half-written model and
+// a large model is never copied into memory to be written.
 #include <cstring>
 #include <limits>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/ggml_types.h"
 #include "io/gguf.h"
@@ -142,14 +144,17 @@ void GgufWriter::write(const std::string& path) const {
     offset += (t.nbytes() + align - 1) / align * align;
   }
   out.pad_to(align);
-  size_t data_start = out.bytes.size();
-  out.bytes.resize(data_start + offset, 0);
-  uint64_t at = 0;
+  // The header is built in memory (it is small); the tensors go to the file one after another
+  // from where they live, so the file is never assembled in memory.
+  AtomicFile file(path);
+  file.write(out.bytes.data(), out.bytes.size());
   for (const auto& [name, t] : tensors_) {
-    if (t.nbytes()) std::memcpy(out.bytes.data() + data_start + at, t.raw(), t.nbytes());
-    at += (t.nbytes() + align - 1) / align * align;
+    if (t.nbytes()) file.write(t.raw(), t.nbytes());
+    file.write_zeros((t.nbytes() + align - 1) / align * align - t.nbytes());
   }
-  write_file_atomic(path, out.bytes.data(), out.bytes.size());
+  MF_CHECK(file.size() == out.bytes.size() + offset, path, ": wrote ", file.size(), " bytes, expected ",
+           out.bytes.size() + offset);
+  file.commit();
 }
 
 }  // namespace mf

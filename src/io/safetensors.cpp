@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/checked.h"
 #include "core/error.h"
 #include "io/mapped_view.h"
@@ -220,9 +221,11 @@ std::string safetensors_dtype_name(DType t) {
 
 namespace {
 
-std::vector<uint8_t> serialize(const std::string& path,
-                               const std::vector<std::pair<std::string, Tensor>>& tensors,
-                               const std::map<std::string, std::string>& metadata) {
+// The 8-byte length and JSON header of a file holding `tensors` in order (data offsets from the
+// end of the header), padded with spaces so the data starts 8-byte aligned as the reference
+// writer does.
+std::string header_bytes(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                         const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -241,18 +244,11 @@ std::vector<uint8_t> serialize(const std::string& path,
     offset += t.nbytes();
   }
   std::string json = header.dump();
-  // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
   json.append((8 - json.size() % 8) % 8, ' ');
-  std::vector<uint8_t> out(8 + json.size() + offset);
-  uint64_t n = json.size();
-  for (int i = 0; i < 8; ++i) out[size_t(i)] = uint8_t(n >> (8 * i));
-  std::memcpy(out.data() + 8, json.data(), json.size());
-  uint8_t* data = out.data() + 8 + json.size();
-  for (const auto& [name, t] : tensors) {
-    if (t.nbytes()) std::memcpy(data, t.raw(), t.nbytes());
-    data += t.nbytes();
-  }
-  return out;
+  std::string out(8, '\0');
+  const uint64_t n = json.size();
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char(uint8_t(n >> (8 * i)));
+  return out + json;
 }
 
 }  // namespace
@@ -260,8 +256,14 @@ std::vector<uint8_t> serialize(const std::string& path,
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  std::vector<uint8_t> bytes = serialize(path, tensors, metadata);
-  write_file_atomic(path, bytes.data(), bytes.size());
+  // Tensor by tensor from where each one lives (often a memory-mapped source file): the file is
+  // never assembled in memory, which for a 2.6 GB model was the peak of a whole training run.
+  const std::string header = header_bytes(path, tensors, metadata);
+  AtomicFile file(path);
+  file.write(header.data(), header.size());
+  for (const auto& [name, t] : tensors)
+    if (t.nbytes()) file.write(t.raw(), t.nbytes());
+  file.commit();
 }
 
 void save_safetensors_dir(const std::string& dir,
