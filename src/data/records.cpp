@@ -90,8 +90,10 @@ void read_json_array(const std::string& path, BadRecordPolicy& bad,
       if (c == '"') in_string = true;
       else if (c == '{' || c == '[') ++depth;
       else if (c == '}' || c == ']') {
-        if (depth == 0) break;  // the array's own ']'
-        --depth;
+        // Only ']' ends the array. A stray '}' stays in its (malformed) element: ending the
+        // element there without consuming it made the next element empty, forever.
+        if (depth == 0 && c == ']') break;
+        if (depth > 0) --depth;
       } else if (c == ',' && depth == 0) break;
     }
     if (i >= text.size()) {

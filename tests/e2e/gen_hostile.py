@@ -596,6 +596,16 @@ def dataset_cases():
         ds("wrong_types", b"{\"instruction\": 1, \"output\": [2]}\n", sub=sub)
         ds("messages_not_list", b"{\"messages\": \"hello\"}\n", sub=sub)
         ds("record_is_list", b"[1, 2, 3]\n", sub=sub)
+    # Chat-format data with the shipped domain map, so the turns themselves are read.
+    domain_map = os.path.join(os.environ.get("MOEFORGE_SOURCE_DIR", "."), "examples", "data", "domains.yaml")
+    for label, content in (
+            ("messages_tool_role", b"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, "
+                                   b"{\"role\": \"tool\", \"content\": \"y\"}]}\n"),
+            ("sharegpt_too_many_turns",
+             json.dumps({"conversations": [{"from": "human", "value": "x"}] * 5000}).encode() + b"\n")):
+        f = write_bytes(os.path.join(ddir, label + ".jsonl"), content)
+        case(f"data_convert_{label}", "dataset",
+             ["data", "convert", f, "-o", os.path.join(ddir, "out_" + label), "--domains", domain_map], [label + ".jsonl"])
     ds("json_truncated", b"[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instr", ".json")
     ds("json_nested", ("[" + nested(100000) + "]").encode(), ".json")
     ds("text_with_nul", b"plain text\x00 with a NUL\n" * 10, ".txt")

@@ -63,6 +63,22 @@ def main():
         {"instruction": "Say hi", "output": "hi", "domain": "Writer", "source": "x"},
         {"instruction": "Add", "input": "1+1", "output": "2", "domain": "Analyst", "source": "y",
          "history": [["q", "a"]]}]) + "\n")
+    chats = {
+        "messages.jsonl": [
+            {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                          {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye"},
+                          {"role": "assistant", "content": "Ciao"}]},
+            {"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "42"}]},
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}],
+        "sharegpt.jsonl": [
+            {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+            {"conversations": [{"from": "bing", "value": "x"}]}],
+        "pairs.jsonl": [
+            {"prompt": "2+2=", "completion": " 4"},
+            {"prompt": [{"role": "user", "content": "a"}], "completion": [{"role": "assistant", "content": "b"}]}],
+    }
+    for name, records in chats.items():
+        put("chat_data", name, "\n".join(json.dumps(r) for r in records) + "\n")
     # safetensors and GGUF, written by the reference packages
     from safetensors.numpy import save
     put("safetensors", "two.safetensors", save({"a": np.arange(6, dtype=np.float32).reshape(2, 3),

@@ -174,6 +174,23 @@ TEST_F(ChatData, BadTurnsAreRefusedAtFileLineAndKey) {
             std::string::npos);
 }
 
+TEST_F(ChatData, AStrayClosingBraceInAJsonArrayIsOneBadRecord) {
+  // Found by fuzz_chat_data: a '}' at the array's top level ended an element without being
+  // consumed, so with --skip-bad the reader reported empty elements forever.
+  const auto p = write("stray.json", "[\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n"
+                                     "{\"messages\": []}\n");
+  BadRecordPolicy skip(true);
+  const Converted c = find_data_format("messages").convert({p, "stray", {}}, skip);
+  EXPECT_TRUE(c.records.empty());
+  ASSERT_EQ(skip.skipped(), 1);
+  EXPECT_NE(skip.examples()[0].find("stray.json:1: truncated JSON array"), std::string::npos) << skip.examples()[0];
+  const auto ok = write("ok.json", "[{\"messages\": [{\"role\": \"user\", \"content\": \"a}\"}, "
+                                   "{\"role\": \"assistant\", \"content\": \"b]\"}]}, {\"x\": 1} ]");
+  BadRecordPolicy skip2(true);
+  EXPECT_EQ(find_data_format("messages").convert({ok, "ok", {}}, skip2).records.size(), 1u);
+  EXPECT_EQ(skip2.skipped(), 1) << "the second element has no messages";
+}
+
 TEST_F(ChatData, ConversationsLongerThanTheCapAreRefused) {
   nlohmann::json turns = nlohmann::json::array();
   for (size_t i = 0; i <= kMaxConversationTurns; ++i)
