@@ -34,8 +34,14 @@ std::vector<std::string> read_text_documents(const std::vector<std::string>& fil
       } catch (const nlohmann::json::exception& e) {
         fail(f, ":", n, ": malformed JSON (", e.what(), ")");
       }
+      // Chat-format records reach here when a recipe names a dataset file as it was downloaded.
+      const bool chat = j.is_object() && (j.contains("messages") || j.contains("conversations") ||
+                                          (j.contains("prompt") && j.contains("completion")));
       MF_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), f, ":", n,
-               ": expected an object with a string field \"text\"");
+               ": expected an object with a string field \"text\"",
+               chat ? " (this is chat-format data: `moeforge data convert` it first, then train on the converted "
+                      "file; docs/data.md)"
+                    : "");
       docs.push_back(j["text"].get<std::string>());
     }
   }

@@ -162,6 +162,12 @@ TEST_F(ChatData, TrainingScoresEveryAssistantTurnOrTheLast) {
   r = sft("  loss_on: every\n");
   EXPECT_EQ(r.rc, 1);
   EXPECT_TRUE(has(r.err, "'data.loss_on' must be all_assistant or last_assistant, got 'every'")) << r.err;
+  // The file as downloaded, not converted: the error says what to do.
+  r = run({"train", (dir_ / "sft.yaml").string(), "--set", "data.train=" + (dir_ / "raw" / "chats.jsonl").string(),
+           "--set", "data.loss_on=all_assistant"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(has(r.err, "chats.jsonl:1: expected an object with a string field \"text\" (this is chat-format data: "
+                         "`moeforge data convert` it first")) << r.err;
 }
 
 }  // namespace
