@@ -258,7 +258,12 @@ pid_t find_rank(const std::string& tag, int rank) {
       if (end == std::string::npos) break;
       at = end + 1;
     }
-    if (tagged && ranked && slurp(entry.path() / "comm").rfind("moeforge", 0) == 0) return pid_t(std::stoi(name));
+    // The program as started (argv[0]): its comm can read "exe", since moeforge executes itself
+    // once through /proc/self/exe to set its OpenMP wait policy (apps/moeforge/openmp_policy).
+    const std::string cmdline = slurp(entry.path() / "cmdline");
+    const std::string program = cmdline.substr(0, cmdline.find('\0'));
+    const bool is_moeforge = program.size() >= 8 && program.compare(program.size() - 8, 8, "moeforge") == 0;
+    if (tagged && ranked && is_moeforge) return pid_t(std::stoi(name));
   }
   return 0;
 }
@@ -282,6 +287,12 @@ TEST_F(DataParallel, KilledRankEndsTheJobNamingIt) {
   while (clock::now() - started < std::chrono::seconds(60)) {
     if (metrics(run_dir).size() >= 2 && (victim = find_rank(tag, 1)) != 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (victim == 0) {  // end the job, so that it does not train on after the test
+    ::kill(job, SIGKILL);
+    waitpid(job, nullptr, 0);
+    for (int rank : {0, 1})
+      if (const pid_t left = find_rank(tag, rank)) ::kill(left, SIGKILL);
   }
   ASSERT_NE(victim, 0) << "the job did not start training: " << slurp(dir_ / "kill.err");
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
