@@ -69,6 +69,7 @@ class DataParallel {
   // for the ranks of its group that have one in that round (every round but rank-less ones).
   bool serves_experts_for(size_t i, size_t batches) const;
   bool expert_parallel() const { return experts_ != nullptr; }
+  ExpertGroups* expert_groups() { return experts_; }
 
   // Rank 0's decision, on every rank (stopping on a time budget that only one clock measures).
   bool agree(bool root_decision);

@@ -161,6 +161,29 @@ class ExpertParallelOptimizer final : public Optimizer {
 
 }  // namespace
 
+ModelWeights expert_parallel_weights_on_root(ExpertGroups& groups, TrainableModel& model) {
+  Communicator& world = groups.world();
+  const bool root = world.rank() == 0;
+  // Every trainable expert with the group rank holding it: the same list on every rank.
+  std::map<std::string, int> holder;
+  for (const std::string& name : model.held_expert_tensors()) holder[name] = groups.experts().rank();
+  for (const TrainableTransformer::RemoteTensor& r : model.remote_expert_tensors()) holder[r.name] = r.holder;
+  ModelWeights weights = model.weights();  // shares the tensors' storage
+  for (const auto& [name, index] : holder) {
+    if (index == 0) continue;  // rank 0 holds it
+    const int from = ExpertGroups::group0_rank(index);
+    Tensor& t = weights.tensors.at(name);
+    const size_t n = size_t(t.numel());
+    std::vector<float> value(root ? n : 0);
+    // The holder's copy is its fp32 master.
+    const std::span<const float> mine =
+        world.rank() == from ? std::span<const float>(t.data<float>(), n) : std::span<const float>{};
+    send_floats(world, from, mine, 0, value);
+    if (root) t = Tensor::from_f32(t.shape(), value);
+  }
+  return weights;
+}
+
 std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_is_sharded,
                                                           ExpertGroups& groups, TrainableModel& model) {
   return std::make_unique<ExpertParallelOptimizer>(std::move(inner), inner_is_sharded, groups, model);

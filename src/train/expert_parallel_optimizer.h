@@ -28,4 +28,9 @@ namespace mf {
 std::unique_ptr<Optimizer> make_expert_parallel_optimizer(std::unique_ptr<Optimizer> inner, bool inner_is_sharded,
                                                           ExpertGroups& groups, TrainableModel& model);
 
+// The model's weights with, on rank 0, every trained expert it does not hold received from the
+// rank of group 0 that holds it (the weights alone: exporting model/ and best/); elsewhere the
+// rank's own. Collective over the job.
+ModelWeights expert_parallel_weights_on_root(ExpertGroups& groups, TrainableModel& model);
+
 }  // namespace mf

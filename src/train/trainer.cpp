@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -232,18 +231,10 @@ void Trainer::export_model(const std::string& dir) {
     if (export_hook_) export_hook_(dir);
     return;
   }
-  // Rank 0 receives the trained experts it does not hold (the optimizer's walk of the whole
-  // model; every rank takes part) in place of its stale copies.
-  const bool root = dp_->is_root();
-  std::set<std::string> remote;
-  for (const TrainableTransformer::RemoteTensor& r : model_.remote_expert_tensors()) remote.insert(r.name);
-  ModelWeights weights = model_.weights();  // shares the tensors' storage
-  opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float>, std::span<float>) {
-    if (!root || !remote.count(name)) return;
-    Tensor& t = weights.tensors.at(name);
-    t = Tensor::from_f32(t.shape(), value);
-  });
-  if (!root) return;
+  // Rank 0 receives the trained experts it does not hold from their holders (every rank takes
+  // part).
+  const ModelWeights weights = expert_parallel_weights_on_root(*dp_->expert_groups(), model_);
+  if (!dp_->is_root()) return;
   save_model_weights(weights, dir);
   if (export_hook_) export_hook_(dir);
 }
