@@ -242,32 +242,6 @@ TEST_F(DataParallel, RankWithoutAMicroBatchIsRefused) {
   EXPECT_TRUE(has(r.err, "train.grad_accum = 1 gives some of the 2 ranks no micro-batch")) << r.err;
 }
 
-// The pid of the rank of the job tagged `tag` (its environment says both), or 0.
-pid_t find_rank(const std::string& tag, int rank) {
-  const std::string want_tag = "MOEFORGE_TEST_TAG=" + tag, want_rank = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string env = slurp(entry.path() / "environ");
-    bool tagged = false, ranked = false;
-    for (size_t at = 0; at < env.size();) {
-      const size_t end = env.find('\0', at);
-      const std::string var = env.substr(at, end == std::string::npos ? std::string::npos : end - at);
-      tagged |= var == want_tag;
-      ranked |= var == want_rank;
-      if (end == std::string::npos) break;
-      at = end + 1;
-    }
-    // The program as started (argv[0]): its comm can read "exe", since moeforge executes itself
-    // once through /proc/self/exe to set its OpenMP wait policy (apps/moeforge/openmp_policy).
-    const std::string cmdline = slurp(entry.path() / "cmdline");
-    const std::string program = cmdline.substr(0, cmdline.find('\0'));
-    const bool is_moeforge = program.size() >= 8 && program.compare(program.size() - 8, 8, "moeforge") == 0;
-    if (tagged && ranked && is_moeforge) return pid_t(std::stoi(name));
-  }
-  return 0;
-}
-
 TEST_F(DataParallel, KilledRankEndsTheJobNamingIt) {
   const std::string tag = "kill" + std::to_string(::getpid());
   const fs::path run_dir = dir_ / "killed";

@@ -7,13 +7,18 @@
 // (top-1, capacity, dropped tokens) and expert-choice routing. Checkpoints stay the
 // single-process file: a run saved at N = 4, E = 2 resumes at N = 2 without expert parallelism
 // and then at N = 2, E = 2 on the same curve, and a run stopped and resumed at the same world
-// size equals its straight run bit for bit. Layouts that cannot work are refused by name. Every
-// rank runs one OpenMP thread, as does the reference.
+// size equals its straight run bit for bit. A rank pages in only the frozen, memory-mapped experts
+// it holds. Layouts that cannot work are refused by name. Every rank runs one OpenMP thread, as
+// does the reference.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -211,6 +216,85 @@ TEST_F(ExpertParallel, CheckpointsResumeAcrossLayouts) {
   for (size_t i = 10; i < 20; ++i) EXPECT_EQ(ms[i]["loss"].get<double>(), mr[i]["loss"].get<double>()) << i + 1;
   EXPECT_TRUE(same_bytes(straight / "model" / "model.safetensors", resumed / "model" / "model.safetensors"));
   EXPECT_TRUE(same_bytes(straight / "checkpoint.safetensors", resumed / "checkpoint.safetensors"));
+}
+
+// Resident kB of the mappings of `file` in process `pid` (/proc/PID/smaps): the pages of the file
+// this process has touched.
+int64_t mapped_rss_kb(pid_t pid, const std::string& file) {
+  std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
+  std::string line;
+  bool in_file = false;
+  int64_t kb = 0;
+  while (std::getline(smaps, line)) {
+    const size_t dash = line.find('-');
+    if (dash != std::string::npos && line.find_first_not_of("0123456789abcdef") == dash) {
+      in_file = line.size() >= file.size() && line.compare(line.size() - file.size(), file.size(), file) == 0;
+    } else if (in_file && line.rfind("Rss:", 0) == 0) {
+      kb += std::stoll(line.substr(4));
+    }
+  }
+  return kb;
+}
+
+// The experts of a fused model are frozen and memory-mapped: a rank reads only the ones it holds,
+// so only their pages of the file become resident in it (here 2 of 8 experts per layer on each of
+// 4 ranks, against the whole file in one process).
+TEST_F(ExpertParallel, RanksPageInOnlyTheExpertsTheyHold) {
+  const fs::path dense = write_recipe(dir_, "dense_wide",
+                                      "{model_type: llama, hidden_size: 128, intermediate_size: 512, "
+                                      "num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, "
+                                      "max_position_embeddings: 64, tie_word_embeddings: true}");
+  const fs::path dense_run = dir_ / "dense_wide_run";
+  auto r = train(0, {dense.string(), "--quiet", "-o", dense_run.string(), "--max-steps", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const fs::path fused = dir_ / "fused_wide";
+  r = run({"upcycle", "-m", (dense_run / "model").string(), "--experts", "8", "-o", fused.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const fs::path recipe = dir_ / "routers_wide.yaml";
+  std::ofstream(recipe) << "model: {init: " << fused.string() << "}\n"
+                        << "tokenizer: model\n"
+                           "data: {train: corpus.txt, valid_fraction: 0.1}\n"
+                           "freeze: [experts, attention, embeddings, norm]\n"
+                           "train: {steps: 100000, batch: 2, grad_accum: 4, seq_len: 32, eval_every: 0, eval_windows: 4}\n"
+                           "output: unused\n";
+  const std::string tag = "pages" + std::to_string(::getpid());
+  const fs::path run_dir = dir_ / "paged";
+  const std::string cmd = "exec " + mpirun_prefix(4, tag) + " train" +
+                          join_args({recipe.string(), "--quiet", "-o", run_dir.string(), "--set",
+                                     "dist.expert_parallel=4"}) +
+                          " >/dev/null 2>" + quote((dir_ / "paged.err").string());
+  const pid_t job = fork();
+  ASSERT_GE(job, 0);
+  if (job == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Some steps in (every layer's experts have run forward and backward), each rank's share.
+  std::vector<pid_t> ranks(4, 0);
+  const auto started = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - started < std::chrono::seconds(60)) {
+    if (metrics(run_dir).size() >= 3) {
+      for (int rank = 0; rank < 4; ++rank) ranks[size_t(rank)] = find_rank(tag, rank);
+      if (std::count(ranks.begin(), ranks.end(), 0) == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::string file = (fused / "model.safetensors").string();
+  std::vector<int64_t> resident;
+  for (pid_t pid : ranks) resident.push_back(pid ? mapped_rss_kb(pid, file) : -1);
+  ::kill(job, SIGTERM);  // mpirun ends its ranks
+  waitpid(job, nullptr, 0);
+  for (int rank = 0; rank < 4; ++rank)
+    if (const pid_t left = find_rank(tag, rank)) ::kill(left, SIGKILL);
+  ASSERT_EQ(std::count(ranks.begin(), ranks.end(), 0), 0) << "the job did not start training: " << slurp(dir_ / "paged.err");
+  const int64_t file_kb = int64_t(fs::file_size(file) / 1024);
+  for (size_t rank = 0; rank < resident.size(); ++rank) {
+    std::printf("[measured] rank %zu of 4 (expert_parallel 4, 2 of 8 experts): %lld of the fused file's %lld kB "
+                "resident\n", rank, (long long)resident[rank], (long long)file_kb);
+    EXPECT_GT(resident[rank], 0);
+    // The experts are 97% of the file; a quarter of them and the shared tensors stay under 35%.
+    EXPECT_LT(double(resident[rank]), 0.35 * double(file_kb)) << "rank " << rank;
+  }
 }
 
 TEST_F(ExpertParallel, LayoutsThatCannotWorkAreRefused) {
