@@ -7,7 +7,7 @@
 // (top-1, capacity, dropped tokens) and expert-choice routing. Checkpoints stay the
 // single-process file: a run saved at N = 4, E = 2 resumes at N = 2 without expert parallelism
 // and then at N = 2, E = 2 on the same curve, and a run stopped and resumed at the same world
-// size equals its straight run bit for bit. A rank pages in only the frozen, memory-mapped experts
+// size equals its straight run bit for bit (with and without ZeRO-1). A rank pages in only the frozen, memory-mapped experts
 // it holds. Layouts that cannot work are refused by name. Every rank runs one OpenMP thread, as
 // does the reference.
 #include <gtest/gtest.h>
@@ -179,7 +179,8 @@ TEST_F(ExpertParallel, RouterOnlyFusedMoeTrainsAsOneProcessDoes) {
 
 // Saved at 4 ranks with experts over pairs, resumed at 2 ranks without expert parallelism, then
 // at 2 ranks with it, ZeRO-1 in the last part: the single-process curve. At one world size, a
-// run stopped and resumed equals the straight run bit for bit (losses, model, checkpoint).
+// run stopped and resumed equals the straight run bit for bit (losses, model, checkpoint), with
+// and without ZeRO-1.
 TEST_F(ExpertParallel, CheckpointsResumeAcrossLayouts) {
   const fs::path recipe = moe_recipe(dir_);
   const fs::path one = dir_ / "one", run_dir = dir_ / "moved";
@@ -199,23 +200,27 @@ TEST_F(ExpertParallel, CheckpointsResumeAcrossLayouts) {
   EXPECT_LE(loss, 1e-5);
   EXPECT_LE(weights, 1e-5);
 
-  const fs::path straight = dir_ / "straight", resumed = dir_ / "resumed";
-  const std::vector<std::string> ep = {"--set", "dist.expert_parallel=2"};
-  auto with_ep = [&](std::vector<std::string> args) {
-    args.insert(args.end(), ep.begin(), ep.end());
-    return args;
-  };
-  ASSERT_EQ(train(4, with_ep({recipe.string(), "--quiet", "-o", straight.string()})).rc, 0);
-  r = train(4, with_ep({recipe.string(), "--quiet", "-o", resumed.string(), "--max-steps", "10"}));
-  ASSERT_EQ(r.rc, 0) << r.err;
-  r = train(4, with_ep({recipe.string(), "--quiet", "-o", resumed.string(), "--resume"}));
-  ASSERT_EQ(r.rc, 0) << r.err;
-  const auto ms = metrics(straight), mr = metrics(resumed);
-  ASSERT_EQ(ms.size(), 20u);
-  ASSERT_EQ(mr.size(), 20u);
-  for (size_t i = 10; i < 20; ++i) EXPECT_EQ(ms[i]["loss"].get<double>(), mr[i]["loss"].get<double>()) << i + 1;
-  EXPECT_TRUE(same_bytes(straight / "model" / "model.safetensors", resumed / "model" / "model.safetensors"));
-  EXPECT_TRUE(same_bytes(straight / "checkpoint.safetensors", resumed / "checkpoint.safetensors"));
+  // At 4 ranks x 2, with and without ZeRO-1.
+  for (const std::string zero1 : {"false", "true"}) {
+    const fs::path straight = dir_ / ("straight_" + zero1), resumed = dir_ / ("resumed_" + zero1);
+    const std::vector<std::string> layout = {"--set", "dist.expert_parallel=2", "--set", "dist.shard_optimizer=" + zero1};
+    auto with_layout = [&](std::vector<std::string> args) {
+      args.insert(args.end(), layout.begin(), layout.end());
+      return args;
+    };
+    ASSERT_EQ(train(4, with_layout({recipe.string(), "--quiet", "-o", straight.string()})).rc, 0);
+    r = train(4, with_layout({recipe.string(), "--quiet", "-o", resumed.string(), "--max-steps", "10"}));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = train(4, with_layout({recipe.string(), "--quiet", "-o", resumed.string(), "--resume"}));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto ms = metrics(straight), mr = metrics(resumed);
+    ASSERT_EQ(ms.size(), 20u);
+    ASSERT_EQ(mr.size(), 20u);
+    for (size_t i = 10; i < 20; ++i)
+      EXPECT_EQ(ms[i]["loss"].get<double>(), mr[i]["loss"].get<double>()) << "ZeRO-1 " << zero1 << ", step " << i + 1;
+    EXPECT_TRUE(same_bytes(straight / "model" / "model.safetensors", resumed / "model" / "model.safetensors")) << zero1;
+    EXPECT_TRUE(same_bytes(straight / "checkpoint.safetensors", resumed / "checkpoint.safetensors")) << zero1;
+  }
 }
 
 // Resident kB of the mappings of `file` in process `pid` (/proc/PID/smaps): the pages of the file
