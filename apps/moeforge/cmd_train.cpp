@@ -56,7 +56,8 @@ int train_one_rank(const std::string& recipe_path, std::vector<std::string> sets
   int64_t trainable = 0;
   for (const auto& [name, t] : session->weights.tensors)
     if (is_trainable(name, frozen)) trainable += t.numel();
-  RunModel model = make_training_model(std::move(session->weights), frozen, device, quiet, experts.get());
+  RunModel model = make_training_model(std::move(session->weights), frozen, device, quiet, experts.get(),
+                                       r.trainer.recompute);
   if (!quiet)
     std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %s tokenizer of %d, %s\n", r.path.c_str(),
                  (long long)total, (long long)trainable, session->tokenizer->kind.c_str(),

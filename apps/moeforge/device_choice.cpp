@@ -31,7 +31,7 @@ RunModel on_cpu(ModelWeights weights, const std::function<bool(const std::string
 }  // namespace
 
 RunModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                             const std::string& device, bool quiet, ExpertGroup* experts) {
+                             const std::string& device, bool quiet, ExpertGroup* experts, bool recompute) {
   check_device_flag(device);
   if (device == "cpu") return on_cpu(std::move(weights), frozen, experts);
 #ifdef MOEFORGE_HAVE_CUDA
@@ -40,6 +40,8 @@ RunModel make_training_model(ModelWeights weights, const std::function<bool(cons
     why_not = "no CUDA device on this machine";
   else if (std::string unsupported = gpu::cuda_training_unsupported(weights.config); !unsupported.empty())
     why_not = "the CUDA training path does not implement " + unsupported + " yet";
+  else if (recompute)
+    why_not = "the CUDA training path does not implement train.recompute (activation recomputation) yet";
   if (why_not.empty()) {
     MF_CHECK(!experts, "dist.expert_parallel: expert parallelism exchanges rows in host memory and trains the CPU "
              "model; train with --device cpu under mpirun");

@@ -23,9 +23,11 @@ struct RunModel {
 // CUDA path runs this model; otherwise cpu, saying why on stderr unless quiet). An explicit
 // "cuda" that cannot be honoured is an mf::Error with the reason.
 // experts: expert parallelism's group (dist.expert_parallel > 1): the CPU model with the routed
-// experts split over it; a run that would choose CUDA is refused by name.
+// experts split over it; a run that would choose CUDA is refused by name. recompute:
+// train.recompute, which only the CPU model implements (auto picks the CPU for it).
 RunModel make_training_model(ModelWeights weights, const std::function<bool(const std::string&)>& frozen,
-                             const std::string& device, bool quiet, ExpertGroup* experts = nullptr);
+                             const std::string& device, bool quiet, ExpertGroup* experts = nullptr,
+                             bool recompute = false);
 
 // LoadOptions::make_model for inference commands: on "cuda" the GPU model (an mf::Error when
 // it cannot run); on "auto" the GPU model when there is a GPU and the CUDA path runs the model,

@@ -328,6 +328,8 @@ TrainingLoss CudaTrainableModel::Impl::read_results(const MoeFfnPass& pass, cons
 
 TrainingLoss CudaTrainableModel::forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                                                   int batch, const StepOptions& opts) {
+  MF_CHECK(!opts.recompute, "the CUDA training path does not implement train.recompute (activation recomputation) "
+           "yet; train with --device cpu or without it");
   return impl_->run(tokens, targets, batch, opts, true);
 }
 

@@ -36,6 +36,8 @@ struct StepScratch {
   std::vector<int32_t> positions;
   std::vector<uint8_t> counted;
   std::vector<float> x, dx;  // residual stream and its gradient [N, H]
+  std::vector<float> layer_inputs;  // recompute: each layer's input [L, N, H]; x of the recomputed layer
+  std::vector<float> recomputed_x;
   AttentionScratch attn;
   FfnScratch ffn;
   LmHeadScratch head;
@@ -305,6 +307,15 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   pass.losses.batch = batch;
   pass.experts = m.experts;
 
+  // With recomputation every layer's activations go to one LayerActs (the backward fills it again
+  // layer by layer), and each layer's input is kept instead.
+  const bool recompute = backward && opts.recompute;
+  MF_CHECK(!recompute || m.experts == nullptr, "train.recompute is not supported with expert parallelism "
+           "(dist.expert_parallel > 1) yet: the recomputed forward would exchange the rows again");
+  // An evaluation keeps nothing for a backward, so its layers share one LayerActs too.
+  auto acts_of = [&](int l) -> LayerActs& { return m.acts[recompute || !backward ? 0 : size_t(l)]; };
+  if (recompute) S.layer_inputs.resize(size_t(c.num_layers) * size_t(N * H));
+
   // ---------------------------------------------------------------- forward
   S.x.resize(size_t(N * H));
   float* x = S.x.data();
@@ -312,7 +323,8 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   TrainingLoss loss;
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = m.bound.layers[size_t(l)];
-    LayerActs& A = m.acts[size_t(l)];
+    LayerActs& A = acts_of(l);
+    if (recompute) std::copy(x, x + N * H, S.layer_inputs.begin() + int64_t(l) * N * H);
     attention_train_forward(c, L, sb, x, A.attn, S.attn);
     const MoeAuxLosses aux = ffn_train_forward(c, L, l, sb, pass, x, A.ffn, S.ffn);
     loss.lb += aux.lb;
@@ -340,8 +352,16 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   // ---------------------------------------------------------------- backward
   for (int l = c.num_layers - 1; l >= 0; --l) {
     const LayerWeights& L = m.bound.layers[size_t(l)];
-    LayerActs& A = m.acts[size_t(l)];
+    LayerActs& A = acts_of(l);
     const LayerGrads& G = m.layer_grads[size_t(l)];
+    if (recompute) {
+      // The layer's forward again, from its kept input: same inputs, same kernels, same noise
+      // seed, so the same activations and routing (its statistics were counted the first time).
+      const auto in = S.layer_inputs.begin() + int64_t(l) * N * H;
+      S.recomputed_x.assign(in, in + N * H);
+      attention_train_forward(c, L, sb, S.recomputed_x.data(), A.attn, S.attn);
+      ffn_train_forward(c, L, l, sb, pass, S.recomputed_x.data(), A.ffn, S.ffn);
+    }
     ffn_train_backward(c, L, G.ffn, sb, pass, A.ffn, dx, S.ffn);
     attention_train_backward(c, L, G.attn, sb, A.attn, dx, S.attn);
     grads_done(layer_grad_part(c, l));

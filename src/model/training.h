@@ -25,6 +25,11 @@ struct StepOptions {
   // Seeds the Gaussian noise of noisy top-k routers (with the layer): a step's noise is a
   // function of the step, so a resumed run draws the same noise.
   uint64_t noise_seed = 0;
+  // Activation recomputation (train.recompute; HF's gradient checkpointing, per layer): the
+  // forward keeps only each layer's input, and the backward runs each layer's forward again just
+  // before its backward. Same gradients, bit for bit; memory of one layer's activations instead
+  // of all of them, for about one more forward pass of time.
+  bool recompute = false;
   // Called during backward each time a part of the model (model/grad_parts.h: the head, each
   // layer from the last, the embedding) has all of this call's gradient, in part order. On a
   // step's last micro-batch that part's gradient is final, so a data-parallel trainer starts

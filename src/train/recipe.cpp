@@ -97,6 +97,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   MF_CHECK(lb_scope == "batch" || lb_scope == "sequence", path, ": 'train.lb_scope' must be batch or sequence, got '",
            lb_scope, "'");
   t.lb_per_sequence = lb_scope == "sequence";
+  tr.get("recompute", t.recompute);
   tr.get("balance_bias_rate", t.balance_bias_rate);
   MF_CHECK(t.balance_bias_rate >= 0, path, ": 'train.balance_bias_rate' must be >= 0");
   tr.get("eval_every", t.eval_every);

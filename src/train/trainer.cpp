@@ -302,6 +302,7 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
   opts.lb_coef = cfg_.lb_coef / float(cfg_.grad_accum);
   opts.z_coef = cfg_.z_coef / float(cfg_.grad_accum);
   opts.lb_per_sequence = cfg_.lb_per_sequence;
+  opts.recompute = cfg_.recompute;
   opts.loss_tokens = std::max<int64_t>(scored, 1);
   model_.reset_routing_stats();
   if (ExpertGroup* group = model_.expert_group()) group->stats() = {};

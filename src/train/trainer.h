@@ -34,6 +34,7 @@ struct TrainerConfig {
   float clip = 1.0f;            // global gradient norm; 0: off
   float lb_coef = 0.01f, z_coef = 0.0f;
   bool lb_per_sequence = false; // load-balancing loss within each sequence (DeepSeek) instead of per batch
+  bool recompute = false;       // activation recomputation per layer (StepOptions::recompute)
   float balance_bias_rate = 0;  // aux-loss-free balancing: selection-bias step per optimizer step
   int64_t eval_every = 50;      // 0: only at the end
   int eval_windows = 16;        // validation windows (SFT: examples; 0 = all) scored per evaluation
