@@ -50,7 +50,8 @@ void read_pre_tokenizer(const json& j, const std::string& where, SpmConfig& c, i
     check_replacement(j, where);
     c.metaspace = SpmConfig::Metaspace{prepend_scheme(j, where), j.value("split", true)};
   } else {
-    fail(where, ": pre_tokenizer '", t, "' is not supported with a SentencePiece-style model (only Metaspace)");
+    fail(where, ": pre_tokenizer '", t, "' is not supported with a SentencePiece-style ",
+         c.algorithm == SpmAlgorithm::Unigram ? "Unigram" : "BPE", " model (only Metaspace)");
   }
 }
 
