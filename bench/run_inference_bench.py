@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_env import peak_rss_mib, torch_env  # noqa: E402
+from bench_env import peak_rss_mib, probe_torch_blas, require_tuned_blas, torch_env  # noqa: E402
 
 
 def parse_args():
@@ -38,6 +38,8 @@ def parse_args():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--python", default=sys.executable, help="the peer's interpreter (e.g. a venv with a PyPI torch)")
+    p.add_argument("--allow-reference-blas", action="store_true", help="measure a peer on the netlib reference BLAS")
     p.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -175,6 +177,11 @@ def main():
     if args.torch_only:
         print(json.dumps(bench_torch(args)))
         return
+    if not args.skip_torch:
+        blas = probe_torch_blas(args.python, args.threads)
+        blas["allowed_reference_blas"] = args.allow_reference_blas
+        print(json.dumps({"bench": "inference_peer_blas", **blas}), flush=True)
+        require_tuned_blas(blas, args.allow_reference_blas)
     runs = {  # name: (weights, decode layout)
         "native": ("native", "packed"),        # the file's own format (Q4_1 for SmolLM2), as the CLI runs it
         "native_plain": ("native", "plain"),   # same, decode kernels on the stored layout
@@ -185,7 +192,7 @@ def main():
     if args.skip_torch:
         return
     # The reference runs in a child: its own peak memory, and OpenBLAS told its core type first.
-    cmd = [sys.executable, __file__, "--torch-only", "-m", args.model, "--prompt-tokens", str(args.prompt_tokens),
+    cmd = [args.python, __file__, "--torch-only", "-m", args.model, "--prompt-tokens", str(args.prompt_tokens),
            "--decode-tokens", str(args.decode_tokens), "--repeats", str(args.repeats), "--threads", str(args.threads)]
     ref = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=torch_env()).stdout)
     print(json.dumps(ref), flush=True)

@@ -20,7 +20,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_env import peak_rss_mib, torch_env  # noqa: E402
+from bench_env import peak_rss_mib, probe_torch_blas, require_tuned_blas, torch_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
@@ -72,6 +72,7 @@ def bench_torch(name, steps, threads):
             rates.append(batch * seq / (time.perf_counter() - t0))
     return {"bench": "training", "impl": "pytorch_eager", "torch": torch.__version__, "config": name,
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "auto"),
+            "torch_num_threads": torch.get_num_threads(),
             "router_only": router_only, "batch": batch, "seq": seq, "threads": threads, "steps": steps,
             "trainable_params": sum(v.numel() for v in trainable),
             "tokens_per_s": round(statistics.median(rates), 1), "peak_rss_mb": round(peak_rss_mib(), 1)}
@@ -83,7 +84,13 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bin", default=os.path.join(HERE, "..", "build", "release", "bench", "bench_training"))
+    p.add_argument("--python", default=sys.executable, help="the peer's interpreter (e.g. a venv with a PyPI torch)")
+    p.add_argument("--allow-reference-blas", action="store_true", help="measure a peer on the netlib reference BLAS")
     args = p.parse_args()
+    blas = probe_torch_blas(args.python, args.threads)
+    blas["allowed_reference_blas"] = args.allow_reference_blas
+    print(json.dumps({"bench": "training_peer_blas", **blas}), flush=True)
+    require_tuned_blas(blas, args.allow_reference_blas)
     for name in (CONFIGS if args.config == "all" else [args.config]):
         _, batch, seq, _ = CONFIGS[name]
         out = subprocess.run([args.bin, "--config", name, "--batch", str(batch), "--seq", str(seq), "--steps",
@@ -92,7 +99,7 @@ def main():
         ours = json.loads(out.strip().splitlines()[-1])
         print(json.dumps(ours), flush=True)
         # The reference runs in a child so its peak memory is its own.
-        ref = json.loads(subprocess.run([sys.executable, __file__, "--torch-only", name, str(args.steps),
+        ref = json.loads(subprocess.run([args.python, __file__, "--torch-only", name, str(args.steps),
                                          str(args.threads)], check=True, capture_output=True, text=True,
                                         env=torch_env()).stdout)
         print(json.dumps(ref), flush=True)
