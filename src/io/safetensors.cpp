@@ -221,27 +221,35 @@ std::string safetensors_dtype_name(DType t) {
 
 namespace {
 
-// The 8-byte length and JSON header of a file holding `tensors` in order (data offsets from the
+// The 8-byte length and JSON header of a file holding `entries` in order (data offsets from the
 // end of the header), padded with spaces so the data starts 8-byte aligned as the reference
-// writer does.
-std::string header_bytes(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
+// writer does; `sizes` gets each entry's byte count.
+std::string header_bytes(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                         const std::map<std::string, std::string>& metadata, std::vector<size_t>& sizes) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   std::set<std::string> names;
-  for (const auto& [name, t] : tensors) {
-    MF_CHECK(!name.empty() && name != "__metadata__", path, ": invalid tensor name '", name, "'");
-    MF_CHECK(names.insert(name).second, path, ": tensor '", name, "' given twice");
-    MF_CHECK(t.defined(), path, ": tensor '", name, "' has no data");
+  sizes.clear();
+  for (const SafetensorsEntry& e : entries) {
+    MF_CHECK(!e.name.empty() && e.name != "__metadata__", path, ": invalid tensor name '", e.name, "'");
+    MF_CHECK(names.insert(e.name).second, path, ": tensor '", e.name, "' given twice");
     std::string dt;
+    size_t bytes = 0;
     try {
-      dt = safetensors_dtype_name(t.dtype());
-    } catch (const Error& e) {
-      fail(path, ": tensor '", name, "': ", e.what());
+      dt = safetensors_dtype_name(e.dtype);  // plain dtypes only: one element per block
+      uint64_t numel = 1;
+      for (int64_t d : e.shape) {
+        MF_CHECK(d >= 0, "negative dimension ", d);
+        numel = checked_mul(numel, uint64_t(d), "element count");
+      }
+      bytes = size_t(checked_mul(numel, uint64_t(dtype_info(e.dtype).block_bytes), "byte size"));
+    } catch (const Error& err) {
+      fail(path, ": tensor '", e.name, "': ", err.what());
     }
-    header[name] = {{"dtype", dt}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
-    offset += t.nbytes();
+    header[e.name] = {{"dtype", dt}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    sizes.push_back(bytes);
   }
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');
@@ -253,17 +261,45 @@ std::string header_bytes(const std::string& path, const std::vector<std::pair<st
 
 }  // namespace
 
+SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, std::vector<SafetensorsEntry> entries,
+                                                 const std::map<std::string, std::string>& metadata)
+    : path_(path), entries_(std::move(entries)) {
+  const std::string header = header_bytes(path_, entries_, metadata, sizes_);
+  file_ = std::make_unique<AtomicFile>(path_);
+  file_->write(header.data(), header.size());
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() = default;
+
+void SafetensorsStreamWriter::write(const std::string& name, const void* bytes, size_t size) {
+  MF_CHECK(next_ < entries_.size(), path_, ": tensor '", name, "' written after the ", entries_.size(),
+           " declared ones");
+  MF_CHECK(name == entries_[next_].name, path_, ": tensor '", name, "' written where '", entries_[next_].name,
+           "' was declared");
+  MF_CHECK(size == sizes_[next_], path_, ": tensor '", name, "' has ", size, " bytes, declared ", sizes_[next_]);
+  if (size) file_->write(bytes, size);
+  ++next_;
+}
+
+void SafetensorsStreamWriter::commit() {
+  MF_CHECK(next_ == entries_.size(), path_, ": ", entries_.size() - next_, " declared tensors were not written (next: '",
+           next_ < entries_.size() ? entries_[next_].name : std::string(), "')");
+  file_->commit();
+}
+
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   // Tensor by tensor from where each one lives (often a memory-mapped source file): the file is
   // never assembled in memory, which for a 2.6 GB model was the peak of a whole training run.
-  const std::string header = header_bytes(path, tensors, metadata);
-  AtomicFile file(path);
-  file.write(header.data(), header.size());
-  for (const auto& [name, t] : tensors)
-    if (t.nbytes()) file.write(t.raw(), t.nbytes());
-  file.commit();
+  std::vector<SafetensorsEntry> entries;
+  for (const auto& [name, t] : tensors) {
+    MF_CHECK(t.defined(), path, ": tensor '", name, "' has no data");
+    entries.push_back({name, t.dtype(), t.shape()});
+  }
+  SafetensorsStreamWriter writer(path, std::move(entries), metadata);
+  for (const auto& [name, t] : tensors) writer.write(name, t.raw(), t.nbytes());
+  writer.commit();
 }
 
 void save_safetensors_dir(const std::string& dir,

@@ -32,6 +32,35 @@ std::map<std::string, Tensor> load_safetensors(const std::string& file_or_dir);
 // The safetensors dtype string ("F32", "BF16", ...) of a plain dtype; throws for block formats.
 std::string safetensors_dtype_name(DType t);
 
+// A safetensors file written tensor by tensor, for values that are not in Tensors (an
+// optimizer's moments) or not all alive at once: the entries (name, dtype, shape) are declared
+// first, since the header leads the file, then each entry's bytes are given in that order.
+// Atomic (core/atomic_file): nothing appears under the path unless commit() succeeds.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+};
+class SafetensorsStreamWriter {
+ public:
+  // Validates the entries (names unique and non-empty, dtypes storable, sizes by checked
+  // arithmetic) and writes the header. Throws mf::Error naming the file and the tensor.
+  SafetensorsStreamWriter(const std::string& path, std::vector<SafetensorsEntry> entries,
+                          const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsStreamWriter();
+  // The next entry's bytes; `name` and the byte count must be that entry's.
+  void write(const std::string& name, const void* bytes, size_t size);
+  // Every entry written: flush and publish.
+  void commit();
+
+ private:
+  std::string path_;
+  std::vector<SafetensorsEntry> entries_;
+  std::vector<size_t> sizes_;
+  size_t next_ = 0;
+  std::unique_ptr<class AtomicFile> file_;
+};
+
 // Atomic writes (temp + rename). Tensors are written in the order given.
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,

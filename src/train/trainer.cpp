@@ -156,28 +156,46 @@ void add_routing_stats(const std::vector<RoutingTally>& tallies, nlohmann::json&
 }  // namespace
 
 void Trainer::save_checkpoint(int64_t step) {
-  // Every rank visits the optimizer state (a sharded one gathers it then); rank 0 writes it.
+  // The file is streamed from the optimizer's own buffers, never copied: a first visit declares
+  // every tensor (the header leads the file), a second writes them in the same order. Every rank
+  // visits both times (a sharded or expert-parallel optimizer gathers its state on each visit, a
+  // collective); rank 0 writes.
   const bool root = dp_->is_root();
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+  std::vector<SafetensorsEntry> entries;
+  opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float>, std::span<float>) {
     if (!root) return;
-    const int64_t n = int64_t(value.size());
-    tensors.emplace_back("param/" + name, Tensor::from_f32({n}, value));
-    tensors.emplace_back("adam_m/" + name, Tensor::from_f32({n}, m));
-    tensors.emplace_back("adam_v/" + name, Tensor::from_f32({n}, v));
+    const Shape shape{int64_t(value.size())};
+    for (const char* part : {"param/", "adam_m/", "adam_v/"}) entries.push_back({part + name, DType::F32, shape});
   });
-  if (!root) return;
-  for (const auto& [name, values] : model_.buffers())
-    tensors.emplace_back("buffer/" + name, Tensor::from_f32({int64_t(values.size())}, values));
+  if (root)
+    for (const auto& [name, values] : model_.buffers())
+      entries.push_back({"buffer/" + name, DType::F32, {int64_t(values.size())}});
   const std::map<std::string, std::string> meta = {
       {"format", kCheckpointFormat},
       {"step", std::to_string(step)},
       {"optimizer_steps", std::to_string(opt_->steps_taken())},
       {"data_state", data_.state()},
       {"config", config_to_hf_json(model_.config()).dump()}};
-  fs::create_directories(cfg_.out_dir);
-  // save_safetensors writes a temporary file and renames it: a crash leaves the previous one.
-  save_safetensors((fs::path(cfg_.out_dir) / "checkpoint.safetensors").string(), tensors, meta);
+  std::optional<SafetensorsStreamWriter> file;
+  if (root) {
+    fs::create_directories(cfg_.out_dir);
+    // Atomic: a crash while writing leaves the previous checkpoint.
+    file.emplace((fs::path(cfg_.out_dir) / "checkpoint.safetensors").string(), std::move(entries), meta);
+  }
+  auto write = [&](const std::string& name, std::span<const float> values, size_t expected) {
+    MF_CHECK(values.size() == expected, "checkpoint: '", name, "' has ", values.size(), " values, its weights ",
+             expected);
+    file->write(name, values.data(), values.size() * sizeof(float));
+  };
+  opt_->visit_state([&](const std::string& name, std::span<float> value, std::span<float> m, std::span<float> v) {
+    if (!root) return;
+    write("param/" + name, value, value.size());
+    write("adam_m/" + name, m, value.size());
+    write("adam_v/" + name, v, value.size());
+  });
+  if (!root) return;
+  for (const auto& [name, values] : model_.buffers()) write("buffer/" + name, values, values.size());
+  file->commit();
 }
 
 int64_t Trainer::load_checkpoint() {
