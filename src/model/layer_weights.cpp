@@ -137,6 +137,20 @@ size_t pack(LinearWeight& m, DecodeActivations activations) {
 
 size_t pack(SwigluWeights& s, DecodeActivations a) { return pack(s.gate, a) + pack(s.up, a) + pack(s.down, a); }
 
+// A routed expert is packed the first time a token is routed to it: a run that never routes to
+// an expert never packs it, nor reads its pages of a memory-mapped file. Returns the bytes it may
+// come to.
+size_t pack_on_first_use(LinearWeight& m, DecodeActivations activations) {
+  if (!PackedQuantMatrix::supports(m.w) || m.packed || m.packed_on_first_use) return 0;
+  m.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
+  m.activations = activations;
+  return m.w.nbytes();  // the packed copy holds the same quantized blocks, rearranged
+}
+
+size_t pack_on_first_use(SwigluWeights& s, DecodeActivations a) {
+  return pack_on_first_use(s.gate, a) + pack_on_first_use(s.up, a) + pack_on_first_use(s.down, a);
+}
+
 }  // namespace
 
 size_t pack_for_decode(TransformerWeights& w, DecodeActivations a) {
@@ -144,7 +158,7 @@ size_t pack_for_decode(TransformerWeights& w, DecodeActivations a) {
   for (LayerWeights& L : w.layers) {
     bytes += pack(L.q, a) + pack(L.k, a) + pack(L.v, a) + pack(L.o, a);
     if (L.is_moe) {
-      for (SwigluWeights& e : L.moe.experts) bytes += pack(e, a);
+      for (SwigluWeights& e : L.moe.experts) bytes += pack_on_first_use(e, a);
       if (L.moe.has_shared) bytes += pack(L.moe.shared, a);
     } else {
       bytes += pack(L.mlp, a);

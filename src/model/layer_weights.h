@@ -51,8 +51,10 @@ struct TransformerWeights {
 TransformerWeights bind_weights(const ModelWeights& w);
 
 // Gives every Q4_0/Q4_1/Q8_0 matrix (attention, MLP, experts, head; not the routers, which
-// stay on the stored layout) a copy packed for decode, multiplied with `activations`.
-// Returns the bytes the packed copies take.
+// stay on the stored layout) a copy packed for decode, multiplied with `activations`. A MoE's
+// routed experts are packed the first time a token is routed to them (PackedOnFirstUse), so an
+// expert no token picks costs neither a copy nor a read of its pages. Returns the bytes the
+// packed copies take once all are made.
 size_t pack_for_decode(TransformerWeights& w, DecodeActivations activations);
 
 }  // namespace mf

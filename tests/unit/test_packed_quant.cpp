@@ -2,6 +2,8 @@
 // plus the cases it must refuse. The PyTorch-side check is tests/reference (LinearInt8DecodePath).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -145,6 +147,36 @@ TEST_P(PackedQ8, Int8ActivationsGiveEachRowOfABatchItsResultAlone) {
     linear(x.data() + m * K, 1, K, lw, nullptr, alone.data());
     for (int64_t n = 0; n < N; ++n) EXPECT_EQ(batched[size_t(m * N + n)], alone[size_t(n)]) << m << "," << n;
   }
+}
+
+TEST_P(PackedQ8, PackedOnFirstUseEqualsPackedAtLoadAndIsMadeOnlyWhenUsed) {
+  Rng rng(9);
+  std::vector<float> wdq;
+  const int64_t N = 48, K = 64;
+  Tensor w = quantized(GetParam(), N, K, rng, &wdq);
+  if (!PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  LinearWeight eager(w), lazy(w), unused(w);
+  eager.packed = std::make_shared<const PackedQuantMatrix>(w);
+  lazy.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
+  unused.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
+  EXPECT_EQ(lazy.packed_on_first_use->bytes(), 0u);
+  // A prompt chunk beyond the packed limit runs on the stored layout: still nothing packed.
+  const int64_t big = kLinearPackedMaxRows + 1;
+  std::vector<float> x(size_t(big * K)), a(size_t(big * N)), b(size_t(big * N));
+  for (auto& v : x) v = rng.normal();
+  linear(x.data(), big, K, lazy, nullptr, a.data());
+  EXPECT_EQ(lazy.packed_on_first_use->bytes(), 0u);
+  // Decode rows: packed now, with the eager copy's results bit for bit, from several threads at
+  // once (a server step may be the first user).
+  for (int64_t M : {int64_t(1), int64_t(3)}) {
+    linear(x.data(), M, K, eager, nullptr, b.data());
+    std::vector<std::vector<float>> got(4, std::vector<float>(size_t(M * N)));
+#pragma omp parallel for num_threads(4)
+    for (int t = 0; t < 4; ++t) linear(x.data(), M, K, lazy, nullptr, got[size_t(t)].data());
+    for (const auto& g : got) EXPECT_TRUE(std::equal(g.begin(), g.end(), b.begin())) << "M=" << M;
+  }
+  EXPECT_EQ(lazy.packed_on_first_use->bytes(), eager.packed->bytes());
+  EXPECT_EQ(unused.packed_on_first_use->bytes(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, PackedQ8, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),

@@ -86,18 +86,25 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const fl
   if (bias) add_bias(bias, M, N, y);
 }
 
+const PackedQuantMatrix& PackedOnFirstUse::get(const Tensor& w) {
+  std::call_once(once_, [&] { packed_ = std::make_unique<const PackedQuantMatrix>(w); });
+  return *packed_;
+}
+
+size_t PackedOnFirstUse::bytes() const { return packed_ ? packed_->bytes() : 0; }
+
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
   const int64_t packed_rows =
       weight.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows : kLinearPackedMaxRows;
-  if (weight.packed && M >= 1 && M <= packed_rows) {
-    MF_CHECK(weight.packed->cols() == K && weight.packed->rows() == weight.w.dim(0),
-             "linear: packed weight [", weight.packed->rows(), ", ", weight.packed->cols(),
-             "] does not match input width K=", K);
-    const int64_t N = weight.packed->rows();
+  if ((weight.packed || weight.packed_on_first_use) && M >= 1 && M <= packed_rows) {
+    const PackedQuantMatrix& packed = weight.packed ? *weight.packed : weight.packed_on_first_use->get(weight.w);
+    MF_CHECK(packed.cols() == K && packed.rows() == weight.w.dim(0), "linear: packed weight [", packed.rows(), ", ",
+             packed.cols(), "] does not match input width K=", K);
+    const int64_t N = packed.rows();
     if (weight.activations == DecodeActivations::int8)
-      weight.packed->gemv_int8(x, M, y);
+      packed.gemv_int8(x, M, y);
     else
-      weight.packed->gemv_f32(x, M, y);
+      packed.gemv_f32(x, M, y);
     if (bias) add_bias(bias, M, N, y);
     return;
   }
