@@ -83,6 +83,7 @@ void tokenize_sft_record(const SftRecord& r, const Tokenizer& tok, const RenderC
   const std::vector<ScoredSpan> spans = scored_spans(turns, full, render, history_too);
   // Every span is encoded on its own: a scored turn's tokens are then exactly the ones
   // generation would produce after the text before it, and no BPE merge crosses a boundary.
+  // Spans after the first continue the text (a SentencePiece tokenizer adds no space prefix).
   const std::string_view text(full);
   size_t pos = 0;
   tokens.clear();
@@ -92,11 +93,11 @@ void tokenize_sft_record(const SftRecord& r, const Tokenizer& tok, const RenderC
       tokens = encode_for_model(tok, text.substr(0, span.begin));
       if (tok.add_eos && !tokens.empty() && tokens.back() == tok.eos_id) tokens.pop_back();
     } else {
-      const std::vector<int32_t> between = tok.encode(text.substr(pos, span.begin - pos), true);
+      const std::vector<int32_t> between = tok.encode_continuation(text.substr(pos, span.begin - pos), true);
       tokens.insert(tokens.end(), between.begin(), between.end());
     }
     mask.resize(tokens.size(), 0);
-    const std::vector<int32_t> answer = tok.encode(text.substr(span.begin, span.end - span.begin), true);
+    const std::vector<int32_t> answer = tok.encode_continuation(text.substr(span.begin, span.end - span.begin), true);
     tokens.insert(tokens.end(), answer.begin(), answer.end());
     mask.resize(tokens.size(), 1);
     pos = span.end;

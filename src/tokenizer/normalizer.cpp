@@ -103,7 +103,7 @@ std::string lowercase(std::string_view text) {
   return out;
 }
 
-std::string Normalizer::apply(std::string_view text) const {
+std::string Normalizer::apply(std::string_view text, bool continuation) const {
   std::string s(text);
   for (const NormalizeStep& step : steps) {
     switch (step.kind) {
@@ -114,9 +114,14 @@ std::string Normalizer::apply(std::string_view text) const {
         s = step.regex ? replace_matches(s, *step.regex, step.content) : replace_all(s, step.pattern, step.content);
         break;
       case NormalizeStep::Kind::Prepend:
-        if (!s.empty()) s.insert(0, step.content);
+        if (!s.empty() && !continuation) s.insert(0, step.content);
         break;
-      case NormalizeStep::Kind::CollapseSpaces: s = collapse_spaces(s); break;
+      case NormalizeStep::Kind::CollapseSpaces: {
+        const bool leading_space = continuation && !s.empty() && s[0] == ' ';
+        s = collapse_spaces(s);
+        if (leading_space) s.insert(0, " ");
+        break;
+      }
     }
   }
   return s;

@@ -34,7 +34,9 @@ struct NormalizeStep {
 struct Normalizer {
   std::vector<NormalizeStep> steps;
   // The normalized text; an empty input stays empty (HF's Prepend adds nothing to "").
-  std::string apply(std::string_view text) const;
+  // continuation: `text` continues a text normalized before it (Tokenizer::encode_continuation):
+  // Prepend adds nothing and collapsing spaces keeps one leading space, as inside the whole text.
+  std::string apply(std::string_view text, bool continuation = false) const;
   bool empty() const { return steps.empty(); }
 };
 

@@ -66,12 +66,11 @@ class SpmTokenizer final : public Tokenizer {
   }
 
   std::vector<int32_t> encode(std::string_view text, bool parse_special) const override {
-    std::vector<int32_t> out;
-    added_.split(
-        text, parse_special,
-        [&](std::string_view segment) { encode_segment(segment, segment.data() == text.data(), out); },
-        [&](int32_t id) { out.push_back(id); });
-    return out;
+    return encode_text(text, parse_special, false);
+  }
+
+  std::vector<int32_t> encode_continuation(std::string_view text, bool parse_special) const override {
+    return encode_text(text, parse_special, true);
   }
 
   std::string decode(std::span<const int32_t> ids, bool skip_special) const override {
@@ -139,9 +138,24 @@ class SpmTokenizer final : public Tokenizer {
              " (", cfg_.source, ")");
   }
 
-  void encode_segment(std::string_view segment, bool at_text_start, std::vector<int32_t>& out) const {
+  // continuation: the text goes on from text encoded before it, so its first segment gets no
+  // space prefix (segments after a special token get theirs as in any text).
+  std::vector<int32_t> encode_text(std::string_view text, bool parse_special, bool continuation) const {
+    std::vector<int32_t> out;
+    added_.split(
+        text, parse_special,
+        [&](std::string_view segment) {
+          const bool first = segment.data() == text.data();
+          encode_segment(segment, first && !continuation, first && continuation, out);
+        },
+        [&](int32_t id) { out.push_back(id); });
+    return out;
+  }
+
+  void encode_segment(std::string_view segment, bool at_text_start, bool continues_text,
+                      std::vector<int32_t>& out) const {
     if (segment.empty()) return;
-    std::string text = cfg_.normalizer.apply(segment);
+    std::string text = cfg_.normalizer.apply(segment, continues_text);
     if (!cfg_.metaspace) {
       model_->encode(text, out);
       return;
@@ -149,7 +163,7 @@ class SpmTokenizer final : public Tokenizer {
     using Prepend = SpmConfig::Metaspace::Prepend;
     text = replace_all_spaces(text);
     const bool starts_with_space = text.compare(0, kSpmSpace.size(), kSpmSpace) == 0;
-    if (!text.empty() && !starts_with_space &&
+    if (!text.empty() && !starts_with_space && !continues_text &&
         (cfg_.metaspace->prepend == Prepend::Always || (cfg_.metaspace->prepend == Prepend::First && at_text_start)))
       text.insert(0, kSpmSpace);
     if (!cfg_.metaspace->split) {

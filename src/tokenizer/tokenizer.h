@@ -28,6 +28,12 @@ class Tokenizer {
   // parse_special: text like "<|im_start|>" becomes the special token instead of being split.
   // (Non-special added tokens, GGUF type USER_DEFINED, are always kept whole, as in HF.)
   virtual std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const = 0;
+  // Encodes `text` as the continuation of a text already encoded before it (SFT encodes a
+  // conversation span by span): a SentencePiece tokenizer then adds no space prefix of its own
+  // at the start, as it would not in the middle of the whole text. Others: encode().
+  virtual std::vector<int32_t> encode_continuation(std::string_view text, bool parse_special = true) const {
+    return encode(text, parse_special);
+  }
   virtual std::string decode(std::span<const int32_t> ids, bool skip_special = false) const = 0;
   virtual std::string token_bytes(int32_t id) const = 0;   // raw bytes this token stands for
   // The bytes of `id` as the first token of a decoded text. SentencePiece decoders drop the

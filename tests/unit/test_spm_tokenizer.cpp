@@ -136,6 +136,31 @@ TEST(SpmBpe, RemoveExtraWhitespacesCollapsesSpaces) {
   EXPECT_TRUE(tok->encode("    ", false).empty());
 }
 
+TEST(SpmBpe, AContinuationGetsNoSpacePrefixOfItsOwn) {
+  // SFT encodes a conversation span by span (data/sft_tokenize): the answer " hello" after the
+  // prompt "hi" must be the tokens it is inside "hi hello", not " hello" encoded as a new text.
+  const int32_t first_normal = 259;
+  for (bool remove_extra : {false, true}) {
+    const auto pieces = llama_like_pieces(hello_vocab());
+    const auto tok = mf::make_spm_tokenizer(mf::spm_config_from_model_file(
+        write_file(remove_extra ? "cont_collapse.model" : "cont.model", model_proto(pieces, 2, true, true, remove_extra))));
+    const std::vector<int32_t> whole = tok->encode("hi hello", false);
+    std::vector<int32_t> spans = tok->encode("hi", false);
+    const std::vector<int32_t> answer = tok->encode_continuation(" hello", false);
+    spans.insert(spans.end(), answer.begin(), answer.end());
+    EXPECT_EQ(spans, whole) << "remove_extra_whitespaces " << remove_extra;
+    EXPECT_EQ(answer, std::vector<int32_t>{first_normal + 9});                       // ▁hello
+    // As a new text: the dummy prefix, then ▁hello (collapsing whitespace strips the space first).
+    const std::vector<int32_t> fresh = remove_extra ? std::vector<int32_t>{first_normal + 9}
+                                                    : std::vector<int32_t>{first_normal, first_normal + 9};
+    EXPECT_EQ(tok->encode(" hello", false), fresh);
+    // A continuation with no space of its own starts mid-word, as in "hihello".
+    EXPECT_EQ(tok->encode_continuation("hello", false)[0], first_normal + 1);  // h
+    // After a special token a segment is a new text again: the prefix comes back.
+    EXPECT_EQ(tok->encode_continuation("x<s>hello", true).back(), first_normal + 9);
+  }
+}
+
 TEST(SpmUnigram, ViterbiPicksTheBestSegmentationAndFusesUnknowns) {
   // "▁ab" costs -1 as one piece, -1.5 + -1.5 as two: one piece wins. Without byte fallback a
   // run of unknown characters is one <unk>.
