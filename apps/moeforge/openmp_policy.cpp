@@ -19,10 +19,13 @@ namespace mf::cli {
 
 namespace {
 
-// What the runtime is told: sleep at once. Measured on a busy 2-core machine, even a short spin
-// (GOMP_SPINCOUNT 1,000 or 10,000) lost to sleeping at once, idle or contended.
-constexpr const char* kPolicyVariable = "OMP_WAIT_POLICY";
-constexpr const char* kPolicyValue = "passive";
+// What the runtime is told: spin 3,000 pauses (a few microseconds, enough to bridge the gap
+// between two regions of one decode step), then sleep. Measured with
+// bench/run_contention_bench.py on this 2-core machine (docs/benchmarks.md): sleeping at once
+// (passive) halved idle decode and training; libgomp's 300,000 collapsed both under two busy
+// processes; 3,000 kept the idle speed and tripled contended decode.
+constexpr const char* kPolicyVariable = "GOMP_SPINCOUNT";
+constexpr const char* kPolicyValue = "3000";
 
 }  // namespace
 

@@ -6,7 +6,7 @@
 namespace mf::cli {
 
 // The first call of main(): when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT,
-// sets moeforge's spin count and re-executes this program so the OpenMP runtime reads it (it
+// sets moeforge's spin count (GOMP_SPINCOUNT) and re-executes this program so the OpenMP runtime reads it (it
 // reads its environment once, before main). Returns when no re-execution is needed, or when it
 // failed (the run then goes on with the runtime's default).
 void apply_openmp_wait_policy(char** argv);
