@@ -38,8 +38,14 @@ bool command_runs_models(const std::string& command) {
 void apply_openmp_wait_policy(char** argv) {
   // The user's choice (or that of an earlier execution of this function) wins.
   if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  // The binary's real path, not /proc/self/exe: the process name (ps, top, pgrep) comes from
+  // the executed file's name.
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
   if (setenv(kPolicyVariable, kPolicyValue, /*overwrite=*/0) != 0) return;
-  execv("/proc/self/exe", argv);
+  execv(self, argv);
   // Only reached when the exec failed (no /proc, say): this run keeps the runtime's default. The
   // variable stays set, so processes this one starts see a consistent choice.
 }
