@@ -5,10 +5,28 @@ moeforge does: ids with BOS and special-token parsing for every text, and its de
 round-trip.
 usage: check_llama_cpp_spm.py GGUF TEXTS.json MOEFORGE_IDS.json
 """
+import ctypes
 import json
 import sys
 
+import llama_cpp
 from llama_cpp import Llama
+
+PIECE_BUFFER = 1024
+
+
+def detokenize(llm, ids):
+    """llama.cpp's own detokenization (llama_token_to_piece) with a buffer that holds any piece:
+    llama-cpp-python's Llama.detokenize gives each piece 32 bytes and silently drops a longer one
+    (a small vocabulary trained on few texts has 40-byte CJK pieces)."""
+    buf = (ctypes.c_char * PIECE_BUFFER)()
+    out = b""
+    for t in ids:
+        n = llama_cpp.llama_token_to_piece(llm._model.vocab, llama_cpp.llama_token(t), buf, PIECE_BUFFER, 0, False)
+        if n < 0 or n > PIECE_BUFFER:
+            sys.exit(f"token {t}: a piece of {-n} bytes")
+        out += bytes(buf[:n])
+    return out
 
 
 def main():
@@ -26,7 +44,7 @@ def main():
         # Special tokens decode to nothing, and a literal "▁" in the text comes back as a space
         # (in HF's decoder too): those texts cannot round-trip.
         if not any(s in text for s in ("<s>", "</s>", "<unk>", "\u2581")):
-            back = llm.detokenize(got[1:]).decode("utf-8", "replace")
+            back = detokenize(llm, got[1:]).decode("utf-8", "replace")
             if back != text and back != " " + text:
                 decode_mismatches += 1
                 print(f"decode differs: {text[:60]!r} -> {back[:60]!r}", file=sys.stderr)
