@@ -7,6 +7,14 @@
 
 namespace mf {
 
+bool read_average_shared(const ConfigReader& recipe) {
+  std::string shared = "skeleton";
+  recipe.get("shared", shared);
+  MF_CHECK(shared == "skeleton" || shared == "average", recipe.file(), ": 'shared' must be skeleton or average, got '",
+           shared, "'");
+  return shared == "average";
+}
+
 FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::string>& overrides) {
   const nlohmann::json j = load_yaml_file(path, overrides);
   if (is_mergekit_moe_recipe(j)) return fuse_recipe_from_mergekit(j, path);
@@ -36,10 +44,7 @@ FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::stri
     r.prompts.push_back(std::move(prompts));
   }
   top.get("top_k", r.fuse.top_k);
-  std::string shared = "skeleton";
-  top.get("shared", shared);
-  MF_CHECK(shared == "skeleton" || shared == "average", path, ": 'shared' must be skeleton or average, got '", shared, "'");
-  r.fuse.average_shared = shared == "average";
+  r.fuse.average_shared = read_average_shared(top);
   const ConfigReader ri = top.sub("router_init");
   ri.get("method", r.router_init);
   MF_CHECK(r.router_init == "prompts" || r.router_init == "random" || r.router_init == "uniform" ||

@@ -36,6 +36,11 @@ struct FuseRecipe {
   std::string router_note;             // how the router initialisation was chosen, for the log
 };
 
+class ConfigReader;
+// The `shared` key (skeleton | average) of a recipe in either form: whether shared tensors are
+// the mean over all sources. Throws mf::Error naming the file for another value.
+bool read_average_shared(const ConfigReader& recipe);
+
 // Paths of sources are relative to the recipe's folder. Throws mf::Error naming file and key.
 FuseRecipe load_fuse_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
 

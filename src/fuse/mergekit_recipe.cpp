@@ -155,10 +155,7 @@ FuseRecipe fuse_recipe_from_mergekit(const nlohmann::json& j, const std::string&
   // moeforge's own keys, beside mergekit's.
   top.get("output", r.output);
   if (!r.output.empty()) r.output = resolve_recipe_path("", r.output);
-  std::string shared = "skeleton";
-  top.get("shared", shared);
-  MF_CHECK(shared == "skeleton" || shared == "average", path, ": 'shared' must be skeleton or average, got '", shared, "'");
-  r.fuse.average_shared = shared == "average";
+  r.fuse.average_shared = read_average_shared(top);
   const ConfigReader ri = top.sub("router_init");
   ri.get("temperature", r.temperature);
   ri.get("seed", r.seed);
