@@ -198,6 +198,8 @@ TrainingLoss CudaTrainableModel::Impl::run(std::span<const int32_t> tokens, std:
                                            const StepOptions& opts, bool backward) {
   const ModelConfig& c = weights.config;
   check_training_batch(tokens, targets, batch);
+  MF_CHECK(opts.route_targets.empty() || opts.domain_coef == 0.0f, "train.router_domain_coef (router supervision "
+           "from domain labels) runs on the CPU model only so far; train with --device cpu or set it to 0");
   if (buffers_dirty) upload_buffers();
   const int64_t N = int64_t(tokens.size()), T = N / batch, H = c.hidden_size;
   const int64_t D = c.effective_head_dim();

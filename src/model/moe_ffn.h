@@ -49,6 +49,10 @@ struct MoeLossOptions {
   float lb_coef = 0.0f, z_coef = 0.0f;  // already multiplied by any gradient scale
   bool lb_per_sequence = false;         // balance within each sequence (DeepSeek) instead of the batch
   int batch = 1;                        // sequences in the N rows (for per-sequence balance)
+  // Router supervision from domain labels (kernels/cpu/router.h domain_routing_loss): [N] the
+  // expert each row's sequence should route to, -1 for none; null or a zero coef: off.
+  float domain_coef = 0.0f;
+  const int32_t* route_targets = nullptr;
 };
 
 // y[N, H] += moe(h[N, H]). gaussian: [N, E] standard normal draws for noisy_topk while training
@@ -62,7 +66,7 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
 
 // The aux losses of the last forward over the counted rows (null: all), before coefficients.
 struct MoeAuxLosses {
-  double lb = 0, z = 0;
+  double lb = 0, z = 0, domain = 0;
 };
 MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeLossOptions& o);
 

@@ -305,6 +305,12 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   pass.losses.z_coef = opts.z_coef * opts.grad_scale;
   pass.losses.lb_per_sequence = opts.lb_per_sequence;
   pass.losses.batch = batch;
+  if (!opts.route_targets.empty()) {
+    MF_CHECK(opts.route_targets.size() == size_t(N), "forward_backward: ", opts.route_targets.size(),
+             " route targets for ", N, " tokens");
+    pass.losses.route_targets = opts.route_targets.data();
+    pass.losses.domain_coef = opts.domain_coef * opts.grad_scale;
+  }
   pass.experts = m.experts;
 
   // With recomputation every layer's activations go to one LayerActs (the backward fills it again
@@ -329,6 +335,7 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     const MoeAuxLosses aux = ffn_train_forward(c, L, l, sb, pass, x, A.ffn, S.ffn);
     loss.lb += aux.lb;
     loss.z += aux.z;
+    loss.domain += aux.domain;
     if (backward && L.is_moe) {
       RoutingTally& tally = m.tallies[size_t(moe_layer_index(c, l))];
       tally.add(A.ffn.moe.routing, A.ffn.moe.logits.data(), pass.counted);

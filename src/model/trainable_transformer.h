@@ -40,7 +40,7 @@ class TrainableTransformer {
   // tokens, targets: [batch, T] row-major, each row a sequence from position 0; a target < 0
   // is a position without loss (prompt, padding), also left out of the routers' aux losses.
   // Adds to the gradient buffers the gradient of
-  //   grad_scale * (lm_sum / loss_tokens + lb_coef * lb + z_coef * z)
+  //   grad_scale * (lm_sum / loss_tokens + lb_coef * lb + z_coef * z + domain_coef * domain)
   // and returns the parts.
   TrainingLoss forward_backward(std::span<const int32_t> tokens, std::span<const int32_t> targets, int batch,
                                 const StepOptions& opts = {});

@@ -22,6 +22,12 @@ struct StepOptions {
   int64_t loss_tokens = 0;   // divides the summed LM loss; 0: the tokens counted in this call
   float grad_scale = 1.0f;   // multiplies every gradient (e.g. 1 / accumulation steps)
   bool lb_per_sequence = false;  // balance loss within each sequence instead of over the batch
+  // Router supervision from domain labels (train.router_domain_coef; CPU model only): [N] the
+  // expert each token's sequence belongs to, -1 for none (the trainer sets answer tokens only).
+  // The loss, per MoE layer and summed, pulls each sequence's mean routing distribution towards
+  // that expert (kernels/cpu/router.h domain_routing_loss). Empty or a zero coef: off.
+  float domain_coef = 0.0f;
+  std::span<const int32_t> route_targets;
   // Seeds the Gaussian noise of noisy top-k routers (with the layer): a step's noise is a
   // function of the step, so a resumed run draws the same noise.
   uint64_t noise_seed = 0;
@@ -42,6 +48,7 @@ struct TrainingLoss {
   int64_t lm_tokens = 0;     // positions with a target >= 0
   double lb = 0;             // sum over MoE layers of the load-balancing loss
   double z = 0;              // sum over MoE layers of the router z-loss
+  double domain = 0;         // sum over MoE layers of the domain routing loss (0 when off)
   double lm() const { return lm_tokens ? lm_sum / double(lm_tokens) : 0.0; }
 };
 

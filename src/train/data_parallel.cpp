@@ -165,10 +165,12 @@ void DataParallel::sum_losses(std::vector<TrainingLoss>& losses) {
   // exact and every rank then adds the entries in the order one process does.
   std::vector<double> flat;
   for (const TrainingLoss& l : losses)
-    for (double v : {l.lm_sum, double(l.lm_tokens), l.lb, l.z}) flat.push_back(v);
+    for (double v : {l.lm_sum, double(l.lm_tokens), l.lb, l.z, l.domain}) flat.push_back(v);
   comm_.allreduce_sum(flat);
+  constexpr size_t kParts = 5;
   for (size_t i = 0; i < losses.size(); ++i)
-    losses[i] = {flat[4 * i], int64_t(flat[4 * i + 1]), flat[4 * i + 2], flat[4 * i + 3]};
+    losses[i] = {flat[kParts * i], int64_t(flat[kParts * i + 1]), flat[kParts * i + 2], flat[kParts * i + 3],
+                 flat[kParts * i + 4]};
 }
 
 void DataParallel::finish_step(std::vector<TrainingLoss>& micro_losses) {

@@ -1,5 +1,6 @@
 #include "train/recipe.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -71,6 +72,19 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   data.get("loss_on", r.loss_on);
   MF_CHECK(r.loss_on == "all_assistant" || r.loss_on == "last_assistant", path,
            ": 'data.loss_on' must be all_assistant or last_assistant, got '", r.loss_on, "'");
+  data.get("sampling", r.sampling);
+  MF_CHECK(r.sampling == "mix" || r.sampling == "balanced", path, ": 'data.sampling' must be mix or balanced, got '",
+           r.sampling, "'");
+  const nlohmann::json weights = data.raw("domain_weights");
+  MF_CHECK(weights.is_null() || weights.is_object(), path,
+           ": 'data.domain_weights' must be a mapping of domain name to weight");
+  for (const auto& [name, w] : weights.items()) {
+    MF_CHECK(w.is_number() && std::isfinite(w.get<double>()) && w.get<double>() >= 0, path, ": 'data.domain_weights.",
+             name, "' must be a number >= 0");
+    r.domain_weights[name] = w.get<double>();
+  }
+  MF_CHECK(r.domain_weights.empty() || r.sampling == "balanced", path,
+           ": 'data.domain_weights' weighs the balanced sampler; set data.sampling: balanced");
   data.finish();
 
   top.get("freeze", r.freeze);
@@ -99,6 +113,9 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   t.lb_per_sequence = lb_scope == "sequence";
   tr.get("recompute", t.recompute);
   tr.get("balance_bias_rate", t.balance_bias_rate);
+  tr.get("router_domain_coef", t.router_domain_coef);
+  MF_CHECK(std::isfinite(t.router_domain_coef) && t.router_domain_coef >= 0, path,
+           ": 'train.router_domain_coef' must be >= 0");
   MF_CHECK(t.balance_bias_rate >= 0, path, ": 'train.balance_bias_rate' must be >= 0");
   tr.get("eval_every", t.eval_every);
   tr.get("eval_windows", t.eval_windows);

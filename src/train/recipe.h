@@ -2,6 +2,7 @@
 // training. Unknown keys are errors naming their path; `--set a.b=value` overrides any key.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,11 @@ struct Recipe {
   // sft: which assistant turns of a whole conversation (chat-format data) carry loss:
   // "all_assistant" or "last_assistant" (data.loss_on; other records score their answer only)
   std::string loss_on = "all_assistant";
+  // sft: how an epoch draws records (train/sft_data.h SftSampling): "mix" in the mix's own
+  // proportions, or "balanced": domains drawn evenly, or by data.domain_weights (domain name ->
+  // weight >= 0, unnamed domains 1)
+  std::string sampling = "mix";
+  std::map<std::string, double> domain_weights;
   // what does not train
   std::vector<std::string> freeze;
   TrainerConfig trainer;                // train: (out_dir comes from output:)

@@ -1,5 +1,6 @@
 #include "train/session.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -149,6 +150,32 @@ std::string sample_text(const Recipe& r, const Tokenizer& tok, const ChatTemplat
 
 }  // namespace
 
+namespace {
+
+// The recipe's data.sampling and data.domain_weights as weights over the examples' domains.
+SftSampling sft_sampling(const Recipe& r, const std::vector<std::string>& domains) {
+  SftSampling s;
+  if (r.sampling != "balanced") return s;
+  auto lower = [](std::string t) {
+    for (char& ch : t) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    return t;
+  };
+  s.domain_weights.assign(domains.size(), 1.0);
+  for (const auto& [name, w] : r.domain_weights) {
+    size_t d = 0;
+    while (d < domains.size() && lower(domains[d]) != lower(name)) ++d;
+    if (d == domains.size()) {
+      std::string known;
+      for (const std::string& k : domains) known += (known.empty() ? "" : ", ") + k;
+      fail(r.path, ": 'data.domain_weights.", name, "': no such domain in the training data (", known, ")");
+    }
+    s.domain_weights[d] = w;
+  }
+  return s;
+}
+
+}  // namespace
+
 std::unique_ptr<TrainingSession> prepare_training_session(const Recipe& recipe, bool quiet) {
   auto s = std::make_unique<TrainingSession>();
   s->recipe = recipe;
@@ -185,8 +212,11 @@ std::unique_ptr<TrainingSession> prepare_training_session(const Recipe& recipe, 
     b.max_rows = r.trainer.batch;
     b.max_tokens = int64_t(r.trainer.batch) * (r.trainer.seq_len + 1);
     b.pad_id = tok->pad_id >= 0 ? tok->pad_id : std::max(tok->eos_id, 0);
-    data = std::make_unique<SftData>(sft_train, sft_valid, b, r.trainer.eval_windows, r.trainer.seed);
+    data = std::make_unique<SftData>(sft_train, sft_valid, b, r.trainer.eval_windows, r.trainer.seed,
+                                     sft_sampling(r, sft_train.domains));
   } else {
+    MF_CHECK(r.sampling == "mix", r.path, ": 'data.sampling: ", r.sampling, "' draws instruction records by domain; ",
+             "this recipe's data is plain text");
     // Tokenizing is the slow part for BPE; the tokens are cached keyed by files and tokenizer.
     std::string fingerprint = tok->kind + ":" + std::to_string(tok->vocab_size());
     if (r.tokenizer != "char") fingerprint += ":" + corpus_cache_key(tokenizer_files(tokenizer_source(r)), "");

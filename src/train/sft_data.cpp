@@ -1,6 +1,7 @@
 #include "train/sft_data.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -23,11 +24,27 @@ void shuffle(std::vector<T>& v, Rng& rng) {
 }  // namespace
 
 SftData::SftData(const SftExamples& train, const SftExamples& valid, SftBatching batching, int eval_examples,
-                 uint64_t seed)
-    : train_(train), valid_(valid), batching_(batching), rng_(seed) {
+                 uint64_t seed, SftSampling sampling)
+    : train_(train), valid_(valid), batching_(batching), sampling_(std::move(sampling)), rng_(seed) {
   MF_CHECK(batching_.max_rows > 0 && batching_.max_tokens > 1, "SFT batching: max_rows and max_tokens must be positive");
   MF_CHECK(train.size() > 0, "SFT: no training examples");
   MF_CHECK(valid.size() > 0, "SFT: no validation examples");
+  MF_CHECK(valid.domains == train.domains || valid.domains.empty() || train.domains.empty(),
+           "SFT: the validation and training examples name their domains differently");
+  const std::vector<double>& w = sampling_.domain_weights;
+  if (!w.empty()) {
+    MF_CHECK(w.size() == train.domains.size(), "SFT sampling: ", w.size(), " domain weights for ",
+             train.domains.size(), " domains");
+    std::vector<int64_t> present(train.domains.size());
+    for (int32_t d : train.domain) ++present[size_t(d)];
+    double drawable = 0;
+    for (size_t d = 0; d < w.size(); ++d) {
+      MF_CHECK(std::isfinite(w[d]) && w[d] >= 0, "SFT sampling: the weight of ", train.domains[d], " is ", w[d],
+               "; weights must be finite and >= 0");
+      if (present[d] > 0) drawable += w[d];
+    }
+    MF_CHECK(drawable > 0, "SFT sampling: no domain with training examples has a positive weight");
+  }
   for (const SftExamples* ex : {&train, &valid})
     for (size_t i = 0; i < ex->size(); ++i)
       MF_CHECK(ex->length(i) >= 2 && ex->length(i) <= batching_.max_tokens, "SFT: example ", i, " has ",
@@ -77,10 +94,12 @@ void SftData::fill(const SftExamples& ex, const std::vector<uint32_t>& rows, int
   out.tokens.assign(rows.size() * cols, pad_id);
   out.targets.assign(rows.size() * cols, -1);
   out.real_tokens = 0;
+  out.row_domain.resize(rows.size());
   for (size_t r = 0; r < rows.size(); ++r) {
     const auto seq = ex.sequence(rows[r]);
     const auto mask = ex.mask(rows[r]);
     const size_t n = seq.size() - 1;
+    out.row_domain[r] = ex.domain[rows[r]];
     std::copy_n(seq.begin(), n, out.tokens.begin() + int64_t(r * cols));
     for (size_t t = 0; t < n; ++t)
       if (mask[t + 1]) out.targets[r * cols + t] = seq[t + 1];
@@ -90,12 +109,50 @@ void SftData::fill(const SftExamples& ex, const std::vector<uint32_t>& rows, int
 
 void SftData::start_epoch() {
   epoch_start_ = rng_.state();
-  std::vector<uint32_t> order(train_.size());
-  std::iota(order.begin(), order.end(), 0u);
-  shuffle(order, rng_);
+  std::vector<uint32_t> order;
+  if (sampling_.domain_weights.empty()) {
+    order.resize(train_.size());
+    std::iota(order.begin(), order.end(), 0u);
+    shuffle(order, rng_);
+  } else {
+    order = weighted_order();
+  }
   plan_ = plan_batches(train_, std::move(order), batching_);
   shuffle(plan_, rng_);
   position_ = 0;
+}
+
+std::vector<uint32_t> SftData::weighted_order() {
+  // Drawn from rng_ only, so replaying an epoch from its starting state (resume) draws the same.
+  const size_t D = train_.domains.size();
+  std::vector<std::vector<uint32_t>> members(D);
+  for (size_t i = 0; i < train_.size(); ++i) members[size_t(train_.domain[i])].push_back(uint32_t(i));
+  std::vector<double> cumulative(D);
+  double total = 0;
+  size_t last_drawable = 0;
+  for (size_t d = 0; d < D; ++d) {
+    if (!members[d].empty() && sampling_.domain_weights[d] > 0) {
+      total += sampling_.domain_weights[d];
+      last_drawable = d;
+    }
+    cumulative[d] = total;
+    shuffle(members[d], rng_);
+  }
+  std::vector<size_t> next(D, 0);
+  std::vector<uint32_t> order(train_.size());
+  for (uint32_t& pick : order) {
+    const double u = rng_.uniform_double() * total;
+    // The first domain whose cumulative weight exceeds u: never one without weight or examples
+    // (its cumulative equals the one before); u rounded up to total means the last drawable one.
+    size_t d = size_t(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin());
+    if (d == D) d = last_drawable;
+    if (next[d] == members[d].size()) {
+      shuffle(members[d], rng_);
+      next[d] = 0;
+    }
+    pick = members[d][next[d]++];
+  }
+  return order;
 }
 
 void SftData::next(Batch& out) {

@@ -19,16 +19,28 @@ struct SftBatching {
   int32_t pad_id = 0;        // token placed in padding (never scored, never attended by real tokens)
 };
 
+// How an epoch draws its training examples. Without weights: each example once, in the mix's own
+// proportions. With weights (one per SftExamples::domains entry, >= 0): each draw picks a domain
+// with probability proportional to its weight, then that domain's next example (the domain's
+// examples shuffled, and again after each pass through them), as many draws as there are
+// examples; a small domain is then seen several times per epoch and a large one in part.
+struct SftSampling {
+  std::vector<double> domain_weights;
+};
+
 class SftData : public TrainingData {
  public:
   // train and valid must outlive this; every sequence must fit max_tokens. eval_examples > 0
-  // scores only that many validation examples (the first ones).
-  SftData(const SftExamples& train, const SftExamples& valid, SftBatching batching, int eval_examples, uint64_t seed);
+  // scores only that many validation examples (the first ones). Throws mf::Error if the weights
+  // do not match train's domains or leave nothing to draw.
+  SftData(const SftExamples& train, const SftExamples& valid, SftBatching batching, int eval_examples, uint64_t seed,
+          SftSampling sampling = {});
   void next(Batch& out) override;
   size_t eval_batches() const override { return eval_plan_.size(); }
   void eval_batch(size_t i, Batch& out) const override;
   std::string state() const override;
   void set_state(const std::string& state) override;
+  const std::vector<std::string>& domain_names() const override { return train_.domains; }
   int64_t epoch() const { return epoch_; }
 
   // Batches (lists of example indices) of similar lengths under the budget, in `order`.
@@ -38,10 +50,12 @@ class SftData : public TrainingData {
 
  private:
   void start_epoch();
+  std::vector<uint32_t> weighted_order();
 
   const SftExamples& train_;
   const SftExamples& valid_;
   SftBatching batching_;
+  SftSampling sampling_;
   Rng rng_;
   Rng::State epoch_start_{};
   int64_t epoch_ = 0;

@@ -23,6 +23,7 @@
 #include "model/config_json.h"
 #include "model/save.h"
 #include "moe/router_noise.h"
+#include "train/domain_routing.h"
 #include "train/freeze.h"
 #include "train/schedule.h"
 #include "train/expert_parallel_optimizer.h"
@@ -65,6 +66,12 @@ void Trainer::make_optimizer() {
   MF_CHECK(!model_.trainable_names().empty(), "trainer: every tensor is frozen; nothing to train");
   opt_ = model_.make_optimizer(optimizer_spec());
   dp_ = std::make_unique<DataParallel>(one_process_, model_, cfg_.grad_accum);
+  MF_CHECK(cfg_.router_domain_coef >= 0, "trainer: router_domain_coef must be >= 0");
+  if (cfg_.router_domain_coef > 0) {
+    MF_CHECK(!data_.domain_names().empty(), "train.router_domain_coef needs instruction data whose records carry "
+             "their domain (data.format: sft)");
+    domain_expert_ = domain_experts(data_.domain_names(), model_.config());
+  }
 }
 
 OptimizerSpec Trainer::optimizer_spec() const {
@@ -321,6 +328,7 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
   opts.z_coef = cfg_.z_coef / float(cfg_.grad_accum);
   opts.lb_per_sequence = cfg_.lb_per_sequence;
   opts.recompute = cfg_.recompute;
+  opts.domain_coef = cfg_.router_domain_coef / float(cfg_.grad_accum);
   opts.loss_tokens = std::max<int64_t>(scored, 1);
   model_.reset_routing_stats();
   if (ExpertGroup* group = model_.expert_group()) group->stats() = {};
@@ -333,6 +341,10 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
     const Batch& b = micro[mi];
     opts.noise_seed = router_noise_step_seed(cfg_.seed, step, mi);
     opts.on_grads_done = mi == dp_->last_micro_batch() ? dp_->grads_done() : nullptr;
+    if (!domain_expert_.empty()) {
+      batch_route_targets(b, domain_expert_, route_targets_);
+      opts.route_targets = route_targets_;
+    }
     micro_losses[mi] = model_.forward_backward(b.tokens, b.targets, b.rows, opts);
   }
   dp_->finish_step(micro_losses);
@@ -341,6 +353,7 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
     r.loss.lm_tokens += l.lm_tokens;
     r.loss.lb += l.lb / cfg_.grad_accum;
     r.loss.z += l.z / cfg_.grad_accum;
+    r.loss.domain += l.domain / cfg_.grad_accum;
   }
   r.grad_norm = opt_->clip_grad_norm(cfg_.clip);
   const double loss = r.loss.lm();
@@ -408,6 +421,9 @@ TrainResult Trainer::run() {
   const bool talk = root && cfg_.progress;
   if (talk) {
     if (dp_->distributed()) progress.note(dp_->layout(cfg_.grad_accum));
+    if (!domain_expert_.empty())
+      progress.note(cat("router supervision (coef ", cfg_.router_domain_coef,
+                        "): ", describe_domain_experts(data_.domain_names(), domain_expert_)));
     progress.note(training_start_notes(cfg_.resume, step, cfg_.steps, cfg_.warmup,
                                        (fs::path(cfg_.out_dir) / "checkpoint.safetensors").string()));
   }
@@ -429,6 +445,7 @@ TrainResult Trainer::run() {
                           {"loss", loss},
                           {"lb_loss", r.loss.lb},
                           {"z_loss", r.loss.z},
+                          {"domain_loss", r.loss.domain},
                           {"lr", cfg_.lr * r.lr_mult},
                           {"grad_norm", r.grad_norm},
                           {"tokens_per_s", double(r.tokens) / step_s}};

@@ -36,6 +36,9 @@ struct TrainerConfig {
   bool lb_per_sequence = false; // load-balancing loss within each sequence (DeepSeek) instead of per batch
   bool recompute = false;       // activation recomputation per layer (StepOptions::recompute)
   float balance_bias_rate = 0;  // aux-loss-free balancing: selection-bias step per optimizer step
+  // Router supervision from domain labels (train/domain_routing.h): the coefficient of the loss
+  // pulling each record's mean routing towards the expert named after its domain; 0: off.
+  float router_domain_coef = 0;
   int64_t eval_every = 50;      // 0: only at the end
   int eval_windows = 16;        // validation windows (SFT: examples; 0 = all) scored per evaluation
   int64_t checkpoint_every = 0; // 0: only at the end
@@ -101,7 +104,7 @@ class Trainer {
   // One optimizer step over grad_accum micro-batches drawn from the data: forward/backward with
   // the loss averaged over every scored token, clipping, the update, the selection-bias rule.
   struct StepResult {
-    TrainingLoss loss;  // lb and z averaged over the micro-batches
+    TrainingLoss loss;  // lb, z and domain averaged over the micro-batches
     double grad_norm = 0;
     float lr_mult = 0;  // the schedule's multiplier of this step
     int64_t tokens = 0;  // real tokens of the step (padding excluded)
@@ -118,6 +121,8 @@ class Trainer {
   std::unique_ptr<Optimizer> opt_;
   LocalCommunicator one_process_;     // the job when set_communicator is not called
   std::unique_ptr<DataParallel> dp_;  // over one_process_ or the job's communicator
+  std::vector<int32_t> domain_expert_;  // router supervision: per data domain, its expert or -1
+  std::vector<int32_t> route_targets_;  // router supervision: the current micro-batch's
 };
 
 }  // namespace mf

@@ -16,6 +16,9 @@ struct Batch {
   std::vector<int32_t> tokens, targets;  // [rows, cols]; a target < 0 carries no loss (prompt, padding)
   int rows = 0, cols = 0;
   int64_t real_tokens = 0;               // positions that are not padding (for tokens/s)
+  // Instruction data: per row, the record's domain (an index into TrainingData::domain_names()).
+  // Empty for pretraining windows.
+  std::vector<int32_t> row_domain;
 };
 
 class TrainingData {
@@ -29,6 +32,11 @@ class TrainingData {
   // The sampling position as JSON text, and back (checkpoints).
   virtual std::string state() const = 0;
   virtual void set_state(const std::string& state) = 0;
+  // The domains that Batch::row_domain indexes (instruction data); empty otherwise.
+  virtual const std::vector<std::string>& domain_names() const {
+    static const std::vector<std::string> none;
+    return none;
+  }
 };
 
 // An Rng state as JSON and back, for the sources' state().

@@ -20,6 +20,7 @@ void WindowData::next(Batch& out) {
   sampler_.next(batch_, out.tokens, out.targets);
   out.rows = batch_;
   out.cols = seq_len_;
+  out.row_domain.clear();
   out.real_tokens = int64_t(batch_) * seq_len_;
 }
 
@@ -38,6 +39,7 @@ void WindowData::eval_batch(size_t i, Batch& out) const {
   }
   out.rows = int(rows);
   out.cols = seq_len_;
+  out.row_domain.clear();
   out.real_tokens = int64_t(rows * T);
 }
 

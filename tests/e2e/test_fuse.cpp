@@ -33,7 +33,7 @@ class FuseCli : public ::testing::Test {
     ASSERT_EQ(r.rc, 0) << r.err;
     base_ = (dir_ / "pre" / "model").string();
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { if (!getenv("KEEP")) fs::remove_all(dir_); }
 
   fs::path recipe(const std::string& second_source) {
     const fs::path p = dir_ / "fuse.yaml";
@@ -147,3 +147,84 @@ TEST_F(FuseCli, UpcycleAndClearErrors) {
 }
 
 }  // namespace
+
+// Router supervision from domain labels: the fused routers start at zero (every token ties), the
+// two experts are the same model (top-1 routing with identical experts gives the routers no LM
+// gradient), so only the domain routing loss can teach each domain's answers to go to the expert
+// named after it. Balanced sampling and
+// the loss run together; the clear errors name the key.
+TEST_F(FuseCli, RouterSupervisionSendsEachDomainToItsExpert) {
+  const fs::path fuse = dir_ / "fuse_zero.yaml";
+  std::ofstream(fuse) << "skeleton: " << base_ << "\n"
+                      << "experts:\n"
+                         "  - {name: Coder, source: " << base_ << ", positive: [\"write code\"]}\n"
+                         "  - {name: Thinker, source: " << base_ << ", positive: [\"solve math\"]}\n"
+                         "top_k: 1\n"
+                         "router_init: {method: zeros}\n"
+                         "output: " << (dir_ / "fused").string() << "\n";
+  auto f = run({"fuse", fuse.string(), "--quiet"});
+  ASSERT_EQ(f.rc, 0) << f.err;
+  const std::string fused = (dir_ / "fused").string();
+  std::ofstream data(dir_ / "mix.jsonl");
+  for (int i = 0; i < 24; ++i) {
+    data << nlohmann::json{{"instruction", "write code " + std::to_string(i % 10)}, {"output", "cat cat cat"},
+                           {"domain", "Coder"}}.dump() << "\n";
+    if (i % 3 == 0)  // Thinker is the small domain: balanced sampling draws it as often
+      data << nlohmann::json{{"instruction", "solve math " + std::to_string(i % 10)}, {"output", "dog dog dog"},
+                             {"domain", "Thinker"}}.dump() << "\n";
+  }
+  data.close();
+  auto dispatch = [&](const std::string& model) {
+    auto m = run({"inspect", "-m", model, "--data", (dir_ / "mix.jsonl").string(), "--json", "--quiet"});
+    EXPECT_EQ(m.rc, 0) << m.err;
+    return nlohmann::json::parse(m.out)["dispatch_accuracy"];
+  };
+  const auto before = dispatch(fused);
+  const fs::path recipe = dir_ / "routers.yaml";
+  std::ofstream(recipe) << "model: {init: " << fused << "}\n"
+                           "tokenizer: model\n"
+                           "data: {train: mix.jsonl, format: sft, valid_fraction: 0.2, sampling: balanced}\n"
+                           "freeze: [experts, attention, embeddings, norm]\n"
+                           "train: {steps: 30, batch: 4, seq_len: 128, lr: 0.1, warmup: 0, lb_coef: 0,\n"
+                           "        router_domain_coef: 1.0, eval_windows: 2}\n"
+                           "output: " << (dir_ / "routers").string() << "\n";
+  auto t = run({"train", recipe.string()});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  EXPECT_TRUE(has(t.err, "router supervision (coef 1): Coder -> expert 0, Thinker -> expert 1")) << t.err;
+  std::vector<double> domain_loss;
+  std::ifstream metrics(dir_ / "routers" / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("domain_loss")) domain_loss.push_back(j["domain_loss"]);
+  }
+  ASSERT_EQ(domain_loss.size(), 30u);
+  // Two MoE layers, each ln 2 at zero routers, summed.
+  EXPECT_NEAR(domain_loss.front(), 2 * std::log(2.0), 1e-4);
+  EXPECT_LT(domain_loss.back(), 0.6 * domain_loss.front());
+  const auto after = dispatch((dir_ / "routers" / "model").string());
+  EXPECT_LT(before["Thinker"].get<double>(), 0.05) << "tied routers pick the first expert: " << before;
+  // About half of each answer is the chat template's end-of-turn marker, the same characters in
+  // both domains, which a 2-layer character model routes by context only: 0.75 / 0.68 here.
+  EXPECT_GT(after["Coder"].get<double>(), 0.6) << after;
+  EXPECT_GT(after["Thinker"].get<double>(), 0.6) << after;
+
+  // Clear errors: a dense model has no router; experts named after no domain; a weight for a
+  // domain the data lacks; weights without the balanced sampler.
+  auto dense = run({"train", recipe.string(), "--set", "model.init=" + base_, "--set", "freeze=[]"});
+  EXPECT_EQ(dense.rc, 1);
+  EXPECT_TRUE(has(dense.err, "no MoE layer")) << dense.err;
+  std::ofstream(dir_ / "other.jsonl") << nlohmann::json{{"instruction", "hi"}, {"output", "there"}, {"domain", "Actor"}}.dump()
+                                      << "\n" << nlohmann::json{{"instruction", "yo"}, {"output", "ho"}, {"domain", "Actor"}}.dump()
+                                      << "\n";
+  auto none = run({"train", recipe.string(), "--set", "data.train=other.jsonl", "--set", "data.valid_fraction=0.5"});
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_TRUE(has(none.err, "no expert is named after a domain of the data (domains: Actor; experts: Coder, Thinker)"))
+      << none.err;
+  auto weight = run({"train", recipe.string(), "--set", "data.domain_weights={Writer: 2}"});
+  EXPECT_EQ(weight.rc, 1);
+  EXPECT_TRUE(has(weight.err, "'data.domain_weights.Writer': no such domain in the training data (Coder, Thinker)"))
+      << weight.err;
+  auto unbalanced = run({"train", recipe.string(), "--set", "data.sampling=mix", "--set", "data.domain_weights={Coder: 2}"});
+  EXPECT_EQ(unbalanced.rc, 1);
+  EXPECT_TRUE(has(unbalanced.err, "set data.sampling: balanced")) << unbalanced.err;
+}

@@ -3,7 +3,7 @@
 SwiGLU experts, gated combine, optional shared expert, load-balancing and z losses) written
 here from the papers' definitions in PyTorch float64, for every routing policy moeforge has.
 Each case stores the inputs (fp32), the layer output, and the autograd gradients of
-  sum(y * dy) + lb_coef * lb + z_coef * z
+  sum(y * dy) + lb_coef * lb + z_coef * z + domain_coef * domain
 with respect to x, the router, the noise projection, every expert and the shared expert."""
 import os
 import sys
@@ -37,6 +37,19 @@ def swiglu(x, g, u, d):
     return (F.silu(x @ g.T) * (x @ u.T)) @ d.T
 
 
+def domain_routing_loss(z, targets, batch):
+    """Router supervision from domain labels: within each sequence, the rows whose target is
+    expert e form a segment; the loss is the mean over segments of -log(mean_t softmax(z_t)[e])."""
+    p = torch.softmax(z, dim=-1)
+    n = z.shape[0] // batch
+    losses = []
+    for s in range(batch):
+        for e in sorted(set(int(t) for t in targets[s * n:(s + 1) * n] if t >= 0)):
+            rows = [s * n + i for i in range(n) if targets[s * n + i] == e]
+            losses.append(-torch.log(p[rows, e].mean()))
+    return torch.stack(losses).mean() if losses else torch.zeros((), dtype=torch.float64)
+
+
 def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
     policy, k, E = case["policy"], case["k"], case["E"]
     T = x.shape[0]
@@ -65,12 +78,13 @@ def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
                                          counted[s * n:(s + 1) * n], E) / batch
         else:
             lb = R.balance_loss(z, chosen, counted, E)
-    return y, lb, zl
+    dom = domain_routing_loss(z, case["route_targets"], batch) if "route_targets" in case else None
+    return y, lb, zl, dom
 
 
 def add_case(name, policy, k=2, E=4, T=12, H=16, I=24, renormalize=True, capacity_factor=0.0,
              eval_capacity_factor=-1.0, min_capacity=0, training=True, shared=0, shared_gate=True,
-             bias=False, lb_per_sequence=False, batch=1, mask_some=False):
+             bias=False, lb_per_sequence=False, batch=1, mask_some=False, domain=False):
     case = {"name": name, "op": "moe_ffn", "policy": policy, "k": k, "E": E, "T": T, "H": H, "I": I,
             "renormalize": renormalize, "capacity_factor": capacity_factor,
             "eval_capacity_factor": eval_capacity_factor if eval_capacity_factor >= 0 else capacity_factor,
@@ -88,13 +102,30 @@ def add_case(name, policy, k=2, E=4, T=12, H=16, I=24, renormalize=True, capacit
     if mask_some:
         counted[rng.random(T) < 0.3] = 0
         counted[0] = 1
+    if domain:
+        # Per sequence: a prompt part without target, then the record's expert; one sequence
+        # holds two records of different domains, and the padding at the end has no target.
+        n = T // batch
+        targets = []
+        for s in range(batch):
+            e = int(rng.integers(E))
+            seq = [-1] * 2 + [e] * (n - 3) + [-1]
+            if s == 1:
+                seq[n // 2:n - 1] = [(e + 1) % E] * (n - 1 - n // 2)
+            targets += seq
+        case["route_targets"] = targets
+        case["domain_coef"] = 0.7
     xt, wrt, wnt = leaf(x), leaf(wr), leaf(wn)
     ext = [tuple(leaf(a) for a in e) for e in ex]
     sht = None
     if sh:
         sht = (leaf(sh[0]), leaf(sh[1]), leaf(sh[2]), leaf(sh[3]) if shared_gate else None)
-    y, lb, zl = moe(case, xt, wrt, wnt, ext, sht, sel_bias, torch.from_numpy(eps.astype(np.float64)), counted, batch)
+    y, lb, zl, dom = moe(case, xt, wrt, wnt, ext, sht, sel_bias, torch.from_numpy(eps.astype(np.float64)), counted,
+                         batch)
     total = (y * torch.from_numpy(dy.astype(np.float64))).sum() + case["lb_coef"] * lb + case["z_coef"] * zl
+    if dom is not None:
+        total = total + case["domain_coef"] * dom
+        case["domain"] = float(dom)
     total.backward()
     case.update({"lb": float(lb), "z": float(zl)})
     save = manifest.save
@@ -142,4 +173,8 @@ add_case("selection_bias_residual_moe", "softmax_topk", k=1, bias=True, shared=2
 add_case("capacity_min_per_sequence_masked", "softmax_topk", k=2, capacity_factor=1.0, min_capacity=3,
          lb_per_sequence=True, batch=3, mask_some=True, T=12)
 add_case("topk_softmax_bias_capacity", "topk_softmax", E=6, k=2, bias=True, capacity_factor=0.75, T=15)
+add_case("domain_supervision_per_sequence", "softmax_topk", k=2, E=4, lb_per_sequence=True, batch=3, T=18,
+         domain=True)
+add_case("domain_supervision_switch_capacity", "switch", k=1, E=4, capacity_factor=1.0, batch=2, T=16,
+         mask_some=True, domain=True)
 manifest.write()

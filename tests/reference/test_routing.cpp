@@ -2,7 +2,8 @@
 // without renormalisation, top-k-then-softmax, Switch top-1, noisy top-k (training noise and
 // evaluation), expert choice, capacity with token dropping, minimum capacity, selection bias
 // (auxiliary-loss-free balancing), shared experts gated and ungated (residual MoE), and the
-// load-balancing loss per batch or per sequence over masked rows. Output, aux losses and the
+// load-balancing loss per batch or per sequence over masked rows, and the domain routing loss
+// (router supervision from domain labels). Output, aux losses and the
 // gradients of x, router, noise projection, experts and shared expert must agree.
 #include <gtest/gtest.h>
 
@@ -84,6 +85,12 @@ TEST(RoutingReference, EveryPolicyMatchesPyTorch) {
     lo.z_coef = c["z_coef"];
     lo.lb_per_sequence = c["lb_per_sequence"];
     lo.batch = c["batch"];
+    std::vector<int32_t> route_targets;
+    if (c.contains("route_targets")) {
+      route_targets = c["route_targets"].get<std::vector<int32_t>>();
+      lo.route_targets = route_targets.data();
+      lo.domain_coef = c["domain_coef"];
+    }
     const mf::MoeAuxLosses aux = mf::moe_aux_losses(acts, counted.data(), lo);
     if (c.contains("dropped")) { EXPECT_EQ(acts.routing.dropped, c["dropped"].get<int64_t>()); }
     mf::MoeScratch scratch;
@@ -92,6 +99,7 @@ TEST(RoutingReference, EveryPolicyMatchesPyTorch) {
     expect_close(y, load(c, "y"), "y");
     EXPECT_NEAR(aux.lb, c["lb"].get<double>(), 1e-5);
     EXPECT_NEAR(aux.z, c["z"].get<double>(), 1e-4);
+    if (c.contains("domain")) { EXPECT_NEAR(aux.domain, c["domain"].get<double>(), 1e-5); }
     expect_close(dx, load(c, "dx"), "dx");
     expect_close(d_router, load(c, "dw_router"), "d router");
     if (cfg.routing.policy == mf::RouterPolicy::NoisyTopK && training) expect_close(d_noise, load(c, "dw_noise"), "d noise");

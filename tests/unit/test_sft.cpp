@@ -1,6 +1,7 @@
 // Instruction data for fine-tuning: records with bad lines reported at file:line, chat-templated
 // tokenization whose loss mask covers exactly the answer, length-bucketed batches under a token
-// budget that cover every example once per epoch and resume exactly, and per-domain scoring
+// budget that cover every example once per epoch and resume exactly, domain-balanced sampling,
+// and per-domain scoring
 // that padding does not change.
 #include <gtest/gtest.h>
 
@@ -229,6 +230,56 @@ TEST(SftData, SameSeedSameBatchesAndStateResumes) {
     EXPECT_EQ(x.tokens, y.tokens) << "batch " << i;
     EXPECT_EQ(x.targets, y.targets) << "batch " << i;
   }
+}
+
+// varied_examples has Coder twice as often as Writer; the balanced sampler draws them evenly, or
+// by weight, and still resumes exactly. Batches say each row's domain.
+TEST(SftData, BalancedSamplingDrawsDomainsByWeightAndResumes) {
+  Chat c;
+  const mf::SftExamples train = varied_examples(c, 300), valid = varied_examples(c, 6);
+  ASSERT_EQ(train.domains, (std::vector<std::string>{"Coder", "Writer"}));
+  mf::SftBatching b;
+  b.max_rows = 4;
+  b.max_tokens = 4 * 60;
+  auto writer_share = [&](mf::SftSampling sampling, uint64_t seed) -> double {
+    mf::SftData data(train, valid, b, 0, seed, std::move(sampling));
+    mf::Batch batch;
+    int64_t rows = 0, writer = 0;
+    while (data.epoch() < 3) {
+      data.next(batch);
+      EXPECT_EQ(batch.row_domain.size(), size_t(batch.rows));
+      for (int r = 0; r < batch.rows; ++r) {
+        ++rows;
+        writer += batch.row_domain[size_t(r)] == 1;
+      }
+    }
+    return double(writer) / double(rows);
+  };
+  EXPECT_NEAR(writer_share({}, 3), 1.0 / 3.0, 0.01) << "the mix's own proportions";
+  EXPECT_NEAR(writer_share({{1.0, 1.0}}, 3), 0.5, 0.05) << "balanced";
+  EXPECT_NEAR(writer_share({{1.0, 3.0}}, 3), 0.75, 0.05) << "Writer weighed 3";
+  EXPECT_EQ(writer_share({{1.0, 0.0}}, 3), 0.0) << "weight 0 leaves a domain out";
+
+  mf::SftData a(train, valid, b, 0, 7, {{1.0, 1.0}}), resumed(train, valid, b, 0, 1, {{1.0, 1.0}});
+  mf::Batch x, y;
+  std::string state;
+  for (int i = 0; i < 120; ++i) {  // crosses an epoch boundary
+    if (i == 90) state = a.state();
+    a.next(x);
+  }
+  resumed.set_state(state);
+  mf::SftData replay(train, valid, b, 0, 7, {{1.0, 1.0}});
+  for (int i = 0; i < 90; ++i) replay.next(y);
+  for (int i = 90; i < 120; ++i) {
+    resumed.next(x);
+    replay.next(y);
+    ASSERT_EQ(x.tokens, y.tokens) << "batch " << i;
+  }
+
+  EXPECT_NE(error_of([&] { mf::SftData(train, valid, b, 0, 1, {{1.0}}); }).find("1 domain weights for 2 domains"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { mf::SftData(train, valid, b, 0, 1, {{0.0, 0.0}}); }).find("no domain"), std::string::npos);
+  EXPECT_NE(error_of([&] { mf::SftData(train, valid, b, 0, 1, {{1.0, -1.0}}); }).find("Writer"), std::string::npos);
 }
 
 TEST(DomainEval, PaddingDoesNotChangeTheScores) {

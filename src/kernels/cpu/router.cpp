@@ -61,4 +61,55 @@ double router_z_loss(const float* logits, const uint8_t* mask, int64_t N, int E,
   return loss / double(rows);
 }
 
+double domain_routing_loss(const float* logits, const int32_t* target, int64_t N, int E, int64_t T, float coef,
+                           float* dlogits) {
+  MF_CHECK(N >= 0 && E > 0 && T > 0 && N % T == 0, "domain_routing_loss: bad shape [", N, ", ", E, "] in sequences of ",
+           T);
+  std::vector<double> p(static_cast<size_t>(E));
+  // Per sequence and expert: the summed probability of the expert over the segment's rows, and
+  // the segment's row count.
+  std::vector<double> mass(static_cast<size_t>(E));
+  std::vector<int64_t> rows(static_cast<size_t>(E));
+  struct Segment {
+    int64_t seq;
+    int expert;
+    double mass;
+  };
+  std::vector<Segment> segments;
+  for (int64_t s0 = 0; s0 < N; s0 += T) {
+    std::fill(mass.begin(), mass.end(), 0.0);
+    std::fill(rows.begin(), rows.end(), 0);
+    for (int64_t t = s0; t < s0 + T; ++t) {
+      const int32_t e = target[t];
+      if (e < 0) continue;
+      MF_CHECK(e < E, "domain_routing_loss: target expert ", e, " of row ", t, " is not one of ", E);
+      softmax_row_f64(logits + t * E, E, p.data());
+      mass[size_t(e)] += p[size_t(e)];
+      ++rows[size_t(e)];
+    }
+    for (int e = 0; e < E; ++e)
+      if (rows[size_t(e)] > 0) segments.push_back({s0 / T, e, mass[size_t(e)]});
+  }
+  if (segments.empty()) return 0.0;
+  const double inv_segments = 1.0 / double(segments.size());
+  double loss = 0;
+  for (const Segment& s : segments) {
+    int64_t n = 0;
+    for (int64_t t = s.seq * T; t < (s.seq + 1) * T; ++t) n += target[t] == s.expert ? 1 : 0;
+    loss += -std::log(std::max(s.mass / double(n), 1e-30));
+    if (!dlogits) continue;
+    // L = -log(S / n) with S = sum_t p_t[e]: dL/dp_t[e] = -1 / S, and through the softmax
+    // dL/dz_t[j] = -(p_t[e] / S) * (delta_je - p_t[j]).
+    const double scale = double(coef) * inv_segments / std::max(s.mass, 1e-30);
+    for (int64_t t = s.seq * T; t < (s.seq + 1) * T; ++t) {
+      if (target[t] != s.expert) continue;
+      softmax_row_f64(logits + t * E, E, p.data());
+      const double pe = p[size_t(s.expert)];
+      for (int j = 0; j < E; ++j)
+        dlogits[t * E + j] += float(-scale * pe * ((j == s.expert ? 1.0 : 0.0) - p[size_t(j)]));
+    }
+  }
+  return loss * inv_segments;
+}
+
 }  // namespace mf

@@ -16,5 +16,13 @@ double load_balancing_loss(const float* logits, const int32_t* idx, const uint8_
                            float coef, float* dlogits);
 // Router z-loss (ST-MoE): mean over counted rows of logsumexp(logits)^2.
 double router_z_loss(const float* logits, const uint8_t* mask, int64_t N, int E, float coef, float* dlogits);
+// Domain routing loss (router supervision from domain labels): the rows come in sequences of T;
+// within a sequence, the rows whose target is expert e (target[t] = e, -1: none) form a segment,
+// and the loss is the mean over every segment of -log(mean over its rows of softmax(logits)[e]):
+// the sequence's mean routing distribution is pulled towards its domain's expert, while single
+// tokens may still go elsewhere. Returns the loss (before coef); adds coef * its gradient into
+// dlogits [N, E] when non-null. target values must be < E.
+double domain_routing_loss(const float* logits, const int32_t* target, int64_t N, int E, int64_t T, float coef,
+                           float* dlogits);
 
 }  // namespace mf
