@@ -29,16 +29,15 @@ for d in "${domains[@]}"; do
   "$BIN" train "$recipe" "${extra[@]}" > "$OUT/$d.summary.json"
 done
 
-# The base model on every domain at once, then each expert on its own domain.
+# The base model and each expert on every domain: the own domain is the expert's score, the others
+# say which single expert is best where (scripts/smolmoe_report.py).
 if [ ! -f "$OUT/base.eval.json" ] || [ "$VALID" -nt "$OUT/base.eval.json" ]; then
   echo "== evaluating the base model" >&2
   "$BIN" eval -m "$BASE" --data "$VALID" --max-per-domain "$PER_DOMAIN" --json "$OUT/base.eval.json"
 fi
 for d in "${domains[@]}"; do
-  name=$(grep -m1 -o 'domains: \[[A-Za-z]*\]' "examples/experts/$d.yaml" | sed 's/.*\[\(.*\)\]/\1/')
-  echo "== evaluating the $name expert" >&2
-  "$BIN" eval -m "$OUT/$d/model" --data "$VALID" --domain "$name" --max-per-domain "$PER_DOMAIN" \
-    --json "$OUT/$d.eval.json"
+  echo "== evaluating the $d expert on every domain" >&2
+  "$BIN" eval -m "$OUT/$d/model" --data "$VALID" --max-per-domain "$PER_DOMAIN" --json "$OUT/$d.eval.json"
 done
 
 /usr/bin/python3 - "$OUT" "${domains[@]}" <<'PY'
@@ -48,7 +47,7 @@ base = {r["domain"]: r for r in json.load(open(os.path.join(out, "base.eval.json
 lines = ["| expert | validation records | base loss | expert loss | change | base ppl | expert ppl | steps | train min | peak RSS MiB |",
          "|---|---|---|---|---|---|---|---|---|---|"]
 for d in domains:
-    ev = json.load(open(os.path.join(out, f"{d}.eval.json")))["domains"][0]
+    ev = next(r for r in json.load(open(os.path.join(out, f"{d}.eval.json")))["domains"] if r["domain"].lower() == d)
     s = json.load(open(os.path.join(out, f"{d}.summary.json")))
     b = base[ev["domain"]]
     lines.append(f"| {ev['domain']} | {ev['examples']} | {b['loss']:.4f} | {ev['loss']:.4f} | "

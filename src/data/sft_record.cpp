@@ -1,8 +1,23 @@
 #include "data/sft_record.h"
 
+#include <cctype>
+
 #include "core/mapped_file.h"
 
 namespace mf {
+
+std::string domain_key(const std::string& name) {
+  std::string key = name;
+  for (char& ch : key) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return key;
+}
+
+int expert_of_domain(const std::string& domain, const std::vector<std::string>& expert_names) {
+  const std::string key = domain_key(domain);
+  for (size_t e = 0; e < expert_names.size(); ++e)
+    if (domain_key(expert_names[e]) == key) return int(e);
+  return -1;
+}
 
 std::string user_message(const SftRecord& r) {
   if (r.input.empty()) return r.instruction;

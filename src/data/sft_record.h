@@ -36,6 +36,12 @@ struct SftRecord {
   std::string category;  // a source's own label used by domain mapping (e.g. Dolly's); not written
 };
 
+// Domain names compare without case: `--domain coder` selects Coder's records, and the expert
+// named "Coder" in a model's expert_names is that domain's expert. The key names compare by:
+std::string domain_key(const std::string& name);
+// The index of the expert named after `domain` in expert_names, or -1.
+int expert_of_domain(const std::string& domain, const std::vector<std::string>& expert_names);
+
 // The user message of the record's own turn: the instruction, then the input after a blank line.
 std::string user_message(const SftRecord& r);
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "data/sft_record.h"
 #include "kernels/cpu/softmax.h"
 #include "model/kv_cache.h"
 #include "report/color_scale.h"
@@ -36,11 +37,6 @@ std::vector<Tensor> router_logits_of(Transformer& model, std::span<const int32_t
   fo.router_logits = &logits;
   model.forward(ids, 1, cache, fo);
   return logits;
-}
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
 }
 
 std::string pct(double v) {
@@ -100,14 +96,11 @@ PromptRoutes route_prompt(Transformer& model, std::span<const int32_t> ids, int 
 }
 
 double RoutingMatrix::dispatch_accuracy(size_t domain) const {
-  const std::string name = lower(domains[domain]);
-  for (size_t e = 0; e < experts.size(); ++e) {
-    if (lower(experts[e]) != name) continue;
-    const auto& row = overall[domain];
-    const double total = double(std::accumulate(row.begin(), row.end(), int64_t(0)));
-    return total > 0 ? double(row[e]) / total : 0.0;
-  }
-  return -1.0;
+  const int e = expert_of_domain(domains[domain], experts);
+  if (e < 0) return -1.0;
+  const auto& row = overall[domain];
+  const double total = double(std::accumulate(row.begin(), row.end(), int64_t(0)));
+  return total > 0 ? double(row[size_t(e)]) / total : 0.0;
 }
 
 RoutingMatrix route_dataset(Transformer& model, const std::vector<LabelledSequence>& data,

@@ -149,9 +149,19 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, std::vector<std::string
     in.present("moeforge_only_because");
   }
   read_routing_keys(in, c);
-  // moeforge's own keys win: a fused model states its experts explicitly.
+  // moeforge's own keys win: a fused model states its experts explicitly. Where the type has its
+  // own key too (what transformers and llama.cpp read), the two must agree: an edit of one alone
+  // would otherwise run a different model here than there.
+  const int type_experts = c.num_experts, type_top_k = c.top_k;
   c.num_experts = in.get_int("moe_num_experts", c.num_experts);
   c.top_k = in.get_int("moe_top_k", c.top_k);
+  const char* experts_key = mixtral ? "num_local_experts" : qwen2_moe ? "num_experts" : nullptr;
+  MF_CHECK(!experts_key || !in.present("moe_num_experts") || !in.present(experts_key) || c.num_experts == type_experts,
+           kWhere, ": 'moe_num_experts' = ", c.num_experts, " but '", experts_key, "' = ", type_experts,
+           "; transformers and llama.cpp read '", experts_key, "': make the two agree");
+  MF_CHECK(!experts_key || !in.present("moe_top_k") || !in.present("num_experts_per_tok") || c.top_k == type_top_k,
+           kWhere, ": 'moe_top_k' = ", c.top_k, " but 'num_experts_per_tok' = ", type_top_k,
+           "; transformers and llama.cpp read 'num_experts_per_tok': make the two agree");
   c.router_aux_loss_coef = float(in.get_double("router_aux_loss_coef", c.router_aux_loss_coef));
   if (in.present("expert_names")) {
     MF_CHECK(in["expert_names"].is_array(), kWhere, ": 'expert_names' must be a list of strings");

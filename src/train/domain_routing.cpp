@@ -1,20 +1,11 @@
 #include "train/domain_routing.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "core/error.h"
+#include "data/sft_record.h"
 
 namespace mf {
-
-namespace {
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
-}  // namespace
 
 std::vector<int32_t> domain_experts(const std::vector<std::string>& domains, const ModelConfig& c) {
   MF_CHECK(c.is_moe(), "train.router_domain_coef: the model has no MoE layer (no router to supervise)");
@@ -25,13 +16,10 @@ std::vector<int32_t> domain_experts(const std::vector<std::string>& domains, con
              "layer ", l, " has ", c.experts_in_layer(l), " experts but the config names ", c.expert_names.size());
   std::vector<int32_t> out(domains.size(), -1);
   bool any = false;
-  for (size_t d = 0; d < domains.size(); ++d)
-    for (size_t e = 0; e < c.expert_names.size(); ++e)
-      if (lower(domains[d]) == lower(c.expert_names[e])) {
-        out[d] = int32_t(e);
-        any = true;
-        break;
-      }
+  for (size_t d = 0; d < domains.size(); ++d) {
+    out[d] = expert_of_domain(domains[d], c.expert_names);
+    any = any || out[d] >= 0;
+  }
   if (!any) {
     std::string names, experts;
     for (const std::string& d : domains) names += (names.empty() ? "" : ", ") + d;

@@ -1,6 +1,5 @@
 #include "train/session.h"
 
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +17,7 @@
 #include "model/init.h"
 #include "model/load.h"
 #include "model/transformer.h"
+#include "data/sft_record.h"
 #include "train/sft_data.h"
 #include "train/window_data.h"
 
@@ -156,14 +156,10 @@ namespace {
 SftSampling sft_sampling(const Recipe& r, const std::vector<std::string>& domains) {
   SftSampling s;
   if (r.sampling != "balanced") return s;
-  auto lower = [](std::string t) {
-    for (char& ch : t) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    return t;
-  };
   s.domain_weights.assign(domains.size(), 1.0);
   for (const auto& [name, w] : r.domain_weights) {
     size_t d = 0;
-    while (d < domains.size() && lower(domains[d]) != lower(name)) ++d;
+    while (d < domains.size() && domain_key(domains[d]) != domain_key(name)) ++d;
     if (d == domains.size()) {
       std::string known;
       for (const std::string& k : domains) known += (known.empty() ? "" : ", ") + k;

@@ -10,15 +10,6 @@
 
 namespace mf {
 
-namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-}  // namespace
-
 RenderChat chat_renderer(const ChatTemplate& tmpl) {
   return [&tmpl](const std::vector<ChatTurn>& turns, bool add_generation_prompt) {
     std::vector<ChatMessage> messages;
@@ -31,7 +22,7 @@ RenderChat chat_renderer(const ChatTemplate& tmpl) {
 SftExamples load_sft_examples(const std::vector<std::string>& files, const Tokenizer& tok, const ChatTemplate& tmpl,
                               const SftInputOptions& opts) {
   std::set<std::string> wanted;
-  for (const auto& d : opts.domains) wanted.insert(lower(d));
+  for (const auto& d : opts.domains) wanted.insert(domain_key(d));
   BadRecordPolicy bad(opts.skip_bad);
   std::vector<SftRecord> records;
   std::map<std::string, int> per_domain;
@@ -39,7 +30,7 @@ SftExamples load_sft_examples(const std::vector<std::string>& files, const Token
   for (const std::string& f : files) {
     for (SftRecord& r : read_sft_jsonl(f, bad)) {
       ++read;
-      if (!wanted.empty() && !wanted.count(lower(r.domain))) continue;
+      if (!wanted.empty() && !wanted.count(domain_key(r.domain))) continue;
       if (opts.max_per_domain > 0 && per_domain[r.domain]++ >= opts.max_per_domain) continue;
       records.push_back(std::move(r));
     }

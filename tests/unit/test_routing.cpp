@@ -138,6 +138,22 @@ TEST(Routing, BadConfigsAreClearErrors) {
   } catch (const mf::Error& e) {
     EXPECT_NE(std::string(e.what()).find("expert_choice"), std::string::npos) << e.what();
   }
+  // A user who edits num_experts_per_tok (what transformers and llama.cpp read) and not moeforge's
+  // moe_top_k would get another model here than there: refused, naming both.
+  nlohmann::json edited = mf::config_to_hf_json(tiny_moe(mf::RouterPolicy::SoftmaxTopK));
+  ASSERT_TRUE(edited.contains("moe_top_k"));
+  edited["num_experts_per_tok"] = 1;
+  try {
+    mf::config_from_hf_json(edited);
+    FAIL() << "disagreeing top-k keys were accepted";
+  } catch (const mf::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'moe_top_k' = 2 but 'num_experts_per_tok' = 1"), std::string::npos)
+        << e.what();
+  }
+  edited["moe_top_k"] = 1;
+  EXPECT_EQ(mf::config_from_hf_json(edited).top_k, 1);
+  edited["num_local_experts"] = 3;
+  EXPECT_THROW(mf::config_from_hf_json(edited), mf::Error);
 }
 
 TEST(Routing, RoutingKeysRoundTripThroughConfigJson) {
