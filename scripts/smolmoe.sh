@@ -60,13 +60,17 @@ done
 [ -f "$OUT/routers.dispatch.json" ] || "$BIN" inspect -m $OUT/routers/model --data "$VALID" \
   --max-per-domain "$PER_DOMAIN" --json --quiet > "$OUT/routers.dispatch.json"
 
-stage "6. held out: the test split (never used for tuning), base, experts and MoE"
+stage "6. held out: the test split (never used for tuning): base, MoE, each expert on its own domain"
 mkdir -p $OUT/test
-for pair in base:$HOME/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf routers:$OUT/routers/model \
-            $(for d in actor analyst coder encyclopedia guardian summarizer thinker writer; do echo "$d:runs/experts/$d/model"; done); do
+for pair in base:$HOME/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf routers:$OUT/routers/model; do
   name=${pair%%:*} model=${pair#*:}
   [ -f "$OUT/test/$name.eval.json" ] || "$BIN" eval -m "$model" --data data/mix/test.jsonl --max-per-domain "$PER_DOMAIN" \
     --json "$OUT/test/$name.eval.json" --quiet
+done
+for d in actor analyst coder encyclopedia guardian summarizer thinker writer; do
+  name=$(grep -m1 -o 'domains: \[[A-Za-z]*\]' "examples/experts/$d.yaml" | sed 's/.*\[\(.*\)\]/\1/')
+  [ -f "$OUT/test/$d.eval.json" ] || "$BIN" eval -m runs/experts/$d/model --data data/mix/test.jsonl --domain "$name" \
+    --max-per-domain "$PER_DOMAIN" --json "$OUT/test/$d.eval.json" --quiet
 done
 /usr/bin/python3 scripts/smolmoe_report.py runs docs/results/smolmoe-quality.json
 

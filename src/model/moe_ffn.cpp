@@ -112,7 +112,8 @@ MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeL
   const int E = r.experts;
   MoeAuxLosses out;
   if (o.route_targets)
-    out.domain = domain_routing_loss(A.logits.data(), o.route_targets, N, E, N / std::max(o.batch, 1), 0.0f, nullptr);
+    out.domain = domain_routing_loss(A.logits.data(), o.route_targets, N, E, N / std::max(o.batch, 1), 0.0f, nullptr,
+                                     o.domain_per_token);
   if (!counts_any(counted, 0, N)) return out;
   out.z = router_z_loss(A.logits.data(), counted, N, E, 0.0f, nullptr);
   if (r.expert_choice) return out;  // balanced by construction
@@ -165,7 +166,8 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
   }
   float* dz = dsel;  // the clean logits' gradient: routing's plus the aux losses'
   if (o.route_targets && o.domain_coef != 0.0f)
-    domain_routing_loss(A.logits.data(), o.route_targets, N, E, N / std::max(o.batch, 1), o.domain_coef, dz);
+    domain_routing_loss(A.logits.data(), o.route_targets, N, E, N / std::max(o.batch, 1), o.domain_coef, dz,
+                        o.domain_per_token);
   if (counts_any(counted, 0, N)) {
     if (o.z_coef != 0.0f) router_z_loss(A.logits.data(), counted, N, E, o.z_coef, dz);
     if (o.lb_coef != 0.0f && !r.expert_choice)

@@ -53,6 +53,7 @@ struct MoeLossOptions {
   // expert each row's sequence should route to, -1 for none; null or a zero coef: off.
   float domain_coef = 0.0f;
   const int32_t* route_targets = nullptr;
+  bool domain_per_token = false;  // each target row on its own instead of each record's mean
 };
 
 // y[N, H] += moe(h[N, H]). gaussian: [N, E] standard normal draws for noisy_topk while training

@@ -310,6 +310,7 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
              " route targets for ", N, " tokens");
     pass.losses.route_targets = opts.route_targets.data();
     pass.losses.domain_coef = opts.domain_coef * opts.grad_scale;
+    pass.losses.domain_per_token = opts.domain_per_token;
   }
   pass.experts = m.experts;
 

@@ -28,6 +28,7 @@ struct StepOptions {
   // that expert (kernels/cpu/router.h domain_routing_loss). Empty or a zero coef: off.
   float domain_coef = 0.0f;
   std::span<const int32_t> route_targets;
+  bool domain_per_token = false;  // train.router_domain_scope: token (each answer token on its own)
   // Seeds the Gaussian noise of noisy top-k routers (with the layer): a step's noise is a
   // function of the step, so a resumed run draws the same noise.
   uint64_t noise_seed = 0;

@@ -116,6 +116,11 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   tr.get("router_domain_coef", t.router_domain_coef);
   MF_CHECK(std::isfinite(t.router_domain_coef) && t.router_domain_coef >= 0, path,
            ": 'train.router_domain_coef' must be >= 0");
+  std::string domain_scope = "record";
+  tr.get("router_domain_scope", domain_scope);
+  MF_CHECK(domain_scope == "record" || domain_scope == "token", path,
+           ": 'train.router_domain_scope' must be record or token, got '", domain_scope, "'");
+  t.router_domain_per_token = domain_scope == "token";
   MF_CHECK(t.balance_bias_rate >= 0, path, ": 'train.balance_bias_rate' must be >= 0");
   tr.get("eval_every", t.eval_every);
   tr.get("eval_windows", t.eval_windows);

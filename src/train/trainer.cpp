@@ -329,6 +329,7 @@ Trainer::StepResult Trainer::optimizer_step(int64_t step, std::vector<Batch>& mi
   opts.lb_per_sequence = cfg_.lb_per_sequence;
   opts.recompute = cfg_.recompute;
   opts.domain_coef = cfg_.router_domain_coef / float(cfg_.grad_accum);
+  opts.domain_per_token = cfg_.router_domain_per_token;
   opts.loss_tokens = std::max<int64_t>(scored, 1);
   model_.reset_routing_stats();
   if (ExpertGroup* group = model_.expert_group()) group->stats() = {};
@@ -396,6 +397,12 @@ void Trainer::evaluate_and_track_best(int64_t step, TrainResult& result, nlohman
 }
 
 std::string Trainer::stopped_note(int64_t step) const {
+  // Say what is really on disk: a run that never reached a checkpoint has none to resume from.
+  const fs::path checkpoint = fs::path(cfg_.out_dir) / "checkpoint.safetensors";
+  std::error_code ec;
+  if (!fs::exists(checkpoint, ec))
+    return cat("stopped after step ", step, ". No checkpoint was written yet (train.checkpoint_every sets how often), ",
+               "so the run must start again");
   return cat("stopped after step ", step, ". The last checkpoint in ", cfg_.out_dir, " is the last good state");
 }
 
@@ -423,6 +430,7 @@ TrainResult Trainer::run() {
     if (dp_->distributed()) progress.note(dp_->layout(cfg_.grad_accum));
     if (!domain_expert_.empty())
       progress.note(cat("router supervision (coef ", cfg_.router_domain_coef,
+                        cfg_.router_domain_per_token ? ", per token" : "",
                         "): ", describe_domain_experts(data_.domain_names(), domain_expert_)));
     progress.note(training_start_notes(cfg_.resume, step, cfg_.steps, cfg_.warmup,
                                        (fs::path(cfg_.out_dir) / "checkpoint.safetensors").string()));

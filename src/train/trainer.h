@@ -39,6 +39,7 @@ struct TrainerConfig {
   // Router supervision from domain labels (train/domain_routing.h): the coefficient of the loss
   // pulling each record's mean routing towards the expert named after its domain; 0: off.
   float router_domain_coef = 0;
+  bool router_domain_per_token = false;  // train.router_domain_scope: token instead of record
   int64_t eval_every = 50;      // 0: only at the end
   int eval_windows = 16;        // validation windows (SFT: examples; 0 = all) scored per evaluation
   int64_t checkpoint_every = 0; // 0: only at the end

@@ -224,6 +224,9 @@ TEST_F(FuseCli, RouterSupervisionSendsEachDomainToItsExpert) {
   EXPECT_EQ(weight.rc, 1);
   EXPECT_TRUE(has(weight.err, "'data.domain_weights.Writer': no such domain in the training data (Coder, Thinker)"))
       << weight.err;
+  auto scope = run({"train", recipe.string(), "--set", "train.router_domain_scope=word"});
+  EXPECT_EQ(scope.rc, 1);
+  EXPECT_TRUE(has(scope.err, "'train.router_domain_scope' must be record or token, got 'word'")) << scope.err;
   auto unbalanced = run({"train", recipe.string(), "--set", "data.sampling=mix", "--set", "data.domain_weights={Coder: 2}"});
   EXPECT_EQ(unbalanced.rc, 1);
   EXPECT_TRUE(has(unbalanced.err, "set data.sampling: balanced")) << unbalanced.err;

@@ -37,10 +37,14 @@ def swiglu(x, g, u, d):
     return (F.silu(x @ g.T) * (x @ u.T)) @ d.T
 
 
-def domain_routing_loss(z, targets, batch):
+def domain_routing_loss(z, targets, batch, per_token=False):
     """Router supervision from domain labels: within each sequence, the rows whose target is
-    expert e form a segment; the loss is the mean over segments of -log(mean_t softmax(z_t)[e])."""
+    expert e form a segment; the loss is the mean over segments of -log(mean_t softmax(z_t)[e]).
+    per_token: the mean over target rows of the cross-entropy -log softmax(z_t)[e]."""
     p = torch.softmax(z, dim=-1)
+    if per_token:
+        rows = [t for t in range(z.shape[0]) if targets[t] >= 0]
+        return -torch.log(p[rows, [targets[t] for t in rows]]).mean()
     n = z.shape[0] // batch
     losses = []
     for s in range(batch):
@@ -78,13 +82,14 @@ def moe(case, x, wr, wn, experts, shared, bias, eps, counted, batch):
                                          counted[s * n:(s + 1) * n], E) / batch
         else:
             lb = R.balance_loss(z, chosen, counted, E)
-    dom = domain_routing_loss(z, case["route_targets"], batch) if "route_targets" in case else None
+    dom = (domain_routing_loss(z, case["route_targets"], batch, case.get("domain_per_token", False))
+           if "route_targets" in case else None)
     return y, lb, zl, dom
 
 
 def add_case(name, policy, k=2, E=4, T=12, H=16, I=24, renormalize=True, capacity_factor=0.0,
              eval_capacity_factor=-1.0, min_capacity=0, training=True, shared=0, shared_gate=True,
-             bias=False, lb_per_sequence=False, batch=1, mask_some=False, domain=False):
+             bias=False, lb_per_sequence=False, batch=1, mask_some=False, domain=False, domain_per_token=False):
     case = {"name": name, "op": "moe_ffn", "policy": policy, "k": k, "E": E, "T": T, "H": H, "I": I,
             "renormalize": renormalize, "capacity_factor": capacity_factor,
             "eval_capacity_factor": eval_capacity_factor if eval_capacity_factor >= 0 else capacity_factor,
@@ -115,6 +120,7 @@ def add_case(name, policy, k=2, E=4, T=12, H=16, I=24, renormalize=True, capacit
             targets += seq
         case["route_targets"] = targets
         case["domain_coef"] = 0.7
+        case["domain_per_token"] = domain_per_token
     xt, wrt, wnt = leaf(x), leaf(wr), leaf(wn)
     ext = [tuple(leaf(a) for a in e) for e in ex]
     sht = None
@@ -177,4 +183,6 @@ add_case("domain_supervision_per_sequence", "softmax_topk", k=2, E=4, lb_per_seq
          domain=True)
 add_case("domain_supervision_switch_capacity", "switch", k=1, E=4, capacity_factor=1.0, batch=2, T=16,
          mask_some=True, domain=True)
+add_case("domain_supervision_per_token_top1", "softmax_topk", k=1, E=4, batch=2, T=14, domain=True,
+         domain_per_token=True)
 manifest.write()

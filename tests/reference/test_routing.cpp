@@ -90,6 +90,7 @@ TEST(RoutingReference, EveryPolicyMatchesPyTorch) {
       route_targets = c["route_targets"].get<std::vector<int32_t>>();
       lo.route_targets = route_targets.data();
       lo.domain_coef = c["domain_coef"];
+      lo.domain_per_token = c.value("domain_per_token", false);
     }
     const mf::MoeAuxLosses aux = mf::moe_aux_losses(acts, counted.data(), lo);
     if (c.contains("dropped")) { EXPECT_EQ(acts.routing.dropped, c["dropped"].get<int64_t>()); }

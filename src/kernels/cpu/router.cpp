@@ -62,10 +62,28 @@ double router_z_loss(const float* logits, const uint8_t* mask, int64_t N, int E,
 }
 
 double domain_routing_loss(const float* logits, const int32_t* target, int64_t N, int E, int64_t T, float coef,
-                           float* dlogits) {
+                           float* dlogits, bool per_token) {
   MF_CHECK(N >= 0 && E > 0 && T > 0 && N % T == 0, "domain_routing_loss: bad shape [", N, ", ", E, "] in sequences of ",
            T);
   std::vector<double> p(static_cast<size_t>(E));
+  if (per_token) {
+    int64_t rows = 0;
+    for (int64_t t = 0; t < N; ++t) rows += target[t] >= 0 ? 1 : 0;
+    if (rows == 0) return 0.0;
+    double loss = 0;
+    for (int64_t t = 0; t < N; ++t) {
+      const int32_t e = target[t];
+      if (e < 0) continue;
+      MF_CHECK(e < E, "domain_routing_loss: target expert ", e, " of row ", t, " is not one of ", E);
+      softmax_row_f64(logits + t * E, E, p.data());
+      loss += -std::log(std::max(p[size_t(e)], 1e-30));
+      // Cross-entropy: d/dz_j = p_j - [j == e], averaged over the target rows.
+      if (dlogits)
+        for (int j = 0; j < E; ++j)
+          dlogits[t * E + j] += float(double(coef) * (p[size_t(j)] - (j == e ? 1.0 : 0.0)) / double(rows));
+    }
+    return loss / double(rows);
+  }
   // Per sequence and expert: the summed probability of the expert over the segment's rows, and
   // the segment's row count.
   std::vector<double> mass(static_cast<size_t>(E));

@@ -20,9 +20,11 @@ double router_z_loss(const float* logits, const uint8_t* mask, int64_t N, int E,
 // within a sequence, the rows whose target is expert e (target[t] = e, -1: none) form a segment,
 // and the loss is the mean over every segment of -log(mean over its rows of softmax(logits)[e]):
 // the sequence's mean routing distribution is pulled towards its domain's expert, while single
-// tokens may still go elsewhere. Returns the loss (before coef); adds coef * its gradient into
-// dlogits [N, E] when non-null. target values must be < E.
+// tokens may still go elsewhere. per_token instead takes the mean over the target rows of
+// -log softmax(logits)[target]: every token is pulled, the ones routed elsewhere most. Returns
+// the loss (before coef); adds coef * its gradient into dlogits [N, E] when non-null. target
+// values must be < E.
 double domain_routing_loss(const float* logits, const int32_t* target, int64_t N, int E, int64_t T, float coef,
-                           float* dlogits);
+                           float* dlogits, bool per_token = false);
 
 }  // namespace mf
