@@ -2,7 +2,7 @@
 # The whole SmolMoE flow (docs/smolmoe.md): SmolLM2-135M-Instruct -> eight domain experts ->
 # one fused 8x135M MoE -> router training -> evaluation on the validation and (held-out) test
 # splits, docs/results/smolmoe-quality.json (scripts/smolmoe_report.py), routing report, a chat turn.
-#   scripts/smolmoe.sh                # PROFILE=small: about an hour on a 2-core CPU
+#   scripts/smolmoe.sh                # PROFILE=small: about 85 minutes on a 2-core CPU
 #   PROFILE=full scripts/smolmoe.sh   # 600-step experts, one epoch of router training (GPU-sized)
 # Every stage skips work whose output exists, so an interrupted run continues where it stopped.
 set -euo pipefail
@@ -13,7 +13,7 @@ VALID=data/mix/validation.jsonl
 OUT=runs/smolmoe
 [ -x "$BIN" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
 case "$PROFILE" in
-  small) EXPERT_MINUTES=4; ROUTER_STEPS=40; ROUTER_MINUTES=10; PER_DOMAIN=48 ;;
+  small) EXPERT_MINUTES=8; ROUTER_STEPS=40; ROUTER_MINUTES=10; PER_DOMAIN=48 ;;
   full)  EXPERT_MINUTES=0; ROUTER_STEPS=3500; ROUTER_MINUTES=0; PER_DOMAIN=0 ;;
   *) echo "PROFILE must be small or full" >&2; exit 2 ;;
 esac
