@@ -35,7 +35,7 @@ class FuseCli : public ::testing::Test {
   }
   void TearDown() override { if (!getenv("KEEP")) fs::remove_all(dir_); }
 
-  fs::path recipe(const std::string& second_source) {
+  fs::path recipe(const std::string& second_source, const std::string& router_init = "prompts") {
     const fs::path p = dir_ / "fuse.yaml";
     std::ofstream(p) << "skeleton: " << base_ << "\n"
                      << "experts:\n"
@@ -43,7 +43,7 @@ class FuseCli : public ::testing::Test {
                         "  - {name: Thinker, source: " << second_source << ", positive: [\"solve math for the dog\"],\n"
                         "     negative: [\"write code\"]}\n"
                         "top_k: 1\n"
-                        "router_init: {method: prompts}\n"
+                        "router_init: {method: " << router_init << "}\n"
                         "output: " << (dir_ / "fused").string() << "\n";
     return p;
   }
@@ -154,15 +154,7 @@ TEST_F(FuseCli, UpcycleAndClearErrors) {
 // named after it. Balanced sampling and
 // the loss run together; the clear errors name the key.
 TEST_F(FuseCli, RouterSupervisionSendsEachDomainToItsExpert) {
-  const fs::path fuse = dir_ / "fuse_zero.yaml";
-  std::ofstream(fuse) << "skeleton: " << base_ << "\n"
-                      << "experts:\n"
-                         "  - {name: Coder, source: " << base_ << ", positive: [\"write code\"]}\n"
-                         "  - {name: Thinker, source: " << base_ << ", positive: [\"solve math\"]}\n"
-                         "top_k: 1\n"
-                         "router_init: {method: zeros}\n"
-                         "output: " << (dir_ / "fused").string() << "\n";
-  auto f = run({"fuse", fuse.string(), "--quiet"});
+  auto f = run({"fuse", recipe(base_, "zeros").string(), "--quiet"});
   ASSERT_EQ(f.rc, 0) << f.err;
   const std::string fused = (dir_ / "fused").string();
   std::ofstream data(dir_ / "mix.jsonl");

@@ -92,6 +92,7 @@ double domain_routing_loss(const float* logits, const int32_t* target, int64_t N
     int64_t seq;
     int expert;
     double mass;
+    int64_t rows;
   };
   std::vector<Segment> segments;
   for (int64_t s0 = 0; s0 < N; s0 += T) {
@@ -106,15 +107,13 @@ double domain_routing_loss(const float* logits, const int32_t* target, int64_t N
       ++rows[size_t(e)];
     }
     for (int e = 0; e < E; ++e)
-      if (rows[size_t(e)] > 0) segments.push_back({s0 / T, e, mass[size_t(e)]});
+      if (rows[size_t(e)] > 0) segments.push_back({s0 / T, e, mass[size_t(e)], rows[size_t(e)]});
   }
   if (segments.empty()) return 0.0;
   const double inv_segments = 1.0 / double(segments.size());
   double loss = 0;
   for (const Segment& s : segments) {
-    int64_t n = 0;
-    for (int64_t t = s.seq * T; t < (s.seq + 1) * T; ++t) n += target[t] == s.expert ? 1 : 0;
-    loss += -std::log(std::max(s.mass / double(n), 1e-30));
+    loss += -std::log(std::max(s.mass / double(s.rows), 1e-30));
     if (!dlogits) continue;
     // L = -log(S / n) with S = sum_t p_t[e]: dL/dp_t[e] = -1 / S, and through the softmax
     // dL/dz_t[j] = -(p_t[e] / S) * (delta_je - p_t[j]).
