@@ -55,4 +55,10 @@ void ffn_train_backward(const ModelConfig& c, const LayerWeights& L, const FfnGr
   add_inplace(dx, dh, N * H);
 }
 
+void ffn_train_router_aux_backward(const ModelConfig& c, const LayerWeights& L, const FfnGrads& g,
+                                   const SequenceBatch& sb, const FfnPass& pass, const FfnActs& A, FfnScratch& s) {
+  if (!L.is_moe) return;
+  moe_router_aux_backward(g.moe, A.moe, A.h2.data(), sb.rows(), c.hidden_size, pass.counted, pass.losses, s.moe);
+}
+
 }  // namespace mf

@@ -48,4 +48,9 @@ MoeAuxLosses ffn_train_forward(const ModelConfig& c, const LayerWeights& L, int 
 void ffn_train_backward(const ModelConfig& c, const LayerWeights& L, const FfnGrads& g, const SequenceBatch& sb,
                         const FfnPass& pass, FfnActs& A, float* dx, FfnScratch& s);
 
+// The router's gradient from the aux losses of the last ffn_train_forward alone (nothing for a
+// dense layer): the whole router gradient where the gates are constant (router_gates_are_constant).
+void ffn_train_router_aux_backward(const ModelConfig& c, const LayerWeights& L, const FfnGrads& g,
+                                   const SequenceBatch& sb, const FfnPass& pass, const FfnActs& A, FfnScratch& s);
+
 }  // namespace mf

@@ -104,6 +104,25 @@ bool counts_any(const uint8_t* counted, int64_t r0, int64_t n) {
   return false;
 }
 
+// Adds the aux losses' gradients (o's coefficients) to dz [N, E], the clean logits' gradient.
+void add_aux_loss_gradients(const MoeActs& A, const uint8_t* counted, const MoeLossOptions& o, float* dz) {
+  const Routing& r = A.routing;
+  const int64_t N = r.tokens;
+  const int E = r.experts;
+  if (o.route_targets && o.domain_coef != 0.0f)
+    domain_routing_loss(A.logits.data(), o.route_targets, N, E, N / std::max(o.batch, 1), o.domain_coef, dz,
+                        o.domain_per_token);
+  if (counts_any(counted, 0, N)) {
+    if (o.z_coef != 0.0f) router_z_loss(A.logits.data(), counted, N, E, o.z_coef, dz);
+    if (o.lb_coef != 0.0f && !r.expert_choice)
+      over_scope(N, o, [&](int64_t r0, int64_t n, double weight) {
+        if (!counts_any(counted, r0, n)) return;
+        load_balancing_loss(A.logits.data() + r0 * E, r.expert.data() + r0 * r.slots, counted ? counted + r0 : nullptr,
+                            n, E, r.slots, float(o.lb_coef * weight), dz + r0 * E);
+      });
+  }
+}
+
 }  // namespace
 
 MoeAuxLosses moe_aux_losses(const MoeActs& A, const uint8_t* counted, const MoeLossOptions& o) {
@@ -165,18 +184,7 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
     linear_backward_input(du, N, E, w.noise, dh, true);
   }
   float* dz = dsel;  // the clean logits' gradient: routing's plus the aux losses'
-  if (o.route_targets && o.domain_coef != 0.0f)
-    domain_routing_loss(A.logits.data(), o.route_targets, N, E, N / std::max(o.batch, 1), o.domain_coef, dz,
-                        o.domain_per_token);
-  if (counts_any(counted, 0, N)) {
-    if (o.z_coef != 0.0f) router_z_loss(A.logits.data(), counted, N, E, o.z_coef, dz);
-    if (o.lb_coef != 0.0f && !r.expert_choice)
-      over_scope(N, o, [&](int64_t r0, int64_t n, double weight) {
-        if (!counts_any(counted, r0, n)) return;
-        load_balancing_loss(A.logits.data() + r0 * E, r.expert.data() + r0 * r.slots, counted ? counted + r0 : nullptr,
-                            n, E, r.slots, float(o.lb_coef * weight), dz + r0 * E);
-      });
-  }
+  add_aux_loss_gradients(A, counted, o, dz);
   if (g.router) linear_backward_weight(dz, h, N, E, H, g.router, nullptr);
   linear_backward_input(dz, N, E, w.router, dh, true);
 
@@ -193,6 +201,22 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
   float* dmid_shared = sized(s.dshared_mid, N * Is);
   swiglu_backward(w.shared, g.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.h.data(), dso,
                   dmid_shared, dh, true);
+}
+
+bool router_gates_are_constant(const ModelConfig& c) {
+  const RoutingConfig& r = c.routing;
+  if (c.top_k != 1) return false;
+  return (r.policy == RouterPolicy::SoftmaxTopK && r.norm_topk_prob) || r.policy == RouterPolicy::TopKSoftmax;
+}
+
+void moe_router_aux_backward(const MoeGrads& g, const MoeActs& A, const float* h, int64_t N, int64_t H,
+                             const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s) {
+  if (!g.router) return;
+  const int E = A.routing.experts;
+  float* dz = sized(s.dlogits, N * E);
+  std::fill(dz, dz + N * E, 0.0f);
+  add_aux_loss_gradients(A, counted, o, dz);
+  linear_backward_weight(dz, h, N, E, H, g.router, nullptr);
 }
 
 }  // namespace mf

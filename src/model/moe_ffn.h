@@ -81,4 +81,14 @@ void moe_ffn_backward(const ModelConfig& c, const MoeWeights& w, const MoeGrads&
                       const float* dy, int64_t N, const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s,
                       float* dh, ExpertGroup* experts = nullptr);
 
+// True when the routers' gates are constant: one slot renormalised over itself (Mixtral's
+// softmax top-1, or top-1-then-softmax) and no noise. The LM loss then gives the router no
+// gradient at all (d gate / d logits = 0), only the aux losses do.
+bool router_gates_are_constant(const ModelConfig& c);
+// The router's weight gradient from the aux losses alone (o's coefficients), from the last
+// forward's logits and routing and the router input h[N, H]: with constant gates that is its
+// whole gradient, so a routers-only training step needs no backward (model/trainable_transformer).
+void moe_router_aux_backward(const MoeGrads& g, const MoeActs& A, const float* h, int64_t N, int64_t H,
+                             const uint8_t* counted, const MoeLossOptions& o, MoeScratch& s);
+
 }  // namespace mf

@@ -67,6 +67,9 @@ struct TrainableTransformer::Impl {
   ExpertGroup* experts = nullptr;          // expert parallel: the group the routed experts are split over
   std::vector<std::string> held_experts;   // trainable routed-expert tensors held here
   std::vector<TrainableTransformer::RemoteTensor> remote_experts;  // ... and held by the group's other ranks
+  // Only routers train and their gates are constant (top-1, renormalised): the LM loss gives them
+  // no gradient, so a step is a forward that adds each router's aux-loss gradient as it goes.
+  bool routers_only_local = false;
 
   float* grad_of(const std::string& name) {
     auto it = grads.find(name);
@@ -155,6 +158,8 @@ TrainableTransformer::TrainableTransformer(ModelWeights weights, const std::func
     m.layer_grads.push_back(std::move(g));
   }
   m.acts.resize(size_t(c.num_layers));
+  m.routers_only_local = experts == nullptr && !m.grads.empty() && router_gates_are_constant(c) &&
+                         std::all_of(m.grads.begin(), m.grads.end(), [](const auto& g) { return is_router_name(g.first); });
 }
 
 TrainableTransformer::~TrainableTransformer() = default;
@@ -163,6 +168,8 @@ TrainableTransformer& TrainableTransformer::operator=(TrainableTransformer&&) no
 
 const ModelConfig& TrainableTransformer::config() const { return impl_->weights.config; }
 const ModelWeights& TrainableTransformer::weights() const { return impl_->weights; }
+
+bool TrainableTransformer::routers_train_in_forward() const { return impl_->routers_only_local; }
 
 void TrainableTransformer::zero_grad() {
   for (auto& [name, g] : impl_->grads) std::fill(g.begin(), g.end(), 0.0f);
@@ -314,13 +321,17 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   }
   pass.experts = m.experts;
 
+  // Routers-only training with constant gates: every gradient is an aux loss's at its own router,
+  // added during the forward; nothing runs backward. The same gradients as the full backward, bit
+  // for bit (its routing term is exactly zero), at the cost of a forward.
+  const bool local_grads = backward && m.routers_only_local;
   // With recomputation every layer's activations go to one LayerActs (the backward fills it again
   // layer by layer), and each layer's input is kept instead.
-  const bool recompute = backward && opts.recompute;
+  const bool recompute = backward && opts.recompute && !local_grads;
   MF_CHECK(!recompute || m.experts == nullptr, "train.recompute is not supported with expert parallelism "
            "(dist.expert_parallel > 1) yet: the recomputed forward would exchange the rows again");
   // An evaluation keeps nothing for a backward, so its layers share one LayerActs too.
-  auto acts_of = [&](int l) -> LayerActs& { return m.acts[recompute || !backward ? 0 : size_t(l)]; };
+  auto acts_of = [&](int l) -> LayerActs& { return m.acts[recompute || !backward || local_grads ? 0 : size_t(l)]; };
   if (recompute) S.layer_inputs.resize(size_t(c.num_layers) * size_t(N * H));
 
   // ---------------------------------------------------------------- forward
@@ -337,6 +348,7 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
     loss.lb += aux.lb;
     loss.z += aux.z;
     loss.domain += aux.domain;
+    if (local_grads) ffn_train_router_aux_backward(c, L, m.layer_grads[size_t(l)].ffn, sb, pass, A.ffn, S.ffn);
     if (backward && L.is_moe) {
       RoutingTally& tally = m.tallies[size_t(moe_layer_index(c, l))];
       tally.add(A.ffn.moe.routing, A.ffn.moe.logits.data(), pass.counted);
@@ -349,13 +361,18 @@ TrainingLoss TrainableTransformer::run(std::span<const int32_t> tokens, std::spa
   const int64_t norm_tokens = opts.loss_tokens > 0 ? opts.loss_tokens : std::max<int64_t>(1, loss.lm_tokens);
   const float lm_scale = opts.grad_scale / float(norm_tokens);
   S.dx.resize(size_t(N * H));
-  float* dx = backward ? S.dx.data() : nullptr;
+  float* dx = backward && !local_grads ? S.dx.data() : nullptr;
   loss.lm_sum = lm_head_train(c, m.bound, m.head_grads, x, targets, lm_scale, dx, S.head);
   if (!backward) return loss;
   auto grads_done = [&](int part) {
     if (opts.on_grads_done) opts.on_grads_done(part);
   };
   grads_done(kHeadGradPart);
+  if (local_grads) {
+    for (int l = c.num_layers - 1; l >= 0; --l) grads_done(layer_grad_part(c, l));
+    grads_done(embedding_grad_part(c));
+    return loss;
+  }
 
   // ---------------------------------------------------------------- backward
   for (int l = c.num_layers - 1; l >= 0; --l) {

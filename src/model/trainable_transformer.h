@@ -76,6 +76,11 @@ class TrainableTransformer {
   // Tensors that change without gradients (selection biases): name and values, for checkpoints.
   std::vector<std::pair<std::string, std::span<float>>> buffers();
 
+  // True when only routers train and their gates are constant (top-1 renormalised): a training
+  // step then adds each router's aux-loss gradient during the forward and runs no backward, with
+  // the same gradients as the full backward (the LM loss gives such routers none).
+  bool routers_train_in_forward() const;
+
   void zero_grad();
   // Every trainable tensor: its name, fp32 values and gradient (for the optimizer).
   std::vector<TrainableParam> trainable_params();

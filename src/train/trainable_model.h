@@ -68,6 +68,8 @@ class TrainableModel {
   virtual std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) = 0;
   // "cpu", or the GPU's description.
   virtual std::string device() const = 0;
+  // See TrainableTransformer::routers_train_in_forward (a step without backward).
+  virtual bool routers_train_in_forward() const { return false; }
 
   // Data-parallel training (train/data_parallel) sums every rank's gradients between backward and
   // the update, through host memory. A model whose gradients live elsewhere refuses by name.
@@ -118,6 +120,7 @@ class CpuTrainableModel final : public TrainableModel {
   std::vector<std::string> trainable_names() const override;
   std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) override;
   std::string device() const override { return "cpu"; }
+  bool routers_train_in_forward() const override { return model_.routers_train_in_forward(); }
   std::vector<std::pair<std::string, std::span<float>>> host_gradients() override;
   std::vector<TrainableParam> host_params() override { return model_.trainable_params(); }
   void set_routing_stats(std::vector<RoutingTally> tallies) override { model_.set_routing_stats(std::move(tallies)); }

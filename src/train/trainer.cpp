@@ -64,6 +64,12 @@ void Trainer::make_optimizer() {
   MF_CHECK(data_.eval_batches() > 0, "trainer: no validation batches");
   MF_CHECK(cfg_.moe_lr_scale >= 0, "trainer: moe_lr_scale must be >= 0, got ", cfg_.moe_lr_scale);
   MF_CHECK(!model_.trainable_names().empty(), "trainer: every tensor is frozen; nothing to train");
+  // Only top-1 routers train: their gate is p/p = 1 whatever the logits, so without an aux loss
+  // the run would leave every weight where it is.
+  MF_CHECK(!model_.routers_train_in_forward() || cfg_.lb_coef > 0 || cfg_.z_coef > 0 || cfg_.router_domain_coef > 0,
+           "train: only the routers train and the model routes top-1 with renormalised gates (always 1), so the LM "
+           "loss gives them no gradient; set train.router_domain_coef (supervision from the records' domains), "
+           "train.lb_coef or train.z_coef, or fuse with top_k: 2");
   opt_ = model_.make_optimizer(optimizer_spec());
   dp_ = std::make_unique<DataParallel>(one_process_, model_, cfg_.grad_accum);
   MF_CHECK(cfg_.router_domain_coef >= 0, "trainer: router_domain_coef must be >= 0");
@@ -432,6 +438,9 @@ TrainResult Trainer::run() {
       progress.note(cat("router supervision (coef ", cfg_.router_domain_coef,
                         cfg_.router_domain_per_token ? ", per token" : "",
                         "): ", describe_domain_experts(data_.domain_names(), domain_expert_)));
+    if (model_.routers_train_in_forward())
+      progress.note("only top-1 routers train: the LM loss gives them no gradient, so each step is a forward that "
+                    "adds the routers' aux-loss gradients (lb_coef, z_coef, router_domain_coef); no backward");
     progress.note(training_start_notes(cfg_.resume, step, cfg_.steps, cfg_.warmup,
                                        (fs::path(cfg_.out_dir) / "checkpoint.safetensors").string()));
   }
