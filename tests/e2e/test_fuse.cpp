@@ -183,6 +183,7 @@ TEST_F(FuseCli, RouterSupervisionSendsEachDomainToItsExpert) {
   auto t = run({"train", recipe.string()});
   ASSERT_EQ(t.rc, 0) << t.err;
   EXPECT_TRUE(has(t.err, "router supervision (coef 1): Coder -> expert 0, Thinker -> expert 1")) << t.err;
+  EXPECT_TRUE(has(t.err, "only top-1 routers train")) << t.err;  // a forward per step, no backward
   std::vector<double> domain_loss;
   std::ifstream metrics(dir_ / "routers" / "metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
@@ -222,4 +223,8 @@ TEST_F(FuseCli, RouterSupervisionSendsEachDomainToItsExpert) {
   auto unbalanced = run({"train", recipe.string(), "--set", "data.sampling=mix", "--set", "data.domain_weights={Coder: 2}"});
   EXPECT_EQ(unbalanced.rc, 1);
   EXPECT_TRUE(has(unbalanced.err, "set data.sampling: balanced")) << unbalanced.err;
+  // Top-1 routers alone with no aux loss: the LM loss gives them no gradient, nothing would train.
+  auto idle = run({"train", recipe.string(), "--set", "train.router_domain_coef=0"});
+  EXPECT_EQ(idle.rc, 1);
+  EXPECT_TRUE(has(idle.err, "the LM loss gives them no gradient; set train.router_domain_coef")) << idle.err;
 }
