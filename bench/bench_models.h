@@ -3,6 +3,7 @@
 //   shakespeare  char-level MoE of examples/shakespeare-moe.yaml (8 experts, top-2)
 //   smollm2      SmolLM2-135M (dense)
 //   smollm2-moe  SmolLM2-135M with 8 experts of its MLP, top-2
+//   smollm2-moe-top1  the same, top-1 with renormalised gates (what moeforge fuse writes for SmolMoE)
 //   moe-0.5b     a from-scratch MoE of 0.48B parameters: 12 layers, hidden 1024, 8 experts of 1408, top-2
 #pragma once
 #include <string>
@@ -26,7 +27,7 @@ inline ModelConfig model_named(const std::string& name) {
     c.num_heads = 4;
     c.num_kv_heads = 2;
     c.max_position_embeddings = 512;
-  } else if (name == "smollm2" || name == "smollm2-moe") {
+  } else if (name == "smollm2" || name == "smollm2-moe" || name == "smollm2-moe-top1") {
     c.vocab_size = 49152;
     c.hidden_size = 576;
     c.intermediate_size = 1536;
@@ -40,6 +41,7 @@ inline ModelConfig model_named(const std::string& name) {
       c.num_experts = 0;
       c.top_k = 0;
     }
+    if (name == "smollm2-moe-top1") c.top_k = 1;
   } else if (name == "moe-0.5b") {
     c.vocab_size = 32000;
     c.hidden_size = 1024;
@@ -50,7 +52,7 @@ inline ModelConfig model_named(const std::string& name) {
     c.max_position_embeddings = 4096;
     c.tie_word_embeddings = false;
   } else {
-    fail("unknown model '", name, "' (shakespeare, smollm2, smollm2-moe, moe-0.5b)");
+    fail("unknown model '", name, "' (shakespeare, smollm2, smollm2-moe, smollm2-moe-top1, moe-0.5b)");
   }
   return c;
 }

@@ -4,6 +4,7 @@
 //   shakespeare   char-level MoE of examples/shakespeare-moe.yaml, full training
 //   smollm2-moe   SmolLM2-135M-shaped MoE (30 layers, 8 experts of 1536, top-2, vocab 49152),
 //                 router-only training (experts, attention, embeddings frozen)
+//   smollm2-moe-top1  the same at top-1 (renormalised), norms frozen too: each step a forward
 //   bench_training --config shakespeare [--batch 16] [--seq 256] [--steps 5] [--threads 2]
 #include <omp.h>
 
@@ -36,15 +37,19 @@ int main(int argc, char** argv) try {
     else if (a == "--steps") steps = std::stoi(next());
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--help" || a == "-h") {
-      std::puts("usage: bench_training --config shakespeare|smollm2-moe [--batch 16] [--seq 256] [--steps 5] [--threads 2]");
+      std::puts("usage: bench_training --config shakespeare|smollm2-moe|smollm2-moe-top1 [--batch 16] [--seq 256] [--steps 5] [--threads 2]");
       return 0;
     } else mf::fail("unknown argument ", a);
   }
   omp_set_num_threads(threads);
   const mf::ModelConfig c = mf::bench::model_named(config);
-  const bool router_only = config == "smollm2-moe";
+  const bool router_only = config.starts_with("smollm2-moe");
   mf::ModelWeights w = mf::init_random_weights(c, 1);
-  const auto frozen = router_only ? mf::make_freeze_predicate({"experts", "attention", "embeddings"}, w)
+  // smollm2-moe-top1 freezes the norms too, as examples/smolmoe/train-routers.yaml does: only the
+  // routers train, so its steps run as forwards (their gates are constant).
+  std::vector<std::string> frozen_groups = {"experts", "attention", "embeddings"};
+  if (config == "smollm2-moe-top1") frozen_groups.push_back("norm");
+  const auto frozen = router_only ? mf::make_freeze_predicate(frozen_groups, w)
                                   : [](const std::string&) { return false; };
   mf::TrainableTransformer model(std::move(w), frozen);
   std::vector<mf::TrainableParam> params = model.trainable_params();
@@ -67,11 +72,12 @@ int main(int argc, char** argv) try {
   }
   int64_t trainable = 0;
   for (const auto& p : params) trainable += int64_t(p.value.size());
-  std::printf("{\"bench\":\"training\",\"impl\":\"moeforge\",\"config\":\"%s\",\"router_only\":%s,\"batch\":%d,"
+  std::printf("{\"bench\":\"training\",\"impl\":\"moeforge\",\"config\":\"%s\",\"router_only\":%s,"
+              "\"forward_only_steps\":%s,\"batch\":%d,"
               "\"seq\":%d,\"threads\":%d,\"steps\":%d,\"trainable_params\":%lld,\"tokens_per_s\":%.1f,"
               "\"peak_rss_mb\":%.1f}\n",
-              config.c_str(), router_only ? "true" : "false", batch, seq, threads, steps, (long long)trainable,
-              mf::bench::median(rates), mf::peak_rss_mib());
+              config.c_str(), router_only ? "true" : "false", model.routers_train_in_forward() ? "true" : "false", batch,
+              seq, threads, steps, (long long)trainable, mf::bench::median(rates), mf::peak_rss_mib());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_training: %s\n", e.what());

@@ -8,6 +8,9 @@ same run. Prints JSON lines: each implementation's median tokens/s and peak RSS,
 shakespeare: the char-level MoE of examples/shakespeare-moe.yaml, full training, batch 16 x 256.
 smollm2-moe: a SmolLM2-135M-shaped MoE (30 layers, 8 experts, top-2), router-only training
 (experts, attention and embeddings frozen), batch 4 x 256.
+smollm2-moe-top1: the same at top-1 with renormalised gates, as the fused SmolMoE routes. The LM
+loss gives such routers no gradient; moeforge's step is a forward that adds the aux loss's router
+gradients, the peer runs autograd's full backward as a transformers Mixtral training loop would.
 """
 import argparse
 import json
@@ -37,10 +40,16 @@ CONFIGS = {
                      "num_local_experts": 8, "num_experts_per_tok": 2, "tie_word_embeddings": True,
                      "rope_theta": 100000.0, "max_position_embeddings": 2048}, 4, 256, True),
 }
+CONFIGS["smollm2-moe-top1"] = ({**CONFIGS["smollm2-moe"][0], "num_experts_per_tok": 1}, 4, 256, True)
 
 
-def frozen(name, router_only):
-    return router_only and (".experts." in name or "self_attn" in name or "embed_tokens" in name)
+# Configs whose norms are frozen too (only the routers train), as the SmolMoE router recipe does.
+FROZEN_NORMS = {"smollm2-moe-top1"}
+
+
+def frozen(name, router_only, norms=False):
+    return router_only and (".experts." in name or "self_attn" in name or "embed_tokens" in name
+                            or (norms and "norm" in name))
 
 
 def bench_torch(name, steps, threads):
@@ -48,7 +57,7 @@ def bench_torch(name, steps, threads):
     d, batch, seq, router_only = CONFIGS[name]
     cfg = torch_ref.Config(d)
     sd = torch_ref.random_state_dict(cfg, seed=1, std=0.02)
-    params = {k: v.requires_grad_(not frozen(k, router_only)) for k, v in sd.items()}
+    params = {k: v.requires_grad_(not frozen(k, router_only, name in FROZEN_NORMS)) for k, v in sd.items()}
     trainable = [v for v in params.values() if v.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.0)
     g = torch.Generator().manual_seed(5)
