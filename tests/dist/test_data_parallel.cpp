@@ -186,6 +186,34 @@ TEST_F(DataParallel, RouterOnlyFusedMoeSendsOnlyTheRouters) {
     EXPECT_LE(loss, 1e-5);
     EXPECT_LE(weights, 1e-5);
   }
+  // Top-1: each rank's step is a forward that adds the routers' aux-loss gradients (no backward),
+  // and the router gradients still reach the all-reduce through the same per-part callbacks.
+  const fs::path fused1 = dir_ / "fused_top1";
+  r = run({"upcycle", "-m", (dense_run / "model").string(), "--experts", "4", "--top-k", "1", "--noise", "0.05", "-o",
+           fused1.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const fs::path one_top1 = dir_ / "routers_top1_1", two_top1 = dir_ / "routers_top1_2";
+  r = train(0, {recipe.string(), "--quiet", "-o", one_top1.string(), "--set", "model.init=" + fused1.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = train(2, {recipe.string(), "-o", two_top1.string(), "--set", "model.init=" + fused1.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "only top-1 routers train")) << r.err;
+  const double loss = max_relative_loss_difference(one_top1, two_top1, 20);
+  const double weights = max_relative_weight_difference(one_top1, two_top1);
+  std::printf("[measured] router-only top-1 upcycled MoE, 2 ranks vs 1 process: loss %.3g, weights %.3g\n", loss,
+              weights);
+  EXPECT_LE(loss, 1e-5);
+  EXPECT_LE(weights, 1e-5);
+  // The balance loss (lb_coef 0.01 by default) moved the routers: the comparison compared training.
+  const std::string router = "model.layers.0.block_sparse_moe.gate.weight";
+  const mf::Tensor before = mf::SafetensorsFile::open((fused1 / "model.safetensors").string()).tensors.at(router).to_f32();
+  const mf::Tensor after =
+      mf::SafetensorsFile::open((one_top1 / "model" / "model.safetensors").string()).tensors.at(router).to_f32();
+  ASSERT_EQ(before.numel(), after.numel());
+  double moved = 0;
+  for (int64_t i = 0; i < before.numel(); ++i)
+    moved = std::max(moved, double(std::abs(before.data<float>()[i] - after.data<float>()[i])));
+  EXPECT_GT(moved, 1e-4);
 }
 
 // A non-finite gradient reaches every rank through the sums, so every rank stops at the same step
