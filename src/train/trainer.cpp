@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -21,7 +22,9 @@
 #include "core/timer.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
+#include "model/moe_ffn.h"
 #include "model/save.h"
+#include "model/tensor_names.h"
 #include "moe/router_noise.h"
 #include "train/domain_routing.h"
 #include "train/freeze.h"
@@ -65,8 +68,11 @@ void Trainer::make_optimizer() {
   MF_CHECK(cfg_.moe_lr_scale >= 0, "trainer: moe_lr_scale must be >= 0, got ", cfg_.moe_lr_scale);
   MF_CHECK(!model_.trainable_names().empty(), "trainer: every tensor is frozen; nothing to train");
   // Only top-1 routers train: their gate is p/p = 1 whatever the logits, so without an aux loss
-  // the run would leave every weight where it is.
-  MF_CHECK(!model_.routers_train_in_forward() || cfg_.lb_coef > 0 || cfg_.z_coef > 0 || cfg_.router_domain_coef > 0,
+  // the run would leave every weight where it is (on any device).
+  const std::vector<std::string> trainable = model_.trainable_names();
+  const bool only_top1_routers = router_gates_are_constant(model_.config()) &&
+                                 std::all_of(trainable.begin(), trainable.end(), is_router_name);
+  MF_CHECK(!only_top1_routers || cfg_.lb_coef > 0 || cfg_.z_coef > 0 || cfg_.router_domain_coef > 0,
            "train: only the routers train and the model routes top-1 with renormalised gates (always 1), so the LM "
            "loss gives them no gradient; set train.router_domain_coef (supervision from the records' domains), "
            "train.lb_coef or train.z_coef, or fuse with top_k: 2");
