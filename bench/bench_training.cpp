@@ -57,27 +57,32 @@ int main(int argc, char** argv) try {
   const std::vector<std::span<float>> grads = model.gradients();
   mf::Rng rng(5);
   std::vector<int32_t> tokens(size_t(batch) * seq), targets(tokens.size());
-  std::vector<double> rates;
+  std::vector<double> rates, cpu_rates;  // tokens per wall second, per CPU second (all threads)
   for (int s = 0; s < steps + 1; ++s) {  // the first step warms up and is dropped
     for (auto& t : tokens) t = int32_t(rng.below(uint64_t(c.vocab_size)));
     for (auto& t : targets) t = int32_t(rng.below(uint64_t(c.vocab_size)));
     mf::Timer t;
+    const double cpu0 = mf::process_cpu_seconds();
     model.zero_grad();
     mf::StepOptions o;
     o.lb_coef = 0.01f;
     model.forward_backward(tokens, targets, batch, o);
     mf::clip_grad_norm(grads, 1.0f);
     opt.step();
-    if (s) rates.push_back(double(tokens.size()) / t.seconds());
+    if (s) {
+      rates.push_back(double(tokens.size()) / t.seconds());
+      cpu_rates.push_back(double(tokens.size()) / (mf::process_cpu_seconds() - cpu0));
+    }
   }
   int64_t trainable = 0;
   for (const auto& p : params) trainable += int64_t(p.value.size());
   std::printf("{\"bench\":\"training\",\"impl\":\"moeforge\",\"config\":\"%s\",\"router_only\":%s,"
               "\"forward_only_steps\":%s,\"batch\":%d,"
               "\"seq\":%d,\"threads\":%d,\"steps\":%d,\"trainable_params\":%lld,\"tokens_per_s\":%.1f,"
-              "\"peak_rss_mb\":%.1f}\n",
+              "\"tokens_per_cpu_s\":%.1f,\"peak_rss_mb\":%.1f}\n",
               config.c_str(), router_only ? "true" : "false", model.routers_train_in_forward() ? "true" : "false", batch,
-              seq, threads, steps, (long long)trainable, mf::bench::median(rates), mf::peak_rss_mib());
+              seq, threads, steps, (long long)trainable, mf::bench::median(rates), mf::bench::median(cpu_rates),
+              mf::peak_rss_mib());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_training: %s\n", e.what());

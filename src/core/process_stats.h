@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace mf {
 
@@ -18,6 +19,13 @@ inline double peak_rss_mib() {
     if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atof(line + 6);
   std::fclose(f);
   return kib / 1024.0;
+}
+
+// CPU seconds used so far by every thread of this process (user + system).
+inline double process_cpu_seconds() {
+  timespec ts{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 }  // namespace mf
