@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -102,6 +103,16 @@ inline double max_relative_weight_difference(const fs::path& a, const fs::path& 
     worst = std::max(worst, diff / scale);
   }
   return worst;
+}
+
+// A distributed run's losses and exported weights against one process's, within 1e-5
+// relative, with the measured differences printed under `what`.
+inline void expect_matches_one_process(const fs::path& one, const fs::path& many, size_t steps, const std::string& what) {
+  const double loss = max_relative_loss_difference(one, many, steps);
+  const double weights = max_relative_weight_difference(one, many);
+  std::printf("[measured] %s vs 1 process: loss %.3g, weights %.3g\n", what.c_str(), loss, weights);
+  EXPECT_LE(loss, 1e-5) << what;
+  EXPECT_LE(weights, 1e-5) << what;
 }
 
 // The pid of the rank of the job tagged `tag` (its environment says both), or 0.

@@ -179,12 +179,7 @@ TEST_F(DataParallel, RouterOnlyFusedMoeSendsOnlyTheRouters) {
     ASSERT_EQ(r.rc, 0) << r.err;
     // Two layers of a router [4 experts, hidden 32]: the only values all-reduced.
     EXPECT_TRUE(has(r.err, "(256 trainable values; frozen tensors send nothing)")) << r.err;
-    const double loss = max_relative_loss_difference(one, many, 20);
-    const double weights = max_relative_weight_difference(one, many);
-    std::printf("[measured] router-only upcycled MoE, %d ranks vs 1 process: loss %.3g, weights %.3g\n", ranks, loss,
-                weights);
-    EXPECT_LE(loss, 1e-5);
-    EXPECT_LE(weights, 1e-5);
+    expect_matches_one_process(one, many, 20, "router-only upcycled MoE, " + std::to_string(ranks) + " ranks");
   }
   // Top-1: each rank's step is a forward that adds the routers' aux-loss gradients (no backward),
   // and the router gradients still reach the all-reduce through the same per-part callbacks.
@@ -198,12 +193,7 @@ TEST_F(DataParallel, RouterOnlyFusedMoeSendsOnlyTheRouters) {
   r = train(2, {recipe.string(), "-o", two_top1.string(), "--set", "model.init=" + fused1.string()});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_TRUE(has(r.err, "only top-1 routers train")) << r.err;
-  const double loss = max_relative_loss_difference(one_top1, two_top1, 20);
-  const double weights = max_relative_weight_difference(one_top1, two_top1);
-  std::printf("[measured] router-only top-1 upcycled MoE, 2 ranks vs 1 process: loss %.3g, weights %.3g\n", loss,
-              weights);
-  EXPECT_LE(loss, 1e-5);
-  EXPECT_LE(weights, 1e-5);
+  expect_matches_one_process(one_top1, two_top1, 20, "router-only top-1 upcycled MoE, 2 ranks");
   // The balance loss (lb_coef 0.01 by default) moved the routers: the comparison compared training.
   const std::string router = "model.layers.0.block_sparse_moe.gate.weight";
   const mf::Tensor before = mf::SafetensorsFile::open((fused1 / "model.safetensors").string()).tensors.at(router).to_f32();
