@@ -41,9 +41,10 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
   const int64_t N = int64_t(batch) * T, H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = c.num_heads * D, kvdim = c.num_kv_heads * D;
   rmsnorm(ws.x.data(), L.attn_norm.data<float>(), N, H, c.rms_norm_eps, ws.h.data());
-  linear(ws.h.data(), N, H, L.q, bias_or_null(L.q_bias), ws.q.data());
-  linear(ws.h.data(), N, H, L.k, bias_or_null(L.k_bias), ws.k.data());
-  linear(ws.h.data(), N, H, L.v, bias_or_null(L.v_bias), ws.v.data());
+  const LinearJob qkv[] = {{ws.h.data(), N, H, &L.q, bias_or_null(L.q_bias), ws.q.data()},
+                           {ws.h.data(), N, H, &L.k, bias_or_null(L.k_bias), ws.k.data()},
+                           {ws.h.data(), N, H, &L.v, bias_or_null(L.v_bias), ws.v.data()}};
+  linear_many(qkv);
   rope_apply(ws.q.data(), N, c.num_heads, ws.positions.data(), rope);
   rope_apply(ws.k.data(), N, c.num_kv_heads, ws.positions.data(), rope);
   const int64_t stride = cache.stride();

@@ -8,9 +8,10 @@ namespace mf {
 void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
                     float* out) {
   const int64_t I = w.gate.dim(0);
-  // The LinearWeight overloads: decode steps of a packed quantized model take the packed copy.
-  linear(x, rows, H, w.gate, nullptr, a);
-  linear(x, rows, H, w.up, nullptr, b);
+  // The LinearWeight overloads: decode steps of a packed quantized model take the packed copy,
+  // gate and up in one parallel loop.
+  const LinearJob gate_up[] = {{x, rows, H, &w.gate, nullptr, a}, {x, rows, H, &w.up, nullptr, b}};
+  linear_many(gate_up);
   silu_mul(a, b, h, rows * I);
   linear(h, rows, I, w.down, nullptr, out);
 }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -177,6 +178,48 @@ TEST_P(PackedQ8, PackedOnFirstUseEqualsPackedAtLoadAndIsMadeOnlyWhenUsed) {
   }
   EXPECT_EQ(lazy.packed_on_first_use->bytes(), eager.packed->bytes());
   EXPECT_EQ(unused.packed_on_first_use->bytes(), 0u);
+}
+
+TEST_P(PackedQ8, LinearManyEqualsOneLinearPerJobBitForBit) {
+  // A layer's q/k/v (one shared input, biases, one matrix big enough to split across threads),
+  // a job on another input, a job too tall for the packed path and a plain fp32 weight: one
+  // linear_many call must give each job exactly what linear() gives it, for both activation kinds.
+  Rng rng(21);
+  std::vector<float> unused;
+  const int64_t K = 128;
+  Tensor wq = quantized(GetParam(), 1040, K, rng, &unused), wk = quantized(GetParam(), 48, K, rng, &unused);
+  if (!PackedQuantMatrix::supports(wq)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  Tensor wf = Tensor::empty(DType::F32, {40, K});
+  for (int64_t i = 0; i < wf.numel(); ++i) wf.data<float>()[i] = rng.normal();
+  for (DecodeActivations kind : {DecodeActivations::fp32, DecodeActivations::int8}) {
+    LinearWeight q(wq), k(wk), f(wf);
+    q.packed = std::make_shared<const PackedQuantMatrix>(wq);
+    k.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
+    q.activations = k.activations = kind;
+    const int64_t M = 3, tall = kLinearPackedInt8MaxRows + 1;
+    std::vector<float> x(size_t(tall * K)), x2(size_t(M * K)), bias(1040);
+    for (auto& v : x) v = rng.normal();
+    for (auto& v : x2) v = rng.normal();
+    for (auto& v : bias) v = rng.normal();
+    struct Out {
+      std::vector<float> many, one;
+    };
+    std::vector<Out> outs(5);
+    const std::vector<std::tuple<const float*, int64_t, const LinearWeight*, const float*, int64_t>> spec = {
+        {x.data(), M, &q, bias.data(), 1040}, {x.data(), M, &k, nullptr, 48}, {x2.data(), M, &q, nullptr, 1040},
+        {x.data(), tall, &k, bias.data(), 48}, {x.data(), M, &f, nullptr, 40}};
+    std::vector<LinearJob> jobs;
+    for (size_t i = 0; i < spec.size(); ++i) {
+      const auto& [in, rows, w, b, n] = spec[i];
+      outs[i].many.assign(size_t(rows * n), -1.0f);
+      outs[i].one.assign(size_t(rows * n), -2.0f);
+      jobs.push_back({in, rows, K, w, b, outs[i].many.data()});
+      linear(in, rows, K, *w, b, outs[i].one.data());
+    }
+    linear_many(jobs);
+    for (size_t i = 0; i < spec.size(); ++i)
+      EXPECT_TRUE(outs[i].many == outs[i].one) << "job " << i << (kind == DecodeActivations::int8 ? " int8" : " fp32");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, PackedQ8, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),

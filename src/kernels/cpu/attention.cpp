@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/softmax.h"
@@ -94,27 +95,34 @@ struct QueryKeys {
   int64_t len;
 };
 
-// One query row per (row, head), OpenMP-parallel over them, each thread with its own scores row
-// of `scores_row` floats: the per-query path of a server's decode batch and of short prompt
-// chunks. keys_of(r) gives row r's keys.
+// One query row per (row, head), parallel over them (work_pool.h), each thread with its own scores
+// row of `scores_row` floats: the per-query path of a server's decode batch and of short prompt
+// chunks. keys_of(r) gives row r's keys; `longest` bounds their count.
 template <class KeysOf>
 void attend_each_query(const float* q, int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t kv_stride,
-                       float scale, int64_t scores_row, float* scratch, float* out, const KeysOf& keys_of) {
+                       float scale, int64_t scores_row, int64_t longest, float* scratch, float* out,
+                       const KeysOf& keys_of) {
   const int group = n_heads / n_kv_heads;
   const int64_t q_stride = int64_t(n_heads) * head_dim, items = rows * n_heads;
-#pragma omp parallel
-  {
-    float* scores = scratch + int64_t(omp_get_thread_num()) * scores_row;
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t r = item / n_heads;
-      const int h = int(item % n_heads);
-      const int64_t kv_off = int64_t(h / group) * head_dim;
-      const QueryKeys kv = keys_of(r);
-      attend_one(q + r * q_stride + int64_t(h) * head_dim, kv.k + kv_off, kv.v + kv_off, kv_stride, kv.len, head_dim,
-                 scale, scores, out + r * q_stride + int64_t(h) * head_dim);
-    }
+  auto attend = [&](int64_t item, float* scores) {
+    const int64_t r = item / n_heads;
+    const int h = int(item % n_heads);
+    const int64_t kv_off = int64_t(h / group) * head_dim;
+    const QueryKeys kv = keys_of(r);
+    attend_one(q + r * q_stride + int64_t(h) * head_dim, kv.k + kv_off, kv.v + kv_off, kv_stride, kv.len, head_dim,
+               scale, scores, out + r * q_stride + int64_t(h) * head_dim);
+  };
+  // A few keys per query: less work than waking the other threads costs.
+  const int64_t work_per_item = std::max<int64_t>(1, longest * head_dim);
+  if (items * work_per_item < (1 << 14)) {
+    for (int64_t item = 0; item < items; ++item) attend(item, scratch);
+    return;
   }
+  const int64_t per = chunk_size(items, (8192 + work_per_item - 1) / work_per_item);
+  parallel_chunks((items + per - 1) / per, [&](int64_t c, int thread) {
+    float* scores = scratch + int64_t(thread) * scores_row;
+    for (int64_t item = c * per; item < std::min(items, (c + 1) * per); ++item) attend(item, scores);
+  });
 }
 
 }  // namespace
@@ -129,12 +137,12 @@ void attention_decode_batch(const float* q, const float* const* keys, const floa
     MF_CHECK(lengths[b] >= 1, "attention_decode_batch: sequence ", b, " has no keys");
     longest = std::max(longest, lengths[b]);
   }
-  attend_each_query(q, batch, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(longest), scratch, out,
+  attend_each_query(q, batch, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(longest), longest, scratch, out,
                     [&](int64_t b) { return QueryKeys{keys[b], values[b], lengths[b]}; });
 }
 
 size_t attention_scratch_floats(int64_t T, int64_t S) {
-  size_t per_thread = size_t(omp_get_max_threads()) * size_t(padded(S));
+  size_t per_thread = size_t(parallel_threads()) * size_t(padded(S));
   if (T >= kGemmMinQueries) return std::max(per_thread, size_t(T) * size_t(S));
   return per_thread;
 }
@@ -154,7 +162,7 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
   const int64_t q_stride = int64_t(n_heads) * head_dim;
 
   if (T < kGemmMinQueries) {
-    attend_each_query(q, T, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(S), scratch, out,
+    attend_each_query(q, T, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(S), S, scratch, out,
                       [&](int64_t t) { return QueryKeys{k, v, past + t + 1}; });
     return;
   }

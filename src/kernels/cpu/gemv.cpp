@@ -3,13 +3,14 @@
 // formats, or a build without AVX-512, dequantize one row at a time into scratch.
 #include "kernels/cpu/gemv.h"
 
-#include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/row_decode.h"
 #include "kernels/cpu/simd.h"
 
@@ -232,17 +233,19 @@ void gemv_rows(const float* x, int64_t M, int64_t K, DType t, const void* w_, in
     xsum = block_sums.data();
   }
 #endif
-  const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
-  // Tiny layers are not worth waking the other threads.
-  const bool parallel = N * K >= (1 << 14);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t n0 = c * kRowChunk, n1 = std::min(N, n0 + kRowChunk);
+  auto rows = [&](int64_t n0, int64_t n1) {
     if (fn)
       fn(x, M, K, w, row_bytes, xsum, n0, n1, y, N, t);
     else
       generic_rows(x, M, K, t, w, row_bytes, n0, n1, y, N);
-  }
+  };
+  // Tiny layers are not worth waking the other threads.
+  if (N * K < (1 << 14)) return rows(0, N);
+  const int64_t blocks = (N + kRowChunk - 1) / kRowChunk;
+  const int64_t per = chunk_size(blocks, std::max<int64_t>(1, 32768 / (kRowChunk * K * M)));
+  parallel_chunks((blocks + per - 1) / per, [&](int64_t c, int) {
+    rows(c * per * kRowChunk, std::min(N, (c + 1) * per * kRowChunk));
+  });
 }
 
 }  // namespace mf::detail

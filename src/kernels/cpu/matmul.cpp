@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/row_decode.h"
 
@@ -93,22 +94,81 @@ const PackedQuantMatrix& PackedOnFirstUse::get(const Tensor& w) {
 
 size_t PackedOnFirstUse::bytes() const { return packed_ ? packed_->bytes() : 0; }
 
-void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
+namespace {
+
+// The packed copy a decode-sized M multiplies, or null when this call takes the stored tensor.
+const PackedQuantMatrix* packed_for(const LinearWeight& weight, int64_t M, int64_t K) {
   const int64_t packed_rows =
       weight.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows : kLinearPackedMaxRows;
-  if ((weight.packed || weight.packed_on_first_use) && M >= 1 && M <= packed_rows) {
-    const PackedQuantMatrix& packed = weight.packed ? *weight.packed : weight.packed_on_first_use->get(weight.w);
-    MF_CHECK(packed.cols() == K && packed.rows() == weight.w.dim(0), "linear: packed weight [", packed.rows(), ", ",
-             packed.cols(), "] does not match input width K=", K);
-    const int64_t N = packed.rows();
+  if (!(weight.packed || weight.packed_on_first_use) || M < 1 || M > packed_rows) return nullptr;
+  const PackedQuantMatrix& packed = weight.packed ? *weight.packed : weight.packed_on_first_use->get(weight.w);
+  MF_CHECK(packed.cols() == K && packed.rows() == weight.w.dim(0), "linear: packed weight [", packed.rows(), ", ",
+           packed.cols(), "] does not match input width K=", K);
+  return &packed;
+}
+
+}  // namespace
+
+void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
+  if (const PackedQuantMatrix* packed = packed_for(weight, M, K)) {
     if (weight.activations == DecodeActivations::int8)
-      packed.gemv_int8(x, M, y);
+      packed->gemv_int8(x, M, y);
     else
-      packed.gemv_f32(x, M, y);
-    if (bias) add_bias(bias, M, N, y);
+      packed->gemv_f32(x, M, y);
+    if (bias) add_bias(bias, M, packed->rows(), y);
     return;
   }
   linear(x, M, K, weight.w, bias, y);
+}
+
+void linear_many(std::span<const LinearJob> jobs) {
+  struct Packed {
+    const LinearJob* job;
+    const PackedQuantMatrix* matrix;
+    const PackedActivations* input;
+  };
+  struct Chunk {
+    int job;
+    int64_t g0, g1;
+  };
+  // Reused across calls (per thread): no allocation in the decode loop once grown.
+  thread_local std::vector<Packed> packed;
+  thread_local std::vector<std::unique_ptr<PackedActivations>> inputs;
+  thread_local std::vector<Chunk> chunks;
+  packed.clear();
+  chunks.clear();
+  size_t used_inputs = 0;
+  for (const LinearJob& j : jobs) {
+    MF_CHECK(j.weight != nullptr, "linear_many: a job has no weight");
+    const PackedQuantMatrix* m = packed_for(*j.weight, j.M, j.K);
+    if (!m) {
+      linear(j.x, j.M, j.K, *j.weight, j.bias, j.y);
+      continue;
+    }
+    MF_CHECK(j.x != nullptr && j.y != nullptr, "linear_many: null input or output");
+    const PackedActivations* input = nullptr;
+    for (const Packed& p : packed)
+      if (p.job->x == j.x && p.job->M == j.M && p.job->K == j.K && p.input->kind() == j.weight->activations)
+        input = p.input;
+    if (!input) {
+      if (used_inputs == inputs.size()) inputs.push_back(std::make_unique<PackedActivations>());
+      PackedActivations& a = *inputs[used_inputs++];
+      a.prepare(j.x, j.M, j.K, j.weight->activations);
+      input = &a;
+    }
+    const int64_t per = m->groups_per_chunk(j.M);
+    for (int64_t g0 = 0; g0 < m->groups(); g0 += per)
+      chunks.push_back({int(packed.size()), g0, std::min(m->groups(), g0 + per)});
+    packed.push_back({&j, m, input});
+  }
+  const Packed* items = packed.data();
+  const Chunk* table = chunks.data();
+  parallel_chunks(int64_t(chunks.size()), [&](int64_t c, int) {
+    const Packed& p = items[table[c].job];
+    p.matrix->multiply_groups(*p.input, table[c].g0, table[c].g1, p.job->y);
+  });
+  for (const Packed& p : packed)
+    if (p.job->bias) add_bias(p.job->bias, p.job->M, p.matrix->rows(), p.job->y);
 }
 
 void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& weight, float* dx, bool accumulate) {

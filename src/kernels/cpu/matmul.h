@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 
 #include "core/tensor.h"
 #include "kernels/cpu/packed_quant.h"
@@ -17,12 +18,6 @@ namespace mf {
 // quantized: the result equals x . dequantize(W)^T up to fp32 summation order (~1e-5 relative).
 // Throws mf::Error if W is not [N, K] or K is not a multiple of the format's block size.
 void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias, float* y);
-
-// How decode rows (M <= 8) multiply a LinearWeight's packed copy (packed_quant.h).
-enum class DecodeActivations {
-  fp32,  // exact: equals x . dequantize(W)^T (PackedQuantMatrix::gemv_f32)
-  int8,  // llama.cpp's int8 activations: faster, ~1e-2 relative off (gemv_int8)
-};
 
 // Backward of linear with respect to its input: dx[M, K] = dy[M, N] . W, for W of any format
 // linear() takes (a frozen quantized weight still passes gradients through). accumulate:
@@ -66,6 +61,21 @@ struct LinearWeight {
 // As above; M <= 8 with a packed copy runs on it (gemv_f32 or gemv_int8 as `activations`
 // says), anything else on the stored tensor.
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y);
+
+// One linear of a linear_many call: y[M, N] = x[M, K] . W^T (+ bias).
+struct LinearJob {
+  const float* x;
+  int64_t M, K;
+  const LinearWeight* weight;
+  const float* bias;  // may be null
+  float* y;
+};
+
+// Several independent linears as if each went through linear(), with the same results bit for
+// bit. The ones that take the packed decode path (a layer's q/k/v, its gate/up, the experts a
+// step routes to) run as one parallel loop: one wake-up and one wait for all of them instead of
+// one each, and jobs over the same x share its preparation (Q4_1 sums, int8 quantization).
+void linear_many(std::span<const LinearJob> jobs);
 
 // Plain fp32 GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, op(A) is [M,K],
 // op(B) is [K,N]. Thin wrapper over oneDNN's sgemm (it picks its kernels from the CPU's

@@ -1,9 +1,7 @@
 // Repacking and AVX-512 kernels of PackedQuantMatrix. Each kernel is a template over the format
 // and the activation row count (1..8) so its accumulators stay in registers; a group of 16 output
-// rows is the unit of OpenMP work, and runs every 8-row block of the batch over its weights. Without AVX-512 VNNI they compile out and supports() is false.
+// rows is the unit of parallel work, and runs every 8-row block of the batch over its weights. Without AVX-512 VNNI they compile out and supports() is false.
 #include "kernels/cpu/packed_quant.h"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/row_decode.h"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
@@ -31,7 +30,6 @@ namespace {
 constexpr int kGroup = 16;  // output rows per 512-bit register (16 int32 lanes)
 constexpr int64_t kRowsPerCall = 8;  // activation rows one kernel call keeps in registers
 
-#ifdef MF_HAVE_PACKED_Q8
 // Activation rows quantized to int8 per block of 32 (x ~ scale * q), with each block's sum of
 // q (Q4_0's -8 offset, Q4_1's minimum). `u` is q + 128 as unsigned bytes: vpdpbusd wants one
 // unsigned operand, and for Q8_0 both sides are signed. Stored block-major (block b of row r at
@@ -44,6 +42,8 @@ struct ActivationsQ8 {
   std::vector<int32_t> qsum;
   std::vector<float> scaled_qsum;  // scale * qsum, what Q4_1's minimum multiplies
 };
+
+#ifdef MF_HAVE_PACKED_Q8
 
 // Rounds half to even (the default MXCSR mode of _mm512_cvtps_epi32), as nearbyint does.
 void quantize_activations(const float* x, int64_t M, int64_t K, ActivationsQ8& a) {
@@ -238,12 +238,10 @@ GroupFnF32<T> group_fn_f32(int64_t M) {
   }
 }
 
-// Calls work(group_data, n0, live_rows) for every group of 16 output rows, OpenMP-parallel
-// once the matrix is big enough to be worth waking the other threads.
+// Calls work(group_data, n0, live_rows) for the groups of 16 output rows in [g0, g1).
 template <class Work>
-void for_each_group(const uint8_t* data, size_t group_bytes, int64_t groups, int64_t N, int64_t K, const Work& work) {
-#pragma omp parallel for schedule(static) if (N * K >= (1 << 14))
-  for (int64_t g = 0; g < groups; ++g) {
+void for_each_group(const uint8_t* data, size_t group_bytes, int64_t g0, int64_t g1, int64_t N, const Work& work) {
+  for (int64_t g = g0; g < g1; ++g) {
     const int64_t n0 = g * kGroup;
     work(data + size_t(g) * group_bytes, n0, int(std::min<int64_t>(kGroup, N - n0)));
   }
@@ -252,10 +250,10 @@ void for_each_group(const uint8_t* data, size_t group_bytes, int64_t groups, int
 // Each group's weights (a few KiB) are read once for all M rows, 8 rows per kernel call, while
 // they sit in L1: a batch of 32 rows streams the matrix once, not four times.
 template <DType T>
-void run_groups_f32(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
+void run_groups_f32(const uint8_t* data, size_t record_bytes, int64_t g0, int64_t g1, int64_t nb, int64_t K, int64_t M,
                     const float* x, const float* xsum, float* y, int64_t N) {
   const GroupFnF32<T> full = group_fn_f32<T>(kRowsPerCall), tail = group_fn_f32<T>(M % kRowsPerCall);
-  for_each_group(data, record_bytes * size_t(nb), groups, N, K, [&](const uint8_t* g, int64_t n0, int live) {
+  for_each_group(data, record_bytes * size_t(nb), g0, g1, N, [&](const uint8_t* g, int64_t n0, int live) {
     for (int64_t r0 = 0; r0 < M; r0 += kRowsPerCall)
       (M - r0 >= kRowsPerCall ? full : tail)(g, record_bytes, nb, K, x + r0 * K, xsum ? xsum + r0 * nb : nullptr,
                                              y + r0 * N, N, n0, live);
@@ -281,10 +279,10 @@ GroupFn<T> group_fn(int64_t M) {
 }
 
 template <DType T>
-void run_groups(const uint8_t* data, size_t record_bytes, int64_t groups, int64_t nb, int64_t K, int64_t M,
+void run_groups(const uint8_t* data, size_t record_bytes, int64_t g0, int64_t g1, int64_t nb, int64_t K, int64_t M,
                 const ActivationsQ8& a, float* y, int64_t N) {
   const GroupFn<T> full = group_fn<T>(kRowsPerCall), tail = group_fn<T>(M % kRowsPerCall);
-  for_each_group(data, record_bytes * size_t(nb), groups, N, K, [&](const uint8_t* g, int64_t n0, int live) {
+  for_each_group(data, record_bytes * size_t(nb), g0, g1, N, [&](const uint8_t* g, int64_t n0, int live) {
     for (int64_t r0 = 0; r0 < M; r0 += kRowsPerCall)
       (M - r0 >= kRowsPerCall ? full : tail)(g, record_bytes, nb, K, a, r0, y + r0 * N, N, n0, live);
   });
@@ -344,46 +342,108 @@ PackedQuantMatrix::PackedQuantMatrix(const Tensor& w) : dtype_(w.dtype()) {
     }
 }
 
+struct PackedActivations::Data {
+  const float* x = nullptr;
+  int64_t rows = 0, cols = 0;
+  DecodeActivations kind = DecodeActivations::fp32;
+  std::vector<float> xsum;  // fp32 path: each block's exact activation sum (Q4_1's minimum)
+  ActivationsQ8 q8;         // int8 path
+};
+
+PackedActivations::PackedActivations() : d_(std::make_unique<Data>()) {}
+PackedActivations::~PackedActivations() = default;
+int64_t PackedActivations::rows() const { return d_->rows; }
+int64_t PackedActivations::cols() const { return d_->cols; }
+DecodeActivations PackedActivations::kind() const { return d_->kind; }
+
+void PackedActivations::prepare(const float* x, int64_t M, int64_t K, DecodeActivations kind) {
+  MF_CHECK(M >= 1 && M <= PackedQuantMatrix::kMaxRows, "PackedActivations: M must be in [1, ",
+           PackedQuantMatrix::kMaxRows, "], got ", M);
+  MF_CHECK(K > 0 && K % 32 == 0, "PackedActivations: K=", K, " is not a positive multiple of 32");
+  MF_CHECK(x != nullptr, "PackedActivations: null input");
+  Data& d = *d_;
+  d.x = x;
+  d.rows = M;
+  d.cols = K;
+  d.kind = kind;
+#ifdef MF_HAVE_PACKED_Q8
+  const int64_t nb = K / 32;
+  if (kind == DecodeActivations::int8) {
+    quantize_activations(x, M, K, d.q8);
+    return;
+  }
+  d.xsum.resize(size_t(M * nb));
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* v = x + r * K + b * 32;
+      const __m512 s = _mm512_add_ps(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16));
+      d.xsum[size_t(r * nb + b)] = _mm512_reduce_add_ps(s);
+    }
+#endif
+}
+
+int64_t PackedQuantMatrix::groups_per_chunk(int64_t rows) const {
+  // At least ~32k multiply-adds per chunk (~0.5-1 us on one core), far more than a claim costs.
+  const int64_t min_groups = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, kGroup * K_ * rows));
+  return chunk_size(groups_, min_groups);
+}
+
+void PackedQuantMatrix::multiply_groups(const PackedActivations& a, int64_t g0, int64_t g1, float* y) const {
+  const PackedActivations::Data& d = *a.d_;
+  MF_CHECK(d.cols == K_ && d.rows >= 1, "PackedQuantMatrix: activations of width ", d.cols, " for a matrix of width ",
+           K_);
+  MF_CHECK(g0 >= 0 && g0 <= g1 && g1 <= groups_, "PackedQuantMatrix: group range [", g0, ", ", g1, ") outside [0, ",
+           groups_, ")");
+#ifdef MF_HAVE_PACKED_Q8
+  const int64_t M = d.rows;
+  if (d.kind == DecodeActivations::int8) {
+    switch (dtype_) {
+      case DType::Q4_0: return run_groups<DType::Q4_0>(data_, record_bytes_, g0, g1, blocks_, K_, M, d.q8, y, N_);
+      case DType::Q4_1: return run_groups<DType::Q4_1>(data_, record_bytes_, g0, g1, blocks_, K_, M, d.q8, y, N_);
+      case DType::Q8_0: return run_groups<DType::Q8_0>(data_, record_bytes_, g0, g1, blocks_, K_, M, d.q8, y, N_);
+      default: break;
+    }
+  } else {
+    switch (dtype_) {
+      case DType::Q4_0:
+        return run_groups_f32<DType::Q4_0>(data_, record_bytes_, g0, g1, blocks_, K_, M, d.x, nullptr, y, N_);
+      case DType::Q4_1:
+        return run_groups_f32<DType::Q4_1>(data_, record_bytes_, g0, g1, blocks_, K_, M, d.x, d.xsum.data(), y, N_);
+      case DType::Q8_0:
+        return run_groups_f32<DType::Q8_0>(data_, record_bytes_, g0, g1, blocks_, K_, M, d.x, nullptr, y, N_);
+      default: break;
+    }
+  }
+#else
+  (void)y;
+#endif
+  fail("PackedQuantMatrix: no kernel for ", dtype_name(dtype_), " in this build");
+}
+
+void PackedQuantMatrix::multiply(const PackedActivations& a, float* y) const {
+  MF_CHECK(y != nullptr, "PackedQuantMatrix: null output");
+  // Tiny matrices are not worth waking the other threads.
+  if (N_ * K_ < (1 << 14)) return multiply_groups(a, 0, groups_, y);
+  const int64_t per = groups_per_chunk(a.rows());
+  parallel_chunks((groups_ + per - 1) / per, [&](int64_t c, int) {
+    multiply_groups(a, c * per, std::min(groups_, (c + 1) * per), y);
+  });
+}
+
 void PackedQuantMatrix::gemv_f32(const float* x, int64_t M, float* y) const {
   MF_CHECK(M >= 1 && M <= kMaxRows, "PackedQuantMatrix::gemv_f32: M must be in [1, ", kMaxRows, "], got ", M);
   MF_CHECK(x != nullptr && y != nullptr, "PackedQuantMatrix::gemv_f32: null input or output");
-#ifdef MF_HAVE_PACKED_Q8
-  // Q4_1's minimum needs each block's exact activation sum; per-thread, reused across calls.
-  thread_local std::vector<float> xsum;
-  if (dtype_ == DType::Q4_1) {
-    xsum.resize(size_t(M * blocks_));
-    for (int64_t r = 0; r < M; ++r)
-      for (int64_t b = 0; b < blocks_; ++b) {
-        const float* v = x + r * K_ + b * 32;
-        const __m512 s = _mm512_add_ps(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16));
-        xsum[size_t(r * blocks_ + b)] = _mm512_reduce_add_ps(s);
-      }
-  }
-  switch (dtype_) {
-    case DType::Q4_0: return run_groups_f32<DType::Q4_0>(data_, record_bytes_, groups_, blocks_, K_, M, x, nullptr, y, N_);
-    case DType::Q4_1: return run_groups_f32<DType::Q4_1>(data_, record_bytes_, groups_, blocks_, K_, M, x, xsum.data(), y, N_);
-    case DType::Q8_0: return run_groups_f32<DType::Q8_0>(data_, record_bytes_, groups_, blocks_, K_, M, x, nullptr, y, N_);
-    default: break;
-  }
-#endif
-  fail("PackedQuantMatrix::gemv_f32: no kernel for ", dtype_name(dtype_), " in this build");
+  thread_local PackedActivations a;  // reused across calls: no allocation in the decode loop once grown
+  a.prepare(x, M, K_, DecodeActivations::fp32);
+  multiply(a, y);
 }
 
 void PackedQuantMatrix::gemv_int8(const float* x, int64_t M, float* y) const {
   MF_CHECK(M >= 1 && M <= kMaxRows, "PackedQuantMatrix::gemv_int8: M must be in [1, ", kMaxRows, "], got ", M);
   MF_CHECK(x != nullptr && y != nullptr, "PackedQuantMatrix::gemv_int8: null input or output");
-#ifdef MF_HAVE_PACKED_Q8
-  // Per-thread and reused across calls: no allocation in the decode loop once grown.
-  thread_local ActivationsQ8 act;
-  quantize_activations(x, M, K_, act);
-  switch (dtype_) {
-    case DType::Q4_0: return run_groups<DType::Q4_0>(data_, record_bytes_, groups_, blocks_, K_, M, act, y, N_);
-    case DType::Q4_1: return run_groups<DType::Q4_1>(data_, record_bytes_, groups_, blocks_, K_, M, act, y, N_);
-    case DType::Q8_0: return run_groups<DType::Q8_0>(data_, record_bytes_, groups_, blocks_, K_, M, act, y, N_);
-    default: break;
-  }
-#endif
-  fail("PackedQuantMatrix::gemv_int8: no kernel for ", dtype_name(dtype_), " in this build");
+  thread_local PackedActivations a;
+  a.prepare(x, M, K_, DecodeActivations::int8);
+  multiply(a, y);
 }
 
 }  // namespace mf

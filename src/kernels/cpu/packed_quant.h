@@ -25,6 +25,34 @@
 
 namespace mf {
 
+// How decode rows multiply a packed copy.
+enum class DecodeActivations {
+  fp32,  // exact: equals x . dequantize(W)^T (PackedQuantMatrix::gemv_f32)
+  int8,  // llama.cpp's int8 activations: faster, ~1e-2 relative off (gemv_int8)
+};
+
+// Activation rows x[M, K] prepared once for every packed matrix of width K that multiplies them
+// (a layer's q/k/v, its gate/up): Q4_1's block sums for the fp32 path, the int8 blocks for the
+// int8 path. The fp32 path reads x itself, which must outlive the multiplications.
+class PackedActivations {
+ public:
+  PackedActivations();
+  ~PackedActivations();
+  PackedActivations(const PackedActivations&) = delete;
+  PackedActivations& operator=(const PackedActivations&) = delete;
+
+  // M in [1, PackedQuantMatrix::kMaxRows], K a positive multiple of 32.
+  void prepare(const float* x, int64_t M, int64_t K, DecodeActivations kind);
+  int64_t rows() const;
+  int64_t cols() const;
+  DecodeActivations kind() const;
+
+ private:
+  friend class PackedQuantMatrix;
+  struct Data;
+  std::unique_ptr<Data> d_;
+};
+
 class PackedQuantMatrix {
  public:
   // True if `w` is a 2-D Q4_0/Q4_1/Q8_0 matrix and this build has the AVX-512 kernels
@@ -42,6 +70,17 @@ class PackedQuantMatrix {
   // y[M, N] = q8(x[M, K]) . W^T for M in [1, kMaxRows]: int8 activations, every term (Q4_0's
   // -8, Q4_1's minimum) paired with the quantized activations.
   void gemv_int8(const float* x, int64_t M, float* y) const;
+
+  // y[M, N] = a . W^T over every group of output rows, parallel (work_pool.h).
+  void multiply(const PackedActivations& a, float* y) const;
+  // Output rows come in groups of kGroupRows, the unit of parallel work: multiply_groups computes
+  // the columns of y for groups [g0, g1) only, on the calling thread.
+  static constexpr int64_t kGroupRows = 16;
+  int64_t groups() const { return groups_; }
+  void multiply_groups(const PackedActivations& a, int64_t g0, int64_t g1, float* y) const;
+  // Groups per chunk of parallel work for `rows` activation rows: a claim should cost far less
+  // than the work it hands out.
+  int64_t groups_per_chunk(int64_t rows) const;
 
   int64_t rows() const { return N_; }
   int64_t cols() const { return K_; }

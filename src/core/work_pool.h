@@ -1,0 +1,59 @@
+// The parallel loops of inference (decode steps, short prompt chunks) run on a persistent pool of
+// worker threads instead of OpenMP regions.
+//
+// Why not OpenMP there: a decode step opens a parallel loop for every matrix of every layer
+// (about 150 per token), and at the end of an OpenMP region the caller waits for every thread of
+// the team, including one the OS has descheduled to run another process. On a busy machine each
+// of those joins can cost a whole time slice (docs/benchmarks.md, "OpenMP wait policy": decode
+// kept 0.27x of its idle speed under two busy processes).
+//
+// Here a loop is split into chunks that threads claim one at a time, and the caller waits only
+// for chunks that were claimed: a worker that is not running claims nothing, and the caller does
+// its share and the rest. Idle workers spin briefly (the gap between two loops of one step is a
+// few microseconds), then sleep on a futex until the next loop is published.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace mf {
+
+// A non-owning reference to a callable body(chunk, thread); the callable must outlive the call.
+class ChunkBody {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, ChunkBody>>>
+  ChunkBody(F& f)  // NOLINT(google-explicit-constructor): passed as a lambda at every call site
+      : object_(static_cast<void*>(&f)), call_([](void* o, int64_t chunk, int thread) {
+          (*static_cast<F*>(o))(chunk, thread);
+        }) {}
+  void operator()(int64_t chunk, int thread) const { call_(object_, chunk, thread); }
+
+ private:
+  void* object_;
+  void (*call_)(void*, int64_t, int);
+};
+
+// Runs body(chunk, thread) for every chunk in [0, chunks) on the calling thread and the pool's
+// workers, and returns when every chunk has run. `thread` is in [0, parallel_threads()): an index
+// for per-thread scratch (0 is the caller). Each chunk runs exactly once, on a thread whose
+// floating-point modes (MXCSR: flush-to-zero, rounding) are the caller's, so results do not depend
+// on which thread ran what. Runs serially on the caller when called from inside a body or an
+// OpenMP region, or while another thread is using the pool. The first exception a body throws is
+// rethrown here after the loop has stopped (chunks not yet started are skipped).
+void parallel_chunks(int64_t chunks, ChunkBody body);
+
+template <class F>
+void parallel_chunks(int64_t chunks, F&& body) {
+  ChunkBody ref(body);
+  parallel_chunks(chunks, ref);
+}
+
+// How many threads parallel_chunks uses: OpenMP's current setting (--threads, OMP_NUM_THREADS).
+int parallel_threads();
+
+// Splits `items` units of work into chunks of at least `min_items` (so a claim is worth its
+// atomic) and about `per_thread` chunks per thread (so a thread that falls behind leaves work
+// for the others). Returns the chunk size in items.
+int64_t chunk_size(int64_t items, int64_t min_items, int per_thread = 8);
+
+}  // namespace mf

@@ -1,0 +1,135 @@
+// parallel_chunks (core/work_pool.h): every chunk exactly once, on a valid thread index, with the
+// caller's floating-point modes; nested, concurrent and OpenMP-region callers; exceptions.
+#include <gtest/gtest.h>
+#include <omp.h>
+#include <xmmintrin.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "core/work_pool.h"
+
+using namespace mf;
+
+namespace {
+
+// More threads than this machine's cores, so that several workers share the ranges and steal.
+class WorkPool : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_ = omp_get_max_threads();
+    omp_set_num_threads(4);
+  }
+  void TearDown() override { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_ = 1;
+};
+
+void expect_each_chunk_once(int64_t chunks) {
+  std::vector<std::atomic<int>> runs(static_cast<size_t>(chunks));
+  std::atomic<int> bad_thread{0};
+  const int threads = parallel_threads();  // the caller's setting (OpenMP's is per thread)
+  parallel_chunks(chunks, [&](int64_t c, int thread) {
+    runs[size_t(c)].fetch_add(1, std::memory_order_relaxed);
+    if (thread < 0 || thread >= threads) bad_thread.fetch_add(1);
+  });
+  for (int64_t c = 0; c < chunks; ++c) ASSERT_EQ(runs[size_t(c)].load(), 1) << "chunk " << c << " of " << chunks;
+  EXPECT_EQ(bad_thread.load(), 0);
+}
+
+}  // namespace
+
+TEST_F(WorkPool, RunsEveryChunkExactlyOnce) {
+  EXPECT_EQ(parallel_threads(), 4);
+  for (int64_t chunks : {0, 1, 2, 3, 7, 64, 1000, 65535, 65536, 200001}) expect_each_chunk_once(chunks);
+}
+
+TEST_F(WorkPool, ManyShortLoopsInARow) {
+  // The decode pattern: thousands of tiny loops back to back. A unit run twice, or a worker
+  // running a stale loop's body, shows up as a wrong total.
+  std::vector<int64_t> slots(64, 0);
+  for (int loop = 0; loop < 20000; ++loop) {
+    const int64_t chunks = 1 + loop % 17;
+    parallel_chunks(chunks, [&](int64_t c, int) { slots[size_t(c)] += loop; });
+  }
+  for (int64_t c = 0; c < 17; ++c) {
+    int64_t want = 0;
+    for (int loop = 0; loop < 20000; ++loop)
+      if (c < 1 + loop % 17) want += loop;
+    EXPECT_EQ(slots[size_t(c)], want) << "chunk " << c;
+  }
+}
+
+TEST_F(WorkPool, NestedCallsRunSeriallyInsideABody) {
+  std::vector<std::atomic<int>> runs(16 * 16);
+  parallel_chunks(16, [&](int64_t outer, int) {
+    parallel_chunks(16, [&](int64_t inner, int thread) {
+      EXPECT_GE(thread, 0);
+      runs[size_t(outer * 16 + inner)].fetch_add(1);
+    });
+  });
+  for (auto& r : runs) EXPECT_EQ(r.load(), 1);
+}
+
+TEST_F(WorkPool, InsideAnOpenMPRegionRunsOnTheCaller) {
+  std::atomic<int> total{0}, off_caller{0};
+#pragma omp parallel num_threads(2)
+  {
+    parallel_chunks(10, [&](int64_t, int thread) {
+      total.fetch_add(1);
+      if (thread != 0) off_caller.fetch_add(1);
+    });
+  }
+  EXPECT_EQ(total.load(), 10 * 2);
+  EXPECT_EQ(off_caller.load(), 0);
+}
+
+TEST_F(WorkPool, ConcurrentCallersEachGetTheirWholeLoop) {
+  // A second caller while the pool is busy runs its loop itself; both must complete.
+  std::vector<int64_t> sums(4, 0);
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&sums, t] {
+      for (int loop = 0; loop < 2000; ++loop) {
+        std::atomic<int64_t> s{0};
+        parallel_chunks(33, [&](int64_t c, int) { s.fetch_add(c + 1); });
+        sums[size_t(t)] += s.load();
+      }
+    });
+  for (auto& c : callers) c.join();
+  for (int64_t s : sums) EXPECT_EQ(s, 2000 * (33 * 34 / 2));
+}
+
+TEST_F(WorkPool, BodiesRunWithTheCallersFloatingPointModes) {
+  // Flush-to-zero on the caller (as FlushDenormals sets it for training) must hold on every
+  // thread that runs a chunk, or results would depend on which thread ran what.
+  const unsigned saved = _mm_getcsr();
+  for (unsigned mode : {saved | 0x8040u, saved & ~0x8040u}) {
+    _mm_setcsr(mode);
+    std::atomic<int> mismatched{0};
+    parallel_chunks(256, [&](int64_t, int) {
+      if ((_mm_getcsr() & 0x8040u) != (mode & 0x8040u)) mismatched.fetch_add(1);
+    });
+    EXPECT_EQ(mismatched.load(), 0) << std::hex << mode;
+  }
+  _mm_setcsr(saved);
+}
+
+TEST_F(WorkPool, AnExceptionReachesTheCallerAndThePoolGoesOn) {
+  EXPECT_THROW(parallel_chunks(1000,
+                               [&](int64_t c, int) {
+                                 if (c == 500) throw std::runtime_error("chunk 500");
+                               }),
+               std::runtime_error);
+  expect_each_chunk_once(1000);
+}
+
+TEST_F(WorkPool, ChunkSizeRespectsTheMinimumAndSplitsPerThread) {
+  EXPECT_EQ(chunk_size(1000, 1, 8), 32);   // 4 threads x 8 chunks
+  EXPECT_EQ(chunk_size(1000, 100, 8), 100);
+  EXPECT_EQ(chunk_size(3, 1, 8), 1);
+  EXPECT_EQ(chunk_size(0, 1, 8), 1);
+}
