@@ -64,13 +64,16 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
   } else {
     A.ffn.resize(rows, I, keep);
     float* product = A.ffn.product(keep);
-    // One GEMM chain per expert over exactly the rows routed to it.
+    // One GEMM chain per expert over exactly the rows routed to it, all experts together.
+    std::vector<SwigluJob>& jobs = A.expert_jobs;
+    jobs.clear();
     for (int e = 0; e < E; ++e) {
       const int64_t r0 = A.plan.offsets[size_t(e)], n = A.plan.offsets[size_t(e) + 1] - r0;
       if (n == 0) continue;
-      swiglu_forward(w.experts[size_t(e)], gathered + r0 * H, n, H, A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I,
-                     product + r0 * I, out + r0 * H);
+      jobs.push_back({&w.experts[size_t(e)], gathered + r0 * H, n, A.ffn.a.data() + r0 * I, A.ffn.b.data() + r0 * I,
+                      product + r0 * I, out + r0 * H});
     }
+    swiglu_forward_many(jobs, H);
   }
   moe_scatter_add(out, A.plan, H, y);
   if (!w.has_shared) return;

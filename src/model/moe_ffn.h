@@ -42,6 +42,7 @@ struct MoeActs {
   ExpertExchangeActs exchange;       // expert parallel: the experts ran on the ranks holding them
   SwigluActs shared;                 // [N, S]
   std::vector<float> shared_out, shared_gate;  // [N, H]; [N] gate pre-activations
+  std::vector<SwigluJob> expert_jobs;          // scratch: the experts this pass routed rows to
   bool noisy = false;
 };
 

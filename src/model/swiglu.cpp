@@ -7,13 +7,26 @@ namespace mf {
 
 void swiglu_forward(const SwigluWeights& w, const float* x, int64_t rows, int64_t H, float* a, float* b, float* h,
                     float* out) {
-  const int64_t I = w.gate.dim(0);
-  // The LinearWeight overloads: decode steps of a packed quantized model take the packed copy,
-  // gate and up in one parallel loop.
-  const LinearJob gate_up[] = {{x, rows, H, &w.gate, nullptr, a}, {x, rows, H, &w.up, nullptr, b}};
-  linear_many(gate_up);
-  silu_mul(a, b, h, rows * I);
-  linear(h, rows, I, w.down, nullptr, out);
+  const SwigluJob job{&w, x, rows, a, b, h, out};
+  swiglu_forward_many({&job, 1}, H);
+}
+
+void swiglu_forward_many(std::span<const SwigluJob> jobs, int64_t H) {
+  // The LinearWeight overloads: decode steps of a packed quantized model take the packed copies.
+  thread_local std::vector<LinearJob> linears;  // reused: no allocation per decode step
+  linears.clear();
+  for (const SwigluJob& j : jobs) {
+    linears.push_back({j.x, j.rows, H, &j.w->gate, nullptr, j.a});
+    linears.push_back({j.x, j.rows, H, &j.w->up, nullptr, j.b});
+  }
+  linear_many(linears);
+  linears.clear();
+  for (const SwigluJob& j : jobs) {
+    const int64_t I = j.w->gate.dim(0);
+    silu_mul(j.a, j.b, j.h, j.rows * I);
+    linears.push_back({j.h, j.rows, I, &j.w->down, nullptr, j.out});
+  }
+  linear_many(linears);
 }
 
 void swiglu_backward(const SwigluWeights& w, const SwigluGrads& g, const float* x, int64_t rows, int64_t H, float* a,

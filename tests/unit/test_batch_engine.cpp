@@ -43,13 +43,25 @@ struct Outcome {
   std::vector<mf::TokenEvent> events;
 };
 
+// Holds the engine thread at a sequence's first token until the test opens it, so that what the
+// test does meanwhile (queue, cancel) happens while that sequence is surely running.
+struct FirstTokenGate {
+  std::promise<void> reached;
+  std::promise<void> open;
+};
+
 // Submits and returns a future of the outcome (callbacks run on the engine thread).
 std::future<Outcome> submit(mf::BatchEngine& engine, mf::SequenceRequest req,
-                            std::shared_ptr<mf::SequenceTicket>* ticket = nullptr) {
+                            std::shared_ptr<mf::SequenceTicket>* ticket = nullptr,
+                            std::shared_ptr<FirstTokenGate> gate = nullptr) {
   auto state = std::make_shared<Outcome>();
   auto done = std::make_shared<std::promise<Outcome>>();
   mf::SequenceSink sink;
-  sink.on_token = [state](const mf::TokenEvent& e) {
+  sink.on_token = [state, gate](const mf::TokenEvent& e) {
+    if (gate && state->tokens.empty()) {
+      gate->reached.set_value();
+      gate->open.get_future().wait();
+    }
     state->tokens.push_back(e.token);
     state->text += e.text;
     state->events.push_back(e);
@@ -213,9 +225,11 @@ TEST_P(BatchEngineTest, CancelFreesTheSlotAndTheQueueIsBounded) {
   o.max_queue = 1;
   mf::BatchEngine engine(*model_, *tok_, o);
   std::shared_ptr<mf::SequenceTicket> ticket;
-  auto long_run = submit(engine, greedy(*tok_, "abc", 150), &ticket);
+  auto gate = std::make_shared<FirstTokenGate>();
+  auto long_run = submit(engine, greedy(*tok_, "abc", 150), &ticket, gate);
+  gate->reached.get_future().wait();  // the slot is busy (and the engine held) from here on
   auto waiting = submit(engine, greedy(*tok_, "xyz", 3));
-  // One slot busy (or about to be) and one waiting: a third may be refused, never lost.
+  // One slot busy and one waiting: a third is refused, never lost.
   bool refused = false;
   try {
     auto third = submit(engine, greedy(*tok_, "q", 3));
@@ -224,6 +238,7 @@ TEST_P(BatchEngineTest, CancelFreesTheSlotAndTheQueueIsBounded) {
     refused = true;
   }
   ticket->cancel();
+  gate->open.set_value();
   const Outcome cancelled = long_run.get();
   EXPECT_EQ(cancelled.result.finish_reason, "cancelled");
   EXPECT_LT(cancelled.result.completion_tokens, 150);
