@@ -84,7 +84,7 @@ int main(int argc, char** argv) try {
         for (const auto& dot_name : dots) {
           // The packed paths exist for small M and Q4_0/Q4_1/Q8_0 (with AVX-512 VNNI).
           const bool packed = dot_name != "exact";
-          if (packed && (M > (dot_name == "int8" ? mf::kLinearPackedInt8MaxRows : mf::kLinearPackedMaxRows) ||
+          if (packed && (M > (dot_name == "int8" ? mf::PackedQuantMatrix::kMaxRows : mf::kLinearPackedMaxRows) ||
                          !mf::PackedQuantMatrix::supports(w)))
             continue;
           mf::LinearWeight lw(w);

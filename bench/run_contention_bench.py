@@ -16,6 +16,9 @@ tokens/s, user+system CPU seconds, the 1-minute load average before it) and one 
 
     bench/run_contention_bench.py [--rounds 3] [--bin build/release/moeforge] [--threads 2]
         [--policies libgomp-default,passive,spin-10000,moeforge-default]
+
+--bin takes several binaries, comma-separated (e.g. before and after a change): each runs every
+policy in every round, and the summaries are per binary.
 """
 import argparse
 import json
@@ -59,8 +62,8 @@ def timed(cmd, env):
     return proc, wall, cpu
 
 
-def decode_run(args, env):
-    cmd = [args.bin, "generate", "-m", MODEL, "-p", "Once upon a time, in a small village by the sea,",
+def decode_run(args, binary, env):
+    cmd = [binary, "generate", "-m", MODEL, "-p", "Once upon a time, in a small village by the sea,",
            "-n", str(args.decode_tokens), "--temp", "0", "-t", str(args.threads)]
     proc, wall, cpu = timed(cmd, env)
     m = re.search(r"decode: (\d+) tokens, ([\d.]+) tok/s", proc.stderr)
@@ -69,9 +72,9 @@ def decode_run(args, env):
     return float(m.group(2)), wall, cpu
 
 
-def train_run(args, env, workdir):
+def train_run(args, binary, env, workdir):
     out = os.path.join(workdir, "train")
-    cmd = [args.bin, "train", RECIPE, "-o", out, "--quiet", "--threads", str(args.threads),
+    cmd = [binary, "train", RECIPE, "-o", out, "--quiet", "--threads", str(args.threads),
            "--set", f"train.steps={args.train_steps}", "--set", "train.eval_every=0", "--set", "train.eval_windows=2",
            "--set", "train.checkpoint_every=0", "--set", "train.warmup=1"]
     _, wall, cpu = timed(cmd, env)
@@ -110,6 +113,7 @@ def main():
     p.add_argument("--workloads", default="decode,train")
     args = p.parse_args()
     policies = args.policies.split(",")
+    binaries = args.bin.split(",")
     workloads = args.workloads.split(",")
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
@@ -118,27 +122,30 @@ def main():
                 hogs = Hogs(args.hogs if load == "contended" else 0)
                 with hogs:
                     for workload in workloads:
-                        for policy in policies:
-                            load_avg = os.getloadavg()[0]
-                            env = policy_env(policy)
-                            if workload == "decode":
-                                speed, wall, cpu = decode_run(args, env)
-                            else:
-                                speed, wall, cpu = train_run(args, env, workdir)
-                            rec = {"round": rnd, "workload": workload, "load": load, "policy": policy,
-                                   "tokens_per_s": round(speed, 1), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-                                   "loadavg_1m_before": round(load_avg, 2), "threads": args.threads,
-                                   "competing_processes": hogs.count}
-                            print(json.dumps(rec), flush=True)
-                            results.setdefault((workload, load, policy), []).append(rec)
+                        for binary in binaries:
+                            for policy in policies:
+                                load_avg = os.getloadavg()[0]
+                                env = policy_env(policy)
+                                if workload == "decode":
+                                    speed, wall, cpu = decode_run(args, binary, env)
+                                else:
+                                    speed, wall, cpu = train_run(args, binary, env, workdir)
+                                rec = {"round": rnd, "workload": workload, "load": load, "binary": binary,
+                                       "policy": policy, "tokens_per_s": round(speed, 1), "wall_s": round(wall, 2),
+                                       "cpu_s": round(cpu, 2), "loadavg_1m_before": round(load_avg, 2),
+                                       "threads": args.threads, "competing_processes": hogs.count}
+                                print(json.dumps(rec), flush=True)
+                                results.setdefault((workload, load, binary, policy), []).append(rec)
     for workload in workloads:
-        for policy in policies:
-            idle = statistics.median(r["tokens_per_s"] for r in results[(workload, "idle", policy)])
-            busy = statistics.median(r["tokens_per_s"] for r in results[(workload, "contended", policy)])
-            print(json.dumps({"summary": workload, "policy": policy, "idle_tokens_per_s": idle,
-                              "contended_tokens_per_s": busy, "contended_over_idle": round(busy / idle, 3),
-                              "idle_cpu_s": statistics.median(r["cpu_s"] for r in results[(workload, "idle", policy)]),
-                              "rounds": args.rounds}), flush=True)
+        for binary in binaries:
+            for policy in policies:
+                idle_runs = results[(workload, "idle", binary, policy)]
+                idle = statistics.median(r["tokens_per_s"] for r in idle_runs)
+                busy = statistics.median(r["tokens_per_s"] for r in results[(workload, "contended", binary, policy)])
+                print(json.dumps({"summary": workload, "binary": binary, "policy": policy, "idle_tokens_per_s": idle,
+                                  "contended_tokens_per_s": busy, "contended_over_idle": round(busy / idle, 3),
+                                  "idle_cpu_s": statistics.median(r["cpu_s"] for r in idle_runs),
+                                  "rounds": args.rounds}), flush=True)
 
 
 if __name__ == "__main__":

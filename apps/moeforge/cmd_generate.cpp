@@ -58,7 +58,7 @@ int run_generate(const std::vector<std::string>& args) {
   }
   std::cout << "\n";
   std::cout.flush();
-  print_stats(res.stats);
+  print_stats(res.stats, f.verbose);
   if (f.verbose) std::cerr << "[finish: " << res.finish_reason << "]\n";
   return 0;
 }

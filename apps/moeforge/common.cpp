@@ -28,6 +28,8 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.option("seed", "N", "sampling seed (default: a random one, shown by --verbose)", &f.sampling.seed);
   p.option("max-tokens", "N", "most tokens to generate (default 256*)", &f.max_tokens);
   p.repeated("stop", "TEXT", "stop when TEXT is generated (not printed)", &f.stop);
+  p.flag("ignore-eos", "keep generating past the end-of-sequence token (benchmarks: always --max-tokens tokens)",
+         &f.ignore_eos);
   p.group("runtime");
   p.option("threads", "N", "CPU threads, 0 = all (default 0)", &f.threads);
   p.option("ctx", "N", "context length cap in tokens (default 4096)", &f.ctx);
@@ -124,15 +126,18 @@ GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m) {
   o.max_tokens = f.max_tokens;
   o.sampling = f.sampling;
   o.stop = f.stop;
-  o.eos_ids = m.eos_ids;
+  if (!f.ignore_eos) o.eos_ids = m.eos_ids;
   o.window = f.window;
   return o;
 }
 
-void print_stats(const GenerateStats& s) {
+void print_stats(const GenerateStats& s, bool verbose) {
   std::fprintf(stderr, "[prefill: %d tokens (%d reused), %.1f tok/s | decode: %d tokens, %.1f tok/s]\n",
                s.prompt_tokens, s.reused_tokens, s.prefill_tokens_per_second(), s.generated_tokens,
                s.decode_tokens_per_second());
+  if (verbose)
+    std::fprintf(stderr, "[prefill: %.4f s wall, %.4f s CPU | decode: %.4f s wall, %.4f s CPU]\n", s.prefill_seconds,
+                 s.prefill_cpu_seconds, s.decode_seconds, s.decode_cpu_seconds);
 }
 
 void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir) {

@@ -29,6 +29,7 @@ struct RunFlags {
   bool verbose = false;
   std::string device = "auto";  // auto | cpu | cuda
   bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (LoadOptions::int8_decode)
+  bool ignore_eos = false;  // generate --max-tokens tokens whatever the model samples
 };
 
 // Registers -m and the shared sampling/context flags.
@@ -40,7 +41,8 @@ bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args);
 // the flags and loads the model.
 ModelBundle load_for_run(RunFlags& f, const ArgParser& p);
 GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m);
-void print_stats(const GenerateStats& s);   // to stderr
+// To stderr; with `verbose` the wall and CPU seconds of each phase as well.
+void print_stats(const GenerateStats& s, bool verbose = false);
 // To stderr, when a saved directory is moeforge's own type: which features transformers lacks.
 void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir);
 

@@ -1,8 +1,9 @@
-// moeforge's kernels open and close hundreds of OpenMP parallel regions per decoded token.
-// Between two of them libgomp's threads busy-wait (300,000 pause instructions by default,
-// milliseconds) before they sleep. On an idle machine that saves a wake-up; on a machine where
-// other processes want the cores, a spinning thread burns the time slice that the thread it waits
-// for needed, and decode fell from ~30 to under 1 token/s (issue 22).
+// moeforge's training and prefill kernels (oneDNN's GEMMs among them) open and close many OpenMP
+// parallel regions per step. Between two of them libgomp's threads busy-wait (300,000 pause
+// instructions by default, milliseconds) before they sleep. On an idle machine that saves a
+// wake-up; on a machine where other processes want the cores, a spinning thread burns the time
+// slice that the thread it waits for needed: decode, when it still ran on OpenMP, fell from ~30 to
+// under 1 token/s (issue 22). Decode loops now run on core/work_pool, which has its own policy.
 // bench/run_contention_bench.py measures the choice (docs/benchmarks.md, "OpenMP wait policy").
 //
 // libgomp reads its environment once, in its initializer, before main() and before any

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/process_stats.h"
 #include "core/timer.h"
 
 namespace mf {
@@ -99,9 +100,12 @@ GenerateResult generate(ModelContext& ctx, const Tokenizer& tok, std::span<const
   MF_CHECK(opts.window >= 0, "generate: window must be >= 0, got ", opts.window);
   if (opts.window > 0 && int(prompt.size()) > opts.window) prompt = prompt.subspan(prompt.size() - size_t(opts.window));
   Timer timer;
+  double cpu = process_cpu_seconds();
   std::vector<float> logits = ctx.prefill(prompt, &res.stats.reused_tokens);
   res.stats.prefill_seconds = timer.seconds();
+  res.stats.prefill_cpu_seconds = process_cpu_seconds() - cpu;
   timer.reset();
+  cpu = process_cpu_seconds();
 
   res.finish_reason = "length";
   for (int i = 0; i < opts.max_tokens; ++i) {
@@ -143,6 +147,7 @@ GenerateResult generate(ModelContext& ctx, const Tokenizer& tok, std::span<const
     else res.finish_reason = "stop";
   }
   res.stats.decode_seconds = timer.seconds();
+  res.stats.decode_cpu_seconds = process_cpu_seconds() - cpu;
   return res;
 }
 

@@ -51,6 +51,7 @@ struct GenerateOptions {
 struct GenerateStats {
   int prompt_tokens = 0, reused_tokens = 0, generated_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
+  double prefill_cpu_seconds = 0, decode_cpu_seconds = 0;  // every thread of the process
   double prefill_tokens_per_second() const;   // over the tokens actually prefilled
   double decode_tokens_per_second() const;
 };

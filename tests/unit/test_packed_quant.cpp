@@ -78,7 +78,7 @@ TEST_P(PackedQ8, MatchesTheScalarInt8SchemeWithPaddedGroups) {
   }
 }
 
-TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
+TEST_P(PackedQ8, LinearUsesThePackedCopyForDecodeRowsAndInt8Prompts) {
   Rng rng(5);
   std::vector<float> wdq;
   const int64_t N = 32, K = 64;
@@ -88,13 +88,29 @@ TEST_P(PackedQ8, LinearUsesThePackedCopyOnlyForDecodeRows) {
   lw.packed = std::make_shared<const PackedQuantMatrix>(w);
   lw.activations = DecodeActivations::int8;
   std::vector<float> bias(static_cast<size_t>(N), 0.5f);
-  // Past the packed limit, so the exact GEMM runs and the result equals linear(Tensor).
-  const int64_t M = kLinearPackedInt8MaxRows + 1;
+  // Exact activations past their packed limit: the GEMM runs and the result equals linear(Tensor).
+  lw.activations = DecodeActivations::fp32;
+  int64_t M = kLinearPackedMaxRows + 1;
   std::vector<float> x(size_t(M * K));
   for (auto& v : x) v = rng.normal();
   std::vector<float> a(size_t(M * N)), b(size_t(M * N));
   linear(x.data(), M, K, lw, bias.data(), a.data());
   linear(x.data(), M, K, w, bias.data(), b.data());
+  EXPECT_EQ(a, b);
+  // int8 activations take the packed copy at any M, kMaxRows rows per call: a 600-row prompt
+  // equals its slices run alone.
+  lw.activations = DecodeActivations::int8;
+  M = 600;
+  x.resize(size_t(M * K));
+  for (auto& v : x) v = rng.normal();
+  a.assign(size_t(M * N), 0.0f);
+  b.assign(size_t(M * N), 0.0f);
+  linear(x.data(), M, K, lw, bias.data(), a.data());
+  for (int64_t r0 = 0; r0 < M; r0 += PackedQuantMatrix::kMaxRows) {
+    const int64_t rows = std::min(PackedQuantMatrix::kMaxRows, M - r0);
+    lw.packed->gemv_int8(x.data() + r0 * K, rows, b.data() + r0 * N);
+  }
+  for (int64_t i = 0; i < M * N; ++i) b[size_t(i)] += 0.5f;
   EXPECT_EQ(a, b);
   // 1 row: the packed path, bias added once.
   std::vector<float> c(static_cast<size_t>(N)), d(static_cast<size_t>(N));
@@ -196,7 +212,7 @@ TEST_P(PackedQ8, LinearManyEqualsOneLinearPerJobBitForBit) {
     q.packed = std::make_shared<const PackedQuantMatrix>(wq);
     k.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
     q.activations = k.activations = kind;
-    const int64_t M = 3, tall = kLinearPackedInt8MaxRows + 1;
+    const int64_t M = 3, tall = 600;  // past the fp32 packed limit; int8 slices it
     std::vector<float> x(size_t(tall * K)), x2(size_t(M * K)), bias(1040);
     for (auto& v : x) v = rng.normal();
     for (auto& v : x2) v = rng.normal();

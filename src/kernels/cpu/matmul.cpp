@@ -96,7 +96,7 @@ size_t PackedOnFirstUse::bytes() const { return packed_ ? packed_->bytes() : 0; 
 
 namespace {
 
-// The packed copy a decode-sized M multiplies, or null when this call takes the stored tensor.
+// The packed copy M rows multiply, or null when this call takes the stored tensor.
 const PackedQuantMatrix* packed_for(const LinearWeight& weight, int64_t M, int64_t K) {
   const int64_t packed_rows =
       weight.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows : kLinearPackedMaxRows;
@@ -111,24 +111,33 @@ const PackedQuantMatrix* packed_for(const LinearWeight& weight, int64_t M, int64
 
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
   if (const PackedQuantMatrix* packed = packed_for(weight, M, K)) {
-    if (weight.activations == DecodeActivations::int8)
-      packed->gemv_int8(x, M, y);
-    else
-      packed->gemv_f32(x, M, y);
-    if (bias) add_bias(bias, M, packed->rows(), y);
+    const int64_t N = packed->rows();
+    // int8 activations: slices of the kernel's most rows (each row's result is its own).
+    for (int64_t r0 = 0; r0 < M; r0 += PackedQuantMatrix::kMaxRows) {
+      const int64_t rows = std::min(PackedQuantMatrix::kMaxRows, M - r0);
+      if (weight.activations == DecodeActivations::int8)
+        packed->gemv_int8(x + r0 * K, rows, y + r0 * N);
+      else
+        packed->gemv_f32(x + r0 * K, rows, y + r0 * N);
+    }
+    if (bias) add_bias(bias, M, N, y);
     return;
   }
   linear(x, M, K, weight.w, bias, y);
 }
 
 void linear_many(std::span<const LinearJob> jobs) {
+  // One packed multiplication: a job, or a slice of at most kMaxRows of its rows.
   struct Packed {
-    const LinearJob* job;
+    const float* x;
+    int64_t M, K;
+    float* y;
+    const float* bias;
     const PackedQuantMatrix* matrix;
     const PackedActivations* input;
   };
   struct Chunk {
-    int job;
+    int item;
     int64_t g0, g1;
   };
   // Reused across calls (per thread): no allocation in the decode loop once grown.
@@ -146,29 +155,34 @@ void linear_many(std::span<const LinearJob> jobs) {
       continue;
     }
     MF_CHECK(j.x != nullptr && j.y != nullptr, "linear_many: null input or output");
-    const PackedActivations* input = nullptr;
-    for (const Packed& p : packed)
-      if (p.job->x == j.x && p.job->M == j.M && p.job->K == j.K && p.input->kind() == j.weight->activations)
-        input = p.input;
-    if (!input) {
-      if (used_inputs == inputs.size()) inputs.push_back(std::make_unique<PackedActivations>());
-      PackedActivations& a = *inputs[used_inputs++];
-      a.prepare(j.x, j.M, j.K, j.weight->activations);
-      input = &a;
+    const DecodeActivations kind = j.weight->activations;
+    for (int64_t r0 = 0; r0 < j.M; r0 += PackedQuantMatrix::kMaxRows) {
+      const Packed slice{j.x + r0 * j.K, std::min(PackedQuantMatrix::kMaxRows, j.M - r0), j.K, j.y + r0 * m->rows(),
+                         j.bias, m, nullptr};
+      const PackedActivations* input = nullptr;
+      for (const Packed& p : packed)
+        if (p.x == slice.x && p.M == slice.M && p.K == slice.K && p.input->kind() == kind) input = p.input;
+      if (!input) {
+        if (used_inputs == inputs.size()) inputs.push_back(std::make_unique<PackedActivations>());
+        PackedActivations& a = *inputs[used_inputs++];
+        a.prepare(slice.x, slice.M, slice.K, kind);
+        input = &a;
+      }
+      const int64_t per = m->groups_per_chunk(slice.M);
+      for (int64_t g0 = 0; g0 < m->groups(); g0 += per)
+        chunks.push_back({int(packed.size()), g0, std::min(m->groups(), g0 + per)});
+      packed.push_back(slice);
+      packed.back().input = input;
     }
-    const int64_t per = m->groups_per_chunk(j.M);
-    for (int64_t g0 = 0; g0 < m->groups(); g0 += per)
-      chunks.push_back({int(packed.size()), g0, std::min(m->groups(), g0 + per)});
-    packed.push_back({&j, m, input});
   }
   const Packed* items = packed.data();
   const Chunk* table = chunks.data();
   parallel_chunks(int64_t(chunks.size()), [&](int64_t c, int) {
-    const Packed& p = items[table[c].job];
-    p.matrix->multiply_groups(*p.input, table[c].g0, table[c].g1, p.job->y);
+    const Packed& p = items[table[c].item];
+    p.matrix->multiply_groups(*p.input, table[c].g0, table[c].g1, p.y);
   });
   for (const Packed& p : packed)
-    if (p.job->bias) add_bias(p.job->bias, p.job->M, p.matrix->rows(), p.job->y);
+    if (p.bias) add_bias(p.bias, p.M, p.matrix->rows(), p.y);
 }
 
 void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& weight, float* dx, bool accumulate) {

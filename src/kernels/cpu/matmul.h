@@ -1,6 +1,7 @@
 // Linear layers and plain fp32 GEMM.
 #pragma once
 #include <cstdint>
+#include <climits>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -91,8 +92,8 @@ constexpr int64_t kLinearGemvMaxRows = 8;
 // short prompt chunks read the packed weights once, and every row gets the same result whatever
 // the batch (so batching stays exact). With fp32 activations the packed kernel beats the
 // dequantize+GEMM path up to ~64-128 rows (bench_linear); with int8 activations (VNNI, opt-in)
-// it is 2.5-5x faster at every size up to a whole 256-token prefill chunk.
+// it is 2.5-5x faster at every size, so int8 runs any M on it, kMaxRows rows per call.
 constexpr int64_t kLinearPackedMaxRows = 64;
-constexpr int64_t kLinearPackedInt8MaxRows = PackedQuantMatrix::kMaxRows;
+constexpr int64_t kLinearPackedInt8MaxRows = INT64_MAX;
 
 }  // namespace mf
