@@ -4,12 +4,7 @@
 
 #include "common.h"
 #include "core/error.h"
-
-#ifdef MOEFORGE_HAVE_CUDA
-#include "gpu/cuda_inference.h"
-#include "gpu/cuda_trainable_model.h"
-#include "kernels/cuda/device.h"
-#endif
+#include "cuda_module.h"
 
 namespace mf::cli {
 
@@ -34,48 +29,49 @@ RunModel make_training_model(ModelWeights weights, const std::function<bool(cons
                              const std::string& device, bool quiet, ExpertGroup* experts, bool recompute) {
   check_device_flag(device);
   if (device == "cpu") return on_cpu(std::move(weights), frozen, experts);
-#ifdef MOEFORGE_HAVE_CUDA
   std::string why_not;
-  if (cuda::device_count() == 0)
-    why_not = "no CUDA device on this machine";
-  else if (std::string unsupported = gpu::cuda_training_unsupported(weights.config); !unsupported.empty())
-    why_not = "the CUDA training path does not implement " + unsupported + " yet";
-  else if (recompute)
-    why_not = "the CUDA training path does not implement train.recompute (activation recomputation) yet";
+  const gpu::Plugin* cuda = cuda_module(&why_not);
+  if (cuda) {
+    if (cuda->device_count() == 0)
+      why_not = "no CUDA device on this machine";
+    else if (std::string unsupported = cuda->training_unsupported(weights.config); !unsupported.empty())
+      why_not = "the CUDA training path does not implement " + unsupported + " yet";
+    else if (recompute)
+      why_not = "the CUDA training path does not implement train.recompute (activation recomputation) yet";
+  }
   if (why_not.empty()) {
     MF_CHECK(!experts, "dist.expert_parallel: expert parallelism exchanges rows in host memory and trains the CPU "
              "model; train with --device cpu under mpirun");
     RunModel out;
-    out.model = std::make_unique<gpu::CudaTrainableModel>(std::move(weights), frozen);
+    out.model = cuda->make_trainable_model(std::move(weights), frozen);
     if (!quiet) std::fprintf(stderr, "device: %s\n", out.model->device().c_str());
     return out;
   }
   MF_CHECK(device != "cuda", "--device cuda: ", why_not);
-  if (!quiet) std::fprintf(stderr, "device: cpu (%s)\n", why_not.c_str());
-#else
-  MF_CHECK(device != "cuda", "--device cuda: this moeforge was built without CUDA (configure with nvcc present)");
-#endif
+  // Saying "cpu" on a machine that has no GPU at all is noise; a GPU the run cannot use is news.
+  if (!quiet && cuda) std::fprintf(stderr, "device: cpu (%s)\n", why_not.c_str());
   return on_cpu(std::move(weights), frozen, experts);
 }
 
 std::function<std::unique_ptr<LanguageModel>(ModelWeights&, int)> inference_model_factory(const std::string& device) {
   check_device_flag(device);
   if (device == "cpu") return {};
-#ifdef MOEFORGE_HAVE_CUDA
-  return [device](ModelWeights& weights, int max_len) -> std::unique_ptr<LanguageModel> {
+  std::string why_not;
+  const gpu::Plugin* cuda = cuda_module(&why_not);
+  if (!cuda) {
+    MF_CHECK(device != "cuda", "--device cuda: ", why_not);
+    return {};
+  }
+  return [device, cuda](ModelWeights& weights, int max_len) -> std::unique_ptr<LanguageModel> {
     std::string why_not;
-    if (cuda::device_count() == 0)
+    if (cuda->device_count() == 0)
       why_not = "no CUDA device on this machine";
-    else if (std::string unsupported = gpu::cuda_inference_unsupported(weights.config); !unsupported.empty())
+    else if (std::string unsupported = cuda->inference_unsupported(weights.config); !unsupported.empty())
       why_not = "the CUDA inference path does not implement " + unsupported + " yet";
-    if (why_not.empty()) return gpu::make_cuda_language_model(std::move(weights), max_len);
+    if (why_not.empty()) return cuda->make_language_model(std::move(weights), max_len);
     MF_CHECK(device != "cuda", "--device cuda: ", why_not);
     return nullptr;
   };
-#else
-  if (device == "cuda") fail("--device cuda: this moeforge was built without CUDA (configure with nvcc present)");
-  return {};
-#endif
 }
 
 }  // namespace mf::cli

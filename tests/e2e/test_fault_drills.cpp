@@ -109,11 +109,14 @@ TEST_F(FaultDrills, KilledAtRandomMomentsThenResumedEqualsTheUninterruptedRun) {
   for (int attempt = 0; attempt < kKills; ++attempt) {
     std::vector<std::string> args{"train", recipe.string(), "--quiet"};
     if (fs::exists(run_dir / "checkpoint.safetensors")) args.push_back("--resume");
-    // Kill it at a random step (of those left) once the step's metrics line is out, plus a random
-    // few milliseconds: inside the step's checkpoint or best-model export, or the next step. Set
-    // by progress, not by the clock, so a loaded machine moves the kills but does not spoil them.
+    // Kill it at a random one of the next 10 steps once the step's metrics line is out, plus a
+    // random few milliseconds: inside the step's checkpoint or best-model export, or the next
+    // step. Set by progress, not by the clock, so a loaded machine moves the kills but does not
+    // spoil them; 10 steps at most per attempt, so the 12 attempts do not finish the 80 steps
+    // (a target drawn from all the steps left let a fast start finish the run in 5 attempts).
     const int64_t done = fs::exists(run_dir / "metrics.jsonl") ? metrics_lines(run_dir) : 0;
-    const int64_t target = std::uniform_int_distribution<int64_t>(std::min<int64_t>(done + 1, kSteps), kSteps)(rng);
+    const int64_t first = std::min<int64_t>(done + 1, kSteps);
+    const int64_t target = std::uniform_int_distribution<int64_t>(first, std::min<int64_t>(first + 9, kSteps))(rng);
     const auto extra = std::chrono::microseconds(std::uniform_int_distribution<int>(0, 20000)(rng));
     std::optional<std::chrono::steady_clock::time_point> reached;
     Bounds b;
