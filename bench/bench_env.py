@@ -1,5 +1,5 @@
 """What the benchmark drivers share: the PyTorch child's environment, the check of which BLAS it
-really runs on, and peak memory.
+really runs on, peak memory, and running a child with its CPU time.
 
 Debian's python3-torch does its GEMMs through whatever libblas.so.3 the system's alternatives
 point at. A machine provisioned by scripts/setup.sh has only the netlib reference BLAS (a few
@@ -97,3 +97,18 @@ def probe_torch_blas(python, threads):
                                                                          threads))
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True, env=torch_env()).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def run_timed(cmd, env=None):
+    """Runs cmd to completion (exits naming it if it fails); returns (CompletedProcess, wall
+    seconds, CPU seconds of the child: user + system, every thread)."""
+    import subprocess
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, wall, cpu

@@ -24,12 +24,14 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_env import run_timed  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -50,22 +52,10 @@ def policy_env(policy):
     return env
 
 
-def timed(cmd, env):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return proc, wall, cpu
-
-
 def decode_run(args, binary, env):
     cmd = [binary, "generate", "-m", MODEL, "-p", "Once upon a time, in a small village by the sea,",
            "-n", str(args.decode_tokens), "--temp", "0", "-t", str(args.threads)]
-    proc, wall, cpu = timed(cmd, env)
+    proc, wall, cpu = run_timed(cmd, env)
     m = re.search(r"decode: (\d+) tokens, ([\d.]+) tok/s", proc.stderr)
     if not m:
         sys.exit(f"no decode speed in: {proc.stderr[-500:]}")
@@ -77,7 +67,7 @@ def train_run(args, binary, env, workdir):
     cmd = [binary, "train", RECIPE, "-o", out, "--quiet", "--threads", str(args.threads),
            "--set", f"train.steps={args.train_steps}", "--set", "train.eval_every=0", "--set", "train.eval_windows=2",
            "--set", "train.checkpoint_every=0", "--set", "train.warmup=1"]
-    _, wall, cpu = timed(cmd, env)
+    _, wall, cpu = run_timed(cmd, env)
     records = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if l.strip()]
     speeds = [r["tokens_per_s"] for r in records[2:] if "tokens_per_s" in r]
     return statistics.median(speeds), wall, cpu

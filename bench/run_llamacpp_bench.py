@@ -22,27 +22,21 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
-import subprocess
 import sys
-import time
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_env import run_timed  # noqa: E402
+
 PROMPT_TOKENS, GEN_TOKENS = 512, 128
 
 
-def run(cmd, env=None):
+def run(cmd):
     """Runs cmd; returns (stdout, stderr, wall seconds, CPU seconds of the child)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    proc, wall, cpu = run_timed(cmd)
     return proc.stdout, proc.stderr, wall, cpu
 
 
@@ -135,7 +129,6 @@ def main():
     args = p.parse_args()
     args.models = args.models.split(",")
     engines = args.engines.split(",")
-    import tempfile
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         prompt, counted = prompt_file(args, workdir)
