@@ -3,7 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "core/work_pool.h"
@@ -43,49 +45,85 @@ inline __m512 sum_lanes_of_16(const __m512 (&v)[16]) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(h0, h1, kEven), _mm512_shuffle_f32x4(h0, h1, kOdd));
 }
 
-// attend_one for a head width of HD = 16 * C floats (64 and 128, the common ones): the query
-// and the output accumulator live in registers, scores come 16 keys at a time.
-template <int C>
-void attend_one_fixed(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t len, float scale,
-                      float* scores, float* out) {
-  __m512 qv[C];
-  for (int c = 0; c < C; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
-  const __m512 vscale = _mm512_set1_ps(scale);
-  int64_t s = 0;
-  for (; s + 16 <= len; s += 16) {
-    __m512 part[16];
-    for (int j = 0; j < 16; ++j) {
-      const float* kr = k + (s + j) * kv_stride;
-      __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-      for (int c = 1; c < C; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), acc);
-      part[j] = acc;
-    }
-    _mm512_storeu_ps(scores + s, _mm512_mul_ps(sum_lanes_of_16(part), vscale));
-  }
-  for (; s < len; ++s) scores[s] = simd::dot(q, k + s * kv_stride, 16 * C) * scale;
-  softmax_row(scores, len);
-  __m512 acc[C];
-  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
-  for (s = 0; s < len; ++s) {
-    const __m512 p = _mm512_set1_ps(scores[s]);
-    const float* vr = v + s * kv_stride;
-    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * c), acc[c]);
-  }
-  for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + 16 * c, acc[c]);
-}
 #endif
 
-// One query row against keys [0, len): scores, softmax, weighted sum of values.
-void attend_one(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t len,
-                int head_dim, float scale, float* scores, float* out) {
+// Keys per split of one query row's attention. A row's keys are cut into splits of this many, each
+// a unit of parallel work whose partial softmax is merged afterwards (as flash-decoding does), so
+// one long sequence keeps every thread busy. Fixed (not chosen from the batch or the thread
+// count), so a row's result never depends on what runs beside it.
+constexpr int64_t kSplitKeys = 128;
+// Most query heads of one kv head whose accumulators one pass over the values keeps in registers.
+constexpr int kMaxPassHeads = 8;
+
+// Partial attention over keys [0, len) of one kv head for the `heads` query heads that read it
+// (GQA: K and V are read once for all of them): per head g, the largest score m[g], the sum of
+// exp(score - m[g]) in l[g], and o[g * head_dim ...] = sum of exp(score - m[g]) * v. `q` holds the
+// heads' queries one after another; `e` is scratch of heads * kSplitKeys floats.
+void attend_split(const float* q, int heads, const float* k, const float* v, int64_t kv_stride, int64_t len,
+                  int head_dim, float scale, float* e, float* m, float* l, float* o) {
+  for (int g = 0; g < heads; ++g) {
+    const float* qg = q + int64_t(g) * head_dim;
+    float* eg = e + int64_t(g) * kSplitKeys;
+    int64_t s = 0;
 #if defined(__AVX512F__)
-  if (head_dim == 64) return attend_one_fixed<4>(q, k, v, kv_stride, len, scale, scores, out);
-  if (head_dim == 128) return attend_one_fixed<8>(q, k, v, kv_stride, len, scale, scores, out);
+    if (head_dim == 64 || head_dim == 128) {
+      const int C = head_dim / 16;
+      __m512 qv[8];
+      for (int c = 0; c < C; ++c) qv[c] = _mm512_loadu_ps(qg + 16 * c);
+      const __m512 vscale = _mm512_set1_ps(scale);
+      for (; s + 16 <= len; s += 16) {
+        __m512 part[16];
+        for (int j = 0; j < 16; ++j) {
+          const float* kr = k + (s + j) * kv_stride;
+          // Rows sit kv_stride apart (every kv head of a position together), a pattern the
+          // hardware prefetchers miss: ask for the next block's row now.
+          if (g == 0)
+            for (int c = 0; c < C; ++c) _mm_prefetch(reinterpret_cast<const char*>(kr + 16 * kv_stride + 16 * c), _MM_HINT_T0);
+          __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+          for (int c = 1; c < C; ++c) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), acc);
+          part[j] = acc;
+        }
+        _mm512_storeu_ps(eg + s, _mm512_mul_ps(sum_lanes_of_16(part), vscale));
+      }
+    }
 #endif
-  for (int64_t s = 0; s < len; ++s) scores[s] = simd::dot(q, k + s * kv_stride, head_dim) * scale;
-  softmax_row(scores, len);
-  std::memset(out, 0, size_t(head_dim) * sizeof(float));
-  for (int64_t s = 0; s < len; ++s) simd::axpy(scores[s], v + s * kv_stride, out, head_dim);
+    for (; s < len; ++s) eg[s] = simd::dot(qg, k + s * kv_stride, head_dim) * scale;
+    l[g] = exp_minus_max(eg, len, &m[g]);
+  }
+  // o = e . V, one pass over the values for up to kMaxPassHeads heads at a time: each value row is
+  // loaded once and its multiply-adds go to independent accumulators (no single FMA chain).
+  for (int g0 = 0; g0 < heads; g0 += kMaxPassHeads) {
+    const int hb = std::min(kMaxPassHeads, heads - g0);
+#if defined(__AVX512F__)
+    if (head_dim == 64) {
+      __m512 acc[kMaxPassHeads][4];
+      for (int g = 0; g < hb; ++g)
+        for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
+      for (int64_t s = 0; s < len; ++s) {
+        const float* vr = v + s * kv_stride;
+        for (int c = 0; c < 4; ++c) _mm_prefetch(reinterpret_cast<const char*>(vr + 8 * kv_stride + 16 * c), _MM_HINT_T0);
+        const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32),
+                     v3 = _mm512_loadu_ps(vr + 48);
+        for (int g = 0; g < hb; ++g) {
+          const __m512 p = _mm512_set1_ps(e[int64_t(g0 + g) * kSplitKeys + s]);
+          acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
+          acc[g][1] = _mm512_fmadd_ps(p, v1, acc[g][1]);
+          acc[g][2] = _mm512_fmadd_ps(p, v2, acc[g][2]);
+          acc[g][3] = _mm512_fmadd_ps(p, v3, acc[g][3]);
+        }
+      }
+      for (int g = 0; g < hb; ++g)
+        for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o + int64_t(g0 + g) * 64 + 16 * c, acc[g][c]);
+      continue;
+    }
+#endif
+    for (int g = 0; g < hb; ++g) {
+      float* og = o + int64_t(g0 + g) * head_dim;
+      const float* eg = e + int64_t(g0 + g) * kSplitKeys;
+      std::memset(og, 0, size_t(head_dim) * sizeof(float));
+      for (int64_t s = 0; s < len; ++s) simd::axpy(eg[s], v + s * kv_stride, og, head_dim);
+    }
+  }
 }
 
 // The keys one query row sees: its K and V rows (read with kv_stride) and how many.
@@ -95,34 +133,78 @@ struct QueryKeys {
   int64_t len;
 };
 
-// One query row per (row, head), parallel over them (work_pool.h), each thread with its own scores
-// row of `scores_row` floats: the per-query path of a server's decode batch and of short prompt
-// chunks. keys_of(r) gives row r's keys; `longest` bounds their count.
+// One query row per (row, kv head, split of kSplitKeys keys), parallel over them (work_pool.h),
+// then each query head's splits merged: the per-query path of a server's decode batch and of
+// short prompt chunks. keys_of(r) gives row r's keys.
 template <class KeysOf>
 void attend_each_query(const float* q, int64_t rows, int n_heads, int n_kv_heads, int head_dim, int64_t kv_stride,
-                       float scale, int64_t scores_row, int64_t longest, float* scratch, float* out,
-                       const KeysOf& keys_of) {
+                       float scale, float* out, const KeysOf& keys_of) {
   const int group = n_heads / n_kv_heads;
-  const int64_t q_stride = int64_t(n_heads) * head_dim, items = rows * n_heads;
-  auto attend = [&](int64_t item, float* scores) {
-    const int64_t r = item / n_heads;
-    const int h = int(item % n_heads);
-    const int64_t kv_off = int64_t(h / group) * head_dim;
+  const int64_t q_stride = int64_t(n_heads) * head_dim, per_split = int64_t(group) * (head_dim + 2);
+  // Units: row r's (kv head, split) pairs start at first_unit[r]; its partials at the same index.
+  thread_local std::vector<int64_t> first_unit;
+  thread_local std::vector<float> partial;  // per unit: m[group], l[group], o[group * head_dim]
+  first_unit.resize(size_t(rows) + 1);
+  int64_t units = 0, work = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t len = keys_of(r).len;
+    MF_CHECK(len >= 1, "attention: query row ", r, " sees no keys");
+    first_unit[size_t(r)] = units;
+    units += int64_t(n_kv_heads) * ((len + kSplitKeys - 1) / kSplitKeys);
+    work += len * n_heads * head_dim;
+  }
+  first_unit[size_t(rows)] = units;
+  partial.resize(size_t(units * per_split));
+  const int64_t* unit_start = first_unit.data();
+  float* parts = partial.data();
+  auto run_unit = [&](int64_t u) {
+    const int64_t r = std::upper_bound(unit_start, unit_start + rows + 1, u) - unit_start - 1;
     const QueryKeys kv = keys_of(r);
-    attend_one(q + r * q_stride + int64_t(h) * head_dim, kv.k + kv_off, kv.v + kv_off, kv_stride, kv.len, head_dim,
-               scale, scores, out + r * q_stride + int64_t(h) * head_dim);
+    const int64_t splits = (kv.len + kSplitKeys - 1) / kSplitKeys, local = u - unit_start[r];
+    const int h = int(local / splits);
+    const int64_t s0 = (local % splits) * kSplitKeys, n = std::min(kSplitKeys, kv.len - s0);
+    const int64_t kv_off = int64_t(h) * head_dim + s0 * kv_stride;
+    float e[kMaxPassHeads * kSplitKeys];
+    std::vector<float> big_e;  // only for groups wider than kMaxPassHeads
+    float* scores = e;
+    if (group > kMaxPassHeads) {
+      big_e.resize(size_t(group) * kSplitKeys);
+      scores = big_e.data();
+    }
+    float* part = parts + u * per_split;
+    attend_split(q + r * q_stride + int64_t(h) * group * head_dim, group, kv.k + kv_off, kv.v + kv_off, kv_stride, n,
+                 head_dim, scale, scores, part, part + group, part + 2 * group);
   };
   // A few keys per query: less work than waking the other threads costs.
-  const int64_t work_per_item = std::max<int64_t>(1, longest * head_dim);
-  if (items * work_per_item < (1 << 14)) {
-    for (int64_t item = 0; item < items; ++item) attend(item, scratch);
-    return;
+  if (work < (1 << 14)) {
+    for (int64_t u = 0; u < units; ++u) run_unit(u);
+  } else {
+    const int64_t per = chunk_size(units, 1);
+    parallel_chunks((units + per - 1) / per, [&](int64_t c, int) {
+      for (int64_t u = c * per; u < std::min(units, (c + 1) * per); ++u) run_unit(u);
+    });
   }
-  const int64_t per = chunk_size(items, (8192 + work_per_item - 1) / work_per_item);
-  parallel_chunks((items + per - 1) / per, [&](int64_t c, int thread) {
-    float* scores = scratch + int64_t(thread) * scores_row;
-    for (int64_t item = c * per; item < std::min(items, (c + 1) * per); ++item) attend(item, scores);
-  });
+  // Merge each query head's splits: out = sum_j exp(m_j - M) o_j / sum_j exp(m_j - M) l_j.
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t splits = (keys_of(r).len + kSplitKeys - 1) / kSplitKeys;
+    for (int h = 0; h < n_kv_heads; ++h)
+      for (int g = 0; g < group; ++g) {
+        const float* first = parts + (unit_start[r] + int64_t(h) * splits) * per_split;
+        float M = first[g];
+        for (int64_t j = 1; j < splits; ++j) M = std::max(M, first[j * per_split + g]);
+        float L = 0;
+        float* dst = out + r * q_stride + (int64_t(h) * group + g) * head_dim;
+        std::memset(dst, 0, size_t(head_dim) * sizeof(float));
+        for (int64_t j = 0; j < splits; ++j) {
+          const float* pj = first + j * per_split;
+          const float w = splits == 1 ? 1.0f : std::exp(pj[g] - M);
+          L += w * pj[group + g];
+          simd::axpy(w, pj + 2 * group + int64_t(g) * head_dim, dst, head_dim);
+        }
+        const float inv = 1.0f / L;
+        for (int d = 0; d < head_dim; ++d) dst[d] *= inv;
+      }
+  }
 }
 
 }  // namespace
@@ -132,12 +214,9 @@ void attention_decode_batch(const float* q, const float* const* keys, const floa
                             int head_dim, float scale, float* out, float* scratch) {
   MF_CHECK(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0,
            "attention_decode_batch: n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads);
-  int64_t longest = 0;
-  for (int64_t b = 0; b < batch; ++b) {
-    MF_CHECK(lengths[b] >= 1, "attention_decode_batch: sequence ", b, " has no keys");
-    longest = std::max(longest, lengths[b]);
-  }
-  attend_each_query(q, batch, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(longest), longest, scratch, out,
+  for (int64_t b = 0; b < batch; ++b) MF_CHECK(lengths[b] >= 1, "attention_decode_batch: sequence ", b, " has no keys");
+  (void)scratch;  // the per-query path keeps its scores on the stack
+  attend_each_query(q, batch, n_heads, n_kv_heads, head_dim, kv_stride, scale, out,
                     [&](int64_t b) { return QueryKeys{keys[b], values[b], lengths[b]}; });
 }
 
@@ -162,7 +241,7 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
   const int64_t q_stride = int64_t(n_heads) * head_dim;
 
   if (T < kGemmMinQueries) {
-    attend_each_query(q, T, n_heads, n_kv_heads, head_dim, kv_stride, scale, padded(S), S, scratch, out,
+    attend_each_query(q, T, n_heads, n_kv_heads, head_dim, kv_stride, scale, out,
                       [&](int64_t t) { return QueryKeys{k, v, past + t + 1}; });
     return;
   }

@@ -9,12 +9,13 @@
 
 namespace mf {
 
-void softmax_row(float* x, int64_t cols) {
+float exp_minus_max(float* x, int64_t cols, float* max_out) {
   float max = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < cols; ++i) max = std::max(max, x[i]);
+  *max_out = max;
   if (max == -std::numeric_limits<float>::infinity()) {  // fully masked row: no probability mass
     for (int64_t i = 0; i < cols; ++i) x[i] = 0.0f;
-    return;
+    return 0.0f;
   }
   float sum = 0.0f;
   int64_t i = 0;
@@ -31,6 +32,13 @@ void softmax_row(float* x, int64_t cols) {
     x[i] = std::exp(x[i] - max);
     sum += x[i];
   }
+  return sum;
+}
+
+void softmax_row(float* x, int64_t cols) {
+  float max = 0;
+  const float sum = exp_minus_max(x, cols, &max);
+  if (sum == 0.0f) return;  // fully masked: exp_minus_max left zeros
   float inv = 1.0f / sum;
 #pragma omp simd
   for (int64_t j = 0; j < cols; ++j) x[j] *= inv;
