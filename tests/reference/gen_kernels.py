@@ -183,9 +183,12 @@ for theta, head_dim, positions in ((10000.0, 64, [7, 8, 9, 1000]), (100000.0, 32
 # ---------------------------------------------------------------- attention (causal GQA)
 # Fewer than 16 queries run one query at a time, 16 keys per score block plus a tail (S = 37,
 # 50); head widths 64 and 128 have register kernels, 48 the generic loop. Past 128 keys a query's
-# keys are split and the splits' softmax merged (S = 300, 260, 129, 385).
+# keys are split and the splits' softmax merged (S = 300, 260, 129, 385). From 16 queries on, GEMMs
+# run per head and block of 64 queries against the keys that block sees (T = 130, 70: several
+# blocks, the last one partial).
 for T, S, D in ((1, 1, 64), (1, 10, 64), (5, 12, 64), (20, 20, 64), (17, 40, 64), (1, 37, 64), (3, 50, 128),
-                (2, 33, 48), (1, 300, 64), (3, 260, 128), (1, 129, 48), (4, 385, 64)):
+                (2, 33, 48), (1, 300, 64), (3, 260, 128), (1, 129, 48), (4, 385, 64), (130, 150, 64),
+                (70, 70, 128)):
     n_heads, n_kv = 9, 3
     kv_stride = n_kv * D + 16  # cache rows wider than one position's K (read in place)
     case = {"name": f"attention_T{T}_S{S}_D{D}", "op": "attention", "T": T, "S": S,

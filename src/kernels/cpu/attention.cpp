@@ -20,9 +20,10 @@ namespace {
 // From this many queries on, one GEMM per head (QK^T, then PV) beats the per-query loop even
 // though it also computes the masked upper triangle.
 constexpr int64_t kGemmMinQueries = 16;
+// Queries per unit of the GEMM path: small enough that the causal mask skips most of the upper
+// triangle, large enough for an efficient GEMM.
+constexpr int64_t kQueryBlock = 64;
 
-// Per-thread rows of the loop path are padded to a cache line so threads never share one.
-int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
 
 #if defined(__AVX512F__)
 // Lane j of the result is the sum of the 16 lanes of v[j]: a transpose-and-add tree that costs
@@ -221,9 +222,9 @@ void attention_decode_batch(const float* q, const float* const* keys, const floa
 }
 
 size_t attention_scratch_floats(int64_t T, int64_t S) {
-  size_t per_thread = size_t(parallel_threads()) * size_t(padded(S));
-  if (T >= kGemmMinQueries) return std::max(per_thread, size_t(T) * size_t(S));
-  return per_thread;
+  // The per-query path keeps its scores on the stack; the GEMM path one block of scores per thread.
+  if (T < kGemmMinQueries) return 0;
+  return size_t(std::max(omp_get_max_threads(), parallel_threads())) * size_t(std::min(T, kQueryBlock)) * size_t(S);
 }
 
 void attention_forward(const float* q, const float* k, const float* v, int64_t kv_stride,
@@ -246,22 +247,30 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
     return;
   }
 
-  // Prefill: per head, P = softmax(mask(scale * Q K^T)) then O = P V, both as strided GEMMs
-  // reading q/k/v/out in place; the GEMM library parallelises each one.
-  float* probs = scratch;  // [T, S]
-  for (int h = 0; h < n_heads; ++h) {
+  // Prefill: P = softmax(mask(scale * Q K^T)), then O = P V, as strided GEMMs reading q/k/v/out
+  // in place, for one head and kQueryBlock queries at a time against only the keys those queries
+  // see (causal: the upper triangle beyond the block is never computed). The (block, head) units
+  // run in parallel, each GEMM on its own thread: the library's fork and join per small GEMM cost
+  // more than its threads gain. The last blocks see the most keys, so they go first.
+  const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock, units = blocks * n_heads;
+  const int64_t block_rows = std::min(T, kQueryBlock);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t u = 0; u < units; ++u) {
+    const int64_t b = blocks - 1 - u / n_heads;
+    const int h = int(u % n_heads);
+    const int64_t t0 = b * kQueryBlock, rows = std::min(kQueryBlock, T - t0), keys = past + t0 + rows;
     const int64_t kv_off = int64_t(h / group) * head_dim;
-    gemm_f32(false, true, T, S, head_dim, scale, q + int64_t(h) * head_dim, q_stride, k + kv_off, kv_stride,
-             0.0f, probs, S);
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = probs + t * S;
-      // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
-      softmax_row(row, past + t + 1);
-      std::fill(row + past + t + 1, row + S, 0.0f);
+    float* probs = scratch + int64_t(omp_get_thread_num()) * block_rows * S;  // [rows, keys]
+    gemm_f32(false, true, rows, keys, head_dim, scale, q + t0 * q_stride + int64_t(h) * head_dim, q_stride,
+             k + kv_off, kv_stride, 0.0f, probs, keys);
+    for (int64_t i = 0; i < rows; ++i) {
+      float* row = probs + i * keys;
+      // Causal: query t0 + i sees keys up to past + t0 + i; the rest get probability 0 without an exp.
+      softmax_row(row, past + t0 + i + 1);
+      std::fill(row + past + t0 + i + 1, row + keys, 0.0f);
     }
-    gemm_f32(false, false, T, head_dim, S, 1.0f, probs, S, v + kv_off, kv_stride, 0.0f,
-             out + int64_t(h) * head_dim, q_stride);
+    gemm_f32(false, false, rows, head_dim, keys, 1.0f, probs, keys, v + kv_off, kv_stride, 0.0f,
+             out + t0 * q_stride + int64_t(h) * head_dim, q_stride);
   }
 }
 
