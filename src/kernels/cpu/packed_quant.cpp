@@ -312,34 +312,46 @@ PackedQuantMatrix::PackedQuantMatrix(const Tensor& w) : dtype_(w.dtype()) {
   groups_ = (N_ + kGroup - 1) / kGroup;
   record_bytes_ = record_bytes_for(dtype_);
   size_ = record_bytes_ * size_t(blocks_) * size_t(groups_);
-  storage_ = std::make_unique<uint8_t[]>(size_ + 63);  // value-initialised: padding rows are zero
+  // Not zeroed here: every record is written by pack_group (the last group's padding rows too).
+  storage_ = std::make_unique_for_overwrite<uint8_t[]>(size_ + 63);
   data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(storage_.get()) + 63) & ~uintptr_t(63));
   const auto* src = static_cast<const uint8_t*>(w.raw());
   const size_t row_bytes = dtype_bytes(dtype_, K_);
   const size_t block_bytes = row_bytes / size_t(blocks_);
-  for (int64_t g = 0; g < groups_; ++g)
-    for (int64_t b = 0; b < blocks_; ++b) {
-      uint8_t* rec = data_ + (size_t(g) * size_t(blocks_) + size_t(b)) * record_bytes_;
-      for (int j = 0; j < kGroup; ++j) {
-        const int64_t n = g * kGroup + j;
-        if (n >= N_) break;
-        const uint8_t* blk = src + size_t(n) * row_bytes + size_t(b) * block_bytes;
-        std::memcpy(rec + 2 * j, blk, 2);  // d (fp16)
-        if (dtype_ == DType::Q8_0) {
-          const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
-          int16_t sum = 0;
-          for (int i = 0; i < 32; ++i) sum = int16_t(sum + q[i]);
-          std::memcpy(rec + 32 + 2 * j, &sum, 2);
-          for (int c = 0; c < 8; ++c) std::memcpy(rec + 64 + 64 * c + 4 * j, q + 4 * c, 4);
-        } else {
-          const bool has_min = dtype_ == DType::Q4_1;
-          if (has_min) std::memcpy(rec + 32 + 2 * j, blk + 2, 2);  // m (fp16)
-          const uint8_t* qs = blk + (has_min ? 4 : 2);
-          uint8_t* chunks = rec + (has_min ? 64 : 32);
-          for (int c = 0; c < 4; ++c) std::memcpy(chunks + 64 * c + 4 * j, qs + 4 * c, 4);
-        }
+  // Groups are independent: packed in parallel (a MoE packs each expert the first time a decode
+  // step routes to it, so this runs inside decode).
+  const int64_t per = chunk_size(groups_, 4);
+  parallel_chunks((groups_ + per - 1) / per, [&](int64_t chunk, int) {
+    for (int64_t g = chunk * per; g < std::min(groups_, (chunk + 1) * per); ++g)
+      pack_group(src, row_bytes, block_bytes, g);
+  });
+}
+
+void PackedQuantMatrix::pack_group(const uint8_t* src, size_t row_bytes, size_t block_bytes, int64_t g) {
+  // A last group with fewer than 16 rows: its padding rows are zero weights (scales 0).
+  if ((g + 1) * kGroup > N_) std::memset(data_ + size_t(g) * size_t(blocks_) * record_bytes_, 0, size_t(blocks_) * record_bytes_);
+  for (int64_t b = 0; b < blocks_; ++b) {
+    uint8_t* rec = data_ + (size_t(g) * size_t(blocks_) + size_t(b)) * record_bytes_;
+    for (int j = 0; j < kGroup; ++j) {
+      const int64_t n = g * kGroup + j;
+      if (n >= N_) break;
+      const uint8_t* blk = src + size_t(n) * row_bytes + size_t(b) * block_bytes;
+      std::memcpy(rec + 2 * j, blk, 2);  // d (fp16)
+      if (dtype_ == DType::Q8_0) {
+        const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+        int16_t sum = 0;
+        for (int i = 0; i < 32; ++i) sum = int16_t(sum + q[i]);
+        std::memcpy(rec + 32 + 2 * j, &sum, 2);
+        for (int c = 0; c < 8; ++c) std::memcpy(rec + 64 + 64 * c + 4 * j, q + 4 * c, 4);
+      } else {
+        const bool has_min = dtype_ == DType::Q4_1;
+        if (has_min) std::memcpy(rec + 32 + 2 * j, blk + 2, 2);  // m (fp16)
+        const uint8_t* qs = blk + (has_min ? 4 : 2);
+        uint8_t* chunks = rec + (has_min ? 64 : 32);
+        for (int c = 0; c < 4; ++c) std::memcpy(chunks + 64 * c + 4 * j, qs + 4 * c, 4);
       }
     }
+  }
 }
 
 struct PackedActivations::Data {

@@ -94,6 +94,9 @@ class PackedQuantMatrix {
   size_t size_ = 0;
   std::unique_ptr<uint8_t[]> storage_;  // over-allocated by 63 bytes for 64-byte alignment
   uint8_t* data_ = nullptr;
+
+  // Writes group g's records from the stored rows.
+  void pack_group(const uint8_t* src, size_t row_bytes, size_t block_bytes, int64_t g);
 };
 
 }  // namespace mf
