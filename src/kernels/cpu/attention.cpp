@@ -56,8 +56,8 @@ constexpr int64_t kSplitKeys = 128;
 // Most query heads of one kv head whose accumulators one pass over the values keeps in registers.
 constexpr int kMaxPassHeads = 8;
 
-// Partial attention over keys [0, len) of one kv head for the `heads` query heads that read it
-// (GQA: K and V are read once for all of them): per head g, the largest score m[g], the sum of
+// Partial attention over keys [0, len) of one kv head for `heads` (at most kMaxPassHeads) of the
+// query heads that read it (GQA: K and V are read once for all of them): per head g, the largest score m[g], the sum of
 // exp(score - m[g]) in l[g], and o[g * head_dim ...] = sum of exp(score - m[g]) * v. `q` holds the
 // heads' queries one after another; `e` is scratch of heads * kSplitKeys floats.
 void attend_split(const float* q, int heads, const float* k, const float* v, int64_t kv_stride, int64_t len,
@@ -91,39 +91,36 @@ void attend_split(const float* q, int heads, const float* k, const float* v, int
     for (; s < len; ++s) eg[s] = simd::dot(qg, k + s * kv_stride, head_dim) * scale;
     l[g] = exp_minus_max(eg, len, &m[g]);
   }
-  // o = e . V, one pass over the values for up to kMaxPassHeads heads at a time: each value row is
-  // loaded once and its multiply-adds go to independent accumulators (no single FMA chain).
-  for (int g0 = 0; g0 < heads; g0 += kMaxPassHeads) {
-    const int hb = std::min(kMaxPassHeads, heads - g0);
+  // o = e . V in one pass over the values: each value row is loaded once and its multiply-adds go
+  // to independent accumulators (no single FMA chain).
 #if defined(__AVX512F__)
-    if (head_dim == 64) {
-      __m512 acc[kMaxPassHeads][4];
-      for (int g = 0; g < hb; ++g)
-        for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
-      for (int64_t s = 0; s < len; ++s) {
-        const float* vr = v + s * kv_stride;
-        for (int c = 0; c < 4; ++c) _mm_prefetch(reinterpret_cast<const char*>(vr + 8 * kv_stride + 16 * c), _MM_HINT_T0);
-        const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32),
-                     v3 = _mm512_loadu_ps(vr + 48);
-        for (int g = 0; g < hb; ++g) {
-          const __m512 p = _mm512_set1_ps(e[int64_t(g0 + g) * kSplitKeys + s]);
-          acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
-          acc[g][1] = _mm512_fmadd_ps(p, v1, acc[g][1]);
-          acc[g][2] = _mm512_fmadd_ps(p, v2, acc[g][2]);
-          acc[g][3] = _mm512_fmadd_ps(p, v3, acc[g][3]);
-        }
+  if (head_dim == 64) {
+    __m512 acc[kMaxPassHeads][4];
+    for (int g = 0; g < heads; ++g)
+      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < len; ++s) {
+      const float* vr = v + s * kv_stride;
+      for (int c = 0; c < 4; ++c) _mm_prefetch(reinterpret_cast<const char*>(vr + 8 * kv_stride + 16 * c), _MM_HINT_T0);
+      const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32),
+                   v3 = _mm512_loadu_ps(vr + 48);
+      for (int g = 0; g < heads; ++g) {
+        const __m512 p = _mm512_set1_ps(e[int64_t(g) * kSplitKeys + s]);
+        acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
+        acc[g][1] = _mm512_fmadd_ps(p, v1, acc[g][1]);
+        acc[g][2] = _mm512_fmadd_ps(p, v2, acc[g][2]);
+        acc[g][3] = _mm512_fmadd_ps(p, v3, acc[g][3]);
       }
-      for (int g = 0; g < hb; ++g)
-        for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o + int64_t(g0 + g) * 64 + 16 * c, acc[g][c]);
-      continue;
     }
+    for (int g = 0; g < heads; ++g)
+      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o + int64_t(g) * 64 + 16 * c, acc[g][c]);
+    return;
+  }
 #endif
-    for (int g = 0; g < hb; ++g) {
-      float* og = o + int64_t(g0 + g) * head_dim;
-      const float* eg = e + int64_t(g0 + g) * kSplitKeys;
-      std::memset(og, 0, size_t(head_dim) * sizeof(float));
-      for (int64_t s = 0; s < len; ++s) simd::axpy(eg[s], v + s * kv_stride, og, head_dim);
-    }
+  for (int g = 0; g < heads; ++g) {
+    float* og = o + int64_t(g) * head_dim;
+    const float* eg = e + int64_t(g) * kSplitKeys;
+    std::memset(og, 0, size_t(head_dim) * sizeof(float));
+    for (int64_t s = 0; s < len; ++s) simd::axpy(eg[s], v + s * kv_stride, og, head_dim);
   }
 }
 
@@ -166,15 +163,12 @@ void attend_each_query(const float* q, int64_t rows, int n_heads, int n_kv_heads
     const int64_t s0 = (local % splits) * kSplitKeys, n = std::min(kSplitKeys, kv.len - s0);
     const int64_t kv_off = int64_t(h) * head_dim + s0 * kv_stride;
     float e[kMaxPassHeads * kSplitKeys];
-    std::vector<float> big_e;  // only for groups wider than kMaxPassHeads
-    float* scores = e;
-    if (group > kMaxPassHeads) {
-      big_e.resize(size_t(group) * kSplitKeys);
-      scores = big_e.data();
-    }
     float* part = parts + u * per_split;
-    attend_split(q + r * q_stride + int64_t(h) * group * head_dim, group, kv.k + kv_off, kv.v + kv_off, kv_stride, n,
-                 head_dim, scale, scores, part, part + group, part + 2 * group);
+    // Wider groups (more than kMaxPassHeads query heads per kv head) take several passes.
+    for (int g0 = 0; g0 < group; g0 += kMaxPassHeads)
+      attend_split(q + r * q_stride + (int64_t(h) * group + g0) * head_dim, std::min(kMaxPassHeads, group - g0),
+                   kv.k + kv_off, kv.v + kv_off, kv_stride, n, head_dim, scale, e, part + g0, part + group + g0,
+                   part + 2 * group + int64_t(g0) * head_dim);
   };
   // A few keys per query: less work than waking the other threads costs.
   if (work < (1 << 14)) {
