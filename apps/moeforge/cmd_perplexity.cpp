@@ -42,12 +42,15 @@ int run_perplexity(const std::vector<std::string>& args) {
            "does not depend on it",
            &o.batch);
   p.option("threads", 't', "N", "CPU threads, 0 = all (default 0)", &threads);
+  std::string cache_type_k = "f32", cache_type_v = "f32";
+  add_kv_cache_flags(p, cache_type_k, cache_type_v);
   p.flag("json", "print one JSON object instead of llama.cpp's text", &json);
   p.flag("quiet", "no progress line", &quiet);
   p.example("moeforge perplexity -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf -f wiki.valid.txt -c 512 --chunks 20", "perplexity as llama.cpp's tool measures it");
   if (!parse_or_usage(p, args)) return 0;
   if (o.n_ctx < 4 || o.batch < 1 || threads < 0 || o.chunks < -1 || o.chunks == 0)
     throw UsageError("-c >= 4, -b >= 1, --threads >= 0 and --chunks >= 1 are required");
+  o.kv_cache = kv_cache_types(cache_type_k, cache_type_v);
   if (threads > 0) omp_set_num_threads(threads);
 
   std::error_code ec;

@@ -35,6 +35,7 @@ int run_serve(const std::vector<std::string>& args) {
   int port = 8080, parallel = 4, ctx = 2048, threads = 0, max_queue = 64, timeout = 600, prefill_chunk = 256;
   int max_body = 8 << 20;
   bool int8 = false;
+  std::string cache_type_k = "f32", cache_type_v = "f32";
   ArgParser p("moeforge serve -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [options]",
               "Serves the model over HTTP with the OpenAI API (POST /v1/chat/completions, /v1/completions, GET "
               "/v1/models, /health, /metrics), decoding up to --parallel requests together (continuous batching). "
@@ -56,6 +57,7 @@ int run_serve(const std::vector<std::string>& args) {
   p.option("max-body", "BYTES", "largest request body; larger ones get 413 (default 8 MiB)", &max_body);
   p.option("alias", 0, "NAME", "the model name clients use (default: the model's directory or file name)", &alias);
   p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations (faster, logits move by a few percent)", &int8);
+  add_kv_cache_flags(p, cache_type_k, cache_type_v);
   p.example("moeforge serve -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf --parallel 4", "serve the OpenAI API and the web chat on http://127.0.0.1:8080");
   p.example("moeforge serve -m runs/smolmoe/routers/model --host 0.0.0.0 --api-key KEY", "on every address, with a key (docs/serve.md)");
   if (!parse_or_usage(p, args)) return 0;
@@ -66,6 +68,7 @@ int run_serve(const std::vector<std::string>& args) {
   if (max_queue < 0) throw UsageError(cat("--max-queue must be >= 0, got ", max_queue));
   if (timeout < 1) throw UsageError(cat("--timeout must be >= 1, got ", timeout));
   if (prefill_chunk < 1) throw UsageError(cat("--prefill-chunk must be >= 1, got ", prefill_chunk));
+  const KVCacheTypes kv_cache = kv_cache_types(cache_type_k, cache_type_v);
   if (max_body < 1024) throw UsageError(cat("--max-body must be >= 1024, got ", max_body));
 
   // Signals go to one waiting thread, never to a handler running inside the engine or HTTP code.
@@ -94,6 +97,7 @@ int run_serve(const std::vector<std::string>& args) {
   eo.context = ctx;
   eo.prefill_chunk = prefill_chunk;
   eo.max_queue = max_queue;
+  eo.kv_cache = kv_cache;
   BatchEngine engine(*transformer, *bundle.tokenizer, eo);
   ServerOptions so;
   so.host = host;

@@ -37,6 +37,7 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
            "0 = all (default 0)", &f.window);
   p.flag("int8", "compute Q4_0/Q4_1/Q8_0 weights with int8 activations (decode and prompts), as llama.cpp "
          "does: faster, but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
+  add_kv_cache_flags(p, f.cache_type_k, f.cache_type_v);
   p.option("device", 0, "auto|cpu|cuda", "where to run; auto = cuda when a GPU is present and the CUDA path "
            "runs the model (default auto)", &f.device);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
@@ -50,6 +51,22 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.alias("-t", "threads");
   p.alias("-c", "ctx");
   p.alias("--ctx-size", "ctx");
+}
+
+void add_kv_cache_flags(ArgParser& p, std::string& key_type, std::string& value_type) {
+  p.option("cache-type-k", 0, "TYPE", "KV cache keys as f32, f16 or bf16: 16 bits halve the cache's memory and what "
+           "attention reads per token, rounding each key (default f32, the PyTorch-checked path)", &key_type);
+  p.option("cache-type-v", 0, "TYPE", "KV cache values as f32, f16 or bf16 (default f32)", &value_type);
+  p.alias("-ctk", "cache-type-k");
+  p.alias("-ctv", "cache-type-v");
+}
+
+KVCacheTypes kv_cache_types(const std::string& key_type, const std::string& value_type) {
+  try {
+    return {parse_kv_cache_type(key_type, "--cache-type-k"), parse_kv_cache_type(value_type, "--cache-type-v")};
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
 }
 
 bool parse_or_usage(ArgParser& p, const std::vector<std::string>& args) {
@@ -110,6 +127,7 @@ ModelBundle load_for_run(RunFlags& f, const ArgParser& p) {
   lo.max_context = f.ctx;
   lo.threads = f.threads;
   lo.int8_decode = f.int8;
+  lo.kv_cache = kv_cache_types(f.cache_type_k, f.cache_type_v);
   lo.make_model = inference_model_factory(f.device);
   Timer t;
   ModelBundle m = load_model_bundle(f.model_path, lo);
@@ -117,7 +135,7 @@ ModelBundle load_for_run(RunFlags& f, const ArgParser& p) {
     std::cerr << "loaded " << f.model_path << " (" << m.summary.architecture << ", " << m.summary.layers
               << " layers, context " << m.model->context_length() << ") in " << t.seconds() << " s; decode: "
               << m.summary.decode_activations << " activations, " << (m.summary.decode_packed_bytes >> 20)
-              << " MiB of weights packed for it\n";
+              << " MiB of weights packed for it; KV cache " << m.summary.kv_cache << "\n";
   return m;
 }
 

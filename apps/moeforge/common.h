@@ -9,6 +9,7 @@
 #include "cli_args.h"
 #include "infer/generate.h"
 #include "model/hf_layout.h"
+#include "model/kv_cache.h"
 
 namespace mf::cli {
 
@@ -30,7 +31,13 @@ struct RunFlags {
   std::string device = "auto";  // auto | cpu | cuda
   bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (LoadOptions::int8_decode)
   bool ignore_eos = false;  // generate --max-tokens tokens whatever the model samples
+  std::string cache_type_k = "f32", cache_type_v = "f32";  // the KV cache's element types
 };
+
+// --cache-type-k / --cache-type-v (-ctk / -ctv, as llama.cpp spells them), for every command that
+// keeps a KV cache; kv_cache_types() turns the values into types (UsageError when unknown).
+void add_kv_cache_flags(ArgParser& p, std::string& key_type, std::string& value_type);
+KVCacheTypes kv_cache_types(const std::string& key_type, const std::string& value_type);
 
 // Registers -m and the shared sampling/context flags.
 void add_run_flags(ArgParser& p, RunFlags& f);

@@ -26,8 +26,8 @@ namespace {
 // Transformer + KV cache for one sequence.
 class TransformerModel : public LanguageModel {
  public:
-  TransformerModel(std::unique_ptr<Transformer> t, int max_len)
-      : t_(std::move(t)), cache_(t_->config(), max_len), max_len_(max_len) {}
+  TransformerModel(std::unique_ptr<Transformer> t, int max_len, KVCacheTypes kv_cache)
+      : t_(std::move(t)), cache_(t_->config(), max_len, 1, kv_cache), max_len_(max_len) {}
   std::vector<float> forward(std::span<const int32_t> tokens) override {
     MF_CHECK(cache_length() + int(tokens.size()) <= max_len_, "model: ", cache_length() + tokens.size(),
              " tokens exceed the context of ", max_len_);
@@ -87,9 +87,15 @@ std::vector<std::pair<std::string, double>> DecodeExpertShares::top(size_t n) co
   return out;
 }
 
-std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len) {
+std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len,
+                                                   KVCacheTypes kv_cache) {
   MF_CHECK(max_len > 0, "make_language_model: max_len must be > 0, got ", max_len);
-  return std::make_unique<TransformerModel>(std::move(transformer), max_len);
+  return std::make_unique<TransformerModel>(std::move(transformer), max_len, kv_cache);
+}
+
+std::string describe_kv_cache(KVCacheTypes types) {
+  if (types.keys == types.values) return std::string(dtype_name(types.keys));
+  return std::string(dtype_name(types.keys)) + " keys, " + std::string(dtype_name(types.values)) + " values";
 }
 
 std::unique_ptr<ChatTemplate> model_chat_template(const Tokenizer& tok, const std::string& source,
@@ -155,6 +161,7 @@ ModelBundle load_model_bundle(const std::string& path, const LoadOptions& opts) 
   if (opts.make_model)
     if (auto model = opts.make_model(w, ctx)) {
       s.decode_activations = "bf16 (cuda)";
+      s.kv_cache = "the CUDA model's own";
       out.model = std::move(model);
       return out;
     }
@@ -164,7 +171,8 @@ ModelBundle load_model_bundle(const std::string& path, const LoadOptions& opts) 
     s.decode_packed_bytes = transformer->pack_for_decode(act);
     if (s.decode_packed_bytes > 0) s.decode_activations = opts.int8_decode ? "int8" : "fp32";
   }
-  out.model = std::make_unique<TransformerModel>(std::move(transformer), ctx);
+  s.kv_cache = describe_kv_cache(opts.kv_cache);
+  out.model = std::make_unique<TransformerModel>(std::move(transformer), ctx, opts.kv_cache);
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "chat/chat_template.h"
 #include "infer/language_model.h"
+#include "model/kv_cache.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,6 +32,7 @@ struct ModelSummary {
   std::string chat_template_origin;
   size_t decode_packed_bytes = 0;     // copies of Q4_0/Q4_1/Q8_0 matrices packed for decode
   std::string decode_activations = "fp32";  // "fp32" (exact) or "int8"
+  std::string kv_cache = "F32";             // the KV cache's element types: "F32", "F16", "F16 keys, F32 values"
 };
 
 struct LoadOptions {
@@ -42,6 +44,9 @@ struct LoadOptions {
   // ...and multiply them with int8 activations: faster still, but the logits move by a few
   // percent (enough to change a small model's answers). Off: the PyTorch-checked path.
   bool int8_decode = false;
+  // The KV cache's element types (F32: attention exactly as PyTorch; F16/BF16: half the memory
+  // and half the bytes read per decoded token). The CUDA model keeps its own cache.
+  KVCacheTypes kv_cache;
   // Builds the model on another device from the loaded weights and the context length (the
   // CLI's --device), moving the weights out only when it builds; a null function or a null
   // result (weights left as they were): the CPU Transformer.
@@ -67,6 +72,9 @@ std::unique_ptr<ChatTemplate> model_chat_template(const Tokenizer& tok, const st
 
 class Transformer;
 // A LanguageModel (one sequence, its own KV cache of max_len tokens) over a Transformer.
-std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len);
+std::unique_ptr<LanguageModel> make_language_model(std::unique_ptr<Transformer> transformer, int max_len,
+                                                   KVCacheTypes kv_cache = {});
+// "F32", "F16", or "F16 keys, F32 values": what a summary and --verbose print.
+std::string describe_kv_cache(KVCacheTypes types);
 
 }  // namespace mf

@@ -49,7 +49,7 @@ PerplexityResult measure_perplexity(Transformer& model, std::span<const int32_t>
   const int slice = std::min(o.batch, n_ctx);           // tokens of each chunk per pass
   const int first = n_ctx / 2;                          // positions before this are context only
   const int vocab = c.vocab_size;
-  KVCache cache(c, n_ctx, n_seq);
+  KVCache cache(c, n_ctx, n_seq, o.kv_cache);
   ForwardOptions fo;
   fo.all_logits = true;
   std::vector<int32_t> rows;

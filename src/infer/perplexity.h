@@ -10,6 +10,8 @@
 #include <span>
 #include <vector>
 
+#include "model/kv_cache.h"
+
 namespace mf {
 
 class Transformer;
@@ -22,6 +24,7 @@ struct PerplexityOptions {
   int batch = 512;
   bool add_bos = false;
   int32_t bos_id = -1;
+  KVCacheTypes kv_cache;  // the KV cache's element types (llama.cpp's -ctk/-ctv)
 };
 
 struct PerplexityResult {

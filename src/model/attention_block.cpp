@@ -15,22 +15,26 @@ namespace {
 const float* bias_or_null(const Tensor& b) { return b.numel() ? b.data<float>() : nullptr; }
 
 // Attention of one sequence's T queries (already rotated) against its cache of S keys.
-void attend_sequence(const ModelConfig& c, const float* q, const float* k, const float* v, int64_t stride,
-                     int64_t T, int64_t S, float* out, float* scratch) {
+void attend_sequence(const ModelConfig& c, const float* q, CacheRows k, CacheRows v, int64_t T, int64_t S, float* out,
+                     float* scratch) {
   const int D = c.effective_head_dim();
   const float scale = 1.0f / std::sqrt(float(D));
   const int64_t window = c.sliding_window;
   if (window <= 0 || S <= window) {
-    attention_forward(q, k, v, stride, T, S, c.num_heads, c.num_kv_heads, D, scale, out, scratch);
+    attention_forward_cached(q, k, v, T, S, c.num_heads, c.num_kv_heads, D, scale, out, scratch);
     return;
   }
   // Sliding window: query at absolute position p sees keys (p - window, p]; the kernel's
   // causal window always starts at 0, so each query gets its own shifted view of the cache.
   const int64_t qdim = int64_t(c.num_heads) * D, past = S - T;
+  auto from = [](CacheRows rows, int64_t start) {
+    rows.data = static_cast<const uint8_t*>(rows.data) + size_t(start * rows.kv_stride) * dtype_bytes(rows.type, 1);
+    return rows;
+  };
   for (int64_t t = 0; t < T; ++t) {
     const int64_t pos = past + t, start = std::max<int64_t>(0, pos - window + 1);
-    attention_forward(q + t * qdim, k + start * stride, v + start * stride, stride, 1, pos - start + 1,
-                      c.num_heads, c.num_kv_heads, D, scale, out + t * qdim, scratch);
+    attention_forward_cached(q + t * qdim, from(k, start), from(v, start), 1, pos - start + 1, c.num_heads,
+                             c.num_kv_heads, D, scale, out + t * qdim, scratch);
   }
 }
 
@@ -47,25 +51,21 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
   linear_many(qkv);
   rope_apply(ws.q.data(), N, c.num_heads, ws.positions.data(), rope);
   rope_apply(ws.k.data(), N, c.num_kv_heads, ws.positions.data(), rope);
-  const int64_t stride = cache.stride();
   if (T == 1 && batch > 1 && c.sliding_window <= 0) {
     // A batched decode step (the server's slots): append every sequence's key and value, then
     // one parallel attention over all (sequence, head) pairs.
-    std::vector<const float*> keys(static_cast<size_t>(batch)), values(static_cast<size_t>(batch));
+    std::vector<CacheRows> keys(static_cast<size_t>(batch)), values(static_cast<size_t>(batch));
     std::vector<int64_t> lengths(static_cast<size_t>(batch));
     for (int b = 0; b < batch; ++b) {
       const int seq = slots[size_t(b)];
       const int64_t past = cache.length(seq);
-      float* kc = cache.keys(layer, seq);
-      float* vc = cache.values(layer, seq);
-      std::memcpy(kc + past * stride, ws.k.data() + int64_t(b) * kvdim, size_t(kvdim) * sizeof(float));
-      std::memcpy(vc + past * stride, ws.v.data() + int64_t(b) * kvdim, size_t(kvdim) * sizeof(float));
-      keys[size_t(b)] = kc;
-      values[size_t(b)] = vc;
+      cache.write(layer, seq, past, ws.k.data() + int64_t(b) * kvdim, ws.v.data() + int64_t(b) * kvdim, 1);
+      keys[size_t(b)] = cache.keys(layer, seq);
+      values[size_t(b)] = cache.values(layer, seq);
       lengths[size_t(b)] = past + 1;
     }
-    attention_decode_batch(ws.q.data(), keys.data(), values.data(), lengths.data(), batch, stride, c.num_heads,
-                           c.num_kv_heads, int(D), 1.0f / std::sqrt(float(D)), ws.attn.data(), ws.attn_scratch.data());
+    attention_decode_batch(ws.q.data(), keys.data(), values.data(), lengths.data(), batch, c.num_heads,
+                           c.num_kv_heads, int(D), 1.0f / std::sqrt(float(D)), ws.attn.data());
     linear(ws.attn.data(), N, qdim, L.o, bias_or_null(L.o_bias), ws.out.data());
     add_inplace(ws.x.data(), ws.out.data(), N * H);
     return;
@@ -73,14 +73,9 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
   for (int b = 0; b < batch; ++b) {
     const int seq = slots[size_t(b)];
     const int64_t past = cache.length(seq), row0 = int64_t(b) * T;
-    float* kc = cache.keys(layer, seq);
-    float* vc = cache.values(layer, seq);
-    for (int64_t t = 0; t < T; ++t) {
-      std::memcpy(kc + (past + t) * stride, ws.k.data() + (row0 + t) * kvdim, size_t(kvdim) * sizeof(float));
-      std::memcpy(vc + (past + t) * stride, ws.v.data() + (row0 + t) * kvdim, size_t(kvdim) * sizeof(float));
-    }
-    attend_sequence(c, ws.q.data() + row0 * qdim, kc, vc, stride, T, past + T, ws.attn.data() + row0 * qdim,
-                    ws.attn_scratch.data());
+    cache.write(layer, seq, past, ws.k.data() + row0 * kvdim, ws.v.data() + row0 * kvdim, T);
+    attend_sequence(c, ws.q.data() + row0 * qdim, cache.keys(layer, seq), cache.values(layer, seq), T, past + T,
+                    ws.attn.data() + row0 * qdim, ws.attn_scratch.data());
   }
   linear(ws.attn.data(), N, qdim, L.o, bias_or_null(L.o_bias), ws.out.data());
   add_inplace(ws.x.data(), ws.out.data(), N * H);

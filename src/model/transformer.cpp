@@ -51,7 +51,7 @@ Tensor Transformer::forward(std::span<const int32_t> tokens, int batch, KVCache&
            "] (the KV cache's batch)");
   MF_CHECK(!tokens.empty() && tokens.size() % size_t(batch) == 0, "forward: ", tokens.size(),
            " tokens do not split into ", batch, " equal non-empty rows");
-  MF_CHECK(cache.layers() == c.num_layers && cache.stride() == int64_t(c.num_kv_heads) * c.effective_head_dim(),
+  MF_CHECK(cache.layers() == c.num_layers && cache.kv_dim() == int64_t(c.num_kv_heads) * c.effective_head_dim(),
            "forward: the KV cache was made for a different model config");
   const int64_t T = int64_t(tokens.size()) / batch, N = int64_t(tokens.size()), H = c.hidden_size;
   std::vector<int> slots(opts.cache_slots.begin(), opts.cache_slots.end());

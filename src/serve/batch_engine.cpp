@@ -53,7 +53,7 @@ std::vector<float> log_softmax(std::span<const float> scores) {
 }  // namespace
 
 BatchEngine::BatchEngine(Transformer& model, const Tokenizer& tokenizer, EngineOptions opts)
-    : model_(model), tok_(tokenizer), opts_(opts), cache_(model.config(), opts.context, opts.parallel) {
+    : model_(model), tok_(tokenizer), opts_(opts), cache_(model.config(), opts.context, opts.parallel, opts.kv_cache) {
   MF_CHECK(opts_.parallel >= 1 && opts_.parallel <= 256, "serve: --parallel must be in [1, 256], got ", opts_.parallel);
   MF_CHECK(opts_.context >= 2, "serve: --ctx must be >= 2, got ", opts_.context);
   MF_CHECK(opts_.prefill_chunk >= 1, "serve: prefill chunk must be >= 1");

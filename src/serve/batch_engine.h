@@ -89,6 +89,7 @@ struct EngineOptions {
   int context = 2048;                   // tokens per slot (prompt + completion)
   int prefill_chunk = 256;              // prompt tokens prefilled per step
   int max_queue = 64;                   // waiting sequences beyond the slots
+  KVCacheTypes kv_cache;                // element types of the slots' KV cache
 };
 
 // Running totals since start, for /metrics and /health.

@@ -273,6 +273,21 @@ TEST_F(SmolLM2, GreedyChatAnswerMentionsParis) {
   EXPECT_TRUE(has(r.err, "tok/s")) << r.err;
 }
 
+// A 16-bit KV cache (llama.cpp's -ctk/-ctv): the greedy chat answer survives the rounding, --verbose
+// says which cache ran, and a type the cache cannot store is a usage error naming the flag.
+TEST_F(SmolLM2, HalfPrecisionKVCache) {
+  auto r = run({"generate", "-m", gguf_, "--chat", "-p", "What is the capital of France?", "--temp", "0", "-n", "40",
+                "-ctk", "f16", "-ctv", "bf16", "--verbose"});
+  skip_if_unbuilt(r);
+  if (IsSkipped()) return;
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "Paris")) << r.out;
+  EXPECT_TRUE(has(r.err, "KV cache F16 keys, BF16 values")) << r.err;
+  auto bad = run({"generate", "-m", gguf_, "-p", "hi", "--cache-type-k", "q4_0"});
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_TRUE(has(bad.err, "--cache-type-k: 'q4_0' is not a KV cache type")) << bad.err;
+}
+
 TEST_F(SmolLM2, LlamaCppSpellingsGiveTheSameAnswer) {
   auto a = run({"generate", "-m", gguf_, "-p", "The capital of France is", "--temperature", "0", "--max-tokens", "8"});
   skip_if_unbuilt(a);

@@ -20,6 +20,7 @@
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/packed_quant.h"
+#include "kernels/cpu/quant.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
 #include "kernels/cpu/softmax.h"
@@ -162,6 +163,49 @@ TEST(KernelsReference, Attention) {
     mf::attention_forward(q.data(), k.data(), v.data(), c["kv_stride"], T, S, H, KV, D,
                           1.0f / std::sqrt(float(D)), out.data(), scratch.data());
     expect_close(out, load<float>(c, "y"), c["name"]);
+  }
+}
+
+// A 16-bit KV cache changes only what is stored: attention over it is bit for bit attention_forward
+// over the same keys and values rounded to that type and widened back (per-query and GEMM paths,
+// splits of 128 keys, GQA), and the batched decode gives each sequence that same result.
+TEST(KernelsReference, AttentionOverHalfPrecisionCache) {
+  auto cases = cases_of("attention");
+  REQUIRE_CASES(cases, "attention");
+  for (const mf::DType type : {mf::DType::F16, mf::DType::BF16}) {
+    for (const json& c : cases) {
+      const int64_t T = c["T"], S = c["S"], stride = c["kv_stride"];
+      const int H = c["n_heads"], KV = c["n_kv_heads"], D = c["head_dim"];
+      const std::string name = c["name"].get<std::string>() + " " + std::string(mf::dtype_name(type));
+      auto q = load<float>(c, "q");
+      auto k = load<float>(c, "k");
+      auto v = load<float>(c, "v");
+      std::vector<uint8_t> k16(k.size() * 2), v16(v.size() * 2);
+      mf::quantize_row(type, k.data(), k16.data(), int64_t(k.size()));
+      mf::quantize_row(type, v.data(), v16.data(), int64_t(v.size()));
+      std::vector<float> k_rounded(k.size()), v_rounded(v.size());
+      mf::dequantize_row(type, k16.data(), k_rounded.data(), int64_t(k.size()));
+      mf::dequantize_row(type, v16.data(), v_rounded.data(), int64_t(v.size()));
+      const float scale = 1.0f / std::sqrt(float(D));
+      std::vector<float> want(size_t(T * H * D)), got(size_t(T * H * D), -1.0f);
+      std::vector<float> scratch(mf::attention_scratch_floats(T, S));
+      mf::attention_forward(q.data(), k_rounded.data(), v_rounded.data(), stride, T, S, H, KV, D, scale, want.data(),
+                            scratch.data());
+      const mf::CacheRows k_rows{k16.data(), type, stride, D}, v_rows{v16.data(), type, stride, D};
+      mf::attention_forward_cached(q.data(), k_rows, v_rows, T, S, H, KV, D, scale, got.data(), scratch.data());
+      EXPECT_EQ(got, want) << name;
+      // The rounding moves the output by about the type's precision, no more.
+      mf::test::expect_close_to_scale(got, load<float>(c, "y"), name, type == mf::DType::F16 ? 5e-3 : 4e-2);
+      if (T != 1) continue;
+      // Two copies of the sequence as a decode batch: each row equals the single query's result.
+      const mf::CacheRows keys[] = {k_rows, k_rows}, values[] = {v_rows, v_rows};
+      const int64_t lengths[] = {S, S};
+      std::vector<float> q2(q), batch_out(2 * size_t(H * D));
+      q2.insert(q2.end(), q.begin(), q.end());
+      mf::attention_decode_batch(q2.data(), keys, values, lengths, 2, H, KV, D, scale, batch_out.data());
+      EXPECT_EQ(std::vector<float>(batch_out.begin(), batch_out.begin() + H * D), want) << name;
+      EXPECT_EQ(std::vector<float>(batch_out.begin() + H * D, batch_out.end()), want) << name;
+    }
   }
 }
 

@@ -93,7 +93,9 @@ class BatchEngineTest : public ::testing::TestWithParam<bool> {
   std::unique_ptr<mf::Transformer> model_;
 };
 
-TEST_P(BatchEngineTest, GreedyOutputIsTheSameAloneAndBesideSevenOthers) {
+// Runs 8 prompts alone, then together (prompts prefilled in chunks while others decode), on a
+// KV cache of the given types; every sequence's greedy tokens must be the same both ways.
+void expect_batching_is_exact(mf::Transformer& model, const mf::Tokenizer& tok, bool moe, mf::KVCacheTypes kv) {
   const std::vector<std::string> prompts = {"the cat sat", "a dog ran far", "hello", "quiet river.",
                                             "zebra", "more words here", "x", "seven old mills"};
   std::vector<std::vector<int32_t>> alone;
@@ -101,16 +103,18 @@ TEST_P(BatchEngineTest, GreedyOutputIsTheSameAloneAndBesideSevenOthers) {
     mf::EngineOptions o;
     o.parallel = 1;
     o.context = 128;
-    mf::BatchEngine engine(*model_, *tok_, o);
-    for (const auto& p : prompts) alone.push_back(submit(engine, greedy(*tok_, p, 20)).get().tokens);
+    o.kv_cache = kv;
+    mf::BatchEngine engine(model, tok, o);
+    for (const auto& p : prompts) alone.push_back(submit(engine, greedy(tok, p, 20)).get().tokens);
   }
   mf::EngineOptions o;
   o.parallel = 8;
   o.context = 128;
   o.prefill_chunk = 4;  // prompts prefill in chunks while others decode
-  mf::BatchEngine engine(*model_, *tok_, o);
+  o.kv_cache = kv;
+  mf::BatchEngine engine(model, tok, o);
   std::vector<std::future<Outcome>> together;
-  for (const auto& p : prompts) together.push_back(submit(engine, greedy(*tok_, p, 20)));
+  for (const auto& p : prompts) together.push_back(submit(engine, greedy(tok, p, 20)));
   for (size_t i = 0; i < prompts.size(); ++i) {
     const Outcome out = together[i].get();
     EXPECT_EQ(out.tokens, alone[i]) << prompts[i];
@@ -123,12 +127,20 @@ TEST_P(BatchEngineTest, GreedyOutputIsTheSameAloneAndBesideSevenOthers) {
   EXPECT_EQ(st.generated_tokens, 8 * 20);
   // Decode steps ran several sequences at once: far fewer steps than tokens.
   EXPECT_LT(st.decode_steps, 8 * 19);
-  if (GetParam()) {
+  if (moe) {
     ASSERT_EQ(st.expert_load.size(), 2u);
     int64_t picks = 0;
     for (int64_t n : st.expert_load[0]) picks += n;
     EXPECT_EQ(picks, 2 * 8 * 20);  // top-2 of every token that produced logits
   }
+}
+
+TEST_P(BatchEngineTest, GreedyOutputIsTheSameAloneAndBesideSevenOthers) {
+  expect_batching_is_exact(*model_, *tok_, GetParam(), {});
+}
+
+TEST_P(BatchEngineTest, AndSoOnAHalfPrecisionKVCache) {
+  expect_batching_is_exact(*model_, *tok_, GetParam(), {mf::DType::F16, mf::DType::BF16});
 }
 
 TEST_P(BatchEngineTest, TheSameAsTheSingleSequenceGenerateLoop) {

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "core/error.h"
 #include "core/half.h"
 #include "core/tensor.h"
@@ -91,9 +95,20 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
     case DType::F32:
       if (n) std::memcpy(dst, src, size_t(n) * 4);
       return;
-    case DType::F16:
-      for (int64_t i = 0; i < n; ++i) quant::store_f16(d + 2 * i, src[i]);
+    case DType::F16: {
+      int64_t i = 0;
+#if defined(__F16C__)
+      // The hardware conversion rounds to nearest even as store_f16 does; only NaN differs (its
+      // payload), so a group of 8 with a NaN takes the scalar path.
+      for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(src + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0) break;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+      }
+#endif
+      for (; i < n; ++i) quant::store_f16(d + 2 * i, src[i]);
       return;
+    }
     case DType::BF16:
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h = f32_to_bf16(src[i]);
