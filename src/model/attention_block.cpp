@@ -40,9 +40,9 @@ void attend_sequence(const ModelConfig& c, const float* q, CacheRows k, CacheRow
 
 }  // namespace
 
-void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int batch, int64_t T,
+void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, std::span<const int> lengths,
                      const RopeTable& rope, KVCache& cache, std::span<const int> slots, Workspace& ws) {
-  const int64_t N = int64_t(batch) * T, H = c.hidden_size, D = c.effective_head_dim();
+  const int64_t N = ws.tokens, H = c.hidden_size, D = c.effective_head_dim();
   const int64_t qdim = c.num_heads * D, kvdim = c.num_kv_heads * D;
   rmsnorm(ws.x.data(), L.attn_norm.data<float>(), N, H, c.rms_norm_eps, ws.h.data());
   const LinearJob qkv[] = {{ws.h.data(), N, H, &L.q, bias_or_null(L.q_bias), ws.q.data()},
@@ -51,31 +51,36 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int
   linear_many(qkv);
   rope_apply(ws.q.data(), N, c.num_heads, ws.positions.data(), rope);
   rope_apply(ws.k.data(), N, c.num_kv_heads, ws.positions.data(), rope);
-  if (T == 1 && batch > 1 && c.sliding_window <= 0) {
-    // A batched decode step (the server's slots): append every sequence's key and value, then
-    // one parallel attention over all (sequence, head) pairs.
-    std::vector<CacheRows> keys(static_cast<size_t>(batch)), values(static_cast<size_t>(batch));
-    std::vector<int64_t> lengths(static_cast<size_t>(batch));
-    for (int b = 0; b < batch; ++b) {
+  const int batch = int(lengths.size());
+  // The leading one-token rows: append each sequence's key and value, then one parallel attention
+  // over all of them (each gets what it would get alone).
+  int decoding = 0;
+  if (c.sliding_window <= 0)
+    while (decoding < batch && lengths[size_t(decoding)] == 1) ++decoding;
+  if (decoding > 1) {
+    std::vector<CacheRows> keys(static_cast<size_t>(decoding)), values(static_cast<size_t>(decoding));
+    std::vector<int64_t> seen(static_cast<size_t>(decoding));
+    for (int b = 0; b < decoding; ++b) {
       const int seq = slots[size_t(b)];
       const int64_t past = cache.length(seq);
       cache.write(layer, seq, past, ws.k.data() + int64_t(b) * kvdim, ws.v.data() + int64_t(b) * kvdim, 1);
       keys[size_t(b)] = cache.keys(layer, seq);
       values[size_t(b)] = cache.values(layer, seq);
-      lengths[size_t(b)] = past + 1;
+      seen[size_t(b)] = past + 1;
     }
-    attention_decode_batch(ws.q.data(), keys.data(), values.data(), lengths.data(), batch, c.num_heads,
+    attention_decode_batch(ws.q.data(), keys.data(), values.data(), seen.data(), decoding, c.num_heads,
                            c.num_kv_heads, int(D), 1.0f / std::sqrt(float(D)), ws.attn.data());
-    linear(ws.attn.data(), N, qdim, L.o, bias_or_null(L.o_bias), ws.out.data());
-    add_inplace(ws.x.data(), ws.out.data(), N * H);
-    return;
+  } else {
+    decoding = 0;
   }
-  for (int b = 0; b < batch; ++b) {
+  int64_t row0 = decoding;
+  for (int b = decoding; b < batch; ++b) {
     const int seq = slots[size_t(b)];
-    const int64_t past = cache.length(seq), row0 = int64_t(b) * T;
+    const int64_t past = cache.length(seq), T = lengths[size_t(b)];
     cache.write(layer, seq, past, ws.k.data() + row0 * kvdim, ws.v.data() + row0 * kvdim, T);
     attend_sequence(c, ws.q.data() + row0 * qdim, cache.keys(layer, seq), cache.values(layer, seq), T, past + T,
                     ws.attn.data() + row0 * qdim, ws.attn_scratch.data());
+    row0 += T;
   }
   linear(ws.attn.data(), N, qdim, L.o, bias_or_null(L.o_bias), ws.out.data());
   add_inplace(ws.x.data(), ws.out.data(), N * H);

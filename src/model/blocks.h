@@ -19,10 +19,11 @@ void embed_tokens(const Tensor& embed, const int32_t* ids, int64_t n, float* x);
 // [vocab, H], accumulated in row order so repeated ids sum deterministically).
 void embed_tokens_backward(const int32_t* ids, int64_t n, const float* dx, int64_t H, int64_t vocab, float* dtable);
 
-// x += o_proj(attention(rmsnorm(x))) for `batch` sequences of T tokens each, appending the
-// new keys/values of layer `layer` to the cache at each sequence's current length. Row b of
-// the batch is cache sequence slots[b].
-void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, int batch, int64_t T,
+// x += o_proj(attention(rmsnorm(x))) for sequences of lengths[b] tokens each (rows one after
+// another), appending the new keys/values of layer `layer` to the cache at each sequence's
+// current length. Row b of the batch is cache sequence slots[b]. The leading one-token rows (a
+// server step's decoding sequences) attend in one parallel loop.
+void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, std::span<const int> lengths,
                      const RopeTable& rope, KVCache& cache, std::span<const int> slots, Workspace& ws);
 
 // x += ffn(rmsnorm(x)): SwiGLU MLP, or the routed experts (+ shared expert) of a MoE layer.

@@ -3,7 +3,9 @@
 // norms and biases not stored as fp32 are converted. Experts are checked against expert 0 first.
 #include "model/layer_weights.h"
 
+#include <algorithm>
 #include <array>
+#include <limits>
 
 #include "core/error.h"
 #include "model/tensor_names.h"
@@ -152,6 +154,32 @@ size_t pack_on_first_use(SwigluWeights& s, DecodeActivations a) {
 }
 
 }  // namespace
+
+int64_t batch_invariant_rows(const TransformerWeights& w) {
+  int64_t rows = std::numeric_limits<int64_t>::max();
+  auto take = [&rows](const LinearWeight& m) {
+    const bool packed = m.packed || m.packed_on_first_use;
+    rows = std::min(rows, !packed ? kLinearGemvMaxRows
+                          : m.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows
+                                                                     : kLinearPackedMaxRows);
+  };
+  auto take_mlp = [&take](const SwigluWeights& s) {
+    take(s.gate);
+    take(s.up);
+    take(s.down);
+  };
+  take(w.head);
+  for (const LayerWeights& L : w.layers) {
+    for (const LinearWeight* m : {&L.q, &L.k, &L.v, &L.o}) take(*m);
+    if (L.is_moe) {
+      for (const SwigluWeights& e : L.moe.experts) take_mlp(e);
+      if (L.moe.has_shared) take_mlp(L.moe.shared);
+    } else {
+      take_mlp(L.mlp);
+    }
+  }
+  return rows;
+}
 
 size_t pack_for_decode(TransformerWeights& w, DecodeActivations a) {
   size_t bytes = pack(w.head, a);

@@ -57,4 +57,10 @@ TransformerWeights bind_weights(const ModelWeights& w);
 // packed copies take once all are made.
 size_t pack_for_decode(TransformerWeights& w, DecodeActivations activations);
 
+// The most rows a forward may carry with each row's result what it would be in any smaller
+// forward: every matrix's kernel for that many rows computes rows independently and is the one a
+// single row takes (packed int8: any count; packed fp32: kLinearPackedMaxRows; stored layout:
+// kLinearGemvMaxRows). A server may put prompt chunks and decode rows in one forward up to this.
+int64_t batch_invariant_rows(const TransformerWeights& w);
+
 }  // namespace mf

@@ -27,7 +27,7 @@ void route_rows(const ModelConfig& c, const MoeWeights& w, const float* h, int64
   const int64_t H = c.hidden_size;
   const int E = w.num_experts();
   float* logits = sized(A.logits, N * E);
-  linear(h, N, H, w.router, nullptr, logits);
+  linear_rowwise(h, N, H, w.router, nullptr, logits);  // a token's route must not depend on its batch
   A.noisy = training && c.routing.policy == RouterPolicy::NoisyTopK;
   const float* selection = logits;
   if (A.noisy) {
@@ -83,7 +83,7 @@ void moe_ffn_forward(const ModelConfig& c, const MoeWeights& w, const float* h, 
   swiglu_forward(w.shared, h, N, H, A.shared.a.data(), A.shared.b.data(), A.shared.product(keep), so);
   const bool gated = w.shared_is_gated();
   float* sg = sized(A.shared_gate, gated ? N : 0);
-  if (gated) linear(h, N, H, w.shared_gate, nullptr, sg);
+  if (gated) linear_rowwise(h, N, H, w.shared_gate, nullptr, sg);
   sigmoid_gated_add(so, gated ? sg : nullptr, N, H, y);
 }
 

@@ -23,6 +23,9 @@ struct ForwardOptions {
   // Which cache sequence each batch row appends to (continuous batching: the active slots of a
   // server's cache, in any order, each at most once); empty: rows 0..batch-1.
   std::span<const int> cache_slots;
+  // Tokens of each batch row, in order (a server step: one token for each decoding sequence,
+  // then whole prompt chunks); empty: batch rows of equal length. Sum = tokens.size().
+  std::span<const int> lengths;
 };
 
 class Transformer {
@@ -44,11 +47,16 @@ class Transformer {
   // AVX-512 VNNI).
   size_t pack_for_decode(DecodeActivations activations = DecodeActivations::fp32);
 
-  // Appends `tokens` (batch rows of equal length T, row-major [batch, T]) to the cache and
-  // returns logits: [batch*T, vocab] if all_logits else [batch, vocab]. Batched prefill.
-  // Sequences may have different cached lengths; opts.cache_slots maps rows to sequences. Activation buffers are reused across calls
-  // of the same (batch*T, cache capacity).
+  // Appends `tokens` (batch rows one after another: of equal length, or of opts.lengths) to the
+  // cache and returns logits: [tokens, vocab] if all_logits else [batch, vocab] (each row's last
+  // position). Sequences may have different cached lengths; opts.cache_slots maps rows to
+  // sequences. Activation buffers are reused across calls of the same (tokens, longest row,
+  // cache capacity).
   Tensor forward(std::span<const int32_t> tokens, int batch, KVCache& cache, const ForwardOptions& opts = {});
+
+  // The most tokens one forward may carry with every row's logits what they are in any smaller
+  // forward (layer_weights.h: batch_invariant_rows); it changes when pack_for_decode runs.
+  int64_t batch_invariant_rows() const;
 
  private:
   struct Impl;

@@ -135,8 +135,7 @@ void BatchEngine::run() {
     }
     for (auto& s : slots_)
       if (s->busy && s->seq->ticket->cancelled()) finish(*s, "cancelled");
-    prefill_one();
-    decode_all();
+    step();
     std::lock_guard lock(mutex_);
     if (queue_.empty() && stats_.active == 0) idle_.notify_all();
   }
@@ -190,92 +189,129 @@ void BatchEngine::admit(std::unique_lock<std::mutex>& lock) {
   stats_.queued = int(queue_.size());
 }
 
-void BatchEngine::prefill_one() {
-  // The busy slot with the least of its prompt done goes first: short prompts finish their
-  // prefill quickly, and no prompt waits behind more than one chunk of another.
-  Slot* s = nullptr;
-  for (auto& x : slots_)
-    if (x->busy && !x->decoding && (!s || x->prefilled < s->prefilled)) s = x.get();
-  if (!s) return;
-  const std::vector<int32_t>& prompt = s->seq->request.prompt;
-  const size_t n = std::min(prompt.size() - s->prefilled, size_t(opts_.prefill_chunk));
-  std::span<const int32_t> chunk(prompt.data() + s->prefilled, n);
-  const int slot = s->index;
-  std::vector<Tensor> router_logits;
-  ForwardOptions fo;
-  fo.cache_slots = std::span<const int>(&slot, 1);
-  const bool last = s->prefilled + n == prompt.size();
-  if (!moe_layers_.empty() && last) fo.router_logits = &router_logits;
-  Timer timer;
-  Tensor logits;
-  try {
-    logits = model_.forward(chunk, 1, cache_, fo);
-  } catch (const std::exception& e) {
-    cache_.truncate(slot, int(s->prefilled));
-    finish(*s, "error", e.what());
-    return;
+void BatchEngine::step() {
+  std::vector<Slot*> decoding, prefilling;
+  for (auto& s : slots_) {
+    if (!s->busy) continue;
+    (s->decoding ? decoding : prefilling).push_back(s.get());
   }
-  s->cached.insert(s->cached.end(), chunk.begin(), chunk.end());
-  s->prefilled += n;
-  {
-    std::lock_guard lock(mutex_);
-    stats_.prefilled_tokens += int64_t(n);
-    stats_.prefill_seconds += timer.seconds();
+  // The least prefilled prompts first: short prompts finish quickly, none waits behind more than
+  // one chunk of another. A chunk's size depends only on its own prompt, never on the step.
+  std::stable_sort(prefilling.begin(), prefilling.end(),
+                   [](const Slot* a, const Slot* b) { return a->prefilled < b->prefilled; });
+  const auto chunk_of = [this](Slot* s) {
+    return Chunk{s, std::min(s->seq->request.prompt.size() - s->prefilled, size_t(opts_.prefill_chunk))};
+  };
+  const int64_t invariant = model_.batch_invariant_rows();
+  std::vector<Chunk> chunks;
+  int64_t rows = int64_t(decoding.size()), prompt_rows = 0;
+  for (Slot* s : prefilling) {
+    const Chunk c = chunk_of(s);
+    if (!chunks.empty() && prompt_rows + int64_t(c.tokens) > opts_.prefill_chunk) break;  // the step's budget
+    if (rows + int64_t(c.tokens) > invariant && (rows > 0 || !chunks.empty())) {
+      // Beside the others this chunk would change their kernels (or they its): it runs alone
+      // first, as it would without them.
+      if (chunks.empty() && !decoding.empty()) run_forward({}, {c});
+      break;
+    }
+    chunks.push_back(c);
+    rows += int64_t(c.tokens);
+    prompt_rows += int64_t(c.tokens);
   }
-  if (!last) return;
-  // Router logits of the last prompt position: the forward that produced the first token.
-  std::vector<Tensor> last_row;
-  for (const Tensor& t : router_logits) {
-    const int64_t E = t.shape()[1];
-    last_row.push_back(Tensor::from_f32({1, E}, {t.data<float>() + (int64_t(n) - 1) * E, size_t(E)}));
-  }
-  if (!last_row.empty()) count_routes(last_row, 1);
-  emit(*s, choose(*s, {logits.data<float>(), size_t(logits.shape()[1])}, last_row.empty() ? nullptr : &last_row, 0));
+  // Slots finished by the chunk run alone above are no longer decoding... but those that were
+  // decoding are untouched by it, so the step goes on with them.
+  if (!decoding.empty() || !chunks.empty()) run_forward(decoding, chunks);
 }
 
-void BatchEngine::decode_all() {
-  std::vector<Slot*> rows;
+void BatchEngine::run_forward(const std::vector<Slot*>& decoding, const std::vector<Chunk>& chunks) {
   std::vector<int32_t> tokens;
-  std::vector<int> slot_ids;
-  for (auto& s : slots_)
-    if (s->busy && s->decoding) {
-      rows.push_back(s.get());
-      tokens.push_back(s->next);
-      slot_ids.push_back(s->index);
-    }
-  if (rows.empty()) return;
+  std::vector<int> slot_ids, lengths;
+  for (Slot* s : decoding) {
+    tokens.push_back(s->next);
+    slot_ids.push_back(s->index);
+    lengths.push_back(1);
+  }
+  int64_t prompt_rows = 0;
+  for (const Chunk& c : chunks) {
+    const std::vector<int32_t>& prompt = c.slot->seq->request.prompt;
+    tokens.insert(tokens.end(), prompt.begin() + ptrdiff_t(c.slot->prefilled),
+                  prompt.begin() + ptrdiff_t(c.slot->prefilled + c.tokens));
+    slot_ids.push_back(c.slot->index);
+    lengths.push_back(int(c.tokens));
+    prompt_rows += int64_t(c.tokens);
+  }
   std::vector<Tensor> router_logits;
   ForwardOptions fo;
   fo.cache_slots = slot_ids;
+  fo.lengths = lengths;
   if (!moe_layers_.empty()) fo.router_logits = &router_logits;
   Timer timer;
   Tensor logits;
   try {
-    logits = model_.forward(tokens, int(rows.size()), cache_, fo);
+    logits = model_.forward(tokens, int(lengths.size()), cache_, fo);
   } catch (const std::exception& e) {
-    for (Slot* s : rows) {
+    for (Slot* s : decoding) {
       cache_.truncate(s->index, int(s->cached.size()));
       finish(*s, "error", e.what());
+    }
+    for (const Chunk& c : chunks) {
+      cache_.truncate(c.slot->index, int(c.slot->prefilled));
+      finish(*c.slot, "error", e.what());
     }
     return;
   }
   {
+    // A shared forward's time is split between decode and prefill by their rows.
+    const double seconds = timer.seconds(), rows = double(tokens.size());
     std::lock_guard lock(mutex_);
-    ++stats_.decode_steps;
-    stats_.decode_seconds += timer.seconds();
+    if (!decoding.empty()) ++stats_.decode_steps;
+    ++stats_.forward_passes;
+    stats_.decode_seconds += seconds * double(decoding.size()) / rows;
+    stats_.prefill_seconds += seconds * double(prompt_rows) / rows;
+    stats_.prefilled_tokens += prompt_rows;
   }
-  if (!router_logits.empty()) count_routes(router_logits, int64_t(rows.size()));
+  // The rows that produced logits: every decoding sequence, and each chunk that ends its prompt.
+  // Router logits of a row: the last position of its sequence.
+  std::vector<Slot*> sampled(decoding.begin(), decoding.end());
+  std::vector<int64_t> logit_row, route_row;
+  int64_t end = 0;
+  for (size_t i = 0; i < decoding.size(); ++i) {
+    logit_row.push_back(int64_t(i));
+    route_row.push_back(++end - 1);
+    decoding[i]->cached.push_back(decoding[i]->next);
+  }
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    Slot& s = *chunks[i].slot;
+    const std::vector<int32_t>& prompt = s.seq->request.prompt;
+    s.cached.insert(s.cached.end(), prompt.begin() + ptrdiff_t(s.prefilled),
+                    prompt.begin() + ptrdiff_t(s.prefilled + chunks[i].tokens));
+    s.prefilled += chunks[i].tokens;
+    end += int64_t(chunks[i].tokens);
+    if (s.prefilled < prompt.size()) continue;
+    sampled.push_back(&s);
+    logit_row.push_back(int64_t(decoding.size() + i));
+    route_row.push_back(end - 1);
+  }
+  // Router logits of the sampled rows only (a prompt's earlier positions produced no token).
+  std::vector<Tensor> routes;
+  for (const Tensor& t : router_logits) {
+    const int64_t E = t.shape()[1];
+    Tensor picked = Tensor::empty(DType::F32, {int64_t(sampled.size()), E});
+    for (size_t i = 0; i < sampled.size(); ++i)
+      std::copy_n(t.data<float>() + route_row[i] * E, E, picked.data<float>() + int64_t(i) * E);
+    routes.push_back(std::move(picked));
+  }
+  if (!routes.empty()) count_routes(routes, int64_t(sampled.size()));
   const int64_t V = logits.shape()[1];
-  for (Slot* s : rows) s->cached.push_back(s->next);
   // Sampling (a full-vocabulary softmax and sort per row when sampling) touches only its own
   // slot, so the rows are sampled in parallel; streaming and retiring stay in row order.
-  std::vector<Choice> choices(rows.size());
-  const int n = int(rows.size());
+  std::vector<Choice> choices(sampled.size());
+  const int n = int(sampled.size());
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
   for (int i = 0; i < n; ++i)
-    choices[size_t(i)] = choose(*rows[size_t(i)], {logits.data<float>() + int64_t(i) * V, size_t(V)},
-                                router_logits.empty() ? nullptr : &router_logits, int64_t(i));
-  for (size_t i = 0; i < rows.size(); ++i) emit(*rows[i], std::move(choices[i]));
+    choices[size_t(i)] = choose(*sampled[size_t(i)], {logits.data<float>() + logit_row[size_t(i)] * V, size_t(V)},
+                                routes.empty() ? nullptr : &routes, int64_t(i));
+  for (size_t i = 0; i < sampled.size(); ++i) emit(*sampled[i], std::move(choices[i]));
 }
 
 BatchEngine::Choice BatchEngine::choose(Slot& s, std::span<const float> logits, const std::vector<Tensor>* router_logits,

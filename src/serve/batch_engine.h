@@ -2,11 +2,15 @@
 // (a slot each) and advance together. Each engine step
 //   1. admits queued sequences into free slots, preferring the slot whose cached tokens share the
 //      longest prefix with the new prompt (a multi-turn chat's next turn reuses its last turn),
-//   2. prefills at most `prefill_chunk` prompt tokens of one admitted sequence, so a long prompt
-//      never stalls the others for more than one chunk,
-//   3. decodes every generating sequence in ONE batched forward pass (for a MoE, all of the
-//      step's tokens are dispatched to the experts together, so each expert's weights are read
-//      once per step), then samples, streams and retires each sequence on its own.
+//   2. runs ONE forward pass over the next token of every generating sequence plus whole prompt
+//      chunks (at most `prefill_chunk` prompt tokens a step, the sequences least prefilled
+//      first), so the weights are read once for both and a long prompt never stalls the others
+//      for more than one chunk (for a MoE, all of the step's tokens are dispatched to the experts
+//      together, so each expert's weights are read once per step),
+//   3. samples, streams and retires each sequence on its own.
+// A chunk joins the decode rows only while the forward stays within the model's
+// batch_invariant_rows(), so every token is computed exactly as it would be alone; a chunk that
+// would not fit runs as its own forward first.
 // A finished or cancelled sequence frees its slot at once. The engine runs on its own thread;
 // every callback of a sequence's sink runs on that thread.
 #pragma once
@@ -96,7 +100,8 @@ struct EngineOptions {
 struct EngineStats {
   int64_t sequences_finished = 0, sequences_cancelled = 0, prompt_tokens = 0, prefilled_tokens = 0,
           generated_tokens = 0;
-  int64_t decode_steps = 0;
+  int64_t decode_steps = 0;   // steps that decoded (some carried prompt chunks too)
+  int64_t forward_passes = 0;  // every forward: decode steps, with or without chunks, and chunks run alone
   double decode_seconds = 0, prefill_seconds = 0;
   int queued = 0, active = 0, parallel = 0;
   // MoE: per MoE layer, how many (token, expert) selections each expert got (router top-k).
@@ -133,8 +138,14 @@ class BatchEngine {
   struct Slot;
   void run();
   void admit(std::unique_lock<std::mutex>& lock);
-  void prefill_one();
-  void decode_all();
+  // One prompt chunk of a step: the slot and how many of its prompt tokens.
+  struct Chunk {
+    Slot* slot;
+    size_t tokens;
+  };
+  void step();
+  // One forward over `decoding` (a token each) then `chunks`; samples and streams what it yields.
+  void run_forward(const std::vector<Slot*>& decoding, const std::vector<Chunk>& chunks);
   // A sampled token and what its event carries; computed apart from the slot's stream so that a
   // step's rows can be sampled in parallel.
   struct Choice {

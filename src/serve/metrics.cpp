@@ -61,6 +61,9 @@ std::string prometheus_metrics(const MetricsInput& in) {
   metric(o, "moeforge_sequences_cancelled_total", "counter",
          "Sequences cancelled: the client went away or the request ran past --timeout.", e.sequences_cancelled);
   metric(o, "moeforge_decode_steps_total", "counter", "Batched decode steps.", e.decode_steps);
+  metric(o, "moeforge_forward_passes_total", "counter",
+         "Forward passes: decode steps (prompt chunks ride along when they fit) and prompt chunks run alone.",
+         e.forward_passes);
   metric(o, "moeforge_queue_depth", "gauge", "Requests waiting for a slot.", e.queued);
   metric(o, "moeforge_active_slots", "gauge", "Slots serving a sequence.", e.active);
   metric(o, "moeforge_slots", "gauge", "Slots (--parallel).", e.parallel);

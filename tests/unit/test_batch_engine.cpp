@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "infer/generate.h"
 #include "infer/sampling.h"
+#include "kernels/cpu/quant.h"
 #include "model/init.h"
 #include "model/transformer.h"
 #include "serve/batch_engine.h"
@@ -141,6 +142,51 @@ TEST_P(BatchEngineTest, GreedyOutputIsTheSameAloneAndBesideSevenOthers) {
 
 TEST_P(BatchEngineTest, AndSoOnAHalfPrecisionKVCache) {
   expect_batching_is_exact(*model_, *tok_, GetParam(), {mf::DType::F16, mf::DType::BF16});
+}
+
+// A Q8_0 model on the int8 kernels computes every row on its own at any batch size, so prompt
+// chunks ride along in the decode steps of 16 sequences: fewer forward passes than decode steps
+// plus chunks, and still every sequence's tokens are what it produces alone.
+TEST_P(BatchEngineTest, PromptChunksRideAlongInDecodeStepsOfAQuantizedModel) {
+  mf::ModelConfig c = tiny(GetParam());
+  c.hidden_size = 64;  // Q8_0 rows need multiples of 32
+  c.intermediate_size = 96;
+  mf::ModelWeights w = mf::init_random_weights(c, 5, 0.3f);
+  for (auto& [name, t] : w.tensors) {
+    const bool matrix = t.ndim() == 2 && t.dim(1) % 32 == 0 && name.find("embed") == std::string::npos &&
+                        name.find(".gate.") == std::string::npos;  // the routers stay fp32
+    if (!matrix) continue;
+    mf::Tensor q = mf::Tensor::empty(mf::DType::Q8_0, t.shape());
+    mf::quantize_row(mf::DType::Q8_0, t.data<float>(), q.raw(), t.numel());
+    t = std::move(q);
+  }
+  mf::Transformer model(std::move(w));
+  if (model.pack_for_decode(mf::DecodeActivations::int8) == 0) GTEST_SKIP() << "no packed int8 kernels in this build";
+  ASSERT_GT(model.batch_invariant_rows(), 1000);
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 16; ++i) prompts.push_back(std::string(size_t(3 + i * 2), char('a' + i)) + " the end.");
+  std::vector<std::vector<int32_t>> alone;
+  {
+    mf::EngineOptions o;
+    o.parallel = 1;
+    o.context = 128;
+    mf::BatchEngine engine(model, *tok_, o);
+    for (const auto& p : prompts) alone.push_back(submit(engine, greedy(*tok_, p, 12)).get().tokens);
+  }
+  mf::EngineOptions o;
+  o.parallel = 16;
+  o.context = 128;
+  o.prefill_chunk = 8;
+  mf::BatchEngine engine(model, *tok_, o);
+  std::vector<std::future<Outcome>> together;
+  int64_t chunks = 0;
+  for (const auto& p : prompts) {
+    together.push_back(submit(engine, greedy(*tok_, p, 12)));
+    chunks += (int64_t(p.size()) + 7) / 8;
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i].get().tokens, alone[i]) << prompts[i];
+  const mf::EngineStats st = engine.stats();
+  EXPECT_LT(st.forward_passes, st.decode_steps + chunks) << "no prompt chunk shared a decode step";
 }
 
 TEST_P(BatchEngineTest, TheSameAsTheSingleSequenceGenerateLoop) {

@@ -87,6 +87,12 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, const fl
   if (bias) add_bias(bias, M, N, y);
 }
 
+void linear_rowwise(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias, float* y) {
+  const int64_t N = weight.dim(0);
+  for (int64_t r0 = 0; r0 < M; r0 += kLinearGemvMaxRows)
+    linear(x + r0 * K, std::min(kLinearGemvMaxRows, M - r0), K, weight, bias, y + r0 * N);
+}
+
 const PackedQuantMatrix& PackedOnFirstUse::get(const Tensor& w) {
   std::call_once(once_, [&] { packed_ = std::make_unique<const PackedQuantMatrix>(w); });
   return *packed_;

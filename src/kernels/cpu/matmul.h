@@ -85,6 +85,11 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc);
 
+// y = x . W^T (+ bias) with every row's result independent of M (the GEMV path, kLinearGemvMaxRows
+// rows per call): for the small matrices whose output decides something discrete (a MoE router's
+// top-k), so a token routes the same alone or in a batch of any size.
+void linear_rowwise(const float* x, int64_t M, int64_t K, const Tensor& weight, const float* bias, float* y);
+
 // Largest M that takes the GEMV path (exposed so tests can cover both paths).
 constexpr int64_t kLinearGemvMaxRows = 8;
 // Largest M that a weight with a decode-packed copy runs through the packed kernels instead of
