@@ -50,8 +50,10 @@ def start(engine, args, slots):
     if engine.startswith("moeforge"):
         cmd = [args.moeforge, "serve", "-m", args.model, "--port", str(port), "--parallel", str(slots),
                "--threads", str(args.threads), "--ctx", str(args.ctx)]
-        if engine == "moeforge-int8":
+        if "int8" in engine:
             cmd.append("--int8")  # int8 activations, as llama.cpp computes quantized weights
+        if "kv16" in engine:
+            cmd += ["-ctk", "f16", "-ctv", "f16"]  # a 16-bit KV cache, llama.cpp's default
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", args.model, "--port", str(port),
                "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads), "--n_ctx", str(args.ctx),
@@ -145,8 +147,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests-per-client", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--engines", default="moeforge,moeforge-int8,llama-cpp-python",
-                    help="moeforge (exact fp32 activations), moeforge-int8 (--int8), llama-cpp-python")
+    ap.add_argument("--engines", default="moeforge,moeforge-int8,moeforge-int8-kv16,llama-cpp-python",
+                    help="moeforge (exact fp32 activations), moeforge-int8 (--int8), moeforge-int8-kv16 (--int8 "
+                         "and an f16 KV cache, what llama.cpp runs by default), moeforge-kv16, llama-cpp-python")
     args = ap.parse_args()
     import llama_cpp
     print(json.dumps({"machine": os.uname().nodename, "cpus": os.cpu_count(), "model": args.model,

@@ -60,6 +60,22 @@ void KVCache::truncate(int seq, int len) {
   lengths_[size_t(seq)] = len;
 }
 
+void KVCache::copy_prefix(int from, int to, int n) {
+  MF_CHECK(n >= 0 && n <= length(from), "KVCache: cannot copy ", n, " tokens of sequence ", from, " of length ",
+           length(from));
+  length(to);  // range check
+  if (from == to) return truncate(to, n);
+  const size_t heads = size_t(kv_dim_ / head_dim_), head_elems = size_t(capacity_) * size_t(head_dim_);
+  const size_t count = size_t(n) * size_t(head_dim_);
+  for (int layer = 0; layer < layers_; ++layer)
+    for (size_t h = 0; h < heads; ++h) {
+      const size_t src = offset(layer, from) + h * head_elems, dst = offset(layer, to) + h * head_elems;
+      std::memcpy(keys_.get() + dst * key_bytes_, keys_.get() + src * key_bytes_, count * key_bytes_);
+      std::memcpy(values_.get() + dst * value_bytes_, values_.get() + src * value_bytes_, count * value_bytes_);
+    }
+  lengths_[size_t(to)] = n;
+}
+
 void KVCache::set_length(int seq, int len) {
   length(seq);  // range check
   MF_CHECK(len >= 0 && len <= capacity_, "KVCache: length ", len, " exceeds the capacity of ", capacity_, " tokens");

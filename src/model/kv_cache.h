@@ -35,6 +35,9 @@ class KVCache {
   size_t bytes() const;                 // keys and values of every slot at full capacity
   void reset();                         // every sequence back to length 0
   void truncate(int seq, int len);      // keeps the first `len` tokens of `seq` (len <= length)
+  // Makes sequence `to` hold the first n tokens of sequence `from` (n <= its length), in every
+  // layer: a prompt that starts like another slot's tokens (a shared system prompt) skips them.
+  void copy_prefix(int from, int to, int n);
 
   // For the transformer: n_kv_heads * head_dim, one sequence's keys/values in one layer (from
   // position 0, with their strides), and writing n positions from fp32 rows of kv_dim() floats

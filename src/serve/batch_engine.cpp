@@ -165,8 +165,20 @@ void BatchEngine::admit(std::unique_lock<std::mutex>& lock) {
     }
     if (!best) break;
     Slot& s = *best;
+    // Another slot, busy or not, may hold a longer start of this prompt (the system prompt every
+    // request shares): its keys and values are copied instead of computed again.
+    Slot* donor = nullptr;
+    size_t donor_common = best_common;
+    for (auto& d : slots_) {
+      const size_t common = common_prefix(d->cached, p->request.prompt);
+      if (common > donor_common) donor = d.get(), donor_common = common;
+    }
     // The last prompt token must run again to give the logits of the first new token.
-    const size_t reuse = std::min(best_common, p->request.prompt.size() - 1);
+    const size_t reuse = std::min(donor ? donor_common : best_common, p->request.prompt.size() - 1);
+    if (donor && reuse > best_common) {
+      cache_.copy_prefix(donor->index, s.index, int(reuse));
+      s.cached.assign(donor->cached.begin(), donor->cached.begin() + ptrdiff_t(reuse));
+    }
     cache_.truncate(s.index, int(reuse));
     s.cached.resize(reuse);
     s.prefilled = reuse;

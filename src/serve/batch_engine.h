@@ -1,7 +1,9 @@
 // Continuous batching over one CPU Transformer: up to `parallel` sequences share one KV cache
 // (a slot each) and advance together. Each engine step
 //   1. admits queued sequences into free slots, preferring the slot whose cached tokens share the
-//      longest prefix with the new prompt (a multi-turn chat's next turn reuses its last turn),
+//      longest prefix with the new prompt (a multi-turn chat's next turn reuses its last turn);
+//      when another slot, busy or not, holds a longer start of the prompt (a system prompt every
+//      request shares), its keys and values are copied rather than computed again,
 //   2. runs ONE forward pass over the next token of every generating sequence plus whole prompt
 //      chunks (at most `prefill_chunk` prompt tokens a step, the sequences least prefilled
 //      first), so the weights are read once for both and a long prompt never stalls the others

@@ -248,6 +248,27 @@ TEST_P(BatchEngineTest, StopStringsEosAndPromptCache) {
   EXPECT_TRUE(eos.text.empty());
 }
 
+// A prompt that starts like another slot's tokens (a system prompt every request shares) copies
+// those keys and values from that slot, busy as it is, instead of computing them again.
+TEST_P(BatchEngineTest, APromptSharedWithABusySlotIsCopiedNotRecomputed) {
+  mf::EngineOptions o;
+  o.parallel = 2;
+  o.context = 128;
+  mf::BatchEngine engine(*model_, *tok_, o);
+  const std::string system = "you are a quiet river. ";
+  auto gate = std::make_shared<FirstTokenGate>();
+  auto first = submit(engine, greedy(*tok_, system + "hello", 20), nullptr, gate);
+  gate->reached.get_future().wait();  // the first sequence holds its slot, decoding
+  auto second = submit(engine, greedy(*tok_, system + "zebra", 8));
+  gate->open.set_value();
+  const Outcome b = second.get();
+  EXPECT_EQ(b.result.cached_tokens, int(system.size()));
+  EXPECT_EQ(b.result.finish_reason, "length");
+  EXPECT_EQ(b.result.completion_tokens, 8);
+  EXPECT_EQ(first.get().result.completion_tokens, 20);
+  EXPECT_EQ(engine.stats().prefilled_tokens, int64_t(system.size() + 5 + 5));
+}
+
 TEST_P(BatchEngineTest, LogprobsAndRoutes) {
   mf::EngineOptions o;
   o.parallel = 2;

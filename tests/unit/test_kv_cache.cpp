@@ -88,6 +88,28 @@ TEST(KVCache, RefusesOtherTypesAndWritesPastTheCapacity) {
   EXPECT_THROW(cache.write(2, 0, 0, row.data(), row.data(), 1), mf::Error);
 }
 
+TEST(KVCache, CopyPrefixGivesAnotherSequenceTheSameRows) {
+  mf::ModelConfig c = tiny();
+  c.num_heads = c.num_kv_heads = 2;
+  mf::KVCache cache(c, 8, 3, {mf::DType::F16, mf::DType::F32});
+  const std::vector<float> k = random_rows(4 * 128, 4), v = random_rows(4 * 128, 5);
+  for (int layer = 0; layer < 2; ++layer) cache.write(layer, 0, 0, k.data(), v.data(), 4);
+  cache.set_length(0, 4);
+  cache.copy_prefix(0, 2, 3);
+  EXPECT_EQ(cache.length(2), 3);
+  for (int layer = 0; layer < 2; ++layer) {
+    const mf::CacheRows a = cache.keys(layer, 0), b = cache.keys(layer, 2);
+    const mf::CacheRows va = cache.values(layer, 0), vb = cache.values(layer, 2);
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t i = 0; i < 3 * 64; ++i) {
+        const int64_t at = h * a.head_stride + i;
+        ASSERT_EQ(static_cast<const uint16_t*>(a.data)[at], static_cast<const uint16_t*>(b.data)[at]);
+        ASSERT_EQ(static_cast<const float*>(va.data)[at], static_cast<const float*>(vb.data)[at]);
+      }
+  }
+  EXPECT_THROW(cache.copy_prefix(0, 1, 5), mf::Error);  // more than sequence 0 holds
+}
+
 // A prompt (the GEMM path past 16 tokens) and decode steps on an F16 cache: the logits stay within
 // the rounding of the keys and values of the F32 cache's, and are not the F32 ones (the type is used).
 TEST(KVCache, HalfPrecisionCacheKeepsTheLogitsClose) {
