@@ -69,11 +69,13 @@ def count_prompt_tokens(args, path):
     return int(re.search(r"prefill: (\d+) tokens", err).group(1))
 
 
-def moeforge_run(args, model, prompt, int8):
+def moeforge_run(args, model, prompt, engine):
     cmd = [args.moeforge, "generate", "-m", model, "-f", prompt, "-n", str(GEN_TOKENS), "--temp", "0",
            "--ignore-eos", "--verbose", "-t", str(args.threads), "--ctx", str(PROMPT_TOKENS + GEN_TOKENS + 8)]
-    if int8:
+    if "int8" in engine:
         cmd.append("--int8")
+    if "kv16" in engine:
+        cmd += ["-ctk", "f16", "-ctv", "f16"]  # the KV cache type llama-bench runs by default
     _, err, wall, cpu = run(cmd)
     rates = re.search(r"prefill: (\d+) tokens \(\d+ reused\), ([\d.]+) tok/s \| decode: (\d+) tokens, ([\d.]+) tok/s",
                       err)
@@ -125,7 +127,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--llama-repetitions", type=int, default=3)
-    p.add_argument("--engines", default="moeforge,moeforge-int8,llama.cpp")
+    p.add_argument("--engines", default="moeforge,moeforge-int8,llama.cpp",
+                   help="moeforge (exact), moeforge-int8, moeforge-kv16 / moeforge-int8-kv16 (an f16 KV cache, "
+                        "as llama.cpp keeps by default), llama.cpp")
     args = p.parse_args()
     args.models = args.models.split(",")
     engines = args.engines.split(",")
@@ -143,7 +147,7 @@ def main():
                     if engine == "llama.cpp":
                         rec = llama_run(args, model)
                     else:
-                        rec = moeforge_run(args, model, prompt, engine == "moeforge-int8")
+                        rec = moeforge_run(args, model, prompt, engine)
                     rec.update({"round": rnd, "model": os.path.basename(model), "engine": engine,
                                 "loadavg_1m_before": round(load, 2), **bw})
                     print(json.dumps(rec), flush=True)
