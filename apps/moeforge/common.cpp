@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/timer.h"
+#include "core/work_pool.h"
 #include "model/generation_config.h"
 
 namespace mf::cli {
@@ -153,9 +154,14 @@ void print_stats(const GenerateStats& s, bool verbose) {
   std::fprintf(stderr, "[prefill: %d tokens (%d reused), %.1f tok/s | decode: %d tokens, %.1f tok/s]\n",
                s.prompt_tokens, s.reused_tokens, s.prefill_tokens_per_second(), s.generated_tokens,
                s.decode_tokens_per_second());
-  if (verbose)
+  if (verbose) {
     std::fprintf(stderr, "[prefill: %.4f s wall, %.4f s CPU | decode: %.4f s wall, %.4f s CPU]\n", s.prefill_seconds,
                  s.prefill_cpu_seconds, s.decode_seconds, s.decode_cpu_seconds);
+    // Loops the work pool ran on one thread because a thread it waited for had lost its core.
+    if (const int64_t serial = parallel_loops_run_serially_after_stalls(); serial > 0)
+      std::fprintf(stderr, "[busy machine: %lld parallel loops ran on one thread after a thread stalled]\n",
+                   static_cast<long long>(serial));
+  }
 }
 
 void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir) {

@@ -41,6 +41,18 @@ constexpr auto kCallerSpin = std::chrono::microseconds(20);
 // so that on a busy machine it gives its core to the thread that would publish the next loop.
 constexpr auto kPureSpin = std::chrono::microseconds(5);
 
+// A caller that waited this long for a unit another thread had started, and 8 times as long as
+// its own units took on average, met a thread the OS took off its core (a decode step's units take
+// microseconds; a 16-row server step's biggest ones a few hundred): the machine is busy. Its next loops
+// then run on the caller alone for a while, since every loop shared with a descheduled thread
+// would wait out a time slice; the while doubles with each stall that follows one (a busy
+// machine stays busy) and is forgotten after kCleanLoops loops without a stall.
+constexpr auto kStall = std::chrono::microseconds(500);
+constexpr int kStallUnits = 8;
+constexpr auto kFirstSerialWhile = std::chrono::milliseconds(20);
+constexpr auto kLongestSerialWhile = std::chrono::milliseconds(640);
+constexpr int kCleanLoops = 512;
+
 thread_local bool inside_body = false;
 
 struct alignas(64) Range {
@@ -69,7 +81,9 @@ class WorkPool {
   // Runs chunks [0, chunks) of `body` on up to `threads` threads (the caller is thread 0).
   void run(int64_t chunks, int threads, ChunkBody body) {
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
-    if (!lock.owns_lock()) {
+    const bool after_stall = lock.owns_lock() && std::chrono::steady_clock::now() < serial_until_;
+    if (!lock.owns_lock() || after_stall) {
+      if (after_stall) serial_loops_.fetch_add(1, std::memory_order_relaxed);
       for (int64_t c = 0; c < chunks; ++c) body(c, 0);
       return;
     }
@@ -94,15 +108,20 @@ class WorkPool {
       wake_.fetch_add(1, std::memory_order_seq_cst);
       wake_.notify_all();
     }
-    work(epoch, 0, threads);
-    wait_done(units);
+    const auto started = std::chrono::steady_clock::now();
+    const int64_t own = work(epoch, 0, threads);
+    const auto worked = std::chrono::steady_clock::now() - started;
+    note_wait(wait_done(units), own > 0 ? worked / own : std::chrono::steady_clock::duration{});
     if (error_) std::rethrow_exception(error_);
   }
 
+  // How many loops ran serially because of a stall (for tests and --verbose).
+  int64_t serial_loops() const { return serial_loops_.load(std::memory_order_relaxed); }
+
  private:
   // Takes and runs units of loop `epoch`, from this thread's range first, then from the others',
-  // until none is left; reports how many it ran.
-  void work(uint32_t epoch, int thread, int threads) {
+  // until none is left; reports how many it ran (to the loop, and as the return value).
+  int64_t work(uint32_t epoch, int thread, int threads) {
     int64_t ran = 0;
     for (int i = 0; i < threads; ++i) {
       Range& r = ranges_[size_t((thread + i) % threads)];
@@ -119,6 +138,7 @@ class WorkPool {
       }
     }
     if (ran) done_.fetch_add(ran, std::memory_order_release);
+    return ran;
   }
 
   void run_unit(const ChunkBody& body, int64_t first, int64_t last, int thread) {
@@ -134,12 +154,29 @@ class WorkPool {
     inside_body = false;
   }
 
-  void wait_done(int64_t units) {
+  // Waits until every unit has run; returns how long that took (zero when none was left).
+  std::chrono::steady_clock::duration wait_done(int64_t units) {
+    if (done_.load(std::memory_order_acquire) >= units) return {};
     const auto start = std::chrono::steady_clock::now();
     for (int spins = 0; done_.load(std::memory_order_acquire) < units; ++spins) {
       _mm_pause();
       if ((spins & 63) == 63 && std::chrono::steady_clock::now() - start > kCallerSpin) sched_yield();
     }
+    return std::chrono::steady_clock::now() - start;
+  }
+
+  // The caller's side of the stall rule above (only the caller holding busy_ gets here), given how
+  // long it waited for the others and how long its own units took on average.
+  void note_wait(std::chrono::steady_clock::duration waited, std::chrono::steady_clock::duration unit) {
+    if (waited < kStall || waited < kStallUnits * unit) {
+      if (serial_while_.count() > 0 && ++clean_loops_ >= kCleanLoops) serial_while_ = {};
+      return;
+    }
+    clean_loops_ = 0;
+    serial_while_ = serial_while_.count() == 0 ? std::chrono::steady_clock::duration(kFirstSerialWhile)
+                                               : std::min<std::chrono::steady_clock::duration>(2 * serial_while_,
+                                                                                               kLongestSerialWhile);
+    serial_until_ = std::chrono::steady_clock::now() + serial_while_;
   }
 
   void worker(int thread) {
@@ -187,6 +224,11 @@ class WorkPool {
   }
 
   std::mutex busy_;  // one caller at a time; a second one runs its loop serially
+  // The stall rule's state, the caller's alone (under busy_).
+  std::chrono::steady_clock::time_point serial_until_{};
+  std::chrono::steady_clock::duration serial_while_{};
+  int clean_loops_ = 0;
+  std::atomic<int64_t> serial_loops_{0};
   std::vector<Range> ranges_;
   alignas(64) std::atomic<uint32_t> epoch_{0};
   std::atomic<const ChunkBody*> body_object_{nullptr};
@@ -212,6 +254,8 @@ WorkPool& pool() {
 }  // namespace
 
 int parallel_threads() { return std::max(1, omp_get_max_threads()); }
+
+int64_t parallel_loops_run_serially_after_stalls() { return pool().serial_loops(); }
 
 int64_t chunk_size(int64_t items, int64_t min_items, int per_thread) {
   const int64_t target = std::max<int64_t>(1, int64_t(parallel_threads()) * per_thread);

@@ -10,7 +10,11 @@
 // Here a loop is split into chunks that threads claim one at a time, and the caller waits only
 // for chunks that were claimed: a worker that is not running claims nothing, and the caller does
 // its share and the rest. Idle workers spin briefly (the gap between two loops of one step is a
-// few microseconds), then sleep on a futex until the next loop is published.
+// few microseconds), then sleep on a futex until the next loop is published. A worker the OS takes
+// off its core in the middle of a chunk still holds the caller up; when that happens (a wait of
+// over 500 us for chunks that take microseconds), the caller runs the next loops alone for 20 ms,
+// twice as long after each further stall (up to 640 ms), until loops run clean again: on a machine
+// that other processes keep busy, one thread that is never waited for beats two that stall.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -50,6 +54,9 @@ void parallel_chunks(int64_t chunks, F&& body) {
 
 // How many threads parallel_chunks uses: OpenMP's current setting (--threads, OMP_NUM_THREADS).
 int parallel_threads();
+
+// Loops run on the caller alone because a recent loop stalled on a descheduled thread, since start.
+int64_t parallel_loops_run_serially_after_stalls();
 
 // Splits `items` units of work into chunks of at least `min_items` (so a claim is worth its
 // atomic) and about `per_thread` chunks per thread (so a thread that falls behind leaves work

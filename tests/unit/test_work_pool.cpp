@@ -5,6 +5,7 @@
 #include <xmmintrin.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -132,4 +133,57 @@ TEST_F(WorkPool, ChunkSizeRespectsTheMinimumAndSplitsPerThread) {
   EXPECT_EQ(chunk_size(1000, 100, 8), 100);
   EXPECT_EQ(chunk_size(3, 1, 8), 1);
   EXPECT_EQ(chunk_size(0, 1, 8), 1);
+}
+
+// A worker that stalls in the middle of a chunk (as one the OS takes off its core does) makes the
+// caller run the next loops alone for a while, then share them again.
+TEST_F(WorkPool, AfterAStalledWorkerTheCallerRunsLoopsAloneForAWhile) {
+  omp_set_num_threads(2);
+  // True when some chunk of a loop (each one 50 us of work, so a worker has time to join) ran on a
+  // worker; polled for up to 3 s (an earlier stall, of this test or a busy machine's, may still
+  // hold the caller alone for up to 640 ms).
+  auto busy = [](std::chrono::microseconds t) {
+    const auto until = std::chrono::steady_clock::now() + t;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  };
+  auto shared_within = [&busy](std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      std::atomic<int> off_caller{0};
+      parallel_chunks(16, [&](int64_t, int thread) {
+        busy(std::chrono::microseconds(50));
+        if (thread != 0) off_caller.fetch_add(1);
+      });
+      if (off_caller.load() > 0) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(shared_within(std::chrono::milliseconds(3000))) << "no worker ever took a chunk";
+  // A worker's chunk sleeps 2 ms while the caller, done with the rest, waits for it; the next loop
+  // then runs on the caller alone. (On a busy machine the caller may itself be off its core for
+  // those 2 ms, or for the 20 ms after: then the stall goes unseen, or the while passes; retried.)
+  bool serial_after_stall = false;
+  for (int attempt = 0; attempt < 20 && !serial_after_stall; ++attempt) {
+    std::atomic<bool> worker_slept{false};
+    for (int tries = 0; tries < 100 && !worker_slept.load(); ++tries)
+      parallel_chunks(64, [&](int64_t, int thread) {
+        if (thread != 0 && !worker_slept.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        busy(std::chrono::microseconds(10));
+      });
+    ASSERT_TRUE(worker_slept.load()) << "no worker took a chunk in 100 loops";
+    const int64_t serial_before = parallel_loops_run_serially_after_stalls();
+    std::atomic<int> off_caller{0};
+    parallel_chunks(256, [&](int64_t, int thread) {
+      if (thread != 0) off_caller.fetch_add(1);
+    });
+    if (parallel_loops_run_serially_after_stalls() == serial_before + 1) {
+      EXPECT_EQ(off_caller.load(), 0);
+      serial_after_stall = true;
+    }
+  }
+  EXPECT_TRUE(serial_after_stall);
+  // Then, once the while has passed, loops are shared again.
+  EXPECT_TRUE(shared_within(std::chrono::milliseconds(3000)));
+  expect_each_chunk_once(4096);
 }
