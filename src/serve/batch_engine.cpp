@@ -230,8 +230,7 @@ void BatchEngine::step() {
     rows += int64_t(c.tokens);
     prompt_rows += int64_t(c.tokens);
   }
-  // Slots finished by the chunk run alone above are no longer decoding... but those that were
-  // decoding are untouched by it, so the step goes on with them.
+  // A chunk run alone above touched only its own slot: the decoding ones go on as listed.
   if (!decoding.empty() || !chunks.empty()) run_forward(decoding, chunks);
 }
 
