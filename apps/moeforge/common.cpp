@@ -137,6 +137,9 @@ ModelBundle load_for_run(RunFlags& f, const ArgParser& p) {
               << " layers, context " << m.model->context_length() << ") in " << t.seconds() << " s; decode: "
               << m.summary.decode_activations << " activations, " << (m.summary.decode_packed_bytes >> 20)
               << " MiB of weights packed for it; KV cache " << m.summary.kv_cache << "\n";
+  // The CUDA model keeps its own cache: say so rather than drop the flags in silence.
+  if (!m.model->cpu_transformer() && (lo.kv_cache.keys != DType::F32 || lo.kv_cache.values != DType::F32))
+    std::cerr << "note: --cache-type-k/-v apply to the CPU model; the CUDA model keeps its own KV cache\n";
   return m;
 }
 
