@@ -58,8 +58,13 @@ void attention_block(const ModelConfig& c, const LayerWeights& L, int layer, std
   if (c.sliding_window <= 0)
     while (decoding < batch && lengths[size_t(decoding)] == 1) ++decoding;
   if (decoding > 1) {
-    std::vector<CacheRows> keys(static_cast<size_t>(decoding)), values(static_cast<size_t>(decoding));
-    std::vector<int64_t> seen(static_cast<size_t>(decoding));
+    // Reused from layer to layer and step to step.
+    std::vector<CacheRows>& keys = ws.decode_keys;
+    std::vector<CacheRows>& values = ws.decode_values;
+    std::vector<int64_t>& seen = ws.decode_lengths;
+    keys.resize(size_t(decoding));
+    values.resize(size_t(decoding));
+    seen.resize(size_t(decoding));
     for (int b = 0; b < decoding; ++b) {
       const int seq = slots[size_t(b)];
       const int64_t past = cache.length(seq);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "model/config.h"
 #include "model/moe_ffn.h"
 
@@ -19,6 +20,9 @@ struct Workspace {
   MoeActs moe;                             // MoE FFN buffers (the last MoE layer's routing), grown on use
   std::vector<float> attn_scratch;
   std::vector<int32_t> positions;          // [N]
+  // A step's decoding rows: each one's cached keys, values and key count (attention_block).
+  std::vector<CacheRows> decode_keys, decode_values;
+  std::vector<int64_t> decode_lengths;
 };
 
 }  // namespace mf

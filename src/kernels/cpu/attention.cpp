@@ -435,13 +435,16 @@ void attention_forward_cached(const float* q, CacheRows k, CacheRows v, int64_t 
   thread_local std::vector<float> wide;
   const int64_t per_head = S * head_dim, n = int64_t(n_kv_heads) * per_head;
   wide.resize(size_t(2 * n));
+  // A head whose positions lie back to back (a KVCache's layout) widens in one call.
+  const int64_t run = k.kv_stride == head_dim ? S : 1, runs = S / run;
   for (int h = 0; h < n_kv_heads; ++h)
-    for (int64_t s = 0; s < S; ++s) {
-      const size_t at = size_t(h * k.head_stride + s * k.kv_stride);
-      float* dst = wide.data() + h * per_head + s * head_dim;
-      detail::decode_row(k.type, static_cast<const uint8_t*>(k.data) + at * dtype_bytes(k.type, 1), dst, head_dim);
+    for (int64_t i = 0; i < runs; ++i) {
+      const size_t at = size_t(h * k.head_stride + i * run * k.kv_stride);
+      float* dst = wide.data() + h * per_head + i * run * head_dim;
+      detail::decode_row(k.type, static_cast<const uint8_t*>(k.data) + at * dtype_bytes(k.type, 1), dst,
+                         run * head_dim);
       detail::decode_row(v.type, static_cast<const uint8_t*>(v.data) + at * dtype_bytes(v.type, 1), dst + n,
-                         head_dim);
+                         run * head_dim);
     }
   attention_forward_f32(q, wide.data(), wide.data() + n, head_dim, per_head, T, S, n_heads, n_kv_heads, head_dim,
                         scale, out, scratch);
