@@ -15,8 +15,11 @@ import sys
 import time
 
 # Debian's OpenBLAS builds; each directory holds a libblas.so.3 that the loader takes first when
-# the directory leads LD_LIBRARY_PATH.
-OPENBLAS_DIRS = ["/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-openmp"]
+# the directory leads LD_LIBRARY_PATH. The last is where scripts/fetch-openblas.sh unpacks the
+# package without installing it.
+OPENBLAS_DIRS = ["/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-openmp",
+                 os.path.join(os.environ.get("MOEFORGE_CACHE", os.path.expanduser("~/.cache/moeforge")),
+                              "openblas/usr/lib/x86_64-linux-gnu/openblas-pthread")]
 
 
 def torch_env():
@@ -75,7 +78,8 @@ def require_tuned_blas(info, allow_reference):
     if info["blas_kind"] == "reference" and not info.get("torch_mkl") and not allow_reference:
         sys.exit("the PyTorch peer runs on the netlib reference BLAS (" + ", ".join(info["blas_libraries"]) +
                  f", {info['sgemm_gflops']} GFLOP/s): its figures would flatter moeforge. Install Debian's "
-                 "libopenblas0-pthread (the driver then puts it first for the peer alone), give --python a virtual "
+                 "libopenblas0-pthread or unpack it with scripts/fetch-openblas.sh (the driver then puts it first for "
+                 "the peer alone), give --python a virtual "
                  "environment with a PyPI torch, or pass --allow-reference-blas to measure it anyway (recorded).")
 
 
