@@ -219,7 +219,7 @@ class MpiCommunicator final : public MpiGroup {
     int initialized = 0;
     MPI_Initialized(&initialized);
     MF_CHECK(!initialized, "MPI was already started in this process");
-    // Only the main thread calls MPI (OpenMP threads compute between the calls): FUNNELED.
+    // Only the main thread calls MPI (the work pool's threads compute between the calls): FUNNELED.
     int provided = 0;
     check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

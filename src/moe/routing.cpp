@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/softmax.h"
 
 namespace mf {
@@ -40,36 +41,34 @@ void route_token_choice(const float* logits, int64_t N, int E, const RouteOption
   const int k = o.policy == RouterPolicy::Switch ? 1 : o.top_k;
   r.slots = k;
   resize_assignments(r, N * k);
-#pragma omp parallel if (N * E >= 4096)
-  {
-  // Per-thread scratch, allocated once per call rather than per token.
-  std::vector<double> p(static_cast<size_t>(E)), score(static_cast<size_t>(E)), g(static_cast<size_t>(k));
-  std::vector<float> sel(static_cast<size_t>(k));
-#pragma omp for schedule(static)
-  for (int64_t t = 0; t < N; ++t) {
-    const float* z = logits + t * E;
-    softmax_row_f64(z, E, p.data());
-    for (int e = 0; e < E; ++e) {
-      r.probs[size_t(t * E + e)] = float(p[size_t(e)]);
-      score[size_t(e)] = softmax_gated(o.policy) ? p[size_t(e)] : double(z[e]);
-      if (o.selection_bias) score[size_t(e)] += double(o.selection_bias[e]);
+  parallel_ranges(N, std::max<int64_t>(1, 4096 / E), [&](int64_t begin, int64_t end) {
+    // Scratch for a piece of tokens, allocated once per piece rather than per token.
+    std::vector<double> p(static_cast<size_t>(E)), score(static_cast<size_t>(E)), g(static_cast<size_t>(k));
+    std::vector<float> sel(static_cast<size_t>(k));
+    for (int64_t t = begin; t < end; ++t) {
+      const float* z = logits + t * E;
+      softmax_row_f64(z, E, p.data());
+      for (int e = 0; e < E; ++e) {
+        r.probs[size_t(t * E + e)] = float(p[size_t(e)]);
+        score[size_t(e)] = softmax_gated(o.policy) ? p[size_t(e)] : double(z[e]);
+        if (o.selection_bias) score[size_t(e)] += double(o.selection_bias[e]);
+      }
+      int32_t* idx = r.expert.data() + t * k;
+      top_k(score.data(), E, k, idx);
+      float* gate = r.gate.data() + t * k;
+      for (int s = 0; s < k; ++s) r.token[size_t(t * k + s)] = int32_t(t);
+      if (softmax_gated(o.policy)) {
+        double kept = 0;
+        for (int s = 0; s < k; ++s) kept += p[size_t(idx[s])];
+        const bool renorm = o.policy == RouterPolicy::SoftmaxTopK && o.renormalize;
+        for (int s = 0; s < k; ++s) gate[s] = float(renorm ? p[size_t(idx[s])] / kept : p[size_t(idx[s])]);
+      } else {  // softmax over the k selected logits
+        for (int s = 0; s < k; ++s) sel[size_t(s)] = z[idx[s]];
+        softmax_row_f64(sel.data(), k, g.data());
+        for (int s = 0; s < k; ++s) gate[s] = float(g[size_t(s)]);
+      }
     }
-    int32_t* idx = r.expert.data() + t * k;
-    top_k(score.data(), E, k, idx);
-    float* gate = r.gate.data() + t * k;
-    for (int s = 0; s < k; ++s) r.token[size_t(t * k + s)] = int32_t(t);
-    if (softmax_gated(o.policy)) {
-      double kept = 0;
-      for (int s = 0; s < k; ++s) kept += p[size_t(idx[s])];
-      const bool renorm = o.policy == RouterPolicy::SoftmaxTopK && o.renormalize;
-      for (int s = 0; s < k; ++s) gate[s] = float(renorm ? p[size_t(idx[s])] / kept : p[size_t(idx[s])]);
-    } else {  // softmax over the k selected logits
-      for (int s = 0; s < k; ++s) sel[size_t(s)] = z[idx[s]];
-      softmax_row_f64(sel.data(), k, g.data());
-      for (int s = 0; s < k; ++s) gate[s] = float(g[size_t(s)]);
-    }
-  }
-  }
+  });
   r.capacity = expert_capacity(o, N, E);
   r.dropped = 0;
   if (r.capacity == 0) return;
@@ -94,8 +93,8 @@ void route_expert_choice(int64_t N, int E, const RouteOptions& o, Routing& r) {
   r.slots = int(C);
   r.dropped = 0;
   resize_assignments(r, E * C);
-#pragma omp parallel for schedule(static) if (N * E >= 4096)
-  for (int e = 0; e < E; ++e) {
+  auto choose = [&](int64_t expert, int) {
+    const int e = int(expert);
     std::vector<int32_t> order(static_cast<size_t>(N));
     std::iota(order.begin(), order.end(), 0);
     const float* p = r.probs.data();
@@ -109,6 +108,11 @@ void route_expert_choice(int64_t N, int E, const RouteOptions& o, Routing& r) {
       r.expert[a] = e;
       r.gate[a] = p[size_t(order[size_t(j)]) * size_t(E) + size_t(e)];
     }
+  };
+  if (N * E < 4096) {
+    for (int e = 0; e < E; ++e) choose(e, 0);
+  } else {
+    parallel_chunks(E, choose);
   }
 }
 

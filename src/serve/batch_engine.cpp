@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "core/work_pool.h"
 #include "infer/generate.h"
 
 namespace mf {
@@ -317,11 +318,11 @@ void BatchEngine::run_forward(const std::vector<Slot*>& decoding, const std::vec
   // Sampling (a full-vocabulary softmax and sort per row when sampling) touches only its own
   // slot, so the rows are sampled in parallel; streaming and retiring stay in row order.
   std::vector<Choice> choices(sampled.size());
-  const int n = int(sampled.size());
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
-  for (int i = 0; i < n; ++i)
+  auto sample = [&](int64_t i, int) {
     choices[size_t(i)] = choose(*sampled[size_t(i)], {logits.data<float>() + logit_row[size_t(i)] * V, size_t(V)},
-                                routes.empty() ? nullptr : &routes, int64_t(i));
+                                routes.empty() ? nullptr : &routes, i);
+  };
+  parallel_chunks(int64_t(sampled.size()), sample);
   for (size_t i = 0; i < sampled.size(); ++i) emit(*sampled[i], std::move(choices[i]));
 }
 

@@ -3,6 +3,10 @@
 // model that `moeforge generate` loads; resuming; and clear errors for bad recipes and data.
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "cli_run.h"
@@ -79,6 +83,41 @@ TEST_F(Train, ShortRunEndsWithAJsonSummaryAndAUsableModel) {
   auto r2 = run({"train", write_recipe().string(), "--quiet", "--resume", "--max-steps", "40"});
   ASSERT_EQ(r2.rc, 0) << r2.err;
   EXPECT_EQ(nlohmann::json::parse(r2.out)["steps"], 40);
+}
+
+// Every parallel loop of a training step is cut into pieces fixed by the shapes (the GEMMs' tiles,
+// the loss's and the gradient norm's partial sums), so the thread count changes who computes a
+// piece, never what it sums: a run is bit-reproducible on any machine and under any load.
+TEST_F(Train, ResultsDoNotDependOnTheThreadCount) {
+  const fs::path recipe = dir_ / "wide.yaml";
+  std::ofstream(recipe) << "model:\n"
+                           "  init: scratch\n"
+                           "  config: {model_type: mixtral, hidden_size: 128, intermediate_size: 256, num_hidden_layers: 2,\n"
+                           "           num_attention_heads: 4, num_key_value_heads: 2, num_local_experts: 4,\n"
+                           "           num_experts_per_tok: 2, max_position_embeddings: 256, tie_word_embeddings: true}\n"
+                           "tokenizer: char\n"
+                           "data:\n"
+                           "  train: corpus.txt\n"
+                           "  valid_fraction: 0.1\n"
+                           "train: {steps: 3, batch: 8, seq_len: 128, lr: 3.0e-3, warmup: 1, eval_every: 3,\n"
+                           "        checkpoint_every: 0, eval_windows: 2}\n";
+  std::vector<std::string> metrics;
+  for (const char* threads : {"1", "3"}) {
+    const fs::path out = dir_ / (std::string("threads") + threads);
+    auto r = run({"train", recipe.string(), "-o", out.string(), "--quiet", "--threads", threads});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    std::string steps;  // the per-step records without their timings
+    std::istringstream lines(slurp(out / "metrics.jsonl"));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line);
+      for (const char* timing : {"tokens_per_s", "elapsed_s", "step_s", "eta_s", "time"}) j.erase(timing);
+      steps += j.dump() + "\n";
+    }
+    ASSERT_FALSE(steps.empty());
+    metrics.push_back(steps);
+  }
+  EXPECT_EQ(metrics[0], metrics[1]);
 }
 
 TEST_F(Train, BadRecipesAndDataAreClearErrors) {

@@ -1,16 +1,22 @@
 // parallel_chunks (core/work_pool.h): every chunk exactly once, on a valid thread index, with the
-// caller's floating-point modes; nested, concurrent and OpenMP-region callers; exceptions.
+// caller's floating-point modes; nested, concurrent and OpenMP-region callers; exceptions; the
+// stall rule; kernels whose results do not depend on the thread count.
 #include <gtest/gtest.h>
 #include <omp.h>
 #include <xmmintrin.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "core/work_pool.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/softmax_xent.h"
 
 using namespace mf;
 
@@ -186,4 +192,45 @@ TEST_F(WorkPool, AfterAStalledWorkerTheCallerRunsLoopsAloneForAWhile) {
   // Then, once the while has passed, loops are shared again.
   EXPECT_TRUE(shared_within(std::chrono::milliseconds(3000)));
   expect_each_chunk_once(4096);
+}
+
+// The kernels whose pieces are fixed by the shape (GEMM tiles, partial sums added in order) give
+// the same bits at any thread count: what makes training reproducible across machines and loads.
+TEST_F(WorkPool, KernelsGiveTheSameBitsAtAnyThreadCount) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto random = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  const int64_t M = 700, N = 900, K = 1000, rows = 3000, vocab = 97;
+  const std::vector<float> a = random(size_t(M * K)), b = random(size_t(K * N)), logits = random(size_t(rows * vocab));
+  std::vector<int32_t> targets(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) targets[size_t(r)] = int32_t((r * 31) % vocab);
+  struct Result {
+    std::vector<float> c, ct, dlogits;
+    double squares, loss;
+  };
+  auto compute = [&](int threads) {
+    omp_set_num_threads(threads);
+    Result r;
+    r.c.assign(size_t(M * N), 1.0f);
+    gemm_f32(false, false, M, N, K, 0.5f, a.data(), K, b.data(), N, 1.0f, r.c.data(), N);
+    r.ct.assign(size_t(N * M), 0.0f);  // (A B)^T = B^T A^T, with both transposed flags
+    gemm_f32(true, true, N, M, K, 1.0f, b.data(), N, a.data(), K, 0.0f, r.ct.data(), M);
+    r.squares = sum_of_squares(a.data(), M * K);
+    r.dlogits.assign(logits.size(), 0.0f);
+    r.loss = cross_entropy(logits.data(), targets.data(), rows, vocab, 1.0f / float(rows), r.dlogits.data()).loss_sum;
+    return r;
+  };
+  const Result one = compute(1);
+  for (int threads : {2, 3, 4}) {
+    const Result many = compute(threads);
+    EXPECT_EQ(std::memcmp(one.c.data(), many.c.data(), one.c.size() * sizeof(float)), 0) << threads << " threads";
+    EXPECT_EQ(std::memcmp(one.ct.data(), many.ct.data(), one.ct.size() * sizeof(float)), 0) << threads << " threads";
+    EXPECT_EQ(std::memcmp(one.dlogits.data(), many.dlogits.data(), one.dlogits.size() * sizeof(float)), 0);
+    EXPECT_EQ(one.squares, many.squares) << threads << " threads";
+    EXPECT_EQ(one.loss, many.loss) << threads << " threads";
+  }
 }

@@ -4,14 +4,15 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/simd.h"
 
 namespace mf {
 
 namespace {
 
-// Below this many elements the OpenMP fork costs more than the work.
-constexpr int64_t kParallelMin = 1 << 15;
+// Elements per piece of a parallel loop: below this the hand-off costs more than the work.
+constexpr int64_t kPiece = 1 << 14;
 
 void silu_mul_range(const float* gate, const float* up, float* out, int64_t begin, int64_t end) {
   int64_t i = begin;
@@ -31,32 +32,28 @@ void silu_mul_range(const float* gate, const float* up, float* out, int64_t begi
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   MF_CHECK(n >= 0, "silu_mul: negative length ", n);
-  if (n < kParallelMin) return silu_mul_range(gate, up, out, 0, n);
-  constexpr int64_t chunk = 4096;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < n; c += chunk) silu_mul_range(gate, up, out, c, std::min(n, c + chunk));
+  parallel_ranges(n, kPiece, [&](int64_t begin, int64_t end) { silu_mul_range(gate, up, out, begin, end); });
 }
 
 void silu_mul_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n) {
   MF_CHECK(n >= 0, "silu_mul_backward: negative length ", n);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i], u = up[i], d = dout[i];
-    const float s = 1.0f / (1.0f + std::exp(-g));
-    dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
-    dup[i] = d * g * s;
-  }
+  parallel_ranges(n, kPiece, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      const float g = gate[i], u = up[i], d = dout[i];
+      const float s = 1.0f / (1.0f + std::exp(-g));
+      dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+      dup[i] = d * g * s;
+    }
+  });
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
   MF_CHECK(n >= 0, "add_inplace: negative length ", n);
-  if (n < kParallelMin) {
+  parallel_ranges(n, kPiece, [&](int64_t begin, int64_t end) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-    return;
-  }
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+    for (int64_t i = begin; i < end; ++i) y[i] += x[i];
+  });
 }
 
 }  // namespace mf

@@ -1,4 +1,4 @@
-// Elementwise activations of the feed-forward block (fp32, OpenMP-parallel for long inputs).
+// Elementwise activations of the feed-forward block (fp32, on the work pool for long inputs).
 #pragma once
 #include <cstdint>
 

@@ -1,7 +1,5 @@
 #include "kernels/cpu/attention.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -341,13 +339,12 @@ void attention_forward_f32(const float* q, const float* k, const float* v, int64
   // more than its threads gain. The last blocks see the most keys, so they go first.
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock, units = blocks * n_heads;
   const int64_t block_rows = std::min(T, kQueryBlock);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t u = 0; u < units; ++u) {
+  auto unit = [&](int64_t u, int thread) {
     const int64_t b = blocks - 1 - u / n_heads;
     const int h = int(u % n_heads);
     const int64_t t0 = b * kQueryBlock, rows = std::min(kQueryBlock, T - t0), keys = past + t0 + rows;
     const int64_t kv_off = int64_t(h / group) * head_stride;
-    float* probs = scratch + int64_t(omp_get_thread_num()) * block_rows * S;  // [rows, keys]
+    float* probs = scratch + int64_t(thread) * block_rows * S;  // [rows, keys]
     gemm_f32(false, true, rows, keys, head_dim, scale, q + t0 * q_stride + int64_t(h) * head_dim, q_stride,
              k + kv_off, kv_stride, 0.0f, probs, keys);
     for (int64_t i = 0; i < rows; ++i) {
@@ -358,7 +355,8 @@ void attention_forward_f32(const float* q, const float* k, const float* v, int64
     }
     gemm_f32(false, false, rows, head_dim, keys, 1.0f, probs, keys, v + kv_off, kv_stride, 0.0f,
              out + t0 * q_stride + int64_t(h) * head_dim, q_stride);
-  }
+  };
+  parallel_chunks(units, unit);
 }
 
 void check_shape(const char* who, int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim) {
@@ -453,7 +451,7 @@ void attention_forward_cached(const float* q, CacheRows k, CacheRows v, int64_t 
 size_t attention_scratch_floats(int64_t T, int64_t S) {
   // The per-query path keeps its scores on the stack; the GEMM path one block of scores per thread.
   if (T < kGemmMinQueries) return 0;
-  return size_t(std::max(omp_get_max_threads(), parallel_threads())) * size_t(std::min(T, kQueryBlock)) * size_t(S);
+  return size_t(parallel_threads()) * size_t(std::min(T, kQueryBlock)) * size_t(S);
 }
 
 void attention_forward(const float* q, const float* k, const float* v, int64_t kv_stride,
@@ -487,33 +485,36 @@ void attention_backward(const float* q, const float* k, const float* v, int64_t 
   const int64_t q_stride = int64_t(n_heads) * head_dim;
   float* probs = scratch;           // [T, S]
   float* dprobs = scratch + T * S;  // [T, S]
+  const int64_t rows_per_piece = std::max<int64_t>(1, 8192 / S);
   for (int h = 0; h < n_heads; ++h) {
     const int64_t kv_off = int64_t(h / group) * head_dim;
     const float* qh = q + int64_t(h) * head_dim;
     const float* doh = dout + int64_t(h) * head_dim;
     // P, as the forward computes it.
     gemm_f32(false, true, T, S, head_dim, scale, qh, q_stride, k + kv_off, kv_stride, 0.0f, probs, S);
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = probs + t * S;
-      // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
-      softmax_row(row, past + t + 1);
-      std::fill(row + past + t + 1, row + S, 0.0f);
-    }
+    parallel_ranges(T, rows_per_piece, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        float* row = probs + t * S;
+        // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
+        softmax_row(row, past + t + 1);
+        std::fill(row + past + t + 1, row + S, 0.0f);
+      }
+    });
     // dV += P^T dO;  dP = dO V^T
     gemm_f32(true, false, S, head_dim, T, 1.0f, probs, S, doh, q_stride, 1.0f, dv + kv_off, kv_stride);
     gemm_f32(false, true, T, S, head_dim, 1.0f, doh, q_stride, v + kv_off, kv_stride, 0.0f, dprobs, S);
     // Softmax backward, with the score scale folded in: dScores = scale * P * (dP - sum(dP * P)).
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-      const float* p = probs + t * S;
-      float* d = dprobs + t * S;
-      float dot = 0;
+    parallel_ranges(T, rows_per_piece, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const float* p = probs + t * S;
+        float* d = dprobs + t * S;
+        float dot = 0;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t s = 0; s < S; ++s) dot += p[s] * d[s];
+        for (int64_t s = 0; s < S; ++s) dot += p[s] * d[s];
 #pragma omp simd
-      for (int64_t s = 0; s < S; ++s) d[s] = scale * p[s] * (d[s] - dot);
-    }
+        for (int64_t s = 0; s < S; ++s) d[s] = scale * p[s] * (d[s] - dot);
+      }
+    });
     // dQ = dScores K;  dK += dScores^T Q
     gemm_f32(false, false, T, head_dim, S, 1.0f, dprobs, S, k + kv_off, kv_stride, 0.0f, dq + int64_t(h) * head_dim,
              q_stride);

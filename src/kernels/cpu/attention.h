@@ -7,9 +7,8 @@
 
 namespace mf {
 
-// Floats of scratch attention_forward needs for these sizes with the current OpenMP thread
-// count (omp_get_max_threads()): none below 16 queries, else one block of query rows' scores per
-// thread. Allocate it once per (T, S) bound and reuse it.
+// Floats of scratch attention_forward needs for these sizes with the current thread count
+// (parallel_threads()): none below 16 queries, else one block of query rows' scores per thread. Allocate it once per (T, S) bound and reuse it.
 size_t attention_scratch_floats(int64_t T, int64_t S);
 
 // Causal GQA attention of T new queries against a cache of S keys (S >= T). Query t sits at

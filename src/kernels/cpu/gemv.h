@@ -7,7 +7,7 @@
 namespace mf::detail {
 
 // w: N rows of K elements of format t, packed (row stride dtype_bytes(t, K)).
-// y: [M, N]. OpenMP-parallel over chunks of output rows (static schedule).
+// y: [M, N]. Parallel over chunks of output rows, on the work pool.
 void gemv_rows(const float* x, int64_t M, int64_t K, DType t, const void* w, int64_t N, float* y);
 
 }  // namespace mf::detail

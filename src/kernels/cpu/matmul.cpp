@@ -19,6 +19,44 @@ namespace mf {
 
 namespace {
 
+// oneDNN's sgemm threads itself with OpenMP, as many threads as the calling thread's OpenMP setting
+// allows. moeforge runs it on one thread per tile instead, on the work pool, for two reasons:
+// an OpenMP team waits at its end for a thread the OS has descheduled (on a busy machine every
+// GEMM then costs a time slice), and oneDNN splits the sum over K between threads for some shapes,
+// so a result would depend on the thread count.
+class SingleThreadedOpenMP {
+ public:
+  SingleThreadedOpenMP() : saved_(omp_get_max_threads()) {
+    if (saved_ != 1) omp_set_num_threads(1);
+  }
+  ~SingleThreadedOpenMP() {
+    if (saved_ != 1) omp_set_num_threads(saved_);
+  }
+  SingleThreadedOpenMP(const SingleThreadedOpenMP&) = delete;
+  SingleThreadedOpenMP& operator=(const SingleThreadedOpenMP&) = delete;
+
+ private:
+  int saved_;
+};
+
+// The tiles of C a gemm_f32 is cut into, one sgemm each. They depend on the shape alone (never on
+// the thread count or the load), and K is never cut, so every element of C is summed in the same
+// order on any machine: up to 4 tiles a side (more past 2048), none under 64 x 64 or ~1 MFLOP.
+struct GemmTiles {
+  int64_t rows, cols;
+};
+
+int64_t tile_extent(int64_t n) {
+  if (n <= 256) return n;
+  const int64_t quarter = (n + 3) / 4;
+  return std::min<int64_t>(512, (quarter + 63) / 64 * 64);
+}
+
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K) {
+  if (M * N * std::max<int64_t>(K, 1) < (int64_t(1) << 19)) return {M, N};
+  return {tile_extent(M), tile_extent(N)};
+}
+
 void check_weight(const Tensor& weight, int64_t M, int64_t K) {
   MF_CHECK(weight.ndim() == 2, "linear: weight must be 2-D [N, K], got shape ",
            shape_str(weight.shape()));
@@ -43,6 +81,13 @@ void add_bias(const float* bias, int64_t M, int64_t N, float* y) {
     for (int64_t n = 0; n < N; ++n) y[r * N + n] += bias[n];
 }
 
+// Dequantizes `rows` consecutive rows of a quantized matrix into fp32 [rows, K], on the pool.
+void decode_rows(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t K, float* out) {
+  parallel_ranges(rows, std::max<int64_t>(1, 16384 / K), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) detail::decode_row(t, w + size_t(r) * row_bytes, out + r * K, K);
+  });
+}
+
 // Prefill path: dequantize W a panel of rows at a time into fp32 and let the GEMM multiply.
 // The panel scratch is thread_local so repeated prefill calls reuse one buffer instead of
 // allocating P*K floats per call.
@@ -62,9 +107,7 @@ void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, f
   for (int64_t n0 = 0; n0 < N; n0 += panel_rows) {
     const int64_t rows = std::min(panel_rows, N - n0);
     float* p = panel.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
-      detail::decode_row(t, w + size_t(n0 + r) * row_bytes, p + r * K, K);
+    decode_rows(t, w + size_t(n0) * row_bytes, row_bytes, rows, K, p);
     gemm_f32(false, true, M, rows, K, 1.0f, x, K, p, K, 0.0f, y + n0, N);
   }
 }
@@ -215,8 +258,7 @@ void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& 
   const auto* w = static_cast<const uint8_t*>(weight.raw());
   for (int64_t n0 = 0; n0 < N; n0 += panel_rows) {
     const int64_t rows = std::min(panel_rows, N - n0);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) detail::decode_row(t, w + size_t(n0 + r) * row_bytes, p + r * K, K);
+    decode_rows(t, w + size_t(n0) * row_bytes, row_bytes, rows, K, p);
     const float beta = (accumulate || n0 > 0) ? 1.0f : 0.0f;
     gemm_f32(false, false, M, K, rows, 1.0f, dy + n0, N, p, K, beta, dx, K);
   }
@@ -242,10 +284,20 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
   MF_CHECK(ldb >= std::max<int64_t>(1, trans_b ? K : N), "gemm_f32: ldb=", ldb, " too small");
   MF_CHECK(ldc >= std::max<int64_t>(1, N), "gemm_f32: ldc=", ldc, " too small");
   if (M == 0 || N == 0) return;
-  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B,
-                                      ldb, beta, C, ldc);
-  MF_CHECK(st == dnnl_success, "gemm_f32: oneDNN sgemm failed (status ", int(st), ") for M=", M, " N=", N,
-           " K=", K);
+  const GemmTiles tiles = gemm_tiles(M, N, K);
+  const int64_t tiles_m = (M + tiles.rows - 1) / tiles.rows, tiles_n = (N + tiles.cols - 1) / tiles.cols;
+  auto tile = [&](int64_t t, int) {
+    const int64_t m0 = (t / tiles_n) * tiles.rows, n0 = (t % tiles_n) * tiles.cols;
+    const int64_t m = std::min(tiles.rows, M - m0), n = std::min(tiles.cols, N - n0);
+    const float* a = A + (trans_a ? m0 : m0 * lda);
+    const float* b = B + (trans_b ? n0 * ldb : n0);
+    const SingleThreadedOpenMP one_thread;
+    const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, K, alpha, a, lda, b, ldb,
+                                        beta, C + m0 * ldc + n0, ldc);
+    MF_CHECK(st == dnnl_success, "gemm_f32: oneDNN sgemm failed (status ", int(st), ") for M=", m, " N=", n,
+             " K=", K);
+  };
+  parallel_chunks(tiles_m * tiles_n, tile);
 }
 
 }  // namespace mf

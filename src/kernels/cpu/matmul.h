@@ -79,8 +79,9 @@ struct LinearJob {
 void linear_many(std::span<const LinearJob> jobs);
 
 // Plain fp32 GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, op(A) is [M,K],
-// op(B) is [K,N]. Thin wrapper over oneDNN's sgemm (it picks its kernels from the CPU's
-// feature flags, so an unknown CPU model still gets AVX-512 code) that checks the sizes.
+// op(B) is [K,N]. Cuts C into tiles fixed by the shape and runs oneDNN's sgemm on each, one
+// thread per tile, on the work pool (oneDNN picks its kernels from the CPU's feature flags, so an
+// unknown CPU model still gets AVX-512 code): the result does not depend on the thread count.
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/simd.h"
 
 namespace mf {
@@ -51,6 +52,12 @@ DispatchPlan plan_dispatch(const int32_t* idx, const float* weight, int64_t N, i
 
 namespace {
 
+// Below this many elements a loop runs on the calling thread: the hand-off costs more than the work.
+constexpr int64_t kParallelMin = int64_t(1) << 16;
+
+// Rows of `dim` elements per piece of a parallel loop over rows.
+int64_t rows_per_piece(int64_t dim) { return std::max<int64_t>(1, kParallelMin / 4 / dim); }
+
 void check_plan(const DispatchPlan& plan, int64_t dim, const char* op) {
   MF_CHECK(dim > 0, op, ": dim must be positive, got ", dim);
   MF_CHECK(plan.offsets.size() == size_t(plan.num_experts) + 1 &&
@@ -65,10 +72,10 @@ void check_plan(const DispatchPlan& plan, int64_t dim, const char* op) {
 void moe_gather(const float* x, const DispatchPlan& plan, int64_t dim, float* gathered) {
   check_plan(plan, dim, "moe_gather");
   const int64_t rows = int64_t(plan.token.size());
-#pragma omp parallel for schedule(static) if (rows * dim >= (1 << 16))
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(gathered + r * dim, x + int64_t(plan.token[size_t(r)]) * dim,
-                size_t(dim) * sizeof(float));
+  parallel_ranges(rows, rows_per_piece(dim), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      std::memcpy(gathered + r * dim, x + int64_t(plan.token[size_t(r)]) * dim, size_t(dim) * sizeof(float));
+  });
 }
 
 namespace {
@@ -80,13 +87,17 @@ void scatter_rows(const float* rows_in, const float* gates, const DispatchPlan& 
   // every y element is then summed by one thread in plan order.
   constexpr int64_t kCols = 256;
   const int64_t col_chunks = (dim + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) if (rows * dim >= (1 << 16) && col_chunks > 1)
-  for (int64_t c = 0; c < col_chunks; ++c) {
+  auto columns = [&](int64_t c, int) {
     const int64_t c0 = c * kCols, width = std::min(kCols, dim - c0);
     for (int64_t r = 0; r < rows; ++r)
       simd::axpy(gates ? gates[r] : 1.0f, rows_in + r * dim + c0, y + int64_t(plan.token[size_t(r)]) * dim + c0,
                  width);
+  };
+  if (rows * dim < kParallelMin) {
+    for (int64_t c = 0; c < col_chunks; ++c) columns(c, 0);
+    return;
   }
+  parallel_chunks(col_chunks, columns);
 }
 
 }  // namespace
@@ -106,20 +117,21 @@ void moe_scatter_add_backward(const float* dy, const float* expert_out, const Di
   check_plan(plan, dim, "moe_scatter_add_backward");
   MF_CHECK(plan.source.size() == plan.token.size(), "moe_scatter_add_backward: the plan has no source indices");
   const int64_t rows = int64_t(plan.token.size());
-#pragma omp parallel for schedule(static) if (rows * dim >= (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = dy + int64_t(plan.token[size_t(r)]) * dim;
-    const float* o = expert_out + r * dim;
-    float* d = d_expert_out + r * dim;
-    const float gate = plan.gate[size_t(r)];
-    float dot = 0;
+  parallel_ranges(rows, rows_per_piece(dim), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* g = dy + int64_t(plan.token[size_t(r)]) * dim;
+      const float* o = expert_out + r * dim;
+      float* d = d_expert_out + r * dim;
+      const float gate = plan.gate[size_t(r)];
+      float dot = 0;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t i = 0; i < dim; ++i) {
-      dot += o[i] * g[i];
-      d[i] = gate * g[i];
+      for (int64_t i = 0; i < dim; ++i) {
+        dot += o[i] * g[i];
+        d[i] = gate * g[i];
+      }
+      dgate[plan.source[size_t(r)]] = dot;
     }
-    dgate[plan.source[size_t(r)]] = dot;
-  }
+  });
 }
 
 }  // namespace mf

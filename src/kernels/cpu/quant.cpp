@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/tensor.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/quant_formats.h"
 
 namespace mf {
@@ -121,16 +122,12 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
   MF_CHECK(fn, "quantize_row: no quantizer for dtype ", dtype_name(t),
            " (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K)");
   // Blocks are independent and the K-quants' scale search tries dozens of candidates per
-  // sub-block: split large rows into chunks of whole blocks over the OpenMP threads (the same
-  // bytes as serially).
+  // sub-block: split large rows into pieces of whole blocks over the threads (the same bytes as
+  // serially).
   const int64_t block_elems = dtype_info(t).block_elems, block_bytes = dtype_info(t).block_bytes;
-  const int64_t per_chunk = 64;
-  const int64_t chunks = (nb + per_chunk - 1) / per_chunk;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t first = c * per_chunk, count = std::min(per_chunk, nb - first);
-    fn(src + first * block_elems, d + first * block_bytes, count);
-  }
+  parallel_ranges(nb, 64, [&](int64_t first, int64_t end) {
+    fn(src + first * block_elems, d + first * block_bytes, end - first);
+  });
 }
 
 namespace {
@@ -160,13 +157,10 @@ Tensor Tensor::to_f32() const {
   // Chunks of whole blocks, processed in parallel: the big weight matrices dominate load time.
   const int64_t be = dtype_info(dtype_).block_elems;
   const int64_t chunk = be * std::max<int64_t>(1, 65536 / be);
-  const int64_t chunks = (n + chunk - 1) / chunk;
   const auto* src = static_cast<const uint8_t*>(data_);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t begin = c * chunk, count = std::min(chunk, n - begin);
-    dequantize_row(dtype_, src + dtype_bytes(dtype_, begin), dst + begin, count);
-  }
+  parallel_ranges(n, chunk, [&](int64_t begin, int64_t end) {
+    dequantize_row(dtype_, src + dtype_bytes(dtype_, begin), dst + begin, end - begin);
+  });
   return out;
 }
 

@@ -1,8 +1,10 @@
 #include "kernels/cpu/rope.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 
 namespace mf {
 
@@ -56,12 +58,9 @@ void rotate(float* x, int64_t tokens, int heads, const int32_t* positions, const
     const int64_t t = item / heads;
     rotate_head(x + item * d, table.cos(positions[t]), table.sin(positions[t]), d / 2, direction);
   };
-  if (items * d < (1 << 15)) {
-    for (int64_t i = 0; i < items; ++i) work(i);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < items; ++i) work(i);
+  parallel_ranges(items, std::max<int64_t>(1, (int64_t(1) << 14) / d), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) work(i);
+  });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/work_pool.h"
 #include "kernels/cpu/simd.h"
 
 namespace mf {
@@ -61,12 +62,9 @@ void softmax_row_f64_backward(const double* p, const double* dp, int64_t n, floa
 
 void softmax_rows(float* x, int64_t rows, int64_t cols) {
   MF_CHECK(rows >= 0 && cols > 0, "softmax_rows: bad shape [", rows, ", ", cols, "]");
-  if (rows * cols < (1 << 15)) {
-    for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * cols, cols);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * cols, cols);
+  parallel_ranges(rows, std::max<int64_t>(1, (int64_t(1) << 14) / cols), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) softmax_row(x + r * cols, cols);
+  });
 }
 
 }  // namespace mf
