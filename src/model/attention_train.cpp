@@ -70,10 +70,8 @@ void attention_train_backward(const ModelConfig& c, const LayerWeights& L, const
   float* scratch = sized(s.backward, int64_t(attention_backward_scratch_floats(T, T)));
   param_grads(dx, A.attn.data(), N, H, qdim, g.o, g.o_bias);
   linear_backward_input(dx, N, H, L.o.w, dattn, false);
-  for (int b = 0; b < sb.batch; ++b)
-    attention_backward(A.q.data() + b * T * qdim, A.k.data() + b * T * kvdim, A.v.data() + b * T * kvdim, kvdim,
-                       dattn + b * T * qdim, T, T, c.num_heads, c.num_kv_heads, int(D), scale, dq + b * T * qdim,
-                       dk + b * T * kvdim, dv + b * T * kvdim, scratch);
+  attention_backward(A.q.data(), A.k.data(), A.v.data(), kvdim, dattn, T, T, c.num_heads, c.num_kv_heads, int(D),
+                     scale, dq, dk, dv, scratch, sb.batch);
   rope_backward(dq, N, c.num_heads, sb.positions, *sb.rope);
   rope_backward(dk, N, c.num_kv_heads, sb.positions, *sb.rope);
   param_grads(dq, A.h1.data(), N, qdim, H, g.q, g.q_bias);

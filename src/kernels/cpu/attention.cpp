@@ -464,62 +464,76 @@ void attention_forward(const float* q, const float* k, const float* v, int64_t k
                         out, scratch);
 }
 
-size_t attention_backward_scratch_floats(int64_t T, int64_t S) { return 2 * size_t(T) * size_t(S); }
+size_t attention_backward_scratch_floats(int64_t T, int64_t S) {
+  return size_t(parallel_threads()) * 2 * size_t(T) * size_t(S);
+}
 
 void attention_backward(const float* q, const float* k, const float* v, int64_t kv_stride, const float* dout,
                         int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim, float scale, float* dq,
-                        float* dk, float* dv, float* scratch) {
+                        float* dk, float* dv, float* scratch, int64_t sequences) {
   MF_CHECK(T >= 0 && S >= T, "attention_backward: need 0 <= T <= S, got T=", T, " S=", S);
   MF_CHECK(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention_backward: n_heads ", n_heads,
            " is not a multiple of n_kv_heads ", n_kv_heads);
   MF_CHECK(head_dim > 0 && kv_stride >= int64_t(n_kv_heads) * head_dim, "attention_backward: kv_stride ", kv_stride,
            " is smaller than n_kv_heads*head_dim = ", int64_t(n_kv_heads) * head_dim);
-  const int64_t kv_width = int64_t(n_kv_heads) * head_dim;
-  for (int64_t s = 0; s < S; ++s) {
-    std::fill(dk + s * kv_stride, dk + s * kv_stride + kv_width, 0.0f);
-    std::fill(dv + s * kv_stride, dv + s * kv_stride + kv_width, 0.0f);
-  }
-  if (T == 0) return;
+  MF_CHECK(sequences >= 1, "attention_backward: need at least one sequence, got ", sequences);
   const int group = n_heads / n_kv_heads;
   const int64_t past = S - T;
   const int64_t q_stride = int64_t(n_heads) * head_dim;
-  float* probs = scratch;           // [T, S]
-  float* dprobs = scratch + T * S;  // [T, S]
-  const int64_t rows_per_piece = std::max<int64_t>(1, 8192 / S);
-  for (int h = 0; h < n_heads; ++h) {
-    const int64_t kv_off = int64_t(h / group) * head_dim;
-    const float* qh = q + int64_t(h) * head_dim;
-    const float* doh = dout + int64_t(h) * head_dim;
-    // P, as the forward computes it.
-    gemm_f32(false, true, T, S, head_dim, scale, qh, q_stride, k + kv_off, kv_stride, 0.0f, probs, S);
-    parallel_ranges(T, rows_per_piece, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        float* row = probs + t * S;
-        // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
-        softmax_row(row, past + t + 1);
-        std::fill(row + past + t + 1, row + S, 0.0f);
-      }
-    });
-    // dV += P^T dO;  dP = dO V^T
-    gemm_f32(true, false, S, head_dim, T, 1.0f, probs, S, doh, q_stride, 1.0f, dv + kv_off, kv_stride);
-    gemm_f32(false, true, T, S, head_dim, 1.0f, doh, q_stride, v + kv_off, kv_stride, 0.0f, dprobs, S);
-    // Softmax backward, with the score scale folded in: dScores = scale * P * (dP - sum(dP * P)).
-    parallel_ranges(T, rows_per_piece, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const float* p = probs + t * S;
-        float* d = dprobs + t * S;
-        float dot = 0;
+  const int64_t rows_per_piece = std::max<int64_t>(1, 8192 / std::max<int64_t>(S, 1));
+  // A unit is one kv head of one sequence: the query heads of its group run one after another,
+  // each adding into the unit's own dk/dv, so units write disjoint memory and every sum keeps its
+  // order whatever the thread count. The GEMMs inside a unit run on its thread (a sequence's
+  // [T, S] products are too small to split well).
+  auto unit = [&](int64_t u, int thread) {
+    const int64_t b = u / n_kv_heads;
+    const int kv = int(u % n_kv_heads);
+    const float* qb = q + b * T * q_stride;
+    const float* doutb = dout + b * T * q_stride;
+    float* dqb = dq + b * T * q_stride;
+    const int64_t kv_off = b * S * kv_stride + int64_t(kv) * head_dim;
+    for (int64_t s = 0; s < S; ++s) {
+      std::fill(dk + kv_off + s * kv_stride, dk + kv_off + s * kv_stride + head_dim, 0.0f);
+      std::fill(dv + kv_off + s * kv_stride, dv + kv_off + s * kv_stride + head_dim, 0.0f);
+    }
+    if (T == 0) return;
+    float* probs = scratch + int64_t(thread) * 2 * T * S;  // [T, S]
+    float* dprobs = probs + T * S;                         // [T, S]
+    for (int h = kv * group; h < (kv + 1) * group; ++h) {
+      const float* qh = qb + int64_t(h) * head_dim;
+      const float* doh = doutb + int64_t(h) * head_dim;
+      // P, as the forward computes it.
+      gemm_f32(false, true, T, S, head_dim, scale, qh, q_stride, k + kv_off, kv_stride, 0.0f, probs, S);
+      parallel_ranges(T, rows_per_piece, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          float* row = probs + t * S;
+          // Causal: only keys up to past + t are seen; the rest get probability 0 without an exp.
+          softmax_row(row, past + t + 1);
+          std::fill(row + past + t + 1, row + S, 0.0f);
+        }
+      });
+      // dV += P^T dO;  dP = dO V^T
+      gemm_f32(true, false, S, head_dim, T, 1.0f, probs, S, doh, q_stride, 1.0f, dv + kv_off, kv_stride);
+      gemm_f32(false, true, T, S, head_dim, 1.0f, doh, q_stride, v + kv_off, kv_stride, 0.0f, dprobs, S);
+      // Softmax backward, with the score scale folded in: dScores = scale * P * (dP - sum(dP * P)).
+      parallel_ranges(T, rows_per_piece, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          const float* p = probs + t * S;
+          float* d = dprobs + t * S;
+          float dot = 0;
 #pragma omp simd reduction(+ : dot)
-        for (int64_t s = 0; s < S; ++s) dot += p[s] * d[s];
+          for (int64_t s = 0; s < S; ++s) dot += p[s] * d[s];
 #pragma omp simd
-        for (int64_t s = 0; s < S; ++s) d[s] = scale * p[s] * (d[s] - dot);
-      }
-    });
-    // dQ = dScores K;  dK += dScores^T Q
-    gemm_f32(false, false, T, head_dim, S, 1.0f, dprobs, S, k + kv_off, kv_stride, 0.0f, dq + int64_t(h) * head_dim,
-             q_stride);
-    gemm_f32(true, false, S, head_dim, T, 1.0f, dprobs, S, qh, q_stride, 1.0f, dk + kv_off, kv_stride);
-  }
+          for (int64_t s = 0; s < S; ++s) d[s] = scale * p[s] * (d[s] - dot);
+        }
+      });
+      // dQ = dScores K;  dK += dScores^T Q
+      gemm_f32(false, false, T, head_dim, S, 1.0f, dprobs, S, k + kv_off, kv_stride, 0.0f,
+               dqb + int64_t(h) * head_dim, q_stride);
+      gemm_f32(true, false, S, head_dim, T, 1.0f, dprobs, S, qh, q_stride, 1.0f, dk + kv_off, kv_stride);
+    }
+  };
+  parallel_chunks(sequences * n_kv_heads, unit);
 }
 
 }  // namespace mf

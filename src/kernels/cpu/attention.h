@@ -51,16 +51,19 @@ void attention_forward_cached(const float* q, CacheRows k, CacheRows v, int64_t 
 void attention_decode_batch(const float* q, const CacheRows* keys, const CacheRows* values, const int64_t* lengths,
                             int64_t batch, int n_heads, int n_kv_heads, int head_dim, float scale, float* out);
 
-// Floats of scratch attention_backward needs: the probabilities and their gradient, [T, S] each.
+// Floats of scratch attention_backward needs at the current thread count: the probabilities and
+// their gradient, [T, S] each, per thread.
 size_t attention_backward_scratch_floats(int64_t T, int64_t S);
 
 // Backward of attention_forward (same layouts and causal rule), recomputing the probabilities
 // P = softmax(mask(scale * Q K^T)) per head instead of storing them. From dout [T, n_heads,
 // head_dim] it writes dq [T, n_heads, head_dim] and dk, dv (laid out like k, v: kv_stride floats
 // per position; only the first n_kv_heads * head_dim of each row are written, and every query
-// head of a group adds into its shared kv head).
+// head of a group adds into its shared kv head). `sequences` independent sequences may follow one
+// another (sequence b's queries at row b * T, its keys at row b * S); the (sequence, kv head)
+// pairs run in parallel.
 void attention_backward(const float* q, const float* k, const float* v, int64_t kv_stride, const float* dout,
                         int64_t T, int64_t S, int n_heads, int n_kv_heads, int head_dim, float scale, float* dq,
-                        float* dk, float* dv, float* scratch);
+                        float* dk, float* dv, float* scratch, int64_t sequences = 1);
 
 }  // namespace mf
