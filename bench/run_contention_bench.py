@@ -6,7 +6,9 @@ each way OpenMP's waiting threads can behave between parallel regions:
   libgomp-default   GOMP_SPINCOUNT=300000 (libgomp's own default: spin ~300k pauses, then sleep)
   passive           OMP_WAIT_POLICY=passive (sleep at once)
   spin-N            GOMP_SPINCOUNT=N (bounded spinning, then sleep)
-  moeforge-default  nothing set: what moeforge chooses itself (apps/moeforge/openmp_policy.cpp)
+  moeforge-default  nothing set. Since 2026-12-07 moeforge runs no OpenMP region (its parallel loops
+                    are on its own work pool, src/core/work_pool.h), so the policies above only
+                    matter for binaries built before that.
 
 Runs, for every policy and load, `moeforge generate` (SmolLM2-135M Q4_1, a short prompt, greedy
 decode of --decode-tokens) and `moeforge train` (examples/shakespeare-moe.yaml, a few steps),

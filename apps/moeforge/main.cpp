@@ -9,7 +9,6 @@
 #include "common.h"
 #include "core/error.h"
 #include "core/version.h"
-#include "openmp_policy.h"
 
 namespace {
 
@@ -42,9 +41,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string cmd = argv[1];
-  // Commands that run models choose how OpenMP threads wait; this may execute the program again
-  // (once, ~0.2 s), so the quick commands (help, info, data, plot) skip it.
-  if (mf::cli::command_runs_models(cmd)) mf::cli::apply_openmp_wait_policy(argv);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::cout << kUsage;
     return 0;

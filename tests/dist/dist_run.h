@@ -131,8 +131,7 @@ inline pid_t find_rank(const std::string& tag, int rank) {
       if (end == std::string::npos) break;
       at = end + 1;
     }
-    // The program as started (argv[0]), which stays the same when moeforge executes itself once
-    // to set its OpenMP wait policy (apps/moeforge/openmp_policy).
+    // The program as started (argv[0]).
     const std::string cmdline = slurp(entry.path() / "cmdline");
     const std::string program = cmdline.substr(0, cmdline.find('\0'));
     const bool is_moeforge = program.size() >= 8 && program.compare(program.size() - 8, 8, "moeforge") == 0;
