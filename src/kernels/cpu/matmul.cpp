@@ -1,7 +1,8 @@
 // linear() picks its path by row count: M <= 8 runs the GEMV kernels (a weight with a decode-packed
 // copy: M <= 64, or 256 with int8 activations, through the packed kernels); larger M
-// dequantizes W in panels of ~2 MiB of fp32, each multiplied by oneDNN's sgemm while in cache, so
-// a non-fp32 matrix is never expanded whole. linear_backward_input panels the same way.
+// dequantizes W a slice of rows per pool chunk, each multiplied by a single-threaded oneDNN sgemm
+// on the same core, so a non-fp32 matrix is never expanded whole. linear_backward_input dequantizes
+// in panels of ~2 MiB and multiplies them with gemm_f32 (tiles of C on the pool).
 #include "kernels/cpu/matmul.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -98,9 +99,11 @@ void decode_rows(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int6
   });
 }
 
-// Prefill path: dequantize W a panel of rows at a time into fp32 and let the GEMM multiply.
-// The panel scratch is thread_local so repeated prefill calls reuse one buffer instead of
-// allocating P*K floats per call.
+// Prefill path: each chunk of the pool dequantizes a slice of W's rows into fp32 on its own thread
+// and multiplies all of x by it with a single-threaded sgemm while the slice is in that core's
+// cache (a panel dequantized by one thread and multiplied by another crosses cores). About 8
+// slices per matrix so that two or more threads share the work evenly, each at most ~512 KB of
+// fp32. The slices depend on the shape alone.
 void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, float* y) {
   const int64_t N = weight.dim(0);
   const DType t = weight.dtype();
@@ -108,18 +111,22 @@ void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, f
     gemm_f32(false, true, M, N, K, 1.0f, x, K, weight.data<float>(), K, 0.0f, y, N);
     return;
   }
-  // ~2 MiB of fp32 per panel: big enough for an efficient GEMM, small enough to stay in L2/L3.
-  const int64_t panel_rows = std::clamp<int64_t>((int64_t(1) << 19) / K / 16 * 16, 16, N);
-  thread_local std::vector<float> panel;
-  if (panel.size() < size_t(panel_rows * K)) panel.resize(size_t(panel_rows * K));
+  const int64_t most_rows = std::max<int64_t>(16, (int64_t(1) << 17) / K / 16 * 16);
+  const int64_t slice_rows = std::min({most_rows, std::max<int64_t>(16, ((N + 7) / 8 + 15) / 16 * 16), N});
   const size_t row_bytes = dtype_bytes(t, K);
   const auto* w = static_cast<const uint8_t*>(weight.raw());
-  for (int64_t n0 = 0; n0 < N; n0 += panel_rows) {
-    const int64_t rows = std::min(panel_rows, N - n0);
-    float* p = panel.data();
-    decode_rows(t, w + size_t(n0) * row_bytes, row_bytes, rows, K, p);
-    gemm_f32(false, true, M, rows, K, 1.0f, x, K, p, K, 0.0f, y + n0, N);
-  }
+  auto slice = [&](int64_t c, int) {
+    const int64_t n0 = c * slice_rows, rows = std::min(slice_rows, N - n0);
+    thread_local std::vector<float> panel;  // this thread's slice, reused across calls
+    if (panel.size() < size_t(rows * K)) panel.resize(size_t(rows * K));
+    for (int64_t r = 0; r < rows; ++r) detail::decode_row(t, w + size_t(n0 + r) * row_bytes, panel.data() + r * K, K);
+    const SingleThreadedOpenMP one_thread;
+    const dnnl_status_t st =
+        dnnl_sgemm('N', 'T', M, rows, K, 1.0f, x, K, panel.data(), K, 0.0f, y + n0, N);
+    MF_CHECK(st == dnnl_success, "linear: oneDNN sgemm failed (status ", int(st), ") for M=", M, " N=", rows,
+             " K=", K);
+  };
+  parallel_chunks((N + slice_rows - 1) / slice_rows, slice);
 }
 
 }  // namespace
