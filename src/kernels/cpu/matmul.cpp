@@ -40,6 +40,15 @@ class SingleThreadedOpenMP {
   int saved_;
 };
 
+// One sgemm on the calling thread (a pool chunk), row-major as gemm_f32.
+void sgemm_on_this_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const SingleThreadedOpenMP one_thread;
+  const dnnl_status_t st =
+      dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  MF_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ") for M=", M, " N=", N, " K=", K);
+}
+
 // The tiles of C a gemm_f32 is cut into, one single-threaded sgemm each. They depend on the shape
 // alone (never on the thread count or the load), and K is never cut, so every element of C is
 // summed in the same order on any machine. The longer side is halved until there are 8 tiles,
@@ -120,11 +129,7 @@ void linear_panels(const float* x, int64_t M, int64_t K, const Tensor& weight, f
     thread_local std::vector<float> panel;  // this thread's slice, reused across calls
     if (panel.size() < size_t(rows * K)) panel.resize(size_t(rows * K));
     for (int64_t r = 0; r < rows; ++r) detail::decode_row(t, w + size_t(n0 + r) * row_bytes, panel.data() + r * K, K);
-    const SingleThreadedOpenMP one_thread;
-    const dnnl_status_t st =
-        dnnl_sgemm('N', 'T', M, rows, K, 1.0f, x, K, panel.data(), K, 0.0f, y + n0, N);
-    MF_CHECK(st == dnnl_success, "linear: oneDNN sgemm failed (status ", int(st), ") for M=", M, " N=", rows,
-             " K=", K);
+    sgemm_on_this_thread(false, true, M, rows, K, 1.0f, x, K, panel.data(), K, 0.0f, y + n0, N);
   };
   parallel_chunks((N + slice_rows - 1) / slice_rows, slice);
 }
@@ -308,11 +313,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
     const int64_t m = std::min(tiles.rows, M - m0), n = std::min(tiles.cols, N - n0);
     const float* a = A + (trans_a ? m0 : m0 * lda);
     const float* b = B + (trans_b ? n0 * ldb : n0);
-    const SingleThreadedOpenMP one_thread;
-    const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, K, alpha, a, lda, b, ldb,
-                                        beta, C + m0 * ldc + n0, ldc);
-    MF_CHECK(st == dnnl_success, "gemm_f32: oneDNN sgemm failed (status ", int(st), ") for M=", m, " N=", n,
-             " K=", K);
+    sgemm_on_this_thread(trans_a, trans_b, m, n, K, alpha, a, lda, b, ldb, beta, C + m0 * ldc + n0, ldc);
   };
   parallel_chunks(tiles_m * tiles_n, tile);
 }
