@@ -4,6 +4,8 @@
 //   smollm2      SmolLM2-135M (dense)
 //   smollm2-moe  SmolLM2-135M with 8 experts of its MLP, top-2
 //   smollm2-moe-top1  the same, top-1 with renormalised gates (what moeforge fuse writes for SmolMoE)
+//   pretrain-bpe-moe  the BPE MoE of examples/pretrain-bpe-moe.yaml (4 layers, hidden 192, 8 experts
+//                of 384, top-2, SmolLM2's 49,152-token vocabulary, tied embeddings)
 //   moe-0.5b     a from-scratch MoE of 0.48B parameters: 12 layers, hidden 1024, 8 experts of 1408, top-2
 #pragma once
 #include <string>
@@ -42,6 +44,14 @@ inline ModelConfig model_named(const std::string& name) {
       c.top_k = 0;
     }
     if (name == "smollm2-moe-top1") c.top_k = 1;
+  } else if (name == "pretrain-bpe-moe") {
+    c.vocab_size = 49152;
+    c.hidden_size = 192;
+    c.intermediate_size = 384;
+    c.num_layers = 4;
+    c.num_heads = 6;
+    c.num_kv_heads = 2;
+    c.max_position_embeddings = 512;
   } else if (name == "moe-0.5b") {
     c.vocab_size = 32000;
     c.hidden_size = 1024;
@@ -52,7 +62,7 @@ inline ModelConfig model_named(const std::string& name) {
     c.max_position_embeddings = 4096;
     c.tie_word_embeddings = false;
   } else {
-    fail("unknown model '", name, "' (shakespeare, smollm2, smollm2-moe, smollm2-moe-top1, moe-0.5b)");
+    fail("unknown model '", name, "' (shakespeare, smollm2, smollm2-moe, smollm2-moe-top1, pretrain-bpe-moe, moe-0.5b)");
   }
   return c;
 }

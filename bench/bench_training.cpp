@@ -5,6 +5,7 @@
 //   smollm2-moe   SmolLM2-135M-shaped MoE (30 layers, 8 experts of 1536, top-2, vocab 49152),
 //                 router-only training (experts, attention, embeddings frozen)
 //   smollm2-moe-top1  the same at top-1 (renormalised), norms frozen too: each step a forward
+//   pretrain-bpe-moe  the BPE MoE of examples/pretrain-bpe-moe.yaml, full training (8 x 256 there)
 //   bench_training --config shakespeare [--batch 16] [--seq 256] [--steps 5] [--threads 2]
 #include <omp.h>
 
@@ -37,7 +38,7 @@ int main(int argc, char** argv) try {
     else if (a == "--steps") steps = std::stoi(next());
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--help" || a == "-h") {
-      std::puts("usage: bench_training --config shakespeare|smollm2-moe|smollm2-moe-top1 [--batch 16] [--seq 256] [--steps 5] [--threads 2]");
+      std::puts("usage: bench_training --config shakespeare|smollm2-moe|smollm2-moe-top1|pretrain-bpe-moe [--batch 16] [--seq 256] [--steps 5] [--threads 2]");
       return 0;
     } else mf::fail("unknown argument ", a);
   }

@@ -3,7 +3,7 @@
 (same config, same threads, same run), each run in its own child process. Prints JSON lines: one
 per run, a summary per (config, peer) with medians over the rounds, and lines for peers skipped.
 
-    bench/run_training_bench.py [--config shakespeare|smollm2-moe|smollm2-moe-top1|all] [--steps 3]
+    bench/run_training_bench.py [--config shakespeare|smollm2-moe|smollm2-moe-top1|pretrain-bpe-moe|all] [--steps 3]
         [--threads 2] [--rounds 3] [--peers eager,sdpa,sdpa-fused,sdpa-compile]
         [--python ~/.cache/torch-venv/bin/python,/usr/bin/python3] [--check-math]
 
@@ -13,11 +13,17 @@ training (experts, attention and embeddings frozen), batch 4 x 256. smollm2-moe-
 top-1 with renormalised gates, as the fused SmolMoE routes, norms frozen too. The LM loss gives
 such routers no gradient; moeforge's step is a forward that adds the aux loss's router gradients,
 the peers run autograd's full backward as a transformers Mixtral training loop would.
+pretrain-bpe-moe: the MoE-LLM pretraining shape of examples/pretrain-bpe-moe.yaml (4 layers,
+hidden 192, 8 experts of 384, top-2, GQA 6/2, SmolLM2's 49,152-token vocabulary, tied
+embeddings), full training, batch 8 x 256 (the recipe's z-loss and weight decay are left out: every
+config here trains on the same loss and AdamW settings).
 
-Peers. Every peer computes the same step: the same model and weights, cross-entropy plus the
+Peers. Every peer computes the same step: the same model shape (random weights, each engine's
+own: moeforge's initializer and tests/reference's random_state_dict), cross-entropy plus the
 Switch/Mixtral load-balancing term (0.01 * E * sum f_e P_e per MoE layer), the same frozen
-parameters, gradient clipping at 1.0, AdamW (lr 1e-4, no weight decay). The variants change only
-how torch computes it:
+parameters, gradient clipping at 1.0, AdamW (lr 1e-4, no weight decay), subnormal floats flushed
+to zero as moeforge's trainer does (torch.set_flush_denormal). The variants change only how torch
+computes it:
 
   eager         the reference model of tests/reference/torch_ref as it is: masked-softmax
                 attention, the HF-Mixtral-style loop over experts (routing through numpy), the
@@ -75,6 +81,11 @@ CONFIGS = {
                      "rope_theta": 100000.0, "max_position_embeddings": 2048}, 4, 256, True),
 }
 CONFIGS["smollm2-moe-top1"] = ({**CONFIGS["smollm2-moe"][0], "num_experts_per_tok": 1}, 4, 256, True)
+CONFIGS["pretrain-bpe-moe"] = ({"model_type": "mixtral", "vocab_size": 49152, "hidden_size": 192,
+                                "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 6,
+                                "num_key_value_heads": 2, "num_local_experts": 8, "num_experts_per_tok": 2,
+                                "tie_word_embeddings": True, "rope_theta": 10000.0,
+                                "max_position_embeddings": 512}, 8, 256, False)
 
 
 # Configs whose norms are frozen too (only the routers train), as the SmolMoE router recipe does.
@@ -281,6 +292,11 @@ def reset_peak_rss():
 def bench_torch(name, steps, threads, variant):
     torch_ref, _ = _torch_ref()
     torch.set_num_threads(threads)
+    # moeforge's trainer flushes subnormal floats (FTZ+DAZ), so the peers do too. Without it the
+    # pretrain-bpe-moe peers spent 25 s of a 26 s step in the two head-gradient GEMMs: the
+    # reference weights' wide embeddings give logits far apart, so the softmax gradient holds
+    # subnormals, and MKL's GEMM slows ~100x on them.
+    flush_denormal = torch.set_flush_denormal(True)
     d, batch, seq, router_only = CONFIGS[name]
     cfg = torch_ref.Config(d)
     sd = torch_ref.random_state_dict(cfg, seed=1, std=0.02)
@@ -335,7 +351,7 @@ def bench_torch(name, steps, threads, variant):
            "attention": "masked softmax" if variant == "eager" else
            "sdpa is_causal" + (" enable_gqa" if gqa else " (k/v repeated)"),
            "adamw": opt_kind, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "auto"),
-           "torch_num_threads": torch.get_num_threads(), "router_only": router_only, "batch": batch, "seq": seq,
+           "torch_num_threads": torch.get_num_threads(), "flush_denormal": flush_denormal, "router_only": router_only, "batch": batch, "seq": seq,
            "threads": threads, "steps": steps, "warmup_steps": warmup, "warmup_s": round(warmup_s, 2),
            "trainable_params": sum(v.numel() for v in trainable), "final_loss": round(float(loss.detach()), 5),
            "tokens_per_s": round(statistics.median(rates), 1),
@@ -364,13 +380,13 @@ def compile_report():
 
 def check_math(variants):
     """Loss and gradients of each variant against eager's, on the shakespeare config at 2 x 64,
-    and on the smollm2 configs at 1 x 32 with 2 layers (router-only, so the frozen sets are
+    and on the smollm2 and pretrain-bpe-moe configs at 1 x 32 with 2 layers (router-only, so the frozen sets are
     checked too)."""
     torch_ref, _ = _torch_ref()
     torch.set_num_threads(1)
     out = []
     for name, batch, seq, layers in (("shakespeare", 2, 64, None), ("smollm2-moe", 1, 32, 2),
-                                     ("smollm2-moe-top1", 1, 32, 2)):
+                                     ("smollm2-moe-top1", 1, 32, 2), ("pretrain-bpe-moe", 1, 32, 2)):
         d, _, _, router_only = CONFIGS[name]
         if layers:
             d = {**d, "num_hidden_layers": layers}

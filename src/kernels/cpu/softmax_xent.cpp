@@ -9,6 +9,50 @@
 #include "kernels/cpu/simd.h"
 
 namespace mf {
+namespace {
+
+float row_max(const float* z, int64_t n) {
+  float m = z[0];
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (n >= 32) {  // two accumulators: max has a 4-cycle latency
+    __m512 m0 = _mm512_loadu_ps(z), m1 = _mm512_loadu_ps(z + 16);
+    for (i = 32; i + 32 <= n; i += 32) {
+      m0 = _mm512_max_ps(m0, _mm512_loadu_ps(z + i));
+      m1 = _mm512_max_ps(m1, _mm512_loadu_ps(z + i + 16));
+    }
+    m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+  }
+#endif
+  for (; i < n; ++i) m = std::max(m, z[i]);
+  return m;
+}
+
+// sum_i exp(z_i - zmax), each exp in fp32 (stored in e when given), the sum in double. The
+// lanes are widened to double and kept in vector accumulators; the order is fixed by n alone.
+double exp_minus_max_sum(const float* z, int64_t n, float zmax, float* e) {
+  double sum = 0;
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 vmax = _mm512_set1_ps(zmax);
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = simd::exp_ps(_mm512_sub_ps(_mm512_loadu_ps(z + i), vmax));
+    if (e) _mm512_storeu_ps(e + i, v);
+    lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+  }
+  sum = _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+#endif
+  for (; i < n; ++i) {
+    const float v = std::exp(z[i] - zmax);
+    if (e) e[i] = v;
+    sum += v;
+  }
+  return sum;
+}
+
+}  // namespace
 
 CrossEntropySums cross_entropy(const float* logits, const int32_t* targets, int64_t rows, int64_t vocab,
                                float grad_scale, float* dlogits) {
@@ -31,34 +75,15 @@ CrossEntropySums cross_entropy(const float* logits, const int32_t* targets, int6
         if (dlogits) std::fill(dlogits + r * vocab, dlogits + (r + 1) * vocab, 0.0f);
         continue;
       }
-      float zmax = z[0];
-      for (int64_t i = 1; i < vocab; ++i) zmax = std::max(zmax, z[i]);
+      const float zmax = row_max(z, vocab);
       const float zt = z[target];  // read before d (which may alias z) is written
       // e_i = exp(z_i - max) in fp32 (one exp per entry, kept in d for the gradient), summed in
       // double: vocabularies of 50k+ entries lose digits in an fp32 sum.
-      float* e = dlogits ? dlogits + r * vocab : nullptr;
-      double sum = 0;
-      int64_t i = 0;
-#if defined(__AVX512F__)
-      const __m512 vmax = _mm512_set1_ps(zmax);
-      for (; i + 16 <= vocab; i += 16) {
-        const __m512 v = simd::exp_ps(_mm512_sub_ps(_mm512_loadu_ps(z + i), vmax));
-        if (e) _mm512_storeu_ps(e + i, v);
-        alignas(64) float lanes[16];
-        _mm512_store_ps(lanes, v);
-        double part = 0;
-        for (float l : lanes) part += l;
-        sum += part;
-      }
-#endif
-      for (; i < vocab; ++i) {
-        const float v = std::exp(z[i] - zmax);
-        if (e) e[i] = v;
-        sum += v;
-      }
+      const double sum = exp_minus_max_sum(z, vocab, zmax, dlogits ? dlogits + r * vocab : nullptr);
       loss += std::log(sum) - double(zt - zmax);
       ++counted;
-      if (e) {
+      if (dlogits) {
+        float* e = dlogits + r * vocab;
         const float scale = float(double(grad_scale) / sum);
 #pragma omp simd
         for (int64_t j = 0; j < vocab; ++j) e[j] *= scale;
