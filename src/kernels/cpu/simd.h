@@ -70,6 +70,24 @@ inline float dot(const float* a, const float* b, int64_t n) {
 #endif
 }
 
+// The largest of x[0..n), n >= 1 (two accumulators: max has a 4-cycle latency).
+inline float max_of(const float* x, int64_t n) {
+  float m = x[0];
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (n >= 32) {
+    __m512 m0 = _mm512_loadu_ps(x), m1 = _mm512_loadu_ps(x + 16);
+    for (i = 32; i + 32 <= n; i += 32) {
+      m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
+      m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + i + 16));
+    }
+    m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+  }
+#endif
+  for (; i < n; ++i) m = m > x[i] ? m : x[i];
+  return m;
+}
+
 // y[i] += alpha * x[i]
 inline void axpy(float alpha, const float* x, float* y, int64_t n) {
   int64_t i = 0;

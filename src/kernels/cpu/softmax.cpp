@@ -11,8 +11,7 @@
 namespace mf {
 
 float exp_minus_max(float* x, int64_t cols, float* max_out) {
-  float max = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < cols; ++i) max = std::max(max, x[i]);
+  const float max = simd::max_of(x, cols);
   *max_out = max;
   if (max == -std::numeric_limits<float>::infinity()) {  // fully masked row: no probability mass
     for (int64_t i = 0; i < cols; ++i) x[i] = 0.0f;

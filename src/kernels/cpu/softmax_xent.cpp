@@ -11,23 +11,6 @@
 namespace mf {
 namespace {
 
-float row_max(const float* z, int64_t n) {
-  float m = z[0];
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  if (n >= 32) {  // two accumulators: max has a 4-cycle latency
-    __m512 m0 = _mm512_loadu_ps(z), m1 = _mm512_loadu_ps(z + 16);
-    for (i = 32; i + 32 <= n; i += 32) {
-      m0 = _mm512_max_ps(m0, _mm512_loadu_ps(z + i));
-      m1 = _mm512_max_ps(m1, _mm512_loadu_ps(z + i + 16));
-    }
-    m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-  }
-#endif
-  for (; i < n; ++i) m = std::max(m, z[i]);
-  return m;
-}
-
 // sum_i exp(z_i - zmax), each exp in fp32 (stored in e when given), the sum in double. The
 // lanes are widened to double and kept in vector accumulators; the order is fixed by n alone.
 double exp_minus_max_sum(const float* z, int64_t n, float zmax, float* e) {
@@ -75,7 +58,7 @@ CrossEntropySums cross_entropy(const float* logits, const int32_t* targets, int6
         if (dlogits) std::fill(dlogits + r * vocab, dlogits + (r + 1) * vocab, 0.0f);
         continue;
       }
-      const float zmax = row_max(z, vocab);
+      const float zmax = simd::max_of(z, vocab);
       const float zt = z[target];  // read before d (which may alias z) is written
       // e_i = exp(z_i - max) in fp32 (one exp per entry, kept in d for the gradient), summed in
       // double: vocabularies of 50k+ entries lose digits in an fp32 sum.
