@@ -33,7 +33,7 @@ std::string model_id_for(const std::string& path) {
 int run_serve(const std::vector<std::string>& args) {
   std::string model, host = "127.0.0.1", api_key, alias;
   int port = 8080, parallel = 4, ctx = 2048, threads = 0, max_queue = 64, timeout = 600, prefill_chunk = 256;
-  int max_body = 8 << 20;
+  int max_body = 8 << 20, expert_cache_mib = 0;
   bool int8 = false;
   std::string cache_type_k = "f32", cache_type_v = "f32";
   ArgParser p("moeforge serve -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [options]",
@@ -58,6 +58,7 @@ int run_serve(const std::vector<std::string>& args) {
   p.option("alias", 0, "NAME", "the model name clients use (default: the model's directory or file name)", &alias);
   p.flag("int8", "decode Q4_0/Q4_1/Q8_0 weights with int8 activations (faster, logits move by a few percent)", &int8);
   add_kv_cache_flags(p, cache_type_k, cache_type_v);
+  add_expert_cache_flag(p, expert_cache_mib);
   p.example("moeforge serve -m ~/.cache/moeforge/SmolLM2-135M-Instruct.Q4_1.gguf --parallel 4", "serve the OpenAI API and the web chat on http://127.0.0.1:8080");
   p.example("moeforge serve -m runs/smolmoe/routers/model --host 0.0.0.0 --api-key KEY", "on every address, with a key (docs/serve.md)");
   if (!parse_or_usage(p, args)) return 0;
@@ -83,6 +84,7 @@ int run_serve(const std::vector<std::string>& args) {
   lo.max_context = 1;  // the bundle's own one-sequence cache is unused: the engine has its own
   lo.threads = threads;
   lo.int8_decode = int8;
+  lo.expert_cache_bytes = expert_cache_bytes(expert_cache_mib);
   ModelBundle bundle = load_model_bundle(model, lo);
   Transformer* transformer = bundle.model->cpu_transformer();
   if (!transformer) throw UsageError("serve runs on the CPU model only");

@@ -39,6 +39,7 @@ void add_run_flags(ArgParser& p, RunFlags& f) {
   p.flag("int8", "compute Q4_0/Q4_1/Q8_0 weights with int8 activations (decode and prompts), as llama.cpp "
          "does: faster, but logits move by a few % (default: fp32 activations, the PyTorch-checked path)", &f.int8);
   add_kv_cache_flags(p, f.cache_type_k, f.cache_type_v);
+  add_expert_cache_flag(p, f.expert_cache_mib);
   p.option("device", 0, "auto|cpu|cuda", "where to run; auto = cuda when a GPU is present and the CUDA path "
            "runs the model (default auto)", &f.device);
   p.flag("verbose", "print load and speed details to stderr", &f.verbose);
@@ -60,6 +61,17 @@ void add_kv_cache_flags(ArgParser& p, std::string& key_type, std::string& value_
   p.option("cache-type-v", 0, "TYPE", "KV cache values as f32, f16 or bf16 (default f32)", &value_type);
   p.alias("-ctk", "cache-type-k");
   p.alias("-ctv", "cache-type-v");
+}
+
+void add_expert_cache_flag(ArgParser& p, int& mib) {
+  p.option("expert-cache", 0, "MiB", "most memory for a MoE's routed experts packed for decode: beyond it the least "
+           "recently routed are dropped, their pages of the model file released, and packed again when a token "
+           "routes to them; 0 = no limit (default 0)", &mib);
+}
+
+size_t expert_cache_bytes(int mib) {
+  if (mib < 0) throw UsageError(cat("--expert-cache must be >= 0 MiB, got ", mib));
+  return size_t(mib) << 20;
 }
 
 KVCacheTypes kv_cache_types(const std::string& key_type, const std::string& value_type) {
@@ -128,6 +140,7 @@ ModelBundle load_for_run(RunFlags& f, const ArgParser& p) {
   lo.max_context = f.ctx;
   lo.threads = f.threads;
   lo.int8_decode = f.int8;
+  lo.expert_cache_bytes = expert_cache_bytes(f.expert_cache_mib);
   lo.kv_cache = kv_cache_types(f.cache_type_k, f.cache_type_v);
   lo.make_model = inference_model_factory(f.device);
   Timer t;
@@ -136,7 +149,9 @@ ModelBundle load_for_run(RunFlags& f, const ArgParser& p) {
     std::cerr << "loaded " << f.model_path << " (" << m.summary.architecture << ", " << m.summary.layers
               << " layers, context " << m.model->context_length() << ") in " << t.seconds() << " s; decode: "
               << m.summary.decode_activations << " activations, " << (m.summary.decode_packed_bytes >> 20)
-              << " MiB of weights packed for it; KV cache " << m.summary.kv_cache << "\n";
+              << " MiB of weights packed for it"
+              << (f.expert_cache_mib ? cat(" (routed experts' copies capped at ", f.expert_cache_mib, " MiB)") : "")
+              << "; KV cache " << m.summary.kv_cache << "\n";
   // The CUDA model keeps its own cache: say so rather than drop the flags in silence.
   if (!m.model->cpu_transformer() && (lo.kv_cache.keys != DType::F32 || lo.kv_cache.values != DType::F32))
     std::cerr << "note: --cache-type-k/-v apply to the CPU model; the CUDA model keeps its own KV cache\n";

@@ -32,12 +32,18 @@ struct RunFlags {
   bool int8 = false;    // int8 activations for Q4_0/Q4_1/Q8_0 decode (LoadOptions::int8_decode)
   bool ignore_eos = false;  // generate --max-tokens tokens whatever the model samples
   std::string cache_type_k = "f32", cache_type_v = "f32";  // the KV cache's element types
+  int expert_cache_mib = 0;  // LoadOptions::expert_cache_bytes, in MiB (0: no limit)
 };
 
 // --cache-type-k / --cache-type-v (-ctk / -ctv, as llama.cpp spells them), for every command that
 // keeps a KV cache; kv_cache_types() turns the values into types (UsageError when unknown).
 void add_kv_cache_flags(ArgParser& p, std::string& key_type, std::string& value_type);
 KVCacheTypes kv_cache_types(const std::string& key_type, const std::string& value_type);
+
+// --expert-cache MiB, for every command that decodes a model on the CPU; expert_cache_bytes()
+// checks the value (UsageError when negative) and turns it into LoadOptions::expert_cache_bytes.
+void add_expert_cache_flag(ArgParser& p, int& mib);
+size_t expert_cache_bytes(int mib);
 
 // Registers -m and the shared sampling/context flags.
 void add_run_flags(ArgParser& p, RunFlags& f);

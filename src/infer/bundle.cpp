@@ -168,7 +168,7 @@ ModelBundle load_model_bundle(const std::string& path, const LoadOptions& opts) 
   auto transformer = std::make_unique<Transformer>(std::move(w));
   if (opts.pack_decode || opts.int8_decode) {
     const DecodeActivations act = opts.int8_decode ? DecodeActivations::int8 : DecodeActivations::fp32;
-    s.decode_packed_bytes = transformer->pack_for_decode(act);
+    s.decode_packed_bytes = transformer->pack_for_decode(act, opts.expert_cache_bytes);
     if (s.decode_packed_bytes > 0) s.decode_activations = opts.int8_decode ? "int8" : "fp32";
   }
   s.kv_cache = describe_kv_cache(opts.kv_cache);

@@ -44,6 +44,10 @@ struct LoadOptions {
   // ...and multiply them with int8 activations: faster still, but the logits move by a few
   // percent (enough to change a small model's answers). Off: the PyTorch-checked path.
   bool int8_decode = false;
+  // The most bytes a MoE's routed experts' packed copies may take (0: no limit); the least
+  // recently routed are dropped beyond it and their pages of the file handed back to the kernel
+  // (layer_weights.h: pack_for_decode). Bounds a long session's memory for a re-pack per miss.
+  size_t expert_cache_bytes = 0;
   // The KV cache's element types (F32: attention exactly as PyTorch; F16/BF16: half the memory
   // and half the bytes read per decoded token). The CUDA model keeps its own cache.
   KVCacheTypes kv_cache;

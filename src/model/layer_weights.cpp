@@ -142,15 +142,16 @@ size_t pack(SwigluWeights& s, DecodeActivations a) { return pack(s.gate, a) + pa
 // A routed expert is packed the first time a token is routed to it: a run that never routes to
 // an expert never packs it, nor reads its pages of a memory-mapped file. Returns the bytes it may
 // come to.
-size_t pack_on_first_use(LinearWeight& m, DecodeActivations activations) {
-  if (!PackedQuantMatrix::supports(m.w) || m.packed || m.packed_on_first_use) return 0;
-  m.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
-  m.activations = activations;
+size_t pack_on_demand(LinearWeight& m, DecodeActivations activations, const std::shared_ptr<PackedCopies>& copies) {
+  if (!PackedQuantMatrix::supports(m.w) || m.packed) return 0;
+  m.activations = activations;  // a second call switches the activations, as pack() does
+  if (m.packed_on_demand) return 0;
+  m.packed_on_demand = std::make_shared<PackedOnDemand>(copies);
   return m.w.nbytes();  // the packed copy holds the same quantized blocks, rearranged
 }
 
-size_t pack_on_first_use(SwigluWeights& s, DecodeActivations a) {
-  return pack_on_first_use(s.gate, a) + pack_on_first_use(s.up, a) + pack_on_first_use(s.down, a);
+size_t pack_on_demand(SwigluWeights& s, DecodeActivations a, const std::shared_ptr<PackedCopies>& copies) {
+  return pack_on_demand(s.gate, a, copies) + pack_on_demand(s.up, a, copies) + pack_on_demand(s.down, a, copies);
 }
 
 }  // namespace
@@ -158,7 +159,7 @@ size_t pack_on_first_use(SwigluWeights& s, DecodeActivations a) {
 int64_t batch_invariant_rows(const TransformerWeights& w) {
   int64_t rows = std::numeric_limits<int64_t>::max();
   auto take = [&rows](const LinearWeight& m) {
-    const bool packed = m.packed || m.packed_on_first_use;
+    const bool packed = m.packed || m.packed_on_demand;
     rows = std::min(rows, !packed ? kLinearGemvMaxRows
                           : m.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows
                                                                      : kLinearPackedMaxRows);
@@ -181,18 +182,20 @@ int64_t batch_invariant_rows(const TransformerWeights& w) {
   return rows;
 }
 
-size_t pack_for_decode(TransformerWeights& w, DecodeActivations a) {
-  size_t bytes = pack(w.head, a);
+size_t pack_for_decode(TransformerWeights& w, DecodeActivations a, size_t expert_budget_bytes) {
+  if (!w.expert_copies) w.expert_copies = std::make_shared<PackedCopies>(expert_budget_bytes);
+  size_t bytes = pack(w.head, a), expert_bytes = 0;
   for (LayerWeights& L : w.layers) {
     bytes += pack(L.q, a) + pack(L.k, a) + pack(L.v, a) + pack(L.o, a);
     if (L.is_moe) {
-      for (SwigluWeights& e : L.moe.experts) bytes += pack_on_first_use(e, a);
+      for (SwigluWeights& e : L.moe.experts) expert_bytes += pack_on_demand(e, a, w.expert_copies);
       if (L.moe.has_shared) bytes += pack(L.moe.shared, a);
     } else {
       bytes += pack(L.mlp, a);
     }
   }
-  return bytes;
+  const size_t budget = w.expert_copies->budget_bytes();
+  return bytes + (budget ? std::min(budget, expert_bytes) : expert_bytes);
 }
 
 }  // namespace mf

@@ -44,6 +44,7 @@ struct TransformerWeights {
   Tensor final_norm;                    // F32 [H]
   LinearWeight head;                    // [V, H] (the embedding when tied)
   std::vector<LayerWeights> layers;
+  std::shared_ptr<PackedCopies> expert_copies;  // the routed experts' packed copies (pack_for_decode)
 };
 
 // Throws mf::Error naming the tensor, the expected and the actual shape (or that it is
@@ -52,10 +53,11 @@ TransformerWeights bind_weights(const ModelWeights& w);
 
 // Gives every Q4_0/Q4_1/Q8_0 matrix (attention, MLP, experts, head; not the routers, which
 // stay on the stored layout) a copy packed for decode, multiplied with `activations`. A MoE's
-// routed experts are packed the first time a token is routed to them (PackedOnFirstUse), so an
-// expert no token picks costs neither a copy nor a read of its pages. Returns the bytes the
-// packed copies take once all are made.
-size_t pack_for_decode(TransformerWeights& w, DecodeActivations activations);
+// routed experts are packed the first time a token is routed to them (PackedOnDemand), so an
+// expert no token picks costs neither a copy nor a read of its pages; with expert_budget_bytes
+// (0: no limit) the least recently routed experts' copies are dropped to stay under it and made
+// again when routed to. Returns the bytes the packed copies may take.
+size_t pack_for_decode(TransformerWeights& w, DecodeActivations activations, size_t expert_budget_bytes = 0);
 
 // The most rows a forward may carry with each row's result what it would be in any smaller
 // forward: every matrix's kernel for that many rows computes rows independently and is the one a

@@ -41,9 +41,11 @@ Transformer& Transformer::operator=(Transformer&&) noexcept = default;
 const ModelConfig& Transformer::config() const { return impl_->config(); }
 const ModelWeights& Transformer::weights() const { return impl_->weights; }
 
-size_t Transformer::pack_for_decode(DecodeActivations activations) {
-  return mf::pack_for_decode(impl_->bound, activations);
+size_t Transformer::pack_for_decode(DecodeActivations activations, size_t expert_budget_bytes) {
+  return mf::pack_for_decode(impl_->bound, activations, expert_budget_bytes);
 }
+
+const PackedCopies* Transformer::expert_copies() const { return impl_->bound.expert_copies.get(); }
 
 int64_t Transformer::batch_invariant_rows() const { return mf::batch_invariant_rows(impl_->bound); }
 

@@ -45,7 +45,11 @@ class Transformer {
   // move by a few percent. Off by default. May be called again to switch activations.
   // Returns the bytes the packed copies take (0 when no matrix qualifies or the CPU lacks
   // AVX-512 VNNI).
-  size_t pack_for_decode(DecodeActivations activations = DecodeActivations::fp32);
+  // expert_budget_bytes: the most the routed experts' packed copies may take (0: no limit);
+  // layer_weights.h says how.
+  size_t pack_for_decode(DecodeActivations activations = DecodeActivations::fp32, size_t expert_budget_bytes = 0);
+  // The routed experts' packed copies (sizes, packings, drops); null before pack_for_decode.
+  const PackedCopies* expert_copies() const;
 
   // Appends `tokens` (batch rows one after another: of equal length, or of opts.lengths) to the
   // cache and returns logits: [tokens, vocab] if all_logits else [batch, vocab] (each row's last

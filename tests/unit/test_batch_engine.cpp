@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "infer/generate.h"
 #include "infer/sampling.h"
+#include "kernels/cpu/packed_quant.h"
 #include "kernels/cpu/quant.h"
 #include "model/init.h"
 #include "model/transformer.h"
@@ -147,8 +148,9 @@ TEST_P(BatchEngineTest, AndSoOnAHalfPrecisionKVCache) {
 // A Q8_0 model on the int8 kernels computes every row on its own at any batch size, so prompt
 // chunks ride along in the decode steps of 16 sequences: fewer forward passes than decode steps
 // plus chunks, and still every sequence's tokens are what it produces alone.
-TEST_P(BatchEngineTest, PromptChunksRideAlongInDecodeStepsOfAQuantizedModel) {
-  mf::ModelConfig c = tiny(GetParam());
+// The tiny model with its matrices in Q8_0 (the routers and the embedding stay fp32).
+mf::ModelWeights quantized_tiny(bool moe) {
+  mf::ModelConfig c = tiny(moe);
   c.hidden_size = 64;  // Q8_0 rows need multiples of 32
   c.intermediate_size = 96;
   mf::ModelWeights w = mf::init_random_weights(c, 5, 0.3f);
@@ -160,7 +162,40 @@ TEST_P(BatchEngineTest, PromptChunksRideAlongInDecodeStepsOfAQuantizedModel) {
     mf::quantize_row(mf::DType::Q8_0, t.data<float>(), q.raw(), t.numel());
     t = std::move(q);
   }
-  mf::Transformer model(std::move(w));
+  return w;
+}
+
+TEST_P(BatchEngineTest, AnExpertCacheBudgetChangesNoTokenAndHoldsTheMemory) {
+  if (!GetParam()) GTEST_SKIP() << "a dense model has no routed experts";
+  // 16 sequences at once route to every expert of both layers each step; a budget of two
+  // matrices' copies (of 24 routed ones) makes them drop and repack all the time.
+  mf::Transformer free_model(quantized_tiny(true)), capped(quantized_tiny(true));
+  if (free_model.pack_for_decode(mf::DecodeActivations::fp32) == 0) GTEST_SKIP() << "no packed kernels in this build";
+  const size_t one = mf::PackedQuantMatrix(mf::Tensor::zeros(mf::DType::Q8_0, {96, 64})).bytes();  // gate, up
+  capped.pack_for_decode(mf::DecodeActivations::fp32, 2 * one);
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 16; ++i) prompts.push_back(std::string(size_t(2 + i), char('a' + i)) + " and so on.");
+  auto run = [&](mf::Transformer& model) {
+    mf::EngineOptions o;
+    o.parallel = 16;
+    o.context = 96;
+    mf::BatchEngine engine(model, *tok_, o);
+    std::vector<std::future<Outcome>> futures;
+    for (const auto& p : prompts) futures.push_back(submit(engine, greedy(*tok_, p, 10)));
+    std::vector<std::vector<int32_t>> tokens;
+    for (auto& f : futures) tokens.push_back(f.get().tokens);
+    return tokens;
+  };
+  EXPECT_EQ(run(capped), run(free_model));
+  const mf::PackedCopies& copies = *capped.expert_copies();
+  EXPECT_GT(copies.copies_dropped(), 0);
+  EXPECT_LE(copies.resident_bytes(), copies.budget_bytes() + one);  // one copy may exceed a tight budget
+  EXPECT_EQ(free_model.expert_copies()->copies_dropped(), 0);
+  EXPECT_GE(free_model.expert_copies()->resident_bytes(), size_t(2 * 4 * 2) * one);  // all 24 kept
+}
+
+TEST_P(BatchEngineTest, PromptChunksRideAlongInDecodeStepsOfAQuantizedModel) {
+  mf::Transformer model(quantized_tiny(GetParam()));
   if (model.pack_for_decode(mf::DecodeActivations::int8) == 0) GTEST_SKIP() << "no packed int8 kernels in this build";
   ASSERT_GT(model.batch_invariant_rows(), 1000);
   std::vector<std::string> prompts;

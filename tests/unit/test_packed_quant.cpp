@@ -166,7 +166,7 @@ TEST_P(PackedQ8, Int8ActivationsGiveEachRowOfABatchItsResultAlone) {
   }
 }
 
-TEST_P(PackedQ8, PackedOnFirstUseEqualsPackedAtLoadAndIsMadeOnlyWhenUsed) {
+TEST_P(PackedQ8, PackedOnDemandEqualsPackedAtLoadAndIsMadeOnlyWhenUsed) {
   Rng rng(9);
   std::vector<float> wdq;
   const int64_t N = 48, K = 64;
@@ -174,15 +174,15 @@ TEST_P(PackedQ8, PackedOnFirstUseEqualsPackedAtLoadAndIsMadeOnlyWhenUsed) {
   if (!PackedQuantMatrix::supports(w)) GTEST_SKIP() << "no AVX-512 VNNI in this build";
   LinearWeight eager(w), lazy(w), unused(w);
   eager.packed = std::make_shared<const PackedQuantMatrix>(w);
-  lazy.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
-  unused.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
-  EXPECT_EQ(lazy.packed_on_first_use->bytes(), 0u);
+  lazy.packed_on_demand = std::make_shared<PackedOnDemand>();
+  unused.packed_on_demand = std::make_shared<PackedOnDemand>();
+  EXPECT_EQ(lazy.packed_on_demand->bytes(), 0u);
   // A prompt chunk beyond the packed limit runs on the stored layout: still nothing packed.
   const int64_t big = kLinearPackedMaxRows + 1;
   std::vector<float> x(size_t(big * K)), a(size_t(big * N)), b(size_t(big * N));
   for (auto& v : x) v = rng.normal();
   linear(x.data(), big, K, lazy, nullptr, a.data());
-  EXPECT_EQ(lazy.packed_on_first_use->bytes(), 0u);
+  EXPECT_EQ(lazy.packed_on_demand->bytes(), 0u);
   // Decode rows: packed now, with the eager copy's results bit for bit, from several threads at
   // once (a server step may be the first user).
   for (int64_t M : {int64_t(1), int64_t(3)}) {
@@ -192,8 +192,64 @@ TEST_P(PackedQ8, PackedOnFirstUseEqualsPackedAtLoadAndIsMadeOnlyWhenUsed) {
     for (int t = 0; t < 4; ++t) linear(x.data(), M, K, lazy, nullptr, got[size_t(t)].data());
     for (const auto& g : got) EXPECT_TRUE(std::equal(g.begin(), g.end(), b.begin())) << "M=" << M;
   }
-  EXPECT_EQ(lazy.packed_on_first_use->bytes(), eager.packed->bytes());
-  EXPECT_EQ(unused.packed_on_first_use->bytes(), 0u);
+  EXPECT_EQ(lazy.packed_on_demand->bytes(), eager.packed->bytes());
+  EXPECT_EQ(unused.packed_on_demand->bytes(), 0u);
+}
+
+TEST_P(PackedQ8, PackedCopiesStayUnderTheirBudgetDroppingTheLeastRecentlyUsed) {
+  // Three experts' matrices under a budget that holds two copies: routing to a third drops the
+  // least recently used one; routing back to it packs it again, with the same results bit for
+  // bit; a copy a caller still holds outlives its drop.
+  Rng rng(13);
+  std::vector<float> unused;
+  const int64_t N = 64, K = 128;
+  std::vector<Tensor> w;
+  for (int e = 0; e < 3; ++e) w.push_back(quantized(GetParam(), N, K, rng, &unused));
+  if (!PackedQuantMatrix::supports(w[0])) GTEST_SKIP() << "no AVX-512 VNNI in this build";
+  const size_t one = PackedQuantMatrix(w[0]).bytes();
+  auto copies = std::make_shared<PackedCopies>(2 * one + one / 2);
+  std::vector<LinearWeight> experts, eager;
+  for (const Tensor& t : w) {
+    experts.emplace_back(t);
+    experts.back().packed_on_demand = std::make_shared<PackedOnDemand>(copies);
+    eager.emplace_back(t);
+    eager.back().packed = std::make_shared<const PackedQuantMatrix>(t);
+  }
+  std::vector<float> x(size_t(2 * K)), got(size_t(2 * N)), want(size_t(2 * N));
+  for (auto& v : x) v = rng.normal();
+  auto route = [&](int e) {
+    linear(x.data(), 2, K, experts[size_t(e)], nullptr, got.data());
+    linear(x.data(), 2, K, eager[size_t(e)], nullptr, want.data());
+    EXPECT_EQ(got, want) << "expert " << e;
+  };
+  route(0);
+  route(1);
+  EXPECT_EQ(copies->resident_bytes(), 2 * one);
+  std::shared_ptr<const PackedQuantMatrix> held = experts[1].packed_on_demand->get(w[1]);  // a use too
+  route(0);  // 0 is now the most recent: 1 goes first
+  route(2);
+  EXPECT_EQ(experts[1].packed_on_demand->bytes(), 0u);
+  EXPECT_EQ(experts[0].packed_on_demand->bytes(), one);
+  EXPECT_EQ(experts[2].packed_on_demand->bytes(), one);
+  EXPECT_EQ(copies->resident_bytes(), 2 * one);
+  EXPECT_EQ(copies->copies_dropped(), 1);
+  std::vector<float> from_held(size_t(2 * N));
+  held->gemv_f32(x.data(), 2, from_held.data());  // dropped from the budget, alive for its holder
+  linear(x.data(), 2, K, eager[1], nullptr, want.data());
+  EXPECT_EQ(from_held, want);
+  route(1);  // packed again; 0 is the least recent now
+  EXPECT_EQ(experts[0].packed_on_demand->bytes(), 0u);
+  EXPECT_EQ(copies->copies_made(), 4);
+  EXPECT_EQ(copies->copies_dropped(), 2);
+  EXPECT_LE(copies->resident_bytes(), copies->budget_bytes());
+  // A budget smaller than one copy still keeps the copy in use.
+  auto tiny = std::make_shared<PackedCopies>(1);
+  LinearWeight alone(w[0]);
+  alone.packed_on_demand = std::make_shared<PackedOnDemand>(tiny);
+  linear(x.data(), 2, K, alone, nullptr, got.data());
+  linear(x.data(), 2, K, eager[0], nullptr, want.data());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(tiny->resident_bytes(), one);
 }
 
 TEST_P(PackedQ8, LinearManyEqualsOneLinearPerJobBitForBit) {
@@ -210,7 +266,7 @@ TEST_P(PackedQ8, LinearManyEqualsOneLinearPerJobBitForBit) {
   for (DecodeActivations kind : {DecodeActivations::fp32, DecodeActivations::int8}) {
     LinearWeight q(wq), k(wk), f(wf);
     q.packed = std::make_shared<const PackedQuantMatrix>(wq);
-    k.packed_on_first_use = std::make_shared<PackedOnFirstUse>();
+    k.packed_on_demand = std::make_shared<PackedOnDemand>();
     q.activations = k.activations = kind;
     const int64_t M = 3, tall = 600;  // past the fp32 packed limit; int8 slices it
     std::vector<float> x(size_t(tall * K)), x2(size_t(M * K)), bias(1040);

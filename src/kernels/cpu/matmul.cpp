@@ -158,30 +158,25 @@ void linear_rowwise(const float* x, int64_t M, int64_t K, const Tensor& weight, 
     linear(x + r0 * K, std::min(kLinearGemvMaxRows, M - r0), K, weight, bias, y + r0 * N);
 }
 
-const PackedQuantMatrix& PackedOnFirstUse::get(const Tensor& w) {
-  std::call_once(once_, [&] { packed_ = std::make_unique<const PackedQuantMatrix>(w); });
-  return *packed_;
-}
-
-size_t PackedOnFirstUse::bytes() const { return packed_ ? packed_->bytes() : 0; }
-
 namespace {
 
-// The packed copy M rows multiply, or null when this call takes the stored tensor.
-const PackedQuantMatrix* packed_for(const LinearWeight& weight, int64_t M, int64_t K) {
+// The packed copy M rows multiply, or null when this call takes the stored tensor. The caller
+// holds it until it is done: an on-demand copy may be dropped under the budget meanwhile.
+std::shared_ptr<const PackedQuantMatrix> packed_for(const LinearWeight& weight, int64_t M, int64_t K) {
   const int64_t packed_rows =
       weight.activations == DecodeActivations::int8 ? kLinearPackedInt8MaxRows : kLinearPackedMaxRows;
-  if (!(weight.packed || weight.packed_on_first_use) || M < 1 || M > packed_rows) return nullptr;
-  const PackedQuantMatrix& packed = weight.packed ? *weight.packed : weight.packed_on_first_use->get(weight.w);
-  MF_CHECK(packed.cols() == K && packed.rows() == weight.w.dim(0), "linear: packed weight [", packed.rows(), ", ",
-           packed.cols(), "] does not match input width K=", K);
-  return &packed;
+  if (!(weight.packed || weight.packed_on_demand) || M < 1 || M > packed_rows) return nullptr;
+  std::shared_ptr<const PackedQuantMatrix> packed =
+      weight.packed ? weight.packed : weight.packed_on_demand->get(weight.w);
+  MF_CHECK(packed->cols() == K && packed->rows() == weight.w.dim(0), "linear: packed weight [", packed->rows(), ", ",
+           packed->cols(), "] does not match input width K=", K);
+  return packed;
 }
 
 }  // namespace
 
 void linear(const float* x, int64_t M, int64_t K, const LinearWeight& weight, const float* bias, float* y) {
-  if (const PackedQuantMatrix* packed = packed_for(weight, M, K)) {
+  if (const std::shared_ptr<const PackedQuantMatrix> packed = packed_for(weight, M, K)) {
     const int64_t N = packed->rows();
     // int8 activations: slices of the kernel's most rows (each row's result is its own).
     for (int64_t r0 = 0; r0 < M; r0 += PackedQuantMatrix::kMaxRows) {
@@ -215,17 +210,21 @@ void linear_many(std::span<const LinearJob> jobs) {
   thread_local std::vector<Packed> packed;
   thread_local std::vector<std::unique_ptr<PackedActivations>> inputs;
   thread_local std::vector<Chunk> chunks;
+  thread_local std::vector<std::shared_ptr<const PackedQuantMatrix>> held;  // the copies in use
   packed.clear();
   chunks.clear();
+  held.clear();
   size_t used_inputs = 0;
   for (const LinearJob& j : jobs) {
     MF_CHECK(j.weight != nullptr, "linear_many: a job has no weight");
-    const PackedQuantMatrix* m = packed_for(*j.weight, j.M, j.K);
-    if (!m) {
+    std::shared_ptr<const PackedQuantMatrix> copy = packed_for(*j.weight, j.M, j.K);
+    if (!copy) {
       linear(j.x, j.M, j.K, *j.weight, j.bias, j.y);
       continue;
     }
     MF_CHECK(j.x != nullptr && j.y != nullptr, "linear_many: null input or output");
+    const PackedQuantMatrix* m = copy.get();
+    held.push_back(std::move(copy));
     const DecodeActivations kind = j.weight->activations;
     for (int64_t r0 = 0; r0 < j.M; r0 += PackedQuantMatrix::kMaxRows) {
       const Packed slice{j.x + r0 * j.K, std::min(PackedQuantMatrix::kMaxRows, j.M - r0), j.K, j.y + r0 * m->rows(),
@@ -254,6 +253,7 @@ void linear_many(std::span<const LinearJob> jobs) {
   });
   for (const Packed& p : packed)
     if (p.bias) add_bias(p.bias, p.M, p.matrix->rows(), p.y);
+  held.clear();
 }
 
 void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& weight, float* dx, bool accumulate) {

@@ -7,6 +7,7 @@
 #include <span>
 
 #include "core/tensor.h"
+#include "kernels/cpu/packed_on_demand.h"
 #include "kernels/cpu/packed_quant.h"
 
 namespace mf {
@@ -30,27 +31,14 @@ void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& 
 void linear_backward_weight(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dweight,
                             float* dbias);
 
-// A decode-packed copy made the first time it is needed rather than at load: a MoE's experts,
-// of which a run may route to only some, so the others are never packed and their pages of a
-// memory-mapped file never read. Thread-safe (a server's step may be the first user).
-class PackedOnFirstUse {
- public:
-  const PackedQuantMatrix& get(const Tensor& w);
-  // Bytes of the copy if it has been made, else 0.
-  size_t bytes() const;
-
- private:
-  std::once_flag once_;
-  std::unique_ptr<const PackedQuantMatrix> packed_;
-};
-
 // A linear layer's weight as a model holds it: the stored tensor and, optionally, a copy
-// packed for decode, made at load (`packed`) or on first use (`packed_on_first_use`).
+// packed for decode, made at load (`packed`) or when first needed (`packed_on_demand`: a MoE's
+// routed experts, under the model's budget for such copies).
 // Implicitly made from a Tensor.
 struct LinearWeight {
   Tensor w;
   std::shared_ptr<const PackedQuantMatrix> packed;  // null: row-major kernels only
-  std::shared_ptr<PackedOnFirstUse> packed_on_first_use;
+  std::shared_ptr<PackedOnDemand> packed_on_demand;
   DecodeActivations activations = DecodeActivations::fp32;
 
   LinearWeight() = default;
