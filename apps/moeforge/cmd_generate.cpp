@@ -59,7 +59,10 @@ int run_generate(const std::vector<std::string>& args) {
   std::cout << "\n";
   std::cout.flush();
   print_stats(res.stats, f.verbose);
-  if (f.verbose) std::cerr << "[finish: " << res.finish_reason << "]\n";
+  if (f.verbose) {
+    std::cerr << "[finish: " << res.finish_reason << "]\n";
+    print_expert_copies(m);
+  }
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "core/timer.h"
 #include "core/work_pool.h"
 #include "model/generation_config.h"
+#include "model/transformer.h"
 
 namespace mf::cli {
 
@@ -180,6 +181,16 @@ void print_stats(const GenerateStats& s, bool verbose) {
       std::fprintf(stderr, "[busy machine: %lld parallel loops ran on one thread after a thread stalled]\n",
                    static_cast<long long>(serial));
   }
+}
+
+void print_expert_copies(const ModelBundle& m) {
+  const Transformer* t = m.model->cpu_transformer();
+  const PackedCopies* copies = t ? t->expert_copies() : nullptr;
+  if (!copies || copies->copies_made() == 0) return;
+  std::fprintf(stderr, "[routed experts: %lld packed, %lld dropped, %.1f MiB held%s]\n",
+               static_cast<long long>(copies->copies_made()), static_cast<long long>(copies->copies_dropped()),
+               double(copies->resident_bytes()) / (1 << 20),
+               copies->budget_bytes() ? cat(" of a ", copies->budget_bytes() >> 20, " MiB budget").c_str() : "");
 }
 
 void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir) {

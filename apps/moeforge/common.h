@@ -56,6 +56,9 @@ ModelBundle load_for_run(RunFlags& f, const ArgParser& p);
 GenerateOptions generate_options(const RunFlags& f, const ModelBundle& m);
 // To stderr; with `verbose` the wall and CPU seconds of each phase as well.
 void print_stats(const GenerateStats& s, bool verbose = false);
+// To stderr, for a MoE whose routed experts were packed for decode: copies made and dropped, and
+// what they take now (--verbose).
+void print_expert_copies(const ModelBundle& m);
 // To stderr, when a saved directory is moeforge's own type: which features transformers lacks.
 void warn_if_moeforge_only(const HfLayout& layout, const std::string& dir);
 

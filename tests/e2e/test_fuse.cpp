@@ -75,6 +75,15 @@ TEST_F(FuseCli, FusedModelLoadsRunsAndShowsItsRoutes) {
   EXPECT_TRUE(has(info.out, "mixtral")) << info.out;
   auto gen = run({"generate", "-m", fused, "-p", "write code", "--max-tokens", "8", "--temperature", "0"});
   EXPECT_EQ(gen.rc, 0) << gen.err;
+  // An expert cache budget never changes the tokens (tests/unit/test_batch_engine has it on
+  // packed Q8_0 experts that drop and repack); a negative one is a usage error.
+  auto capped = run({"generate", "-m", fused, "-p", "write code", "--max-tokens", "8", "--temperature", "0",
+                     "--expert-cache", "1"});
+  EXPECT_EQ(capped.rc, 0) << capped.err;
+  EXPECT_EQ(capped.out, gen.out);
+  auto negative = run({"generate", "-m", fused, "-p", "write code", "--expert-cache", "-1"});
+  EXPECT_EQ(negative.rc, 2);
+  EXPECT_TRUE(has(negative.err, "--expert-cache must be >= 0 MiB, got -1")) << negative.err;
   auto chat = run({"chat", "-m", fused, "--show-experts", "--max-tokens", "6", "--temperature", "0"}, "write code\n");
   EXPECT_EQ(chat.rc, 0) << chat.err;
   EXPECT_TRUE(has(chat.err, "[experts: ")) << chat.err;
