@@ -72,6 +72,16 @@ std::string prometheus_metrics(const MetricsInput& in) {
   metric(o, "moeforge_prefill_tokens_per_second", "gauge", "Prompt tokens per second of prefill time since start.",
          per_second(double(e.prefilled_tokens), e.prefill_seconds));
   metric(o, "moeforge_uptime_seconds", "gauge", "Seconds since the server started.", in.uptime_seconds);
+  if (const auto& c = in.expert_copies) {
+    metric(o, "moeforge_expert_copies_made_total", "counter",
+           "Routed experts' matrices packed for decode, packings again after a drop included.", c->made);
+    metric(o, "moeforge_expert_copies_dropped_total", "counter",
+           "Packed expert matrices dropped to stay within --expert-cache.", c->dropped);
+    metric(o, "moeforge_expert_copies_bytes", "gauge", "Bytes the packed expert matrices take now.",
+           c->resident_bytes);
+    metric(o, "moeforge_expert_cache_budget_bytes", "gauge", "--expert-cache in bytes (0: no limit).",
+           c->budget_bytes);
+  }
   if (!e.moe_layers.empty()) {
     header(o, "moeforge_expert_selections_total", "counter",
            "Router top-k selections per MoE layer and expert, over every token that produced logits.");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,15 @@ class RequestCounters {
   std::map<std::pair<std::string, int>, int64_t> counts_;
 };
 
+// A MoE's routed experts packed for decode (kernels/cpu/packed_on_demand.h), as /metrics shows them.
+struct ExpertCopiesStats {
+  int64_t made = 0, dropped = 0;
+  size_t resident_bytes = 0, budget_bytes = 0;  // budget 0: no limit
+};
+
 struct MetricsInput {
   EngineStats engine;
+  std::optional<ExpertCopiesStats> expert_copies;  // a MoE with packed experts only
   std::map<std::pair<std::string, int>, int64_t> requests;
   std::vector<std::string> expert_names;   // for the expert label; "expertN" where missing
   double uptime_seconds = 0;

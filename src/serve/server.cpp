@@ -315,6 +315,10 @@ void Server::routes() {
     in.requests = counters_.snapshot();
     in.expert_names = config_.expert_names;
     in.uptime_seconds = double(std::time(nullptr)) - started_;
+    if (const Transformer* t = bundle_.model->cpu_transformer())
+      if (const PackedCopies* c = t->expert_copies(); c && config_.is_moe())
+        in.expert_copies = ExpertCopiesStats{c->copies_made(), c->copies_dropped(), c->resident_bytes(),
+                                             c->budget_bytes()};
     res.set_content(prometheus_metrics(in), "text/plain; version=0.0.4");
     counters_.count("/metrics", 200);
   });

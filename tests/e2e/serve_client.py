@@ -205,6 +205,8 @@ def main():
         check(s.metric("moeforge_generated_tokens_total") > generated, "metrics count generated tokens")
         met = s.raw("GET", "/metrics")[2].decode()
         check('moeforge_expert_selections_total{layer="0",expert="A"}' in met, "per-layer expert load in /metrics")
+        check("moeforge_expert_copies_made_total" in met and "moeforge_expert_cache_budget_bytes 0" in met,
+              "the packed experts' counters in /metrics")
         # A kept-alive connection idle past the 5 s after which client pools (httpx, Node) drop
         # theirs still answers: the client, not the server, ends it, so no request meets a
         # connection closing under it. It stays open over SIGTERM below.
