@@ -99,7 +99,7 @@ GgufTypeCounts save_gguf_model(const ModelWeights& w, const BpeVocab& vocab, con
   if (c.is_moe()) {
     g.add_kv("llama.expert_count", u32(c.num_experts));
     g.add_kv("llama.expert_used_count", u32(c.top_k));
-    if (!c.expert_names.empty()) g.add_kv("moeforge.expert_names", GgufValue::of_string_array(c.expert_names));
+    if (!c.expert_names.empty()) g.add_kv(kGgufExpertNamesKey, GgufValue::of_string_array(c.expert_names));
   }
   // gpt2: byte-level BPE with merges; llama: SentencePiece BPE, llama.cpp merges by score.
   MF_CHECK(vocab.model == "gpt2" || vocab.model == "llama", path, ": tokenizer model '", vocab.model,

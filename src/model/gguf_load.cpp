@@ -63,6 +63,15 @@ ModelConfig config_from_gguf(const GgufFile& f) {
     c.moe_intermediate_size = meta_int("expert_feed_forward_length",
                                       m.opt("expert_feed_forward_length", c.intermediate_size));
     c.routing.norm_topk_prob = true;
+    if (const GgufValue* names = f.find(kGgufExpertNamesKey)) {
+      try {
+        c.expert_names = names->as_string_array();
+      } catch (const Error& e) {
+        fail(path, ": metadata ", kGgufExpertNamesKey, ": ", e.what());
+      }
+      MF_CHECK(int64_t(c.expert_names.size()) == c.num_experts, path, ": metadata ", kGgufExpertNamesKey, " has ",
+               c.expert_names.size(), " names for ", c.num_experts, " experts");
+    }
   }
   if (const GgufValue* toks = f.find("tokenizer.ggml.tokens")) {
     c.vocab_size = int(toks->as_array().size());

@@ -8,6 +8,10 @@
 
 namespace mf {
 
+// moeforge's own metadata key for a MoE's expert names (a fused model's "Coder", "Writer", ...),
+// written by the GGUF export and read back at load; llama.cpp ignores it.
+inline constexpr const char* kGgufExpertNamesKey = "moeforge.expert_names";
+
 // The HF name of a 2-D/1-D GGUF tensor ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.
 // q_proj.weight"); `moe_prefix` is the HF container of a MoE layer's router and experts
 // Stacked expert tensors (ffn_*_exps) are not mapped here; MoE layers map to Mixtral's layout.

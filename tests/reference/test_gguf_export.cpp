@@ -18,8 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/mapped_file.h"
 #include "model/gguf_export.h"
+#include "model/gguf_names.h"
 #include "model/init.h"
 #include "model/kv_cache.h"
 #include "model/load.h"
@@ -142,6 +144,7 @@ TEST_F(GgufExport, ReloadGivesTheSameLogits) {
   const mf::ModelWeights back = mf::load_model_weights((dir_ / "f32.gguf").string());
   EXPECT_EQ(back.config.num_experts, 4);
   EXPECT_EQ(back.config.top_k, 2);
+  EXPECT_EQ(back.config.expert_names, w.config.expert_names);  // moeforge.expert_names, read back
   const mf::Tensor got = logits(back, ids);
   ASSERT_EQ(got.nbytes(), want.nbytes());
   EXPECT_EQ(std::memcmp(got.raw(), want.raw(), want.nbytes()), 0) << "an F32 export must reload bit for bit";
@@ -243,6 +246,33 @@ nlohmann::json dense_tensor_types(const mf::ModelConfig& c,
     put(b + "ffn_down.weight", {H, I}, pick("ffn_down", l));
   }
   return t;
+}
+
+TEST_F(GgufExport, ExpertNamesOfTheWrongCountOrTypeAreAClearError) {
+  // The same file with its moeforge.expert_names replaced: a name short, then a number.
+  const mf::BpeVocab vocab = small_vocab();
+  const mf::ModelWeights w = mf::init_random_weights(moe_config(int(vocab.tokens.size())), 9);
+  mf::GgufExportOptions o;
+  o.types = mf::parse_gguf_quant_mix("f32");
+  const std::string good = (dir_ / "named.gguf").string();
+  mf::save_gguf_model(w, vocab, good, o);
+  const mf::GgufFile f = mf::GgufFile::open(good);
+  for (const mf::GgufValue& names : {mf::GgufValue::of_string_array({"Actor", "Coder", "Thinker"}),
+                                     mf::GgufValue::of_u32(7)}) {
+    mf::GgufWriter g;
+    for (const std::string& key : f.metadata_keys_in_file_order()) g.add_kv(key, f.at(key));
+    g.add_kv(mf::kGgufExpertNamesKey, names);
+    for (const std::string& name : f.tensor_names_in_file_order()) g.add_tensor(name, f.tensor(name));
+    const std::string bad = (dir_ / "bad-names.gguf").string();
+    g.write(bad);
+    try {
+      (void)mf::load_model_weights(bad);
+      ADD_FAILURE() << "loaded a file with bad expert names";
+    } catch (const mf::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("bad-names.gguf: metadata moeforge.expert_names"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST_F(GgufExport, KQuantMixesGiveEachTensorLlamaCppsType) {
