@@ -43,12 +43,14 @@ int64_t PackedCopies::copies_dropped() const {
 }
 
 std::shared_ptr<const PackedQuantMatrix> PackedCopies::get(PackedOnDemand& m, const Tensor& w) {
+  // m's copy, now the most recently used, or null; mu_ held.
+  auto held_copy = [&] {
+    if (m.packed_) recent_.splice(recent_.begin(), recent_, m.place_);
+    return m.packed_;
+  };
   {
     const std::lock_guard lock(mu_);
-    if (m.packed_) {
-      recent_.splice(recent_.begin(), recent_, m.place_);
-      return m.packed_;
-    }
+    if (auto copy = held_copy()) return copy;
   }
   // Packing is the slow part: outside the lock, so other matrices' copies stay available. Two
   // threads may both pack one matrix the first time; the second finds the first's copy and
@@ -57,10 +59,7 @@ std::shared_ptr<const PackedQuantMatrix> PackedCopies::get(PackedOnDemand& m, co
   std::vector<std::pair<const void*, size_t>> released;
   {
     const std::lock_guard lock(mu_);
-    if (m.packed_) {
-      recent_.splice(recent_.begin(), recent_, m.place_);
-      return m.packed_;
-    }
+    if (auto copy = held_copy()) return copy;
     m.packed_ = made;
     m.stored_ = w.raw();
     m.stored_bytes_ = w.nbytes();
